@@ -1,0 +1,963 @@
+# -*- coding: utf-8 -*-
+# Copyright: entraops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The single Microsoft Graph client of the collection.
+
+It is the only place that speaks HTTP: authentication (msal), one pooled
+requests session, retries that honour Retry-After, paging, JSON batching and
+client-side write pacing. It knows nothing about licensing.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import email.utils
+import datetime
+import ipaddress
+import logging
+import random
+import re
+import threading
+import time
+import traceback
+import uuid
+
+from concurrent.futures import ThreadPoolExecutor
+
+try:
+    from urllib.parse import urlsplit, urlencode
+except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the import sanity test quiet
+    from urlparse import urlsplit  # type: ignore
+    from urllib import urlencode  # type: ignore
+
+try:
+    import msal
+    import requests
+    import requests.adapters
+    import requests.utils
+    HAS_GRAPH_DEPS = True
+    GRAPH_DEPS_IMPORT_ERROR = None
+except ImportError:
+    msal = None
+    requests = None
+    HAS_GRAPH_DEPS = False
+    GRAPH_DEPS_IMPORT_ERROR = traceback.format_exc()
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    HAS_CRYPTOGRAPHY = True
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+
+
+GRAPH_DEPS = "msal and requests"
+
+# Hosts per national cloud (Microsoft Graph "national cloud deployments").
+CLOUDS = {
+    "public": {"graph_url": "https://graph.microsoft.com", "authority_url": "https://login.microsoftonline.com"},
+    "usgov": {"graph_url": "https://graph.microsoft.us", "authority_url": "https://login.microsoftonline.us"},
+    "usgov_dod": {"graph_url": "https://dod-graph.microsoft.us", "authority_url": "https://login.microsoftonline.us"},
+    "china": {"graph_url": "https://microsoftgraph.chinacloudapi.cn", "authority_url": "https://login.chinacloudapi.cn"},
+}
+
+API_VERSION = "v1.0"
+BATCH_LIMIT = 20  # Graph refuses $batch bodies with more than 20 requests
+USER_AGENT = "entraops.licensing (Ansible collection)"
+
+READ_METHODS = frozenset(["GET", "HEAD"])
+# Statuses on which repeating a read is safe and useful.
+RETRYABLE_READ_STATUSES = frozenset([429, 502, 503, 504])
+# Statuses after which a write may or may not have been applied by Graph.
+UNKNOWN_OUTCOME_STATUSES = frozenset([500, 502, 503, 504])
+
+_LOGGER = logging.getLogger("ansible_collections.entraops.licensing.graph")
+
+
+class GraphError(Exception):
+    """Any failure talking to Microsoft Graph or the identity platform.
+
+    ``status`` is None for failures that never produced an HTTP response
+    (bad configuration, unreachable host, unknown outcome of a send).
+    """
+
+    def __init__(self, message, status=None, code=None, request_id=None, client_request_id=None, method=None, path=None):
+        super(GraphError, self).__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.client_request_id = client_request_id
+        self.method = method
+        self.path = path
+
+    def __str__(self):
+        if self.status is not None:
+            text = "Graph returned %s%s" % (self.status, " %s" % self.code if self.code else "")
+            if self.method and self.path:
+                text += " for %s %s" % (self.method, self.path)
+            text += ": %s" % (self.message or "no error message")
+        else:
+            text = self.message
+            if self.method and self.path and (" %s" % self.path) not in text:
+                text = "%s %s: %s" % (self.method, self.path, text)
+        ids = []
+        if self.request_id:
+            ids.append("request-id %s" % self.request_id)
+        if self.client_request_id:
+            ids.append("client-request-id %s" % self.client_request_id)
+        if ids:
+            text += " (%s)" % ", ".join(ids)
+        return text
+
+    def to_dict(self):
+        """Plain fields for module results; never contains credentials."""
+        return {
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
+            "request_id": self.request_id,
+            "client_request_id": self.client_request_id,
+            "method": self.method,
+            "path": self.path,
+        }
+
+
+class GraphOutcomeUnknown(GraphError):
+    """A write was sent and we cannot know whether Graph applied it.
+
+    Raised for timeouts, connections dropped after sending, and 500/502/503/504
+    on writes. The caller must re-read the state before deciding to send again.
+    """
+
+
+class GraphConfigError(GraphError):
+    """Invalid client configuration, detected before anything is sent."""
+
+
+class GraphAuthError(GraphError):
+    """The identity platform refused to issue a token, or Graph refused the token."""
+
+
+class GraphRetryBudgetExceeded(GraphError):
+    """Retrying would exceed max_retry_time."""
+
+
+class GraphResponse:
+    """Status, headers (case-insensitive) and parsed JSON body of one Graph reply."""
+
+    def __init__(self, status, headers, body, request_id=None, client_request_id=None):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.request_id = request_id
+        self.client_request_id = client_request_id
+
+    @property
+    def ok(self):
+        return 200 <= self.status < 300
+
+
+class BatchResult:
+    """The final answer for one $batch sub-request, in the caller's input order.
+
+    ``outcome_unknown`` is True for a write that got 500/502/503/504 (or whose
+    whole batch was lost in transit): it may or may not have been applied and was
+    not re-sent; re-read the state before acting on it.
+    """
+
+    def __init__(self, index, request_id, method, url, status, headers=None, body=None, outcome_unknown=False, attempts=1, error=None):
+        self.index = index
+        self.id = request_id
+        self.method = method
+        self.url = url
+        self.status = status
+        self.headers = headers or {}
+        self.body = body
+        self.outcome_unknown = outcome_unknown
+        self.attempts = attempts
+        self._error = error
+
+    @property
+    def ok(self):
+        return self.status is not None and 200 <= self.status < 300 and not self.outcome_unknown
+
+    def error(self):
+        """A GraphError describing a failed item (None when the item succeeded)."""
+        if self.ok:
+            return None
+        if self._error is not None:
+            return self._error
+        code, message, request_id, client_request_id = _error_fields(self.body)
+        request_id = request_id or _header(self.headers, "request-id")
+        cls = GraphOutcomeUnknown if self.outcome_unknown else GraphError
+        if self.outcome_unknown and self.status is not None:
+            message = "%s (outcome unknown: the write may or may not have been applied; it was not re-sent)" % (message or "server error")
+        return cls(message or "no error message", status=self.status, code=code, request_id=request_id,
+                   client_request_id=client_request_id, method=self.method, path=_path_only(self.url))
+
+    def to_dict(self):
+        return {"id": self.id, "method": self.method, "url": _path_only(self.url), "status": self.status,
+                "headers": dict(self.headers), "body": self.body, "outcome_unknown": self.outcome_unknown,
+                "attempts": self.attempts}
+
+
+class WritePacer:
+    """Token bucket that spaces writes out to ``rate`` per second (bursts up to one second's worth)."""
+
+    def __init__(self, rate, clock=None, sleep=None):
+        if rate is not None and rate < 0:
+            raise GraphConfigError("write_rate must be positive or 0 (off), got %r" % (rate,))
+        self.rate = float(rate) if rate else 0.0
+        self.capacity = max(1.0, self.rate)
+        self._clock = clock or time.monotonic
+        self._sleep = sleep or time.sleep
+        self._tokens = self.capacity
+        self._updated = self._clock()
+        self._lock = threading.Lock()
+
+    def reserve(self, count=1):
+        """Take ``count`` write slots and return how long the caller must wait before sending."""
+        if not self.rate or count <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            self._tokens -= count
+            return -self._tokens / self.rate if self._tokens < 0 else 0.0
+
+    def acquire(self, count=1):
+        wait = self.reserve(count)
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+class GraphStats:
+    """Counters for one client; thread safe. Read with ``as_dict()``."""
+
+    FIELDS = ("requests", "batch_requests", "batch_items", "writes", "retries", "throttled",
+              "seconds_waited", "seconds_paced", "outcome_unknown", "token_acquisitions")
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._values = dict((name, 0) for name in self.FIELDS)
+
+    def add(self, name, amount=1):
+        with self._lock:
+            self._values[name] += amount
+
+    def as_dict(self):
+        with self._lock:
+            values = dict(self._values)
+        values["seconds_waited"] = round(values["seconds_waited"], 3)
+        values["seconds_paced"] = round(values["seconds_paced"], 3)
+        return values
+
+
+def _header(headers, name):
+    if not headers:
+        return None
+    if hasattr(headers, "get") and not isinstance(headers, dict):
+        return headers.get(name)  # requests' CaseInsensitiveDict
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def _path_only(url):
+    """The path of a URL without the query string (queries may hold data that must not be logged)."""
+    if not url:
+        return url
+    return urlsplit(url).path or url.split("?", 1)[0]
+
+
+def _error_fields(body):
+    """(code, message, request-id, client-request-id) from a Graph or identity error body."""
+    if not isinstance(body, dict):
+        return None, None, None, None
+    error = body.get("error")
+    if isinstance(error, dict):
+        inner = error.get("innerError") or error.get("innererror") or {}
+        if not isinstance(inner, dict):
+            inner = {}
+        return error.get("code"), error.get("message"), inner.get("request-id"), inner.get("client-request-id")
+    if isinstance(error, str):  # identity platform: {"error": "invalid_client", "error_description": "AADSTS..."}
+        description = (body.get("error_description") or "").strip().splitlines()
+        return error, description[0] if description else None, body.get("trace_id"), body.get("correlation_id")
+    return None, None, None, None
+
+
+def parse_retry_after(value, now=None):
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None when absent or unreadable."""
+    if value is None:
+        return None
+    value = str(value).strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = None
+    if seconds is not None:
+        if seconds != seconds or seconds in (float("inf"), float("-inf")):
+            return None
+        return max(0.0, seconds)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return max(0.0, (moment - now).total_seconds())
+
+
+def is_loopback_host(host):
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _normalise_root(url, option):
+    """Validate a configured root URL (scheme, host, no version path) and drop the trailing slash."""
+    url = (url or "").strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise GraphConfigError("%s must be an https:// URL with a host name, got %r" % (option, url))
+    if parts.query or parts.fragment:
+        raise GraphConfigError("%s must not contain a query or fragment, got %r" % (option, url))
+    if re.search(r"/(v1\.0|beta)$", parts.path):
+        raise GraphConfigError("%s must be a root without a version path (like https://graph.microsoft.com), got %r" % (option, url))
+    return url
+
+
+def resolve_endpoints(cloud="public", graph_url=None, authority_url=None):
+    """(graph_root, authority_root) for a cloud name, with explicit roots taking precedence."""
+    cloud = cloud or "public"
+    if cloud not in CLOUDS:
+        raise GraphConfigError("cloud must be one of %s, got %r" % (", ".join(sorted(CLOUDS)), cloud))
+    graph_root = _normalise_root(graph_url or CLOUDS[cloud]["graph_url"], "graph_url")
+    authority_root = _normalise_root(authority_url or CLOUDS[cloud]["authority_url"], "authority_url")
+    graph_parts = urlsplit(graph_root)
+    if graph_parts.scheme == "http" and not is_loopback_host(graph_parts.hostname):
+        raise GraphConfigError(
+            "Refusing to send an access token over plain http:// to %s; use https:// "
+            "(plain http is allowed only for loopback addresses)" % graph_parts.hostname)
+    if urlsplit(authority_root).scheme != "https":
+        raise GraphConfigError("authority_url must use https:// (msal refuses other schemes), got %r" % authority_root)
+    return graph_root, authority_root
+
+
+def load_certificate_credential(path, password=None):
+    """An msal client_credential dict from a PEM file holding the certificate and its private key."""
+    try:
+        with open(path, "rb") as handle:
+            pem = handle.read().decode("ascii", "replace")
+    except (IOError, OSError) as exc:
+        raise GraphConfigError("Cannot read client_certificate_path %s: %s" % (path, exc.strerror or exc))
+    key_blocks = re.findall(r"-----BEGIN (?:[A-Z0-9 ]+ )?PRIVATE KEY-----.+?-----END (?:[A-Z0-9 ]+ )?PRIVATE KEY-----", pem, re.S)
+    cert_blocks = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, re.S)
+    if not key_blocks:
+        raise GraphConfigError("client_certificate_path %s holds no PEM private key; expected the certificate and its private key in one PEM file" % path)
+    if not cert_blocks:
+        raise GraphConfigError("client_certificate_path %s holds no PEM certificate; expected the certificate and its private key in one PEM file" % path)
+    if not HAS_CRYPTOGRAPHY:
+        raise GraphConfigError("Certificate authentication needs the Python library cryptography (a dependency of msal)")
+    password_bytes = password.encode("utf-8") if password else None
+    try:
+        private_key = load_pem_private_key(key_blocks[0].encode("ascii"), password=password_bytes)
+    except TypeError:
+        if password_bytes:
+            raise GraphConfigError("client_certificate_password was given but the private key in %s is not encrypted" % path)
+        raise GraphConfigError("The private key in %s is encrypted; set client_certificate_password" % path)
+    except ValueError:
+        raise GraphConfigError("Cannot load the private key in %s: wrong client_certificate_password or unsupported key format" % path)
+    leaf = None
+    for block in cert_blocks:
+        cert = x509.load_pem_x509_certificate(block.encode("ascii"))
+        if cert.public_key().public_numbers() == private_key.public_key().public_numbers():
+            leaf = (block, cert)
+            break
+    if leaf is None:
+        raise GraphConfigError("No certificate in %s matches its private key" % path)
+    credential = {"private_key": key_blocks[0]}
+    if password:
+        credential["passphrase"] = password
+    if _msal_version() >= (1, 35):
+        # msal derives the SHA-256 thumbprint (PS256 assertion) from the certificate itself.
+        credential["public_certificate"] = leaf[0]
+    else:
+        credential["thumbprint"] = leaf[1].fingerprint(hashes.SHA1()).hex().upper()  # nosec - x5t header, not a security hash
+    return credential
+
+
+def _msal_version():
+    try:
+        return tuple(int(part) for part in re.findall(r"\d+", msal.__version__)[:2])
+    except (AttributeError, ValueError):
+        return (0, 0)
+
+
+if HAS_GRAPH_DEPS:
+    _SessionBase = requests.Session
+else:  # keeps this file importable for sanity tests without the libraries
+    _SessionBase = object
+
+
+class _GraphSession(_SessionBase):
+    """requests session that ignores REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE and .netrc but keeps proxy variables.
+
+    requests lets those variables silently override an explicit ``verify``
+    (also for msal's token requests), so trust_env is off and only the proxy
+    settings of the environment (HTTPS_PROXY, NO_PROXY, ...) are applied.
+    """
+
+    def __init__(self, verify, pool_size, timeout):
+        super(_GraphSession, self).__init__()
+        self.trust_env = False
+        self.verify = verify
+        self.default_timeout = timeout
+        self.headers["User-Agent"] = USER_AGENT
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(4, pool_size), max_retries=0)
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        proxies = dict(proxies or {})
+        for scheme, proxy in requests.utils.get_environ_proxies(url, no_proxy=proxies.get("no_proxy")).items():
+            proxies.setdefault(scheme, proxy)
+        return super(_GraphSession, self).merge_environment_settings(url, proxies, stream, verify, cert)
+
+    def request(self, method, url, *args, **kwargs):  # pylint: disable=arguments-differ
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.default_timeout
+        return super(_GraphSession, self).request(method, url, *args, **kwargs)
+
+
+class _StaticToken:
+    """A token acquired elsewhere: used as is, cannot be refreshed."""
+
+    can_refresh = False
+
+    def __init__(self, token):
+        self._token = token
+
+    def get_token(self, force_refresh=False):
+        return self._token
+
+
+class _MsalToken:
+    """Client-credentials token from msal, cached by msal for the run and refreshed when it expires."""
+
+    can_refresh = True
+
+    def __init__(self, client, authority, client_id, credential, scope, instance_discovery):
+        self._client = client
+        self._authority = authority
+        self._client_id = client_id
+        self._credential = credential
+        self._scope = scope
+        self._instance_discovery = instance_discovery
+        self._app = None
+        self._lock = threading.Lock()
+
+    def _application(self):
+        if self._app is None:
+            kwargs = {"client_credential": self._credential, "authority": self._authority,
+                      "http_client": self._client.session}
+            if not self._instance_discovery:
+                kwargs["instance_discovery"] = False
+            try:
+                # The constructor already fetches the OpenID configuration.
+                self._app = msal.ConfidentialClientApplication(self._client_id, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                raise GraphAuthError("TLS verification failed for the authority %s: %s; set ca_bundle to the CA that signs it"
+                                     % (_path_root(self._authority), _short(exc)))
+            except requests.exceptions.RequestException as exc:
+                raise GraphAuthError("Cannot reach the authority %s: %s" % (_path_root(self._authority), _short(exc)))
+            except ValueError as exc:
+                raise GraphAuthError("The authority %s was refused: %s" % (self._authority, _short(exc)))
+        return self._app
+
+    def get_token(self, force_refresh=False):
+        with self._lock:
+            app = self._application()
+            if force_refresh:
+                cache = app.token_cache
+                for entry in list(cache.search(cache.CredentialType.ACCESS_TOKEN)):
+                    cache.remove_at(entry)
+            try:
+                result = app.acquire_token_for_client(scopes=[self._scope])
+            except requests.exceptions.RequestException as exc:
+                raise GraphAuthError("Cannot reach the token endpoint of %s: %s" % (self._authority, _short(exc)))
+            except ValueError as exc:
+                raise GraphAuthError("Token request to %s failed: %s" % (self._authority, _short(exc)))
+        if not result or "access_token" not in result:
+            code, message, trace_id, correlation_id = _error_fields(result or {})
+            raise GraphAuthError("Could not acquire a token from %s for client %s: %s%s" % (
+                self._authority, self._client_id, code or "unknown_error", ": %s" % message if message else ""),
+                code=code, request_id=trace_id, client_request_id=correlation_id)
+        if result.get("token_source") != "cache":
+            self._client.stats.add("token_acquisitions")
+            _LOGGER.debug("acquired a new access token from %s (expires in %ss)", self._authority, result.get("expires_in"))
+        return result["access_token"]
+
+
+def _short(exc):
+    """One line of an exception's text, for messages; never contains request bodies."""
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else exc.__class__.__name__
+
+
+def _path_root(url):
+    parts = urlsplit(url)
+    return "%s://%s" % (parts.scheme, parts.netloc)
+
+
+class GraphClient:
+    """Microsoft Graph v1.0 client: auth, retries, paging, batching.
+
+    Exactly one of ``client_secret``, ``client_certificate_path`` or
+    ``access_token`` authenticates; the first two need ``tenant_id`` and
+    ``client_id``. Paths are relative to the version root (``/users``).
+    """
+
+    def __init__(self, tenant_id=None, client_id=None, client_secret=None, client_certificate_path=None,
+                 client_certificate_password=None, access_token=None, cloud="public", graph_url=None,
+                 authority_url=None, ca_bundle=None, timeout=30, max_retry_time=300, write_rate=None,
+                 max_concurrency=4, backoff_base=1.0, backoff_cap=60.0, clock=None, sleep=None):
+        if not HAS_GRAPH_DEPS:
+            raise GraphConfigError("The Graph client needs the Python libraries %s" % GRAPH_DEPS)
+        self.graph_root, self.authority_root = resolve_endpoints(cloud, graph_url, authority_url)
+        self.api_root = "%s/%s" % (self.graph_root, API_VERSION)
+        self.scope = "%s/.default" % self.graph_root
+        self.timeout = timeout
+        self.max_retry_time = float(max_retry_time)
+        self.max_concurrency = max(1, int(max_concurrency))
+        self.backoff_base = float(backoff_base)
+        self.backoff_cap = float(backoff_cap)
+        self._clock = clock or time.monotonic
+        self._sleep = sleep or time.sleep
+        self.stats_counter = GraphStats()
+        self.pacer = WritePacer(write_rate, clock=self._clock, sleep=self._sleep)
+        self.session = _GraphSession(ca_bundle or True, self.max_concurrency + 2, (timeout, timeout))
+        self._graph_origin = _path_root(self.graph_root).lower()
+        self._token_provider = self._make_token_provider(tenant_id, client_id, client_secret, client_certificate_path,
+                                                         client_certificate_password, access_token,
+                                                         instance_discovery=authority_url is None)
+
+    @property
+    def stats(self):
+        return self.stats_counter
+
+    def statistics(self):
+        """A copy of the counters: requests, retries, throttled, seconds_waited, ..."""
+        return self.stats_counter.as_dict()
+
+    def _make_token_provider(self, tenant_id, client_id, client_secret, certificate_path, certificate_password,
+                             access_token, instance_discovery):
+        given = [name for name, value in (("client_secret", client_secret), ("client_certificate_path", certificate_path),
+                                          ("access_token", access_token)) if value]
+        if len(given) != 1:
+            raise GraphConfigError("Exactly one of client_secret, client_certificate_path or access_token is needed, got %s"
+                                   % (", ".join(given) if given else "none"))
+        if access_token:
+            return _StaticToken(access_token)
+        missing = [name for name, value in (("tenant_id", tenant_id), ("client_id", client_id)) if not value]
+        if missing:
+            raise GraphConfigError("%s %s required with %s" % (" and ".join(missing), "is" if len(missing) == 1 else "are", given[0]))
+        if not re.match(r"^[A-Za-z0-9.\-_]+$", tenant_id):
+            raise GraphConfigError("tenant_id must be a tenant GUID or domain name, got %r" % tenant_id)
+        credential = client_secret if client_secret else load_certificate_credential(certificate_path, certificate_password)
+        authority = "%s/%s" % (self.authority_root, tenant_id)
+        return _MsalToken(self, authority, client_id, credential, self.scope, instance_discovery)
+
+    def close(self):
+        self.session.close()
+
+    # ------------------------------------------------------------------ URLs
+
+    def url_for(self, path):
+        """Absolute URL for a path under the version root, or a nextLink that points at the same Graph host."""
+        if path.startswith("https://") or path.startswith("http://"):
+            if _path_root(path).lower() != self._graph_origin:
+                raise GraphConfigError("Refusing to send the access token to %s: it is not the configured Graph host %s"
+                                       % (_path_root(path), self._graph_origin))
+            return path
+        if not path.startswith("/"):
+            path = "/" + path
+        return self.api_root + path
+
+    # -------------------------------------------------------------- requests
+
+    def get(self, path, params=None, headers=None):
+        """GET and return the parsed JSON body."""
+        return self.request("GET", path, params=params, headers=headers).body
+
+    def post(self, path, body=None, headers=None, idempotent=False):
+        return self.request("POST", path, body=body, headers=headers, idempotent=idempotent)
+
+    def patch(self, path, body=None, headers=None, idempotent=False):
+        return self.request("PATCH", path, body=body, headers=headers, idempotent=idempotent)
+
+    def delete(self, path, headers=None, idempotent=False):
+        return self.request("DELETE", path, headers=headers, idempotent=idempotent)
+
+    def request(self, method, path, params=None, body=None, headers=None, idempotent=None, paced=True):
+        """Send one request with retries; return a GraphResponse for 2xx or raise GraphError.
+
+        Reads (and writes marked ``idempotent``) are repeated on 429/502/503/504,
+        timeouts and dropped connections. Other writes are repeated only on 429
+        and on 503 with Retry-After (Graph applied nothing); any other failure
+        whose outcome is unknown raises GraphOutcomeUnknown and is never re-sent.
+        """
+        method = method.upper()
+        is_write = method not in READ_METHODS
+        if idempotent is None:
+            idempotent = not is_write
+        url = self.url_for(path)
+        if params:
+            url = "%s%s%s" % (url, "&" if "?" in url else "?", urlencode(params, safe="$,'/:()"))
+        if is_write and paced:
+            self._pace(1)
+        started = self._clock()
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            token = self._token_provider.get_token()
+            client_request_id = str(uuid.uuid4())
+            send_headers = {"Authorization": "Bearer %s" % token, "client-request-id": client_request_id,
+                            "Accept": "application/json"}
+            if headers:
+                send_headers.update(headers)
+            self.stats_counter.add("requests")
+            if is_write and paced:
+                self.stats_counter.add("writes")
+            try:
+                reply = self.session.request(method, url, json=body, headers=send_headers)
+            except requests.exceptions.RequestException as exc:
+                self._after_transport_error(exc, method, url, idempotent, started, attempt, client_request_id)
+                continue
+            received = self._clock()
+            response = self._to_response(reply, client_request_id)
+            _LOGGER.debug("%s %s -> %s (request-id %s)", method, _path_only(url), response.status, response.request_id)
+            if response.ok:
+                return response
+            if response.status == 401 and self._token_provider.can_refresh and not refreshed:
+                # The cached token may have expired or been revoked early: get a fresh one once.
+                refreshed = True
+                self._token_provider.get_token(force_refresh=True)
+                self.stats_counter.add("retries")
+                continue
+            error = self._error_from(response, method, url)
+            if response.status == 401:
+                raise self._unauthorized(error, refreshed)
+            retry_after = parse_retry_after(_header(response.headers, "Retry-After"))
+            if response.status == 429:
+                self.stats_counter.add("throttled")
+            if self._may_resend(response.status, retry_after, is_write, idempotent):
+                wait = retry_after if retry_after is not None else self._backoff(attempt)
+                self._wait_before_retry(wait, started, received, error, attempt)
+                continue
+            if is_write and not idempotent and response.status in UNKNOWN_OUTCOME_STATUSES:
+                self.stats_counter.add("outcome_unknown")
+                raise GraphOutcomeUnknown(
+                    "%s (outcome unknown: the write may or may not have been applied; it was not re-sent)" % (error.message or "server error"),
+                    status=error.status, code=error.code, request_id=error.request_id,
+                    client_request_id=error.client_request_id, method=method, path=error.path)
+            raise error
+
+    @staticmethod
+    def _may_resend(status, retry_after, is_write, idempotent):
+        if not is_write or idempotent:
+            return status in RETRYABLE_READ_STATUSES
+        # Graph applied nothing on 429, nor on a 503 that tells when to come back.
+        return status == 429 or (status == 503 and retry_after is not None)
+
+    def _unauthorized(self, error, refreshed):
+        if not self._token_provider.can_refresh:
+            error.message = ("%s; the access_token given was rejected (expired or invalid) and cannot be refreshed: "
+                             "give a fresh token or client credentials" % (error.message or "Unauthorized"))
+        elif refreshed:
+            error.message = "%s; a freshly acquired token was rejected as well" % (error.message or "Unauthorized")
+        return GraphAuthError(error.message, status=error.status, code=error.code, request_id=error.request_id,
+                              client_request_id=error.client_request_id, method=error.method, path=error.path)
+
+    def _after_transport_error(self, exc, method, url, idempotent, started, attempt, client_request_id):
+        """Decide what a transport failure means; returns to retry, raises otherwise."""
+        path = _path_only(url)
+        if isinstance(exc, requests.exceptions.SSLError):
+            raise GraphError("TLS verification failed for %s: %s; set ca_bundle to the CA that signs it"
+                             % (_path_root(url), _short(exc)), method=method, path=path, client_request_id=client_request_id)
+        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader, requests.exceptions.MissingSchema)):
+            raise GraphConfigError("Invalid request to %s: %s" % (path, _short(exc)), method=method, path=path)
+        not_sent = _never_sent(exc)
+        if not (idempotent or not_sent):
+            self.stats_counter.add("outcome_unknown")
+            raise GraphOutcomeUnknown(
+                "%s (outcome unknown: the write may or may not have been applied; it was not re-sent)" % _transport_text(exc, url),
+                method=method, path=path, client_request_id=client_request_id)
+        error = GraphError(_transport_text(exc, url), method=method, path=path, client_request_id=client_request_id)
+        self._wait_before_retry(self._backoff(attempt), started, self._clock(), error, attempt)
+
+    def _wait_before_retry(self, wait, started, received, error, attempt):
+        """Sleep ``wait`` seconds counted from ``received`` unless that breaks the retry budget."""
+        resume_at = received + wait
+        if resume_at - started > self.max_retry_time:
+            raise GraphRetryBudgetExceeded(
+                "%s; gave up after %d attempt(s): waiting %.1fs more would exceed max_retry_time of %ss"
+                % (error.message or "request failed", attempt, wait, _seconds(self.max_retry_time)),
+                status=error.status, code=error.code, request_id=error.request_id,
+                client_request_id=error.client_request_id, method=error.method, path=error.path)
+        self.stats_counter.add("retries")
+        _LOGGER.info("retrying %s %s after %.2fs (%s)", error.method, error.path, wait, error.status or "transport error")
+        self._sleep_until(resume_at)
+
+    def _sleep_until(self, resume_at):
+        remaining = resume_at - self._clock()
+        if remaining > 0:
+            self._sleep(remaining)
+            self.stats_counter.add("seconds_waited", remaining)
+            # sleep() may wake marginally early on some platforms; never resume before the deadline.
+            while self._clock() < resume_at:
+                self._sleep(max(resume_at - self._clock(), 0.001))
+
+    def _backoff(self, attempt):
+        """Exponential backoff with full jitter."""
+        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempt - 1)))
+        return random.uniform(0, ceiling)  # nosec - jitter, not cryptography
+
+    def _pace(self, count):
+        waited = self.pacer.acquire(count)
+        if waited:
+            self.stats_counter.add("seconds_paced", waited)
+
+    def _to_response(self, reply, client_request_id):
+        body = None
+        if reply.content:
+            try:
+                body = reply.json()
+            except ValueError:
+                body = None
+        request_id = reply.headers.get("request-id")
+        if not request_id:
+            request_id = _error_fields(body)[2]
+        return GraphResponse(reply.status_code, reply.headers, body, request_id=request_id,
+                             client_request_id=reply.headers.get("client-request-id") or client_request_id)
+
+    def _error_from(self, response, method, url):
+        code, message, request_id, client_request_id = _error_fields(response.body)
+        return GraphError(message or "no error message", status=response.status, code=code,
+                          request_id=response.request_id or request_id,
+                          client_request_id=response.client_request_id or client_request_id,
+                          method=method, path=_path_only(url))
+
+    # ---------------------------------------------------------------- paging
+
+    def iter_pages(self, path, params=None, headers=None):
+        """Yield each page (the JSON body) of a collection, following @odata.nextLink verbatim.
+
+        ``headers`` (for example ConsistencyLevel) are sent with every page.
+        """
+        next_url, next_params = path, params
+        while next_url:
+            page = self.request("GET", next_url, params=next_params, headers=headers).body or {}
+            yield page
+            next_url, next_params = page.get("@odata.nextLink"), None
+
+    def get_all(self, path, params=None, headers=None):
+        """Yield every item of a collection across pages, holding one page in memory at a time."""
+        for page in self.iter_pages(path, params=params, headers=headers):
+            for item in page.get("value") or []:
+                yield item
+
+    # ---------------------------------------------------------------- $batch
+
+    def batch(self, requests_list, max_concurrency=None):
+        """Send any number of sub-requests through $batch; return BatchResult objects in input order.
+
+        Each sub-request is a dict: ``method``, ``url`` (relative to the version
+        root, like ``/users/{id}/assignLicense``), optional ``body``,
+        ``headers``, ``id`` and ``idempotent``. Throttled items (429, 503 with
+        Retry-After; reads also 502/503/504) are re-sent after their own
+        Retry-After; writes that get 500/502/503/504 come back with
+        ``outcome_unknown`` and are never re-sent.
+        """
+        items = self._prepare_batch_items(requests_list)
+        results = [None] * len(items)
+        if not items:
+            return results
+        concurrency = max(1, int(max_concurrency or self.max_concurrency))
+        started = self._clock()
+        not_before = dict((item["index"], started) for item in items)
+        attempts = dict((item["index"], 0) for item in items)
+        by_index = dict((item["index"], item) for item in items)
+        with ThreadPoolExecutor(max_workers=concurrency) as executor:
+            while not_before:
+                now = self._clock()
+                ready = sorted(index for index, moment in not_before.items() if moment <= now)
+                if not ready:
+                    self._sleep_until(min(not_before.values()))
+                    continue
+                for index in ready:
+                    del not_before[index]
+                    attempts[index] += 1
+                chunks = [ready[offset:offset + BATCH_LIMIT] for offset in range(0, len(ready), BATCH_LIMIT)]
+                outcomes = list(executor.map(lambda chunk: self._send_batch_chunk([by_index[i] for i in chunk]), chunks))
+                for outcome in outcomes:
+                    for index, verdict in outcome:
+                        self._settle_batch_item(by_index[index], verdict, attempts[index], started, not_before, results)
+        return results
+
+    def _prepare_batch_items(self, requests_list):
+        items = []
+        seen = set()
+        for index, sub in enumerate(requests_list):
+            method = str(sub.get("method", "GET")).upper()
+            url = sub.get("url") or ""
+            if not url.startswith("/") or url.startswith("/v1.0/") or url.startswith("/beta/"):
+                raise GraphConfigError("$batch item %d: url must be relative to the version root (like /users/{id}), got %r"
+                                       % (index, _path_only(url)))
+            item_id = str(sub.get("id") if sub.get("id") is not None else index + 1)
+            if item_id.lower() in seen:
+                raise GraphConfigError("$batch item ids must be unique (case-insensitive); %r is repeated" % item_id)
+            seen.add(item_id.lower())
+            headers = dict(sub.get("headers") or {})
+            if sub.get("body") is not None and not _header(headers, "Content-Type"):
+                headers["Content-Type"] = "application/json"
+            is_write = method not in READ_METHODS
+            items.append({"index": index, "id": item_id, "method": method, "url": url, "body": sub.get("body"),
+                          "headers": headers, "is_write": is_write,
+                          "idempotent": bool(sub.get("idempotent")) or not is_write})
+        return items
+
+    def _send_batch_chunk(self, chunk):
+        """POST one $batch; returns [(index, verdict)] where verdict is a dict describing the item's reply."""
+        writes = sum(1 for item in chunk if item["is_write"])
+        unsafe_writes = any(item["is_write"] and not item["idempotent"] for item in chunk)
+        payload = {"requests": []}
+        for item in chunk:
+            sub = {"id": item["id"], "method": item["method"], "url": item["url"]}
+            if item["headers"]:
+                sub["headers"] = item["headers"]
+            if item["body"] is not None:
+                sub["body"] = item["body"]
+            payload["requests"].append(sub)
+        self._pace(writes)
+        self.stats_counter.add("batch_requests")
+        self.stats_counter.add("batch_items", len(chunk))
+        self.stats_counter.add("writes", writes)
+        try:
+            # The outer POST carries no write itself: a 429 on it means nothing was applied.
+            response = self.request("POST", "/$batch", body=payload, idempotent=not unsafe_writes, paced=False)
+        except GraphOutcomeUnknown as exc:
+            return [(item["index"], {"lost": exc}) for item in chunk]
+        except GraphError as exc:
+            return [(item["index"], {"failed": exc}) for item in chunk]
+        received = self._clock()
+        replies = {}
+        for reply in (response.body or {}).get("responses") or []:
+            replies[str(reply.get("id")).lower()] = reply
+        outcome = []
+        for item in chunk:
+            reply = replies.get(item["id"].lower())
+            if reply is None:
+                missing = GraphError("$batch reply has no response for item %s" % item["id"], method=item["method"], path=item["url"])
+                outcome.append((item["index"], {"lost": missing}))
+            else:
+                outcome.append((item["index"], {"reply": reply, "received": received}))
+        return outcome
+
+    def _settle_batch_item(self, item, verdict, attempts, started, not_before, results):
+        index = item["index"]
+        if "failed" in verdict:
+            exc = verdict["failed"]
+            results[index] = BatchResult(index, item["id"], item["method"], item["url"], exc.status, attempts=attempts, error=exc)
+            return
+        if "lost" in verdict:
+            exc = verdict["lost"]
+            if item["idempotent"]:
+                self._schedule_item_retry(item, self._backoff(attempts), self._clock(), attempts, started, not_before, results,
+                                          status=None, error=exc)
+                return
+            self.stats_counter.add("outcome_unknown")
+            unknown = GraphOutcomeUnknown("%s (outcome unknown: the write may or may not have been applied; it was not re-sent)"
+                                          % exc.message, status=exc.status, code=exc.code, request_id=exc.request_id,
+                                          client_request_id=exc.client_request_id, method=item["method"], path=item["url"])
+            results[index] = BatchResult(index, item["id"], item["method"], item["url"], exc.status,
+                                         outcome_unknown=True, attempts=attempts, error=unknown)
+            return
+        reply = verdict["reply"]
+        status = int(reply.get("status") or 0)
+        headers = reply.get("headers") or {}
+        body = reply.get("body")
+        if 200 <= status < 300:
+            results[index] = BatchResult(index, item["id"], item["method"], item["url"], status, headers, body, attempts=attempts)
+            return
+        retry_after = parse_retry_after(_header(headers, "Retry-After"))
+        if status == 429:
+            self.stats_counter.add("throttled")
+        resend = self._may_resend(status, retry_after, item["is_write"], item["idempotent"])
+        if resend:
+            wait = retry_after if retry_after is not None else self._backoff(attempts)
+            self._schedule_item_retry(item, wait, verdict["received"], attempts, started, not_before, results,
+                                      status=status, headers=headers, body=body)
+            return
+        unknown = item["is_write"] and not item["idempotent"] and status in UNKNOWN_OUTCOME_STATUSES
+        if unknown:
+            self.stats_counter.add("outcome_unknown")
+        results[index] = BatchResult(index, item["id"], item["method"], item["url"], status, headers, body,
+                                     outcome_unknown=unknown, attempts=attempts)
+
+    def _schedule_item_retry(self, item, wait, received, attempts, started, not_before, results, status=None, headers=None, body=None, error=None):
+        resume_at = received + wait
+        if resume_at - started > self.max_retry_time:
+            index = item["index"]
+            budget_error = GraphRetryBudgetExceeded(
+                "$batch item %s: gave up after %d attempt(s): waiting %.1fs more would exceed max_retry_time of %ss"
+                % (item["id"], attempts, wait, _seconds(self.max_retry_time)),
+                status=status, method=item["method"], path=item["url"])
+            results[index] = BatchResult(index, item["id"], item["method"], item["url"], status, headers, body,
+                                         attempts=attempts, error=budget_error)
+            return
+        self.stats_counter.add("retries")
+        not_before[item["index"]] = resume_at
+
+
+def _never_sent(exc):
+    """True when the request certainly did not leave this host (connect failed), so re-sending is safe."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc, requests.exceptions.ReadTimeout):
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)
+        name = reason.__class__.__name__ if reason is not None else ""
+        return name in ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError")
+    return False
+
+
+def _transport_text(exc, url):
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "no reply from %s within the timeout" % _path_root(url)
+    # urllib3 quotes the whole URL; keep its path only (queries are not logged).
+    text = re.sub(r"url: (\S+)", lambda match: "url: %s" % _path_only(match.group(1)), _short(exc))
+    return "connection to %s failed: %s" % (_path_root(url), text)
+
+
+def _seconds(value):
+    return int(value) if float(value).is_integer() else value
