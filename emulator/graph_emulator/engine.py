@@ -1,0 +1,1267 @@
+"""In-memory Microsoft Entra directory and licensing engine (pure Python, no HTTP).
+
+Facts followed: /work/shared/reference/graph-api.md (sections 1-3, 8) and entra-licensing.md (1-6, 10-12, 18).
+Records are compact ``__slots__`` objects; Graph-shaped dicts are built only when read. Every public method
+takes ``self.lock``. Decisions where Microsoft documents nothing are listed in docs/tenant-format.md.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import wraps
+from typing import Iterator
+
+from .tenant import ISO_COUNTRY_CODES, TenantFormatError, is_guid, validate_app, validate_tenant
+
+QUEUED = "QueuedForProcessing"
+IN_PROGRESS = "ProcessingInProgress"
+COMPLETE = "ProcessingComplete"
+ACTIVE_STATES = frozenset({"Active", "ActiveWithError"})
+GROUP_LICENSING_APP = "Microsoft Azure AD Group-Based Licensing"
+AUDIT_LIMIT = 200_000
+
+USER_TYPE = "#microsoft.graph.user"
+GROUP_TYPE = "#microsoft.graph.group"
+_USER_LICENSING_PROPS = frozenset({"assignedLicenses", "licenseAssignmentStates", "assignedPlans"})
+_USER_READ_ONLY = frozenset({"id", "createdDateTime", "assignedLicenses", "licenseAssignmentStates", "assignedPlans",
+                             "provisionedPlans", "licenseDetails", "memberOf"})
+_USER_SLOT_PROPS = {"displayName": "display_name", "givenName": "given_name", "surname": "surname", "mail": "mail",
+                    "mailNickname": "mail_nickname", "jobTitle": "job_title", "department": "department"}
+# Other writable user properties kept as opaque extras (returned as set).
+_USER_EXTRA_PROPS = frozenset({"officeLocation", "mobilePhone", "businessPhones", "preferredLanguage", "city", "country",
+                               "companyName", "employeeId", "state", "streetAddress", "postalCode", "otherMails", "userType"})
+_GROUP_READ_ONLY = frozenset({"id", "createdDateTime", "assignedLicenses", "licenseProcessingState",
+                              "hasMembersWithLicenseErrors", "membersWithLicenseErrors"})
+_GROUP_WRITABLE = frozenset({"displayName", "description", "mailNickname", "securityEnabled", "mailEnabled", "groupTypes"})
+
+
+class GraphError(Exception):
+    """Raised by engine methods; the server turns it into the Graph error envelope."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class RequestContext:
+    """Who/what caused a change: used for the loss ledger and audit events."""
+    request_id: str = ""
+    client_request_id: str = ""
+    method: str = ""
+    path: str = ""
+    app_id: str = ""
+    app_display_name: str = ""
+
+
+_LOAD_CONTEXT = RequestContext(method="LOAD", path="(tenant file)")
+
+
+def _bad_request(message):
+    return GraphError(400, "Request_BadRequest", message)
+
+
+def _not_found(key):
+    return GraphError(404, "Request_ResourceNotFound",
+                      f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.")
+
+
+def _now_iso():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _now_iso_ms():
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _locked(method):
+    @wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
+def _service_name(plan_name: str) -> str:
+    """assignedPlan.service: Microsoft's service names for the common workloads, else the plan name."""
+    prefixes = (("EXCHANGE", "exchange"), ("SHAREPOINT", "SharePoint"), ("MCO", "MicrosoftCommunicationsOnline"),
+                ("TEAMS", "TeamspaceAPI"), ("OFFICESUBSCRIPTION", "MicrosoftOffice"), ("INTUNE", "SCO"),
+                ("AAD_PREMIUM", "AADPremiumService"), ("RMS_S", "RMSOnline"), ("YAMMER", "YammerEnterprise"),
+                ("PROJECT", "ProjectWorkManagement"), ("SWAY", "Sway"), ("FORMS", "MicrosoftForms"),
+                ("STREAM", "MicrosoftStream"), ("POWERAPPS", "PowerAppsService"), ("FLOW", "ProcessSimple"))
+    for prefix, service in prefixes:
+        if plan_name.upper().startswith(prefix):
+            return service
+    return plan_name
+
+
+class _Sku:
+    __slots__ = ("sku_id", "part_number", "prepaid", "capability_status", "applies_to", "plans", "plan_names",
+                 "plan_ids", "user_plan_ids", "consumed", "subscription_ids", "account_name", "_enabled_cache", "_services_cache")
+
+    def __init__(self, doc):
+        self.sku_id = doc["skuId"]
+        self.part_number = doc["skuPartNumber"]
+        self.prepaid = dict(doc["prepaidUnits"])
+        self.capability_status = doc["capabilityStatus"]
+        self.applies_to = doc["appliesTo"]
+        self.plans = [dict(p) for p in doc["servicePlans"]]
+        self.plan_names = {p["servicePlanId"]: p["servicePlanName"] for p in self.plans}
+        self.plan_ids = frozenset(self.plan_names)
+        # Only plans that apply to users count for effective plans and loss (reference section 18 item 4).
+        self.user_plan_ids = frozenset(p["servicePlanId"] for p in self.plans if p["appliesTo"] == "User")
+        self.consumed = 0
+        self.subscription_ids = list(doc.get("subscriptionIds") or [])
+        self.account_name = doc.get("accountName")
+        self._enabled_cache = {}
+        self._services_cache = {}
+
+    def enabled_plans(self, disabled: tuple) -> frozenset:
+        enabled = self._enabled_cache.get(disabled)
+        if enabled is None:
+            enabled = self._enabled_cache[disabled] = self.user_plan_ids.difference(disabled)
+        return enabled
+
+    def plan_services(self, enabled: frozenset) -> tuple:
+        """Sorted (servicePlanId, service) pairs of an enabled set, cached: users share a few sets."""
+        pairs = self._services_cache.get(enabled)
+        if pairs is None:
+            pairs = self._services_cache[enabled] = tuple((p, _service_name(self.plan_names[p])) for p in sorted(enabled))
+        return pairs
+
+    def free_units(self) -> int:
+        return self.prepaid["enabled"] - self.consumed
+
+
+class _GroupEntry:
+    """One group's license copy on one user: licenses {skuId: disabled tuple}, state, error, updated."""
+    __slots__ = ("licenses", "state", "error", "updated")
+
+    def __init__(self, licenses, state, error, updated):
+        self.licenses = licenses
+        self.state = state
+        self.error = error
+        self.updated = updated
+
+
+class _User:
+    __slots__ = ("seq", "id", "upn", "display_name", "given_name", "surname", "mail", "mail_nickname",
+                 "account_enabled", "usage_location", "job_title", "department", "created", "extra",
+                 "direct", "gstates", "groups")
+
+    def __init__(self, seq, doc):
+        self.seq = seq
+        self.id = doc["id"]
+        self.upn = doc["userPrincipalName"]
+        self.display_name = doc.get("displayName")
+        self.given_name = doc.get("givenName")
+        self.surname = doc.get("surname")
+        self.mail = doc.get("mail")
+        self.mail_nickname = doc.get("mailNickname")
+        self.account_enabled = doc.get("accountEnabled", True)
+        self.usage_location = doc.get("usageLocation")
+        self.job_title = doc.get("jobTitle")
+        self.department = doc.get("department")
+        self.created = doc.get("createdDateTime") or _now_iso()
+        self.extra = None       # other writable properties, only when set
+        self.direct = None      # {skuId: (disabled tuple, lastUpdatedDateTime)}
+        self.gstates = None     # {groupId: _GroupEntry}
+        self.groups = None      # ids of groups the user is a DIRECT member of
+
+
+class _Group:
+    __slots__ = ("seq", "id", "display_name", "description", "security_enabled", "mail_enabled", "mail_nickname",
+                 "group_types", "created", "members", "parents", "licenses", "processing_state", "entry_users",
+                 "error_users", "pending", "batch_ok", "batch_failed", "queued_by")
+
+    def __init__(self, seq, doc):
+        self.seq = seq
+        self.id = doc["id"]
+        self.display_name = doc["displayName"]
+        self.description = doc.get("description")
+        self.security_enabled = doc.get("securityEnabled", True)
+        self.mail_enabled = doc.get("mailEnabled", False)
+        self.mail_nickname = doc.get("mailNickname")
+        self.group_types = list(doc.get("groupTypes") or [])
+        self.created = doc.get("createdDateTime") or _now_iso()
+        self.members = {}           # member id -> "user" | "group", insertion order kept
+        self.parents = set()        # groups this group is a direct member of
+        self.licenses = {}          # skuId -> disabled tuple
+        self.processing_state = None
+        self.entry_users = set()    # users holding an entry (any state) from this group
+        self.error_users = set()    # users whose entry from this group carries an error
+        self.pending = 0
+        self.batch_ok = 0
+        self.batch_failed = 0
+        self.queued_by = None
+
+
+class Directory:
+    """The emulated directory: users, groups, subscribed SKUs, licensing, audit and the loss ledger."""
+
+    def __init__(self, tenant: dict | None = None, *, processing_rate: float = 1000.0, time_scale: float = 1.0,
+                 clock=time.monotonic):
+        self.lock = threading.RLock()
+        self._clock = clock
+        self._rate = float(processing_rate)
+        self._time_scale = float(time_scale)
+        self._reset()
+        if tenant is not None:
+            self.load(tenant)
+
+    # ------------------------------------------------------------------ state and tenant file
+    def _reset(self):
+        self.tenant_id = ""
+        self.tenant_display_name = ""
+        self.default_domain = ""
+        self.country_letter_code = ""
+        self.apps = []
+        self._skus = {}
+        self._users = {}
+        self._upn_index = {}
+        self._user_order = []
+        self._user_count = 0
+        self._groups = {}
+        self._group_order = []
+        self._conflicts = {}
+        self._dependencies = {}
+        self._prohibited = {}
+        self._rules_doc = {"mutuallyExclusivePlans": [], "planDependencies": {}, "prohibitedUsageLocations": {}}
+        self._disabled_intern = {(): ()}
+        self._queue = deque()
+        self._pending = {}
+        self._credit = 0.0
+        self._last_tick = self._clock()
+        self._audit = deque(maxlen=AUDIT_LIMIT)
+        self._ledger = []
+        self._quiet = False
+
+    @_locked
+    def load(self, tenant: dict) -> None:
+        """Replace the whole state with a tenant document (docs/tenant-format.md)."""
+        doc = validate_tenant(tenant)
+        self._reset()
+        info = doc["tenant"]
+        self.tenant_id = info["id"]
+        self.tenant_display_name = info["displayName"]
+        self.default_domain = info["defaultDomain"]
+        self.country_letter_code = info["countryLetterCode"]
+        self.apps = doc["apps"]
+        for sku_doc in doc["subscribedSkus"]:
+            self._skus[sku_doc["skuId"]] = _Sku(sku_doc)
+        self._set_rules(doc["rules"])
+        for user_doc in doc["users"]:
+            user = _User(len(self._user_order), user_doc)
+            if user_doc["directLicenses"]:
+                user.direct = {lic["skuId"]: (self._intern(lic["disabledPlans"]), user.created)
+                               for lic in user_doc["directLicenses"]}
+            self._index_user(user)
+        for group_doc in doc["groups"]:
+            group = _Group(len(self._group_order), group_doc)
+            group.licenses = {lic["skuId"]: self._intern(lic["disabledPlans"]) for lic in group_doc["assignedLicenses"]}
+            self._groups[group.id] = group
+            self._group_order.append(group)
+        for group_doc in doc["groups"]:
+            for member_id in group_doc["members"]:
+                self._link_member(self._groups[group_doc["id"]], member_id)
+        mode = doc["processing"]["groupLicenses"]
+        if mode == "asRecorded":
+            self._load_recorded(doc)
+        for user in self._users.values():
+            for sku_id in self._effective(user):
+                self._skus[sku_id].consumed += 1
+        if mode == "processed":
+            self._load_processed(doc)
+        elif mode == "queued":
+            for group in self._group_order:
+                if group.licenses:
+                    self._queue_group(group, _LOAD_CONTEXT)
+
+    def _load_recorded(self, doc):
+        for user_doc in doc["users"]:
+            user = self._users[user_doc["id"]]
+            for entry in user_doc.get("groupLicenses", []):
+                licenses = {lic["skuId"]: self._intern(lic["disabledPlans"]) for lic in entry["licenses"]}
+                self._set_entry(user, self._groups[entry["groupId"]].id, _GroupEntry(
+                    licenses, entry["state"], entry["error"], entry["lastUpdatedDateTime"] or user.created))
+        for group_doc in doc["groups"]:
+            group = self._groups[group_doc["id"]]
+            group.processing_state = group_doc["licenseProcessingState"] or (COMPLETE if group.licenses else None)
+        for gid, uid in doc["processing"]["pending"]:
+            self._enqueue(self._groups[gid], uid, _LOAD_CONTEXT)
+
+    def _load_processed(self, doc):
+        """Apply group licenses as if Entra had finished processing: a snapshot starts consistent."""
+        self._quiet = True
+        try:
+            for group in self._group_order:
+                for member_id, kind in group.members.items():
+                    if kind == "user" and group.licenses:
+                        self._reconcile(self._users[member_id], group.id, _LOAD_CONTEXT)
+                if group.licenses:
+                    group.processing_state = COMPLETE
+        finally:
+            self._quiet = False
+
+    def _set_rules(self, rules):
+        self._rules_doc = json.loads(json.dumps(rules))
+        self._conflicts = {}
+        for a, b in rules["mutuallyExclusivePlans"]:
+            self._conflicts.setdefault(a, set()).add(b)
+            self._conflicts.setdefault(b, set()).add(a)
+        self._dependencies = {plan: frozenset(prereqs) for plan, prereqs in rules["planDependencies"].items()}
+        self._prohibited = {plan: frozenset(codes) for plan, codes in rules["prohibitedUsageLocations"].items()}
+
+    def _index_user(self, user):
+        self._users[user.id] = user
+        self._upn_index[user.upn.lower()] = user.id
+        self._user_order.append(user)
+        self._user_count += 1
+
+    def _intern(self, disabled) -> tuple:
+        key = tuple(sorted({d.lower() for d in disabled}))
+        return self._disabled_intern.setdefault(key, key)
+
+    @_locked
+    def export(self) -> dict:
+        """The current state in the tenant format (group license states recorded, pending work kept)."""
+        users = []
+        for user in self._user_order:
+            if user is None:
+                continue
+            doc = {"id": user.id, "userPrincipalName": user.upn, "displayName": user.display_name,
+                   "givenName": user.given_name, "surname": user.surname, "mail": user.mail,
+                   "mailNickname": user.mail_nickname, "accountEnabled": user.account_enabled,
+                   "usageLocation": user.usage_location, "jobTitle": user.job_title, "department": user.department,
+                   "createdDateTime": user.created,
+                   "directLicenses": [{"skuId": s, "disabledPlans": list(d)} for s, (d, _) in (user.direct or {}).items()],
+                   "groupLicenses": [{"groupId": gid, "state": e.state, "error": e.error, "lastUpdatedDateTime": e.updated,
+                                      "licenses": [{"skuId": s, "disabledPlans": list(d)} for s, d in e.licenses.items()]}
+                                     for gid, e in (user.gstates or {}).items() if gid in self._groups]}
+            users.append(doc)
+        groups = [{"id": g.id, "displayName": g.display_name, "description": g.description,
+                   "securityEnabled": g.security_enabled, "mailEnabled": g.mail_enabled, "mailNickname": g.mail_nickname,
+                   "groupTypes": list(g.group_types), "createdDateTime": g.created, "members": list(g.members),
+                   "assignedLicenses": [{"skuId": s, "disabledPlans": list(d)} for s, d in g.licenses.items()],
+                   "licenseProcessingState": g.processing_state}
+                  for g in self._group_order if g is not None]
+        skus = [{"skuId": s.sku_id, "skuPartNumber": s.part_number, "prepaidUnits": dict(s.prepaid),
+                 "capabilityStatus": s.capability_status, "appliesTo": s.applies_to,
+                 "servicePlans": [dict(p) for p in s.plans], "subscriptionIds": list(s.subscription_ids),
+                 "accountName": s.account_name} for s in self._skus.values()]
+        pending = [[gid, uid] for (gid, uid) in self._queue if gid in self._groups and (gid, uid) in self._pending]
+        return {"tenant": {"id": self.tenant_id, "displayName": self.tenant_display_name,
+                           "defaultDomain": self.default_domain, "countryLetterCode": self.country_letter_code},
+                "apps": json.loads(json.dumps(self.apps)), "subscribedSkus": skus, "users": users, "groups": groups,
+                "rules": json.loads(json.dumps(self._rules_doc)),
+                "processing": {"groupLicenses": "asRecorded", "pending": pending}}
+
+    @_locked
+    def configure(self, processing_rate=None, time_scale=None) -> None:
+        self.advance()  # time already elapsed is accounted at the old speed
+        if processing_rate is not None:
+            if processing_rate < 0:
+                raise ValueError(f"processing_rate: got {processing_rate!r}, expected >= 0")
+            self._rate = float(processing_rate)
+        if time_scale is not None:
+            if time_scale <= 0:
+                raise ValueError(f"time_scale: got {time_scale!r}, expected > 0")
+            self._time_scale = float(time_scale)
+
+    @_locked
+    def add_app(self, app: dict) -> dict:
+        app = dict(app)
+        app.setdefault("clientId", str(uuid.uuid4()))
+        normalised = validate_app(app, "app")
+        if any(a["clientId"] == normalised["clientId"] for a in self.apps):
+            raise TenantFormatError(f"app.clientId: got {normalised['clientId']!r}, expected a clientId not already registered")
+        self.apps.append(normalised)
+        return normalised
+
+    # ------------------------------------------------------------------ lookups
+    def _user(self, key) -> _User:
+        if not isinstance(key, str) or not key:
+            raise _not_found(key)
+        if is_guid(key):
+            user = self._users.get(key.lower())
+        else:
+            user = self._users.get(self._upn_index.get(key.lower(), ""))
+        if user is None:
+            raise _not_found(key)
+        return user
+
+    def _group(self, group_id) -> _Group:
+        group = self._groups.get(group_id.lower()) if is_guid(group_id) else None
+        if group is None:
+            raise _not_found(group_id)
+        return group
+
+    def _object_id(self, value) -> str:
+        if not is_guid(value):
+            raise _bad_request(f"Invalid object identifier '{value}'.")
+        return value.lower()
+
+    def _sku_guid(self, value, prop) -> str:
+        if not is_guid(value):
+            raise _bad_request(f"Invalid value '{value}' for property '{prop}': expected a GUID.")
+        return value.lower()
+
+    # ------------------------------------------------------------------ effective licensing
+    def _sources(self, user, skip_group=None):
+        """(skuId, disabled tuple) of every ACTIVE source: direct copies and active group entries."""
+        if user.direct:
+            for sku_id, (disabled, _) in user.direct.items():
+                yield sku_id, disabled
+        if user.gstates:
+            for gid, entry in user.gstates.items():
+                if gid != skip_group and entry.state in ACTIVE_STATES:
+                    yield from entry.licenses.items()
+
+    def _effective(self, user, skip_group=None, direct=None, extra=None) -> dict:
+        """skuId -> frozenset of enabled user plans (union over active sources). ``direct`` replaces the
+        direct copies, ``extra`` adds one more active source (both used to evaluate a change before doing it)."""
+        result = {}
+        if direct is not None:
+            sources = [(s, d) for s, (d, _) in direct.items()]
+            sources += [(s, d) for gid, e in (user.gstates or {}).items() if e.state in ACTIVE_STATES
+                        for s, d in e.licenses.items()]
+        else:
+            sources = self._sources(user, skip_group)
+        for sku_id, disabled in sources:
+            enabled = self._skus[sku_id].enabled_plans(disabled)
+            previous = result.get(sku_id)
+            result[sku_id] = enabled if previous is None else previous | enabled
+        for sku_id, disabled in (extra or {}).items():
+            enabled = self._skus[sku_id].enabled_plans(disabled)
+            previous = result.get(sku_id)
+            result[sku_id] = enabled if previous is None else previous | enabled
+        return result
+
+    @staticmethod
+    def _all_plans(effective) -> frozenset:
+        return frozenset().union(*effective.values()) if effective else frozenset()
+
+    def _conflict_pairs(self, plans) -> set:
+        pairs = set()
+        for plan in plans & self._conflicts.keys():
+            for other in self._conflicts[plan] & plans:
+                pairs.add(tuple(sorted((plan, other))))
+        return pairs
+
+    def _unmet_dependencies(self, plans) -> set:
+        return {plan for plan, prereqs in self._dependencies.items() if plan in plans and not prereqs & plans}
+
+    def _prohibited_plans(self, plans, location) -> list:
+        return sorted(p for p in plans & self._prohibited.keys() if location in self._prohibited[p])
+
+    def _plan_name(self, plan_id) -> str:
+        for sku in self._skus.values():
+            name = sku.plan_names.get(plan_id)
+            if name:
+                return name
+        return plan_id
+
+    def _commit(self, user, before, cause, ctx):
+        """After a user's sources changed: keep consumedUnits exact and record lost plans in the ledger."""
+        after = self._effective(user)
+        for sku_id in before.keys() - after.keys():
+            self._skus[sku_id].consumed -= 1
+        for sku_id in after.keys() - before.keys():
+            self._skus[sku_id].consumed += 1
+        if self._quiet:
+            return after
+        for sku_id, enabled_before in before.items():
+            lost = enabled_before - after.get(sku_id, frozenset())
+            if lost:
+                sku = self._skus[sku_id]
+                self._ledger.append({
+                    "time": _now_iso_ms(), "user_id": user.id, "user_principal_name": user.upn,
+                    "sku_id": sku_id, "sku_part_number": sku.part_number,
+                    "plans_lost": sorted(({"servicePlanId": p, "servicePlanName": sku.plan_names[p]} for p in lost),
+                                         key=lambda item: item["servicePlanName"]),
+                    "cause": cause,
+                    "request": {"request_id": ctx.request_id, "client_request_id": ctx.client_request_id,
+                                "method": ctx.method, "path": ctx.path},
+                })
+        return after
+
+    # ------------------------------------------------------------------ Graph-shaped reads
+    def _assigned_licenses(self, user):
+        """One entry per effectively assigned SKU; disabledPlans = plans disabled in EVERY active source."""
+        disabled_by_sku = {}
+        for sku_id, disabled in self._sources(user):
+            previous = disabled_by_sku.get(sku_id)
+            disabled_by_sku[sku_id] = set(disabled) if previous is None else previous & set(disabled)
+        return [{"disabledPlans": sorted(d), "skuId": s} for s, d in disabled_by_sku.items()]
+
+    def _assignment_states(self, user):
+        states = [{"assignedByGroup": None, "disabledPlans": list(d), "error": "None", "lastUpdatedDateTime": updated,
+                   "skuId": s, "state": "Active"} for s, (d, updated) in (user.direct or {}).items()]
+        for gid, entry in (user.gstates or {}).items():
+            states.extend({"assignedByGroup": gid, "disabledPlans": list(d), "error": entry.error,
+                           "lastUpdatedDateTime": entry.updated, "skuId": s, "state": entry.state}
+                          for s, d in entry.licenses.items())
+        return states
+
+    def _assigned_plans(self, user):
+        since = {}
+        if user.direct:
+            for sku_id, (_, updated) in user.direct.items():
+                since[sku_id] = min(since.get(sku_id, updated), updated)
+        for entry in (user.gstates or {}).values():
+            if entry.state in ACTIVE_STATES:
+                for sku_id in entry.licenses:
+                    since[sku_id] = min(since.get(sku_id, entry.updated), entry.updated)
+        plans = []
+        for sku_id, enabled in self._effective(user).items():
+            assigned = since[sku_id]
+            plans.extend({"assignedDateTime": assigned, "capabilityStatus": "Enabled", "service": service,
+                          "servicePlanId": plan_id} for plan_id, service in self._skus[sku_id].plan_services(enabled))
+        return plans
+
+    def _user_dict(self, user, select=None) -> dict:
+        data = {
+            "id": user.id, "userPrincipalName": user.upn, "displayName": user.display_name,
+            "givenName": user.given_name, "surname": user.surname, "mail": user.mail, "mailNickname": user.mail_nickname,
+            "accountEnabled": user.account_enabled, "usageLocation": user.usage_location, "jobTitle": user.job_title,
+            "department": user.department, "createdDateTime": user.created, "businessPhones": [],
+            "mobilePhone": None, "officeLocation": None, "preferredLanguage": None,
+        }
+        if user.extra:
+            data.update(json.loads(json.dumps(user.extra)))
+        wanted = None if select is None else set(select)
+        if wanted is None or "assignedLicenses" in wanted:
+            data["assignedLicenses"] = self._assigned_licenses(user)
+        if wanted is None or "licenseAssignmentStates" in wanted:
+            data["licenseAssignmentStates"] = self._assignment_states(user)
+        if wanted is None or "assignedPlans" in wanted:
+            data["assignedPlans"] = self._assigned_plans(user)
+        return data
+
+    def _group_dict(self, group) -> dict:
+        return {
+            "id": group.id, "displayName": group.display_name, "description": group.description,
+            "mailEnabled": group.mail_enabled, "mailNickname": group.mail_nickname, "mail": None,
+            "securityEnabled": group.security_enabled, "groupTypes": list(group.group_types),
+            "assignedLicenses": [{"disabledPlans": list(d), "skuId": s} for s, d in group.licenses.items()],
+            "licenseProcessingState": None if group.processing_state is None else {"state": group.processing_state},
+            "createdDateTime": group.created, "membershipRule": None, "membershipRuleProcessingState": None,
+            "hasMembersWithLicenseErrors": bool(group.error_users),
+        }
+
+    def iter_users(self, start: int = 0, select=None) -> Iterator[tuple[int, dict]]:
+        """(position, user dict) in creation order from ``start``; dicts are built one at a time."""
+        position = max(0, start)
+        while True:
+            with self.lock:
+                while position < len(self._user_order) and self._user_order[position] is None:
+                    position += 1
+                if position >= len(self._user_order):
+                    return
+                item = (position, self._user_dict(self._user_order[position], select))
+            yield item
+            position += 1
+
+    @_locked
+    def user_count(self) -> int:
+        return self._user_count
+
+    @_locked
+    def get_user(self, key: str, select=None) -> dict:
+        return self._user_dict(self._user(key), select)
+
+    def iter_groups(self, start: int = 0) -> Iterator[tuple[int, dict]]:
+        position = max(0, start)
+        while True:
+            with self.lock:
+                while position < len(self._group_order) and self._group_order[position] is None:
+                    position += 1
+                if position >= len(self._group_order):
+                    return
+                item = (position, self._group_dict(self._group_order[position]))
+            yield item
+            position += 1
+
+    @_locked
+    def group_count(self) -> int:
+        return len(self._groups)
+
+    @_locked
+    def get_group(self, group_id: str) -> dict:
+        return self._group_dict(self._group(group_id))
+
+    def _member_dict(self, member_id, kind, select=None):
+        if kind == "user":
+            data = self._user_dict(self._users[member_id], select)
+            data["@odata.type"] = USER_TYPE
+        else:
+            data = self._group_dict(self._groups[member_id])
+            data["@odata.type"] = GROUP_TYPE
+        return data
+
+    @_locked
+    def list_members(self, group_id, select=None) -> list[dict]:
+        group = self._group(group_id)
+        return [self._member_dict(mid, kind, select) for mid, kind in group.members.items()]
+
+    @_locked
+    def list_transitive_members(self, group_id, select=None) -> list[dict]:
+        group = self._group(group_id)
+        seen, result, stack = {group.id}, [], [group]
+        while stack:
+            current = stack.pop(0)
+            for mid, kind in current.members.items():
+                if mid in seen:
+                    continue
+                seen.add(mid)
+                result.append(self._member_dict(mid, kind, select))
+                if kind == "group":
+                    stack.append(self._groups[mid])
+        return result
+
+    @_locked
+    def member_of(self, user_key) -> list[dict]:
+        user = self._user(user_key)
+        groups = sorted((self._groups[g] for g in user.groups or ()), key=lambda g: g.seq)
+        return [dict(self._group_dict(g), **{"@odata.type": GROUP_TYPE}) for g in groups]
+
+    @_locked
+    def members_with_license_errors(self, group_id, select=None) -> list[dict]:
+        group = self._group(group_id)
+        users = sorted((self._users[u] for u in group.error_users), key=lambda u: u.seq)
+        return [dict(self._user_dict(u, select), **{"@odata.type": USER_TYPE}) for u in users]
+
+    @_locked
+    def subscribed_skus(self) -> list[dict]:
+        return [{
+            "accountId": self.tenant_id, "accountName": sku.account_name or self.tenant_display_name,
+            "appliesTo": sku.applies_to, "capabilityStatus": sku.capability_status, "consumedUnits": sku.consumed,
+            "id": f"{self.tenant_id}_{sku.sku_id}", "prepaidUnits": dict(sku.prepaid),
+            "servicePlans": [dict(p) for p in sku.plans], "skuId": sku.sku_id, "skuPartNumber": sku.part_number,
+            "subscriptionIds": list(sku.subscription_ids),
+        } for sku in self._skus.values()]
+
+    @_locked
+    def license_details(self, user_key) -> list[dict]:
+        user = self._user(user_key)
+        details = []
+        for sku_id, enabled in self._effective(user).items():
+            sku = self._skus[sku_id]
+            raw_id = uuid.UUID(user.id).bytes_le + uuid.UUID(sku_id).bytes_le
+            details.append({
+                "id": base64.urlsafe_b64encode(raw_id).decode().rstrip("="), "skuId": sku_id,
+                "skuPartNumber": sku.part_number,
+                "servicePlans": [{"servicePlanId": p["servicePlanId"], "servicePlanName": p["servicePlanName"],
+                                  "provisioningStatus": ("Success" if p["servicePlanId"] in enabled or p["appliesTo"] != "User"
+                                                         else "Disabled"),
+                                  "appliesTo": p["appliesTo"]} for p in sku.plans],
+            })
+        return details
+
+    @_locked
+    def audit_events(self) -> list[dict]:
+        return [self._audit_dict(event) for event in self._audit]
+
+    @_locked
+    def loss_ledger(self) -> list[dict]:
+        return json.loads(json.dumps(self._ledger))
+
+    @_locked
+    def clear_ledger(self) -> None:
+        self._ledger.clear()
+
+    # ------------------------------------------------------------------ audit
+    def _audit_event(self, activity, category, operation, ctx, target, modified=(), system=False):
+        """Store compactly; ``target`` is (type, id, displayName, userPrincipalName)."""
+        if self._quiet:
+            return
+        app = (None, GROUP_LICENSING_APP) if system else (ctx.app_id or None, ctx.app_display_name or None)
+        self._audit.append((str(uuid.uuid4()), _now_iso_ms(), activity, category, operation, app, target,
+                            tuple(modified), ctx.request_id or None))
+
+    @staticmethod
+    def _audit_dict(event):
+        event_id, when, activity, category, operation, app, target, modified, correlation = event
+        return {
+            "id": f"Directory_{event_id}", "category": category, "correlationId": correlation or event_id,
+            "result": "success", "resultReason": "", "activityDisplayName": activity, "activityDateTime": when,
+            "loggedByService": "Core Directory", "operationType": operation,
+            "initiatedBy": {"app": {"appId": app[0], "displayName": app[1], "servicePrincipalId": None,
+                                    "servicePrincipalName": app[1]}, "user": None},
+            "targetResources": [{"id": target[1], "displayName": target[2], "type": target[0],
+                                 "userPrincipalName": target[3], "groupType": None,
+                                 "modifiedProperties": [{"displayName": n, "oldValue": o, "newValue": v}
+                                                        for n, o, v in modified]}],
+            "additionalDetails": [],
+        }
+
+    def _license_text(self, licenses) -> str:
+        return json.dumps([f"[SkuName={self._skus[s].part_number}, SkuId={s}, DisabledPlans=[{', '.join(d)}]]"
+                           for s, d in licenses])
+
+    def _user_target(self, user):
+        return ("User", user.id, user.display_name, user.upn)
+
+    def _group_target(self, group):
+        return ("Group", group.id, group.display_name, None)
+
+    # ------------------------------------------------------------------ user writes
+    def _check_user_props(self, body, *, creating):
+        if not isinstance(body, dict):
+            raise _bad_request("The request body must be a JSON object.")
+        for prop, value in body.items():
+            if prop in _USER_READ_ONLY and not (creating and prop == "id"):
+                raise _bad_request(f"Property '{prop}' is read-only and cannot be set.")
+            if prop == "passwordProfile" or prop.startswith("@odata"):
+                continue
+            if prop not in _USER_SLOT_PROPS and prop not in _USER_EXTRA_PROPS and prop not in (
+                    "accountEnabled", "usageLocation", "userPrincipalName", "id"):
+                raise _bad_request(f"The property '{prop}' does not exist on type 'microsoft.graph.user'. Make sure to only "
+                                   "use property names that are defined by the type or mark the type as open type.")
+            if prop == "accountEnabled" and not isinstance(value, bool):
+                raise _bad_request(f"Invalid value specified for property '{prop}' of resource 'User'.")
+            if prop == "usageLocation" and value is not None and not (
+                    isinstance(value, str) and len(value) == 2 and value.upper() in ISO_COUNTRY_CODES):
+                raise _bad_request(f"Invalid value specified for property '{prop}' of resource 'User'.")
+            if prop in _USER_SLOT_PROPS and value is not None and not isinstance(value, str):
+                raise _bad_request(f"Invalid value specified for property '{prop}' of resource 'User'.")
+        if "userPrincipalName" in body:
+            upn = body["userPrincipalName"]
+            if not isinstance(upn, str) or upn.count("@") != 1 or upn.startswith("@") or upn.endswith("@"):
+                raise _bad_request("Invalid value specified for property 'userPrincipalName' of resource 'User'.")
+
+    def _apply_user_props(self, user, body):
+        for prop, value in body.items():
+            if prop in _USER_SLOT_PROPS:
+                setattr(user, _USER_SLOT_PROPS[prop], value)
+            elif prop == "accountEnabled":
+                user.account_enabled = value
+            elif prop == "usageLocation":
+                user.usage_location = value.upper() if value else None
+            elif prop == "userPrincipalName":
+                del self._upn_index[user.upn.lower()]
+                user.upn = value
+                self._upn_index[value.lower()] = user.id
+            elif prop in _USER_EXTRA_PROPS:
+                user.extra = dict(user.extra or {}, **{prop: value})
+
+    @_locked
+    def create_user(self, body: dict, ctx) -> dict:
+        self._check_user_props(body, creating=True)
+        for required in ("displayName", "userPrincipalName"):
+            if not body.get(required):
+                raise _bad_request(f"Invalid value specified for property '{required}' of resource 'User'.")
+        if body["userPrincipalName"].lower() in self._upn_index:
+            raise _bad_request("Another object with the same value for property userPrincipalName already exists.")
+        user_id = self._object_id(body["id"]) if "id" in body else str(uuid.uuid4())
+        if user_id in self._users or user_id in self._groups:
+            raise _bad_request("Another object with the same value for property id already exists.")
+        user = _User(len(self._user_order), {"id": user_id, "userPrincipalName": body["userPrincipalName"],
+                                             "mailNickname": body["userPrincipalName"].split("@")[0]})
+        self._upn_index[user.upn.lower()] = user.id  # so the UPN rename below is a no-op
+        self._apply_user_props(user, {k: v for k, v in body.items() if k != "id"})
+        self._index_user(user)
+        self._audit_event("Add user", "UserManagement", "Add", ctx, self._user_target(user))
+        return self._user_dict(user)
+
+    @_locked
+    def update_user(self, key, body: dict, ctx) -> None:
+        user = self._user(key)
+        self._check_user_props(body, creating=False)
+        if "id" in body:
+            raise _bad_request("Property 'id' is read-only and cannot be set.")
+        new_upn = body.get("userPrincipalName")
+        if new_upn and self._upn_index.get(new_upn.lower(), user.id) != user.id:
+            raise _bad_request("Another object with the same value for property userPrincipalName already exists.")
+        old = {p: self._user_dict(user, select=()).get(p) for p in body}
+        self._apply_user_props(user, body)
+        modified = [(p, json.dumps([old.get(p)]), json.dumps([body[p]])) for p in body if p != "passwordProfile"]
+        self._audit_event("Update user", "UserManagement", "Update", ctx, self._user_target(user), modified)
+
+    @_locked
+    def delete_user(self, key, ctx) -> None:
+        user = self._user(key)
+        for sku_id in self._effective(user):
+            self._skus[sku_id].consumed -= 1
+        for gid in list(user.groups or ()):
+            group = self._groups[gid]
+            group.members.pop(user.id, None)
+        for gid in (user.gstates or {}):
+            group = self._groups.get(gid)
+            if group is not None:
+                group.entry_users.discard(user.id)
+                group.error_users.discard(user.id)
+        del self._users[user.id]
+        del self._upn_index[user.upn.lower()]
+        self._user_order[user.seq] = None
+        self._user_count -= 1
+        self._audit_event("Delete user", "UserManagement", "Delete", ctx, self._user_target(user))
+
+    # ------------------------------------------------------------------ direct licensing
+    def _parse_add_licenses(self, add_licenses):
+        if not isinstance(add_licenses, list):
+            raise _bad_request("Invalid value specified for parameter 'addLicenses': expected a collection.")
+        parsed = {}
+        for item in add_licenses:
+            if not isinstance(item, dict):
+                raise _bad_request("Invalid value specified for parameter 'addLicenses': expected assignedLicense objects.")
+            sku_id = self._sku_guid(item.get("skuId"), "skuId")
+            disabled = item.get("disabledPlans") or []
+            if not isinstance(disabled, list):
+                raise _bad_request(f"Invalid value '{disabled}' for property 'disabledPlans': expected a collection of GUIDs.")
+            parsed[sku_id] = [self._sku_guid(p, "disabledPlans") for p in disabled]
+        return parsed
+
+    def _parse_remove_licenses(self, remove_licenses):
+        if not isinstance(remove_licenses, list):
+            raise _bad_request("Invalid value specified for parameter 'removeLicenses': expected a collection.")
+        return [self._sku_guid(s, "removeLicenses") for s in remove_licenses]
+
+    def _check_known_skus(self, adds, subject):
+        for sku_id in adds:
+            sku = self._skus.get(sku_id)
+            if sku is None:
+                raise _bad_request(f"License {sku_id} does not correspond to a valid company License.")
+            if sku.applies_to != "User":
+                raise _bad_request(f"License {sku_id} cannot be assigned to a {subject}.")
+
+    def _check_disabled_plans(self, adds):
+        for sku_id, disabled in adds.items():
+            for plan in disabled:
+                if plan not in self._skus[sku_id].plan_ids:
+                    raise _bad_request(f"Service plan {plan} does not belong to the subscription with SKU {sku_id}.")
+
+    def _conflict_message(self, pairs):
+        names = sorted({self._plan_name(p) for pair in pairs for p in pair})
+        return ("The set of licenses includes two or more service plans which cannot be assigned at the same time. "
+                f"Conflicting Service Plans: {', '.join(names)}.")
+
+    def _dependency_message(self, unmet):
+        dependents = sorted(self._plan_name(p) for p in unmet)
+        prereqs = sorted({self._plan_name(q) for p in unmet for q in self._dependencies[p]})
+        return (f"License assignment failed because service plans {', '.join(dependents)} depend on service plans "
+                f"{', '.join(prereqs)}, which would not be enabled.")
+
+    @_locked
+    def assign_user_license(self, key, add_licenses: list[dict], remove_licenses: list[str], ctx) -> dict:
+        user = self._user(key)
+        adds = self._parse_add_licenses(add_licenses)
+        removes = self._parse_remove_licenses(remove_licenses)
+        # Validation order of graph-api.md 1.4; nothing changes unless every check passes.
+        self._check_known_skus(adds, "user")
+        if adds and user.usage_location not in ISO_COUNTRY_CODES:
+            raise _bad_request("License assignment cannot be done for user with invalid usage location.")
+        before = self._effective(user)
+        for sku_id in adds:
+            if sku_id not in before and self._skus[sku_id].free_units() <= 0:
+                raise _bad_request(f"Subscription with SKU {sku_id} does not have any available licenses.")
+        for sku_id in removes:
+            if sku_id in adds:
+                raise _bad_request(f"License {sku_id} cannot be both added and removed in the same request.")
+            if not user.direct or sku_id not in user.direct:
+                inherited = any(sku_id in e.licenses for e in (user.gstates or {}).values())
+                if inherited:
+                    raise _bad_request("User license is inherited from a group membership and it cannot be removed "
+                                       "directly from the user.")
+                raise _bad_request("User does not have a corresponding license.")
+        now = _now_iso()
+        new_direct = dict(user.direct or {})
+        for sku_id in removes:
+            del new_direct[sku_id]
+        for sku_id, disabled in adds.items():
+            new_direct[sku_id] = (self._intern(disabled), now)
+        after = self._effective(user, direct=new_direct)
+        before_plans, after_plans = self._all_plans(before), self._all_plans(after)
+        new_conflicts = self._conflict_pairs(after_plans) - self._conflict_pairs(before_plans)
+        if new_conflicts:
+            raise _bad_request(self._conflict_message(new_conflicts))
+        self._check_disabled_plans(adds)
+        gained = after_plans - before_plans
+        blocked = self._prohibited_plans(gained, user.usage_location)
+        if blocked:
+            raise _bad_request(f"License assignment failed because service plans {', '.join(self._plan_name(p) for p in blocked)} "
+                               f"are not available in usage location {user.usage_location}.")
+        unmet = self._unmet_dependencies(after_plans) - self._unmet_dependencies(before_plans)
+        if unmet:
+            raise _bad_request(self._dependency_message(unmet))
+        old_licenses = [(s, d) for s, (d, _) in (user.direct or {}).items()]
+        user.direct = new_direct or None
+        self._commit(user, before, "direct", ctx)
+        if adds or removes:
+            new_licenses = [(s, d) for s, (d, _) in new_direct.items()]
+            self._audit_event("Change user license", "UserManagement", "Update", ctx, self._user_target(user))
+            self._audit_event("Update user", "UserManagement", "Update", ctx, self._user_target(user),
+                              [("AssignedLicense", self._license_text(old_licenses), self._license_text(new_licenses))])
+        return self._user_dict(user)
+
+    # ------------------------------------------------------------------ groups and membership
+    def _check_group_props(self, body, *, creating):
+        if not isinstance(body, dict):
+            raise _bad_request("The request body must be a JSON object.")
+        for prop, value in body.items():
+            if prop.startswith("@odata") or prop.endswith("@odata.bind"):
+                continue
+            if prop in _GROUP_READ_ONLY:
+                raise _bad_request(f"Property '{prop}' is read-only and cannot be set.")
+            if prop not in _GROUP_WRITABLE and prop not in ("membershipRule", "visibility"):
+                raise _bad_request(f"The property '{prop}' does not exist on type 'microsoft.graph.group'. Make sure to only "
+                                   "use property names that are defined by the type or mark the type as open type.")
+            if prop in ("securityEnabled", "mailEnabled") and not isinstance(value, bool):
+                raise _bad_request(f"Invalid value specified for property '{prop}' of resource 'Group'.")
+            if prop in ("displayName", "mailNickname") and not (isinstance(value, str) and value):
+                raise _bad_request(f"Invalid value specified for property '{prop}' of resource 'Group'.")
+            if prop == "groupTypes":
+                if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+                    raise _bad_request("Invalid value specified for property 'groupTypes' of resource 'Group'.")
+                if "DynamicMembership" in value:
+                    raise _bad_request("Dynamic membership groups are not supported by this emulator.")
+            if prop == "membershipRule" and value is not None:
+                raise _bad_request("Dynamic membership groups are not supported by this emulator.")
+        if creating:
+            for required in ("displayName", "mailNickname", "mailEnabled", "securityEnabled"):
+                if required not in body:
+                    raise _bad_request(f"Invalid value specified for property '{required}' of resource 'Group'.")
+
+    def _validate_new_members(self, group, member_ids):
+        """Return [(id, kind)] or raise: bad GUID 400, unknown 404, already a member 400."""
+        resolved = []
+        seen = set()
+        for raw in member_ids:
+            member_id = self._object_id(raw)
+            if member_id in self._users:
+                kind = "user"
+            elif member_id in self._groups and member_id != group.id:
+                kind = "group"
+            else:
+                raise _not_found(raw)
+            if member_id in group.members or member_id in seen:
+                raise _bad_request("One or more added object references already exist for the following modified "
+                                   "properties: 'members'.")
+            seen.add(member_id)
+            resolved.append((member_id, kind))
+        return resolved
+
+    def _link_member(self, group, member_id):
+        if member_id in self._users:
+            group.members[member_id] = "user"
+            user = self._users[member_id]
+            if user.groups is None:
+                user.groups = set()
+            user.groups.add(group.id)
+        else:
+            group.members[member_id] = "group"
+            self._groups[member_id].parents.add(group.id)
+
+    def _membership_changed(self, group, user_id, ctx):
+        """A user joined or left: group licensing re-evaluates that user in the background."""
+        if group.licenses or user_id in group.entry_users:
+            self._enqueue(group, user_id, ctx)
+
+    @_locked
+    def create_group(self, body: dict, ctx, member_ids=()) -> dict:
+        self._check_group_props(body, creating=True)
+        group = _Group(len(self._group_order), {"id": str(uuid.uuid4()), "displayName": body["displayName"]})
+        members = self._validate_new_members(group, member_ids)
+        self._apply_group_props(group, body)
+        self._groups[group.id] = group
+        self._group_order.append(group)
+        self._audit_event("Add group", "GroupManagement", "Add", ctx, self._group_target(group))
+        for member_id, _ in members:
+            self._link_member(group, member_id)
+        return self._group_dict(group)
+
+    def _apply_group_props(self, group, body):
+        mapping = {"displayName": "display_name", "description": "description", "mailNickname": "mail_nickname",
+                   "securityEnabled": "security_enabled", "mailEnabled": "mail_enabled"}
+        for prop, value in body.items():
+            if prop in mapping:
+                setattr(group, mapping[prop], value)
+            elif prop == "groupTypes":
+                group.group_types = list(value)
+
+    @_locked
+    def update_group(self, group_id, body: dict, ctx, add_member_ids=()) -> None:
+        group = self._group(group_id)
+        self._check_group_props(body, creating=False)
+        members = self._validate_new_members(group, add_member_ids)
+        self._apply_group_props(group, body)
+        if any(not p.endswith("@odata.bind") for p in body):
+            self._audit_event("Update group", "GroupManagement", "Update", ctx, self._group_target(group))
+        self._add_validated_members(group, members, ctx)
+
+    @_locked
+    def delete_group(self, group_id, ctx) -> None:
+        group = self._group(group_id)
+        if group.licenses:
+            # Reference: a group with licenses cannot be deleted until its licenses are removed.
+            raise _bad_request("The group has licenses assigned. Remove all licenses from the group before deleting it.")
+        for parent_id in group.parents:
+            self._groups[parent_id].members.pop(group.id, None)
+        for member_id, kind in group.members.items():
+            if kind == "user":
+                self._users[member_id].groups.discard(group.id)
+            else:
+                self._groups[member_id].parents.discard(group.id)
+        del self._groups[group.id]
+        self._group_order[group.seq] = None
+        self._audit_event("Delete group", "GroupManagement", "Delete", ctx, self._group_target(group))
+        for user_id in sorted(group.entry_users, key=lambda u: self._users[u].seq):
+            self._enqueue(group, user_id, ctx)
+
+    def _add_validated_members(self, group, members, ctx):
+        for member_id, kind in members:
+            self._link_member(group, member_id)
+            target = self._user_target(self._users[member_id]) if kind == "user" else self._group_target(self._groups[member_id])
+            self._audit_event("Add member to group", "GroupManagement", "Assign", ctx, target,
+                              [("Group.DisplayName", "", json.dumps(group.display_name))])
+            if kind == "user":
+                self._membership_changed(group, member_id, ctx)
+
+    @_locked
+    def add_members(self, group_id, member_ids, ctx) -> None:
+        group = self._group(group_id)
+        self._add_validated_members(group, self._validate_new_members(group, member_ids), ctx)
+
+    @_locked
+    def remove_member(self, group_id, member_id, ctx) -> None:
+        group = self._group(group_id)
+        member_key = member_id.lower() if is_guid(member_id) else member_id
+        kind = group.members.pop(member_key, None)
+        if kind is None:
+            raise _not_found(member_id)
+        if kind == "user":
+            user = self._users[member_key]
+            user.groups.discard(group.id)
+            target = self._user_target(user)
+        else:
+            self._groups[member_key].parents.discard(group.id)
+            target = self._group_target(self._groups[member_key])
+        self._audit_event("Remove member from group", "GroupManagement", "Unassign", ctx, target,
+                          [("Group.DisplayName", json.dumps(group.display_name), "")])
+        if kind == "user":
+            self._membership_changed(group, member_key, ctx)
+
+    # ------------------------------------------------------------------ group licensing
+    @_locked
+    def assign_group_license(self, group_id, add_licenses, remove_licenses, ctx) -> dict:
+        group = self._group(group_id)
+        adds = self._parse_add_licenses(add_licenses)
+        removes = self._parse_remove_licenses(remove_licenses)
+        if not group.security_enabled:
+            raise _bad_request("Licenses can only be assigned to security groups or to Microsoft 365 groups with "
+                               "securityEnabled set to true.")
+        self._check_known_skus(adds, "group")
+        for sku_id in removes:
+            if sku_id in adds:
+                raise _bad_request(f"License {sku_id} cannot be both added and removed in the same request.")
+            if sku_id not in group.licenses:
+                raise _bad_request("Group does not have a corresponding license.")
+        self._check_disabled_plans(adds)
+        new_licenses = {s: d for s, d in group.licenses.items() if s not in removes}
+        for sku_id, disabled in adds.items():
+            new_licenses[sku_id] = self._intern(disabled)
+        group_plans = self._all_plans({s: self._skus[s].enabled_plans(d) for s, d in new_licenses.items()})
+        conflicts = self._conflict_pairs(group_plans)
+        if conflicts:
+            raise _bad_request(self._conflict_message(conflicts))
+        unmet = self._unmet_dependencies(group_plans)
+        if unmet:
+            # Add-ons need their prerequisite in the same group (entra-licensing.md section 3).
+            raise _bad_request("License operation failed. Make sure that the group has necessary services. "
+                               + self._dependency_message(unmet))
+        old = list(group.licenses.items())
+        group.licenses = new_licenses
+        self._audit_event("Set group license", "GroupManagement", "Update", ctx, self._group_target(group),
+                          [("AssignedLicense", self._license_text(old), self._license_text(new_licenses.items()))])
+        self._queue_group(group, ctx)
+        return self._group_dict(group)
+
+    def _queue_group(self, group, ctx):
+        """Queue every DIRECT user member plus users still holding a copy from this group."""
+        user_ids = [mid for mid, kind in group.members.items() if kind == "user"]
+        member_set = set(user_ids)
+        user_ids += sorted((u for u in group.entry_users if u not in member_set), key=lambda u: self._users[u].seq)
+        for user_id in user_ids:
+            self._enqueue(group, user_id, ctx)
+        if not user_ids:
+            self._enqueue(group, None, ctx)  # still goes Queued -> InProgress -> Complete in the background
+
+    def _enqueue(self, group, user_id, ctx, front=False):
+        key = (group.id, user_id)
+        if key in self._pending:
+            self._pending[key] = ctx  # the latest request is the one whose effect processing will apply
+            return
+        if not self._queue:
+            self._last_tick = self._clock()
+            self._credit = 0.0
+        self._pending[key] = ctx
+        group.pending += 1
+        if group.processing_state != IN_PROGRESS:
+            group.processing_state = QUEUED
+        if front:
+            self._queue.appendleft(key)
+        else:
+            self._queue.append(key)
+
+    @_locked
+    def advance(self) -> None:
+        """Run the background processing due by now: processing_rate evaluations per emulated second."""
+        now = self._clock()
+        elapsed = max(0.0, now - self._last_tick) * self._time_scale
+        self._last_tick = now
+        if not self._queue:
+            self._credit = 0.0
+            return
+        self._credit += elapsed * self._rate
+        due = min(int(self._credit), len(self._queue))
+        self._credit -= due
+        for _ in range(due):
+            self._process_one()
+        if not self._queue:
+            self._credit = 0.0
+
+    @_locked
+    def process_all(self) -> None:
+        while self._queue:
+            self._process_one()
+        self._credit = 0.0
+        self._last_tick = self._clock()
+
+    @_locked
+    def pending_work(self) -> int:
+        return len(self._pending)
+
+    def _process_one(self):
+        key = self._queue.popleft()
+        ctx = self._pending.pop(key)
+        group_id, user_id = key
+        group = self._groups.get(group_id)
+        if group is not None and group.processing_state == QUEUED:
+            group.processing_state = IN_PROGRESS
+            group.batch_ok = group.batch_failed = 0
+            self._audit_event("Start applying group based license to users", "GroupManagement", "Update", ctx,
+                              self._group_target(group), system=True)
+        user = self._users.get(user_id) if user_id is not None else None
+        if user is not None:
+            succeeded = self._reconcile(user, group_id, ctx)
+            if group is not None:
+                if succeeded:
+                    group.batch_ok += 1
+                else:
+                    group.batch_failed += 1
+        if group is not None:
+            group.pending -= 1
+            if group.pending == 0:
+                group.processing_state = COMPLETE
+                result = (f"[Users successfully assigned licenses: {group.batch_ok}, "
+                          f"Users for whom license assignment failed: {group.batch_failed}.];")
+                self._audit_event("Finish applying group based license to users", "GroupManagement", "Update", ctx,
+                                  self._group_target(group), [("Result", "", result)], system=True)
+
+    def _set_entry(self, user, group_id, entry):
+        group = self._groups.get(group_id)
+        if entry is None:
+            if user.gstates:
+                user.gstates.pop(group_id, None)
+                if not user.gstates:
+                    user.gstates = None
+            if group is not None:
+                group.entry_users.discard(user.id)
+                group.error_users.discard(user.id)
+            return
+        if user.gstates is None:
+            user.gstates = {}
+        user.gstates[group_id] = entry
+        if group is not None:
+            group.entry_users.add(user.id)
+            if entry.error != "None":
+                group.error_users.add(user.id)
+            else:
+                group.error_users.discard(user.id)
+
+    def _violation(self, user, entry, desired, others):
+        """The error code that blocks applying ``desired`` (all SKUs of one group) to the user, or None."""
+        other_plans = self._all_plans(others)
+        group_plans = self._all_plans({s: self._skus[s].enabled_plans(d) for s, d in desired.items()})
+        for plan in group_plans & self._conflicts.keys():
+            if self._conflicts[plan] & (other_plans | group_plans):
+                return "MutuallyExclusiveViolation"
+        combined = other_plans | group_plans
+        if self._unmet_dependencies(combined) - self._unmet_dependencies(other_plans):
+            return "DependencyViolation"
+        # Group licensing evaluates users without a usage location with the tenant's country.
+        location = user.usage_location or self.country_letter_code
+        if self._prohibited_plans(group_plans, location):
+            return "ProhibitedInUsageLocationViolation"
+        holds_active = entry is not None and entry.state in ACTIVE_STATES
+        for sku_id in desired:
+            already_consumed = sku_id in others or (holds_active and sku_id in entry.licenses)
+            if not already_consumed and self._skus[sku_id].free_units() <= 0:
+                return "CountViolation"
+        return None
+
+    def _reconcile(self, user, group_id, ctx) -> bool:
+        """Bring the user's copy from one group in line with the group (all-or-nothing). True unless an error."""
+        group = self._groups.get(group_id)
+        is_member = group is not None and user.groups is not None and group_id in user.groups
+        desired = group.licenses if is_member and group.licenses else None
+        entry = user.gstates.get(group_id) if user.gstates else None
+        before = self._effective(user)
+        now = _now_iso()
+        if desired is None:
+            if entry is None:
+                return True
+            if entry.state in ACTIVE_STATES:
+                after_plans = self._all_plans(self._effective(user, skip_group=group_id))
+                if self._unmet_dependencies(after_plans) - self._unmet_dependencies(self._all_plans(before)):
+                    # DependencyViolation on removal: the removal does not happen (entra-licensing.md section 3).
+                    if entry.error != "DependencyViolation":
+                        self._set_entry(user, group_id, _GroupEntry(entry.licenses, "ActiveWithError", "DependencyViolation", now))
+                    return False
+            self._set_entry(user, group_id, None)
+            self._commit(user, before, "group_processing", ctx)
+            self._audit_event("Change user license", "UserManagement", "Update", ctx, self._user_target(user), system=True)
+            return True
+        others = self._effective(user, skip_group=group_id)
+        error = self._violation(user, entry, desired, others)
+        if error is None and entry is not None and entry.state in ACTIVE_STATES:
+            after_plans = self._all_plans(self._effective(user, skip_group=group_id, extra=desired))
+            if self._unmet_dependencies(after_plans) - self._unmet_dependencies(self._all_plans(before)):
+                if entry.error != "DependencyViolation":
+                    self._set_entry(user, group_id, _GroupEntry(entry.licenses, "ActiveWithError", "DependencyViolation", now))
+                return False
+        state, code = ("Active", "None") if error is None else ("Error", error)
+        if entry is not None and entry.licenses == desired and entry.state == state and entry.error == code:
+            return error is None
+        self._set_entry(user, group_id, _GroupEntry(dict(desired), state, code, now))
+        self._commit(user, before, "group_processing", ctx)
+        self._audit_event("Change user license", "UserManagement", "Update", ctx, self._user_target(user), system=True)
+        return error is None
+
+    @_locked
+    def reprocess_user(self, key, ctx) -> dict:
+        """POST /users/{id}/reprocessLicenseAssignment: re-evaluate the user's groups now, errors included."""
+        user = self._user(key)
+        group_ids = list(user.groups or ()) + [g for g in (user.gstates or {}) if g not in (user.groups or ())]
+        for group_id in sorted(group_ids, key=lambda g: self._groups[g].seq if g in self._groups else -1):
+            self._reconcile(user, group_id, ctx)
+        return self._user_dict(user)
+
+    @_locked
+    def set_sku_units(self, sku_id_or_part_number, enabled: int) -> None:
+        if not isinstance(enabled, int) or isinstance(enabled, bool) or enabled < 0:
+            raise ValueError(f"enabled: got {enabled!r}, expected a non-negative integer")
+        wanted = str(sku_id_or_part_number).lower()
+        for sku in self._skus.values():
+            if sku.sku_id == wanted or sku.part_number.lower() == wanted:
+                sku.prepaid["enabled"] = enabled
+                return
+        raise ValueError(f"sku: got {sku_id_or_part_number!r}, expected a skuId or skuPartNumber of subscribedSkus")
