@@ -1,0 +1,72 @@
+# -*- coding: utf-8 -*-
+# Copyright: entraops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Run a module's main() in-process and catch its result (works on ansible-core 2.16 to 2.21)."""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import contextlib
+import json
+
+from unittest.mock import patch
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+try:
+    from ansible.module_utils.testing import patch_module_args  # ansible-core >= 2.19
+except ImportError:
+    patch_module_args = None
+
+
+class AnsibleExitJson(Exception):
+    """Raised instead of exit_json; ``result`` holds the module's return values."""
+
+    def __init__(self, result):
+        super(AnsibleExitJson, self).__init__(result)
+        self.result = result
+
+
+class AnsibleFailJson(Exception):
+    """Raised instead of fail_json; ``result`` holds msg and the other failure values."""
+
+    def __init__(self, result):
+        super(AnsibleFailJson, self).__init__(result)
+        self.result = result
+
+
+@contextlib.contextmanager
+def set_module_args(args):
+    if patch_module_args is not None:
+        with patch_module_args(args):
+            yield
+    else:
+        with patch.object(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))):
+            yield
+
+
+def _exit_json(self, **kwargs):  # pylint: disable=unused-argument
+    kwargs.setdefault("changed", False)
+    raise AnsibleExitJson(kwargs)
+
+
+def _fail_json(self, msg, **kwargs):  # pylint: disable=unused-argument
+    kwargs["failed"] = True
+    kwargs["msg"] = msg
+    raise AnsibleFailJson(kwargs)
+
+
+def run_module(main, args):
+    """(result, failed) of one in-process module run with ``args`` (check mode via ``_ansible_check_mode``)."""
+    with set_module_args(args):
+        with patch.object(basic.AnsibleModule, "exit_json", _exit_json), \
+                patch.object(basic.AnsibleModule, "fail_json", _fail_json):
+            try:
+                main()
+            except AnsibleExitJson as done:
+                return done.result, False
+            except AnsibleFailJson as failed:
+                return failed.result, True
+    raise AssertionError("the module returned without calling exit_json or fail_json")
