@@ -1,0 +1,628 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2025, entraops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The migration journal: what was removed, so it can be put back.
+
+Format
+------
+A journal is a UTF-8 text file in JSON Lines format: one JSON object per line, appended, never
+rewritten. Every line is written in one piece and forced to disk (fsync) before the collection
+goes on, so a journal survives a crash or a killed process up to the last completed line.
+Several runs may append to the same journal; each run starts with a ``run`` line.
+
+Before every license write the collection appends an ``intent`` line, and after Microsoft Graph
+answers it appends a ``result`` line with the same ``op_id``. An intent without a result means
+the run stopped while the write was in flight: the write may or may not have happened, and the
+next restore reads the user again to find out.
+
+``run`` (first line written by a run)::
+
+    {"type": "run", "format": "entraops.licensing/journal", "version": 1,
+     "run_id": "<id>", "time": "2025-06-30T12:00:00.000Z"}
+
+``intent`` (written before the write is sent)::
+
+    {"type": "intent", "op_id": "<id>", "run_id": "<id>", "time": "2025-06-30T12:00:01.250Z",
+     "op": "remove_direct",
+     "user_id": "<user GUID>", "user_principal_name": "adele@contoso.com",
+     "sku_id": "<SKU GUID>", "sku_part_number": "ENTERPRISEPACK",
+     "disabled_plans": ["<service plan GUID>", ...],
+     "batch": 1}
+
+``op`` is ``remove_direct`` (remove the user's direct assignment of the SKU) or
+``restore_direct`` (put it back). ``disabled_plans`` is the exact ``disabledPlans`` list of the
+direct assignment (for a removal, as read just before removing it; for a restore, as written back).
+``batch`` is the plan batch number or ``null``. An optional ``extra`` object carries
+operation-specific detail (never credentials).
+
+``result`` (written after Graph answered, or after the run gave up on the write)::
+
+    {"type": "result", "op_id": "<id of the intent>", "run_id": "<id>", "time": "...",
+     "op": "remove_direct", "user_id": "<user GUID>", "sku_id": "<SKU GUID>",
+     "outcome": "ok", "request_id": "<Graph request-id>", "status": 200,
+     "error": null, "detail": null}
+
+``outcome`` is one of:
+
+- ``ok``: the write was done;
+- ``failed``: Graph refused it, nothing changed (``status``, ``error`` code and ``detail`` say why);
+- ``unknown``: no answer (timeout, dropped connection); the write may have happened;
+- ``rolled_back``: a removal was done but the check that followed found a lost license or
+  service, and the direct assignment was put back at once with the same disabled plans;
+- ``skipped``: the write was not sent because it was not needed (for a restore: the direct
+  assignment was found in place).
+
+``repair`` lines record that a line was cut short by a killed process and is ignored::
+
+    {"type": "repair", "run_id": "<id>", "time": "...", "ignored_line": 42, "detail": "..."}
+
+GUIDs are lower-case. Times are UTC, ISO 8601 with a ``Z`` suffix. The journal never holds
+tokens, secrets or passwords.
+
+What can be restored: for each user and SKU, the latest removal whose outcome is ``ok``,
+``unknown`` or missing, unless a later restore of it ended ``ok`` or ``skipped``. Beside the
+journal the collection writes a Microsoft Graph PowerShell script (``write_rollback_script``) that
+restores the same list without Ansible.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import json
+import os
+import re
+import unicodedata
+import uuid
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX; the journal then works without the lock
+    fcntl = None
+
+from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
+    RecordsError,
+    atomic_text_file,
+    fsync_directory,
+    is_guid,
+    normalize_guid,
+    resolve_output_path,
+    utc_now_iso,
+)
+
+JOURNAL_FORMAT = 'entraops.licensing/journal'
+JOURNAL_VERSION = 1
+OPERATIONS = ('remove_direct', 'restore_direct')
+OUTCOMES = ('ok', 'failed', 'unknown', 'rolled_back', 'skipped')
+ENTRY_TYPES = ('run', 'intent', 'result', 'repair')
+
+# A removal with one of these outcomes may have taken the direct assignment away.
+_REMOVAL_IN_EFFECT = ('ok', 'unknown', None)
+# A restore with one of these outcomes leaves the direct assignment in place.
+_RESTORE_DONE = ('ok', 'skipped')
+_REMOVAL_FIELDS = ('removal_op_id', 'removal_outcome', 'removed_disabled_plans', 'restorable', '_removal_order')
+
+_SECRET_KEY = re.compile(r'token|secret|passw(or)?d|authori[sz]ation|credential|api[_-]?key|private[_-]?key|cookie|assertion', re.IGNORECASE)
+_BEARER = re.compile(r'\bBearer\s+[A-Za-z0-9\-._~+/]+=*', re.IGNORECASE)
+_JWT = re.compile(r'\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*')
+_READ_CHUNK = 1 << 20
+
+
+def redact(text):
+    """Replace anything shaped like a bearer token or JWT in ``text`` (a Graph error may echo a header)."""
+    if not isinstance(text, str):
+        return text
+    return _JWT.sub('[REDACTED]', _BEARER.sub('Bearer [REDACTED]', text))
+
+
+def _check_no_secret_keys(value, where):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _SECRET_KEY.search(str(key)):
+                raise RecordsError('%s: key %r looks like a credential; journals never hold credentials' % (where, key))
+            _check_no_secret_keys(item, where)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_no_secret_keys(item, where)
+
+
+def _redact_values(value):
+    if isinstance(value, dict):
+        return dict((key, _redact_values(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_redact_values(item) for item in value]
+    return redact(value)
+
+
+def _optional_text(value, name):
+    if value is not None and not isinstance(value, str):
+        raise RecordsError('%s must be a string or None, got %r' % (name, value))
+    return value
+
+
+def _guid_list(values, name):
+    if not isinstance(values, (list, tuple)):
+        raise RecordsError('%s must be a list of GUIDs, got %r' % (name, values))
+    return [normalize_guid(value, name) for value in values]
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _scan_tail(fd):
+    """(number of complete lines, bytes after the last newline) of an open journal file."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    newline_count = 0
+    tail = b''
+    while True:
+        chunk = os.read(fd, _READ_CHUNK)
+        if not chunk:
+            break
+        newline_count += chunk.count(b'\n')
+        last_newline = chunk.rfind(b'\n')
+        tail = chunk[last_newline + 1:] if last_newline >= 0 else tail + chunk
+    return newline_count, tail
+
+
+def _parses_as_object(data):
+    try:
+        return isinstance(json.loads(data.decode('utf-8')), dict)
+    except ValueError:
+        return False
+
+
+class Journal:
+    """Append-only writer of one journal file, used as ``with Journal(path) as journal:``.
+
+    The directory must exist. The file is created if missing, and locked against a second
+    concurrent writer. Every line is written with one write call and fsynced.
+    """
+
+    def __init__(self, path, run_id=None):
+        self.path = resolve_output_path(path, 'journal')
+        self.run_id = _optional_text(run_id, 'run_id') or uuid.uuid4().hex
+        self._intents = {}
+        self._run_line_written = False
+        self._fd = self._open()
+        try:
+            self._lock()
+            self._repair_tail()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self):
+        existed = os.path.exists(self.path)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, 'O_CLOEXEC', 0), 0o666)
+        except OSError as exc:
+            raise RecordsError('cannot open journal %s for appending: %s' % (self.path, exc.strerror or exc))
+        if not existed:
+            fsync_directory(os.path.dirname(self.path))
+        return fd
+
+    def _lock(self):
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RecordsError('journal %s is in use by another run (it is locked); wait for that run to finish' % self.path)
+
+    def _repair_tail(self):
+        # A process killed mid-line leaves a partial last line; appending behind it would glue
+        # two entries into one unreadable line in the middle of the journal.
+        line_count, tail = _scan_tail(self._fd)
+        if not tail:
+            return
+        if _parses_as_object(tail):
+            self._write_bytes(b'\n')
+            return
+        self._write_bytes(b'\n')
+        self._append({'type': 'repair', 'run_id': self.run_id, 'time': utc_now_iso(), 'ignored_line': line_count + 1,
+                      'detail': 'line %d was cut short (the process writing it was stopped); it is ignored' % (line_count + 1)})
+
+    def _write_bytes(self, data):
+        if self._fd is None:
+            raise RecordsError('journal %s is closed' % self.path)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise RecordsError('cannot write to journal %s: %s' % (self.path, exc.strerror or exc))
+
+    def _append(self, entry):
+        try:
+            line = json.dumps(entry, ensure_ascii=False) + '\n'
+        except (TypeError, ValueError) as exc:
+            raise RecordsError('journal %s: entry cannot be written as JSON: %s' % (self.path, exc))
+        self._write_bytes(line.encode('utf-8'))
+
+    def _ensure_run_line(self):
+        if not self._run_line_written:
+            self._append({'type': 'run', 'format': JOURNAL_FORMAT, 'version': JOURNAL_VERSION, 'run_id': self.run_id, 'time': utc_now_iso()})
+            self._run_line_written = True
+
+    def intent(self, op, user_id, user_principal_name, sku_id, sku_part_number, disabled_plans, batch=None, extra=None):
+        """Journal a write about to be sent; returns its ``op_id``. Call before sending the write."""
+        if op not in OPERATIONS:
+            raise RecordsError('op must be one of %s, got %r' % (', '.join(OPERATIONS), op))
+        if batch is not None and not _is_int(batch):
+            raise RecordsError('batch must be a whole number or None, got %r' % (batch,))
+        if extra is not None:
+            if not isinstance(extra, dict):
+                raise RecordsError('extra must be a dict or None, got %r' % (extra,))
+            _check_no_secret_keys(extra, 'journal %s' % self.path)
+        entry = {
+            'type': 'intent',
+            'op_id': uuid.uuid4().hex,
+            'run_id': self.run_id,
+            'time': utc_now_iso(),
+            'op': op,
+            'user_id': normalize_guid(user_id, 'user_id'),
+            'user_principal_name': _optional_text(user_principal_name, 'user_principal_name'),
+            'sku_id': normalize_guid(sku_id, 'sku_id'),
+            'sku_part_number': _optional_text(sku_part_number, 'sku_part_number'),
+            'disabled_plans': _guid_list(disabled_plans, 'disabled_plans'),
+            'batch': batch,
+        }
+        if extra:
+            entry['extra'] = _redact_values(extra)
+        self._ensure_run_line()
+        self._append(entry)
+        self._intents[entry['op_id']] = {'op': op, 'user_id': entry['user_id'], 'sku_id': entry['sku_id'], 'has_result': False}
+        return entry['op_id']
+
+    def result(self, op_id, outcome, request_id=None, status=None, error=None, detail=None):
+        """Journal how the write of ``op_id`` ended (see the module documentation for outcomes)."""
+        intent = self._intents.get(op_id)
+        if intent is None:
+            raise RecordsError('journal %s: op_id %r has no intent in this run' % (self.path, op_id))
+        if intent['has_result']:
+            raise RecordsError('journal %s: op_id %r already has a result' % (self.path, op_id))
+        if outcome not in OUTCOMES:
+            raise RecordsError('outcome must be one of %s, got %r' % (', '.join(OUTCOMES), outcome))
+        if outcome == 'rolled_back' and intent['op'] != 'remove_direct':
+            raise RecordsError('outcome rolled_back applies to remove_direct only, not %s' % intent['op'])
+        if status is not None and not _is_int(status):
+            raise RecordsError('status must be an HTTP status number or None, got %r' % (status,))
+        entry = {
+            'type': 'result',
+            'op_id': op_id,
+            'run_id': self.run_id,
+            'time': utc_now_iso(),
+            'op': intent['op'],
+            'user_id': intent['user_id'],
+            'sku_id': intent['sku_id'],
+            'outcome': outcome,
+            'request_id': _optional_text(request_id, 'request_id'),
+            'status': status,
+            'error': redact(_optional_text(error, 'error')),
+            'detail': redact(_optional_text(detail, 'detail')),
+        }
+        self._append(entry)
+        intent['has_result'] = True
+
+    def pending_op_ids(self):
+        """op_ids of this run whose write has no result yet."""
+        return [op_id for op_id, intent in self._intents.items() if not intent['has_result']]
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self.close()
+
+
+def _entry_problem(entry):
+    """What is wrong with a parsed journal entry, or None. Normalises GUIDs in place."""
+    if not isinstance(entry, dict):
+        return 'is not a JSON object'
+    entry_type = entry.get('type')
+    if entry_type not in ENTRY_TYPES:
+        return 'has type %r, expected one of %s' % (entry_type, ', '.join(ENTRY_TYPES))
+    if entry_type == 'run':
+        if entry.get('format') != JOURNAL_FORMAT:
+            return 'is a run line of format %r, expected %r' % (entry.get('format'), JOURNAL_FORMAT)
+        if entry.get('version') != JOURNAL_VERSION:
+            return 'is a run line of journal version %r; this collection reads version %d' % (entry.get('version'), JOURNAL_VERSION)
+        return None
+    if entry_type == 'repair':
+        return None if _is_int(entry.get('ignored_line')) else 'is a repair line without ignored_line'
+    if not isinstance(entry.get('op_id'), str) or not entry['op_id']:
+        return 'has no op_id'
+    if entry.get('op') not in OPERATIONS:
+        return 'has op %r, expected one of %s' % (entry.get('op'), ', '.join(OPERATIONS))
+    for field in ('user_id', 'sku_id'):
+        if not is_guid(entry.get(field)):
+            return 'has %s %r, expected a GUID' % (field, entry.get(field))
+        entry[field] = entry[field].lower()
+    if entry_type == 'intent':
+        plans = entry.get('disabled_plans')
+        if not isinstance(plans, list) or not all(is_guid(plan) for plan in plans):
+            return 'has disabled_plans %r, expected a list of GUIDs' % (plans,)
+        entry['disabled_plans'] = [plan.lower() for plan in plans]
+    elif entry.get('outcome') not in OUTCOMES:
+        return 'has outcome %r, expected one of %s' % (entry.get('outcome'), ', '.join(OUTCOMES))
+    return None
+
+
+def _parse_line(raw):
+    """(entry, None) or (None, problem) for one line of bytes."""
+    try:
+        entry = json.loads(raw.decode('utf-8'))
+    except UnicodeDecodeError:
+        return None, 'is not UTF-8 text'
+    except ValueError as exc:
+        return None, 'is not valid JSON (%s)' % exc
+    problem = _entry_problem(entry)
+    return (None, problem) if problem else (entry, None)
+
+
+def read_journal(path):
+    """Read a journal; return ``{"path", "entries", "truncated_last_line", "warnings"}``.
+
+    A last line cut short by a killed process is ignored (``truncated_last_line`` true and a
+    warning), as is a cut line the journal itself marked with a ``repair`` line. Any other
+    malformed line raises RecordsError naming the file and the line number.
+    """
+    if not isinstance(path, str) or not path:
+        raise RecordsError('journal path must be a non-empty string, got %r' % (path,))
+    absolute_path = os.path.abspath(os.path.expanduser(path))
+    entries = []
+    warnings = []
+    bad_line = None   # (line number, problem, ended with a newline) awaiting a repair line or EOF
+    truncated = False
+    try:
+        with open(absolute_path, 'rb') as stream:
+            for line_number, raw in enumerate(stream, start=1):
+                if not raw.strip():
+                    continue
+                entry, problem = _parse_line(raw)
+                if bad_line is not None:
+                    if entry is not None and entry['type'] == 'repair' and entry['ignored_line'] == bad_line[0]:
+                        warnings.append('journal %s line %d was cut short by a stopped run and is ignored' % (absolute_path, bad_line[0]))
+                        bad_line = None
+                    else:
+                        raise RecordsError('journal %s line %d %s' % (absolute_path, bad_line[0], bad_line[1]))
+                if problem:
+                    bad_line = (line_number, problem, raw.endswith(b'\n'))
+                    continue
+                entries.append(entry)
+    except FileNotFoundError:
+        raise RecordsError('journal %s does not exist' % absolute_path)
+    except IsADirectoryError:
+        raise RecordsError('journal path %s is a directory, not a journal file' % absolute_path)
+    except OSError as exc:
+        raise RecordsError('cannot read journal %s: %s' % (absolute_path, exc.strerror or exc))
+    if bad_line is not None:
+        if bad_line[2]:
+            raise RecordsError('journal %s line %d %s' % (absolute_path, bad_line[0], bad_line[1]))
+        truncated = True
+        warnings.append('journal %s: the last line (%d) was cut short, probably by a stopped run, and is ignored' % (absolute_path, bad_line[0]))
+    return {'path': absolute_path, 'entries': entries, 'truncated_last_line': truncated, 'warnings': warnings}
+
+
+def _new_state(entry):
+    return {
+        'user_id': entry['user_id'], 'user_principal_name': None, 'sku_id': entry['sku_id'], 'sku_part_number': None,
+        'op': None, 'op_id': None, 'outcome': None, 'pending': False,
+        'removal_op_id': None, 'removal_outcome': None, 'removed_disabled_plans': None, 'restorable': False,
+        '_removal_order': None, '_previous_removal': None,
+    }
+
+
+def _apply_intent(state, entry, order):
+    state['user_principal_name'] = entry.get('user_principal_name') or state['user_principal_name']
+    state['sku_part_number'] = entry.get('sku_part_number') or state['sku_part_number']
+    state.update(op=entry['op'], op_id=entry['op_id'], outcome=None, pending=True)
+    if entry['op'] == 'remove_direct':
+        # An earlier removal still in effect comes back if this one turns out not to have happened
+        # (a re-run that journals "skipped" for a row it already removed must not hide it).
+        state['_previous_removal'] = _removal_fields(state) if state['restorable'] else None
+        # From here the direct assignment may be gone, until a result says otherwise.
+        state.update(removal_op_id=entry['op_id'], removal_outcome='pending', removed_disabled_plans=list(entry['disabled_plans']),
+                     restorable=True, _removal_order=order)
+
+
+def _removal_fields(state):
+    return dict((key, state[key]) for key in _REMOVAL_FIELDS)
+
+
+def _apply_result(state, entry):
+    if entry['op_id'] == state['op_id']:
+        state.update(outcome=entry['outcome'], pending=False)
+    if entry['op'] == 'remove_direct' and entry['op_id'] == state['removal_op_id']:
+        state['removal_outcome'] = entry['outcome']
+        if entry['outcome'] not in _REMOVAL_IN_EFFECT:
+            previous = state.pop('_previous_removal', None)
+            if previous:
+                state.update(previous)
+            else:
+                state['restorable'] = False
+    elif entry['op'] == 'restore_direct' and entry['outcome'] in _RESTORE_DONE:
+        state['restorable'] = False
+
+
+def _states(entries):
+    states = {}
+    for order, entry in enumerate(entries):
+        if entry.get('type') not in ('intent', 'result'):
+            continue
+        key = (entry['user_id'], entry['sku_id'])
+        state = states.get(key)
+        if state is None:
+            state = states[key] = _new_state(entry)
+        if entry['type'] == 'intent':
+            _apply_intent(state, entry, order)
+        else:
+            _apply_result(state, entry)
+    return states
+
+
+def journal_state(entries):
+    """Per ``(user_id, sku_id)``: where the journal leaves that user's direct assignment.
+
+    Each value holds ``user_id``, ``user_principal_name``, ``sku_id``, ``sku_part_number``;
+    ``op``, ``op_id`` and ``outcome`` of the latest operation (``outcome`` None and ``pending``
+    true when its intent has no result: the caller must read the user from Graph to know what
+    happened); ``removal_op_id``, ``removal_outcome`` and ``removed_disabled_plans`` of the latest
+    removal; and ``restorable``: the direct assignment was, or may have been, removed and has not
+    been restored since. Pass the entries of several journals oldest first.
+    """
+    return dict((key, dict((name, value) for name, value in state.items() if not name.startswith('_')))
+                for key, state in _states(entries).items())
+
+
+def restorable(entries):
+    """The direct assignments to put back, in the order they were removed.
+
+    Each item: ``user_id``, ``user_principal_name``, ``sku_id``, ``sku_part_number``,
+    ``disabled_plans`` (as before the removal), ``removal_op_id`` and ``removal_outcome`` (``ok``,
+    ``unknown`` or ``pending``: for the last two, reading the user decides whether a restore is
+    needed). Journal each restore (``restore_direct``) with outcome ``ok``, or ``skipped`` when the
+    assignment was found in place, and the next call no longer lists it.
+    """
+    states = [state for state in _states(entries).values() if state['restorable']]
+    states.sort(key=lambda state: state['_removal_order'])
+    return [{
+        'user_id': state['user_id'],
+        'user_principal_name': state['user_principal_name'],
+        'sku_id': state['sku_id'],
+        'sku_part_number': state['sku_part_number'],
+        'disabled_plans': list(state['removed_disabled_plans']),
+        'removal_op_id': state['removal_op_id'],
+        'removal_outcome': state['removal_outcome'],
+    } for state in states]
+
+
+# PowerShell treats these four typographic quotes as single quotes too; each must be doubled.
+_POWERSHELL_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
+
+
+def _printable(text):
+    # Line and paragraph separators and control characters would end a comment or mangle output.
+    return ''.join(' ' if unicodedata.category(char) in ('Cc', 'Cf', 'Zl', 'Zp') else char for char in str(text))
+
+
+def powershell_quote(text):
+    """``text`` as a PowerShell single-quoted string literal (no expansion of $ or backticks)."""
+    return "'" + ''.join(char * 2 if char in _POWERSHELL_SINGLE_QUOTES else char for char in _printable(text)) + "'"
+
+
+def rollback_script_path(journal_path):
+    """Where the rollback script of a journal goes: beside it, ``<name>.rollback.ps1``."""
+    root, extension = os.path.splitext(journal_path)
+    return (root if extension else journal_path) + '.rollback.ps1'
+
+
+_SCRIPT_HEADER = """#Requires -Modules Microsoft.Graph.Users.Actions
+<#
+.SYNOPSIS
+Puts back the direct license assignments that an entraops.licensing migration removed.
+
+.DESCRIPTION
+Generated by the entraops.licensing Ansible collection from its migration journal at {generated_at}.
+Each block re-adds one user's direct license assignment of one SKU, with the disabled service plans
+it had before it was removed. Running the script again is harmless: adding a license the user
+already holds directly sets the same disabled plans again.
+
+Needs Microsoft Graph PowerShell (Install-Module Microsoft.Graph.Users.Actions -Scope CurrentUser)
+and the permission LicenseAssignment.ReadWrite.All (User.ReadWrite.All or Directory.ReadWrite.All
+also allow it). To run it as an application, connect first, for example with
+Connect-MgGraph -TenantId <tenant> -ClientId <application id> -CertificateThumbprint <thumbprint>,
+then run the script in the same session.
+#>
+
+if ($null -eq (Get-MgContext)) {{
+    # Least-privileged permission for Set-MgUserLicense; User.ReadWrite.All also works.
+    Connect-MgGraph -Scopes 'LicenseAssignment.ReadWrite.All'{tenant_argument} -ErrorAction Stop
+}}
+
+$total = {total}
+$restored = 0
+$failures = New-Object System.Collections.Generic.List[string]
+"""
+
+_SCRIPT_ROW = """
+# {number} of {total}: {user_comment}, {sku_comment}
+try {{
+    Set-MgUserLicense -UserId {user_id} -AddLicenses @(@{{SkuId = {sku_id}; DisabledPlans = @({disabled_plans})}}) -RemoveLicenses @() -ErrorAction Stop | Out-Null
+    $restored++
+    Write-Host {restored_message}
+}} catch {{
+    $failures.Add({failure_label} + $_.Exception.Message)
+    Write-Warning ({warning_label} + $_.Exception.Message)
+}}
+"""
+
+_SCRIPT_FOOTER = """
+Write-Host ('Restored {0} of {1} direct license assignments.' -f $restored, $total)
+if ($failures.Count -gt 0) {
+    Write-Warning ('{0} could not be restored:' -f $failures.Count)
+    foreach ($failure in $failures) {
+        Write-Warning $failure
+    }
+    exit 1
+}
+"""
+
+_TENANT_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9.-]*$')
+
+
+def _script_row(row, number, total):
+    if not isinstance(row, dict):
+        raise RecordsError('rollback row %d is a %s, expected a dict' % (number, type(row).__name__))
+    user_id = normalize_guid(row.get('user_id'), 'rollback row %d user_id' % number)
+    sku_id = normalize_guid(row.get('sku_id'), 'rollback row %d sku_id' % number)
+    disabled_plans = _guid_list(row.get('disabled_plans', []), 'rollback row %d disabled_plans' % number)
+    user_label = row.get('user_principal_name') or user_id
+    sku_label = row.get('sku_part_number') or sku_id
+    return _SCRIPT_ROW.format(
+        number=number,
+        total=total,
+        user_comment=_printable(user_label),
+        sku_comment=_printable(sku_label),
+        user_id=powershell_quote(user_id),
+        sku_id=powershell_quote(sku_id),
+        disabled_plans=', '.join(powershell_quote(plan) for plan in disabled_plans),
+        restored_message=powershell_quote('Restored %s for %s' % (sku_label, user_label)),
+        failure_label=powershell_quote('%s %s: ' % (user_label, sku_label)),
+        warning_label=powershell_quote('Could not restore %s for %s: ' % (sku_label, user_label)),
+    )
+
+
+def write_rollback_script(restorable_rows, path, tenant_id=None, generated_at=None):
+    """Write a Microsoft Graph PowerShell script that restores ``restorable_rows`` without Ansible.
+
+    ``restorable_rows`` are items of ``restorable()``. The script is UTF-8 with a byte order mark
+    (Windows PowerShell 5.1 reads UTF-8 without one as the ANSI code page) and CRLF line endings,
+    written atomically. Returns ``{"path": absolute path, "rows": count}``.
+    """
+    if tenant_id is not None and (not isinstance(tenant_id, str) or not _TENANT_PATTERN.match(tenant_id)):
+        raise RecordsError('tenant_id must be a tenant GUID or domain name, got %r' % (tenant_id,))
+    rows = list(restorable_rows)
+    absolute_path = resolve_output_path(path, 'rollback script')
+    # Build every row before opening the file so a bad row leaves no half-written script.
+    row_texts = [_script_row(row, number, len(rows)) for number, row in enumerate(rows, start=1)]
+    header = _SCRIPT_HEADER.format(
+        generated_at=_printable(generated_at or utc_now_iso()),
+        tenant_argument=(' -TenantId ' + powershell_quote(tenant_id)) if tenant_id else '',
+        total=len(rows),
+    )
+    with atomic_text_file(absolute_path, 'rollback script', encoding='utf-8-sig', newline='\r\n') as stream:
+        stream.write(header)
+        for text in row_texts:
+            stream.write(text)
+        stream.write(_SCRIPT_FOOTER)
+    return {'path': absolute_path, 'rows': len(rows)}

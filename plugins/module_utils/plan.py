@@ -1,0 +1,275 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2025, entraops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The migration plan file: which direct assignments to remove, and in which batch.
+
+``license_assignment_info`` writes it (``plan_path``), ``direct_license`` reads it
+(``plan_path`` + ``batches``), and the change record names its batches. Format (UTF-8 JSON, one
+row per line so it can be read, grepped and diffed)::
+
+    {"format": "entraops.licensing/plan",
+     "version": 1,
+     "created": "2025-06-30T12:00:00.000Z",
+     "tenant_id": "contoso.onmicrosoft.com",
+     "trusted_groups": ["<group id>", ...],
+     "canary_size": 10,
+     "batch_size": 500,
+     "batches": 3,
+     "summary": {"<verdict>": <count>, ...},
+     "rows": [
+      {"user_id": "...", "user_principal_name": "...", "sku_id": "...", "sku_part_number": "...",
+       "verdict": "safe_to_remove", "direct": true, "direct_disabled_plans": ["<plan id>", ...],
+       "inherited_from": [...], "healthy_inherited_from": [...], "plans_lost": [...], "errors": [...],
+       "batch": 0},
+      ...
+     ]}
+
+``batches`` is the number of distinct batch numbers; ``summary`` counts rows per verdict. Batch 0
+is the canary (``canary_size`` rows), then 1, 2, ... of ``batch_size`` rows; rows that are not to
+be removed (any verdict other than ``safe_to_remove``) are kept for the record with ``batch: null``.
+Other keys in ``rows`` and at the top level are kept. GUIDs are lower-case.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import json
+
+from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
+    RecordsError,
+    atomic_text_file,
+    is_guid,
+    resolve_output_path,
+    utc_now_iso,
+    verdict_summary,
+)
+
+PLAN_FORMAT = 'entraops.licensing/plan'
+PLAN_VERSION = 1
+SAFE_VERDICT = 'safe_to_remove'
+DEFAULT_CANARY_SIZE = 10
+DEFAULT_BATCH_SIZE = 500
+
+# Keys the writer computes; a caller's meta cannot override them.
+_COMPUTED_KEYS = ('format', 'version', 'batches', 'summary', 'rows')
+_GUID_LIST_FIELDS = ('direct_disabled_plans', 'inherited_from', 'healthy_inherited_from')
+_STRING_LIST_FIELDS = ('plans_lost', 'errors')
+
+
+def _is_int(value):
+    # bool is an int subclass; a batch of true is a mistake, not batch 1.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _row_problem(row):
+    """What is wrong with one plan row, or None. Normalises the row's GUIDs in place."""
+    if not isinstance(row, dict):
+        return 'is a %s, expected an object' % type(row).__name__
+    for field in ('user_id', 'sku_id'):
+        if field not in row:
+            return 'is missing %s' % field
+        if not is_guid(row[field]):
+            return '%s %r is not a GUID' % (field, row[field])
+        row[field] = row[field].lower()
+    if not isinstance(row.get('verdict'), str) or not row['verdict']:
+        return 'verdict must be a non-empty string, got %r' % (row.get('verdict'),)
+    if 'direct' in row and not isinstance(row['direct'], bool):
+        return 'direct must be true or false, got %r' % (row['direct'],)
+    for field in _GUID_LIST_FIELDS:
+        values = row.get(field)
+        if values is None:
+            continue
+        if not isinstance(values, list) or not all(is_guid(value) for value in values):
+            return '%s must be a list of GUIDs, got %r' % (field, values)
+        row[field] = [value.lower() for value in values]
+    for field in _STRING_LIST_FIELDS:
+        values = row.get(field)
+        if values is not None and (not isinstance(values, list) or not all(isinstance(value, str) for value in values)):
+            return '%s must be a list of strings, got %r' % (field, values)
+    batch = row.get('batch')
+    if batch is not None and (not _is_int(batch) or batch < 0):
+        return 'batch must be a whole number >= 0 or null, got %r' % (batch,)
+    return None
+
+
+def _check_rows(rows, where):
+    """Validate rows; return (verdict counts, sorted distinct batch numbers). Raises RecordsError."""
+    counts = {}
+    batch_numbers = set()
+    seen = {}
+    for index, row in enumerate(rows):
+        problem = _row_problem(row)
+        if problem:
+            raise RecordsError('%s: row %d (rows[%d]) %s' % (where, index + 1, index, problem))
+        key = (row['user_id'], row['sku_id'])
+        if key in seen:
+            raise RecordsError('%s: row %d (rows[%d]) repeats user %s and SKU %s of row %d' % (where, index + 1, index, key[0], key[1], seen[key] + 1))
+        seen[key] = index
+        counts[row['verdict']] = counts.get(row['verdict'], 0) + 1
+        if row.get('batch') is not None:
+            batch_numbers.add(row['batch'])
+    return counts, sorted(batch_numbers)
+
+
+def _check_size(name, value, minimum):
+    if not _is_int(value) or value < minimum:
+        raise RecordsError('%s must be a whole number >= %d, got %r' % (name, minimum, value))
+    return value
+
+
+def _user_sort_key(row):
+    return ((row.get('user_principal_name') or '').casefold(), row['user_id'], row.get('sku_part_number') or '', row['sku_id'])
+
+
+def assign_batches(records, canary_size=DEFAULT_CANARY_SIZE, batch_size=DEFAULT_BATCH_SIZE):
+    """Plan rows from records: every ``safe_to_remove`` record gets a batch number.
+
+    The order is stable whatever order Graph returned the users in: by user principal name
+    (case-insensitive), user id, SKU. Batch 0 holds the first ``canary_size`` rows (none when
+    ``canary_size`` is 0), then batches 1, 2, ... hold ``batch_size`` rows each. Records with another
+    verdict follow, in their original order, with ``batch: None``. Input records are not modified.
+    """
+    _check_size('canary_size', canary_size, 0)
+    _check_size('batch_size', batch_size, 1)
+    safe_rows = sorted((dict(record) for record in records if record.get('verdict') == SAFE_VERDICT), key=_user_sort_key)
+    other_rows = [dict(record, batch=None) for record in records if record.get('verdict') != SAFE_VERDICT]
+    for position, row in enumerate(safe_rows):
+        if position < canary_size:
+            row['batch'] = 0
+        else:
+            row['batch'] = 1 + (position - canary_size) // batch_size
+    return safe_rows + other_rows
+
+
+def _header(meta, rows_summary, batch_count):
+    header = {'format': PLAN_FORMAT, 'version': PLAN_VERSION, 'created': meta.get('created') or utc_now_iso()}
+    for key in ('tenant_id', 'trusted_groups', 'canary_size', 'batch_size'):
+        header[key] = meta.get(key)
+    for key, value in meta.items():
+        if key not in header:
+            header[key] = value
+    header['batches'] = batch_count
+    header['summary'] = verdict_summary(rows_summary)
+    return header
+
+
+def write_plan(path, rows, meta=None):
+    """Write a plan file atomically and return ``{"path", "rows", "batches", "summary"}``.
+
+    ``rows`` are plan rows (see ``assign_batches``); they are validated first, so a plan that
+    cannot be read back is never written. ``meta`` holds ``tenant_id``, ``trusted_groups``,
+    ``canary_size``, ``batch_size`` and optionally ``created`` (ISO 8601) and other
+    JSON-serialisable keys; ``format``, ``version``, ``batches``, ``summary`` and ``rows`` are
+    computed. Rows are written one per line, never as one big string.
+    """
+    meta = dict(meta or {})
+    reserved = sorted(key for key in meta if key in _COMPUTED_KEYS)
+    if reserved:
+        raise RecordsError('plan meta cannot set %s: the plan writer computes them' % ', '.join(reserved))
+    rows = rows if isinstance(rows, list) else list(rows)
+    absolute_path = resolve_output_path(path, 'plan')
+    counts, batch_numbers = _check_rows(rows, 'plan %s' % absolute_path)
+    header = _header(meta, counts, len(batch_numbers))
+    try:
+        header_text = json.dumps(header, ensure_ascii=False, indent=1)
+    except (TypeError, ValueError) as exc:
+        raise RecordsError('plan %s: meta is not JSON-serialisable: %s' % (absolute_path, exc))
+    with atomic_text_file(absolute_path, 'plan', encoding='utf-8') as stream:
+        # The header is written without its closing brace so the rows can stream after it.
+        stream.write(header_text[:-2])
+        stream.write(',\n "rows": [')
+        for index, row in enumerate(rows):
+            stream.write(',\n  ' if index else '\n  ')
+            stream.write(json.dumps(row, ensure_ascii=False, sort_keys=True))
+        stream.write('\n ]\n}\n' if rows else ']\n}\n')
+    return {'path': absolute_path, 'rows': len(rows), 'batches': len(batch_numbers), 'summary': header['summary']}
+
+
+def _load_json(path):
+    try:
+        with open(path, 'r', encoding='utf-8-sig') as stream:
+            return json.load(stream)
+    except FileNotFoundError:
+        raise RecordsError('plan file %s does not exist' % path)
+    except IsADirectoryError:
+        raise RecordsError('plan path %s is a directory, not a plan file' % path)
+    except UnicodeDecodeError:
+        raise RecordsError('%s is not a plan file: it is not UTF-8 text' % path)
+    except ValueError as exc:
+        raise RecordsError('%s is not a plan file: it is not valid JSON (%s)' % (path, exc))
+    except OSError as exc:
+        raise RecordsError('cannot read plan file %s: %s' % (path, exc.strerror or exc))
+
+
+def read_plan(path):
+    """Read and validate a plan file; return the plan dict (GUIDs lower-case).
+
+    Raises RecordsError naming the file and the problem: not a plan file, unsupported version,
+    a row missing ``user_id``, a batch that is not a whole number, ...
+    """
+    if not isinstance(path, str) or not path:
+        raise RecordsError('plan path must be a non-empty string, got %r' % (path,))
+    plan = _load_json(path)
+    if not isinstance(plan, dict) or plan.get('format') != PLAN_FORMAT:
+        found = plan.get('format') if isinstance(plan, dict) else type(plan).__name__
+        raise RecordsError('%s is not a plan file: format is %r, expected %r' % (path, found, PLAN_FORMAT))
+    if plan.get('version') != PLAN_VERSION:
+        raise RecordsError('plan %s has version %r; this collection reads version %d' % (path, plan.get('version'), PLAN_VERSION))
+    rows = plan.get('rows')
+    if not isinstance(rows, list):
+        raise RecordsError('plan %s: rows must be a list, got %s' % (path, type(rows).__name__))
+    counts, batch_numbers = _check_rows(rows, 'plan %s' % path)
+    # What the rows say wins over the header: an operator may have edited rows out of a batch.
+    plan['batches'] = len(batch_numbers)
+    plan['summary'] = verdict_summary(counts)
+    return plan
+
+
+def batch_counts(plan):
+    """Rows per batch number, as ``{batch: count}`` in batch order."""
+    counts = {}
+    for row in plan['rows']:
+        batch = row.get('batch')
+        if batch is not None:
+            counts[batch] = counts.get(batch, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _describe_numbers(numbers):
+    """'0-3, 7' for [0, 1, 2, 3, 7]: a plan of 200 batches stays readable in a message."""
+    ranges = []
+    for number in sorted(numbers):
+        if ranges and number == ranges[-1][1] + 1:
+            ranges[-1][1] = number
+        else:
+            ranges.append([number, number])
+    if not ranges:
+        return 'none'
+    return ', '.join(str(first) if first == last else '%d-%d' % (first, last) for first, last in ranges)
+
+
+def select_batches(plan, batches=None):
+    """Rows of the given batch numbers (all batched rows when ``batches`` is None), batch by batch.
+
+    Raises RecordsError naming batch numbers the plan does not have and the ones it has.
+    """
+    existing = batch_counts(plan)
+    if batches is None:
+        wanted = set(existing)
+    else:
+        if isinstance(batches, (str, bytes)) or not hasattr(batches, '__iter__'):
+            raise RecordsError('batches must be a list of batch numbers, got %r' % (batches,))
+        batches = list(batches)
+        not_numbers = [batch for batch in batches if not _is_int(batch)]
+        if not_numbers:
+            raise RecordsError('batches must be whole numbers, got %s' % ', '.join(repr(batch) for batch in not_numbers))
+        wanted = set(batches)
+        unknown = sorted(wanted - set(existing))
+        if unknown:
+            named = ('batch %d is' % unknown[0]) if len(unknown) == 1 else ('batches %s are' % ', '.join(str(number) for number in unknown))
+            raise RecordsError('%s not in the plan; the plan has batches %s' % (named, _describe_numbers(existing)))
+    selected = [row for row in plan['rows'] if row.get('batch') in wanted]
+    selected.sort(key=lambda row: row['batch'])
+    return selected
