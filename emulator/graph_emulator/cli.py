@@ -1,0 +1,145 @@
+"""``graph-emulator`` command line: ``serve`` and ``generate``."""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+
+from .tenant import generate_tenant
+
+
+def _positive_float(text):
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="graph-emulator", description="Local Microsoft Graph emulator (HTTPS).")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve Graph and the identity endpoints on https://127.0.0.1:PORT")
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=_non_negative_int, default=0, help="TCP port; 0 picks a free one (default)")
+    source = serve.add_mutually_exclusive_group()
+    source.add_argument("--tenant", metavar="FILE", help="tenant JSON file (docs/tenant-format.md)")
+    source.add_argument("--users", type=_non_negative_int, help="generate a tenant with N users (default 100)")
+    serve.add_argument("--seed", type=int, default=0, help="seed for --users (default 0)")
+    serve.add_argument("--info-file", metavar="PATH",
+                       help="write {base_url, ca_path, tenant_id, client_id, client_secret, pid} as JSON once listening")
+    serve.add_argument("--state-dir", metavar="DIR", help="where to write the CA and server certificate "
+                                                         "(default: a temporary directory removed on exit)")
+    serve.add_argument("--throttling", dest="throttling", action="store_true", default=False,
+                       help="enforce Graph's throttling budgets")
+    serve.add_argument("--no-throttling", dest="throttling", action="store_false", help="no throttling (default)")
+    serve.add_argument("--time-scale", type=_positive_float, default=1.0,
+                       help="emulated seconds per wall second for throttling and group processing (default 1)")
+    serve.add_argument("--latency-ms", type=_non_negative_float, default=0.0, help="added latency per request")
+    serve.add_argument("--processing-rate", type=_non_negative_float, default=1000.0,
+                       help="group-license evaluations per emulated second (default 1000)")
+    serve.add_argument("--token-lifetime", type=_non_negative_int, default=3599,
+                       help="access token lifetime in seconds (default 3599)")
+    serve.add_argument("--budget-scale", type=_positive_float, default=1.0,
+                       help="multiply every throttling quota (e.g. 0.01 for tests; default 1)")
+
+    generate = commands.add_parser("generate", help="write a generated tenant JSON file")
+    generate.add_argument("--users", type=_non_negative_int, default=1000, help="number of users (default 1000)")
+    generate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    generate.add_argument("--out", required=True, metavar="FILE", help="output file ('-' for stdout)")
+    return parser
+
+
+def _write_atomically(path, data):
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # holds the client secret
+    with os.fdopen(fd, "w") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def _load_tenant(args):
+    if args.tenant:
+        try:
+            with open(args.tenant) as handle:
+                return json.load(handle)
+        except OSError as error:
+            raise SystemExit(f"graph-emulator: cannot read --tenant {args.tenant!r}: {error.strerror}") from None
+        except ValueError as error:
+            raise SystemExit(f"graph-emulator: --tenant {args.tenant!r} is not valid JSON: {error}") from None
+    return generate_tenant(users=100 if args.users is None else args.users, seed=args.seed)
+
+
+def serve(args):
+    from .server import Emulator
+    tenant = _load_tenant(args)
+    try:
+        emulator = Emulator(tenant=tenant, port=args.port, host=args.host, throttling=args.throttling,
+                            time_scale=args.time_scale, latency_ms=args.latency_ms,
+                            processing_rate=args.processing_rate, token_lifetime=args.token_lifetime,
+                            budget_scale=args.budget_scale, state_dir=args.state_dir)
+    except ValueError as error:
+        raise SystemExit(f"graph-emulator: {error}") from None
+    server = emulator.listen()
+    stop = threading.Event()
+
+    def shutdown(signum, frame):
+        if not stop.is_set():
+            stop.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+
+    print(f"graph-emulator listening on {emulator.base_url}", flush=True)
+    print(f"CA certificate: {emulator.ca_path}", flush=True)
+    print(f"tenant {emulator.tenant_id}, client_id {emulator.client_id} (secret in --info-file or "
+          "GET /_emulator/info)", flush=True)
+    if args.info_file:
+        _write_atomically(args.info_file, json.dumps(emulator.info(), indent=2) + "\n")
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        emulator.stop()
+        if args.info_file:
+            try:
+                os.unlink(args.info_file)
+            except OSError:
+                pass
+    return 0
+
+
+def generate(args):
+    tenant = generate_tenant(users=args.users, seed=args.seed)
+    text = json.dumps(tenant, indent=1) + "\n"
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        _write_atomically(args.out, text)
+        os.chmod(args.out, 0o600)
+        print(f"wrote {args.users} users to {args.out}")
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return serve(args) if args.command == "serve" else generate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

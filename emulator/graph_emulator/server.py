@@ -1,0 +1,1241 @@
+"""The Microsoft Graph emulator's HTTPS server and the ``Emulator`` context manager.
+
+One request goes through: latency -> fault -> authentication -> permission -> throttling ->
+engine (under the directory lock) -> fault "apply_then". ``$batch`` items take the same path,
+one by one, with the outer request's token.
+"""
+
+import base64
+import json
+import os
+import re
+import secrets as secrets_module
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from . import odata
+from .engine import Directory, GraphError, RequestContext
+from .faults import FaultRegistry, run_operations
+from .identity import DEFAULT_APP_PERMISSIONS, ROUTE_PERMISSIONS, IdentityService, TokenEndpointError, is_allowed
+from .throttle import Clock, Throttler
+from .tls import create_tls_material
+
+JSON_CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+WRITE_METHODS = frozenset(("POST", "PATCH", "PUT", "DELETE"))
+MAX_BATCH = 20
+MAX_BIND_PER_REQUEST = 20
+REQUEST_LOG_LIMIT = 200_000
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+FAULT_ERRORS = {
+    500: ("generalException", "An unspecified error has occurred."),
+    502: ("BadGateway", "The server, while acting as a gateway or proxy, received an invalid response."),
+    503: ("serviceNotAvailable", "The service is temporarily unavailable. Try again later."),
+    504: ("GatewayTimeout", "The gateway did not receive a timely response from the upstream server."),
+}
+USER_ACTION_RESPONSE = odata.USER_DEFAULT + ("accountEnabled", "assignedLicenses", "city", "companyName", "country",
+                                             "department", "usageLocation")
+
+
+class DropConnection(Exception):
+    """Close the client's connection without answering (fault action ``drop``)."""
+
+
+@dataclass
+class Call:
+    """One Graph operation: a top-level request or one $batch item."""
+    method: str
+    path: str                 # "/v1.0/..." (batch item URLs get the prefix)
+    query: dict
+    headers: dict             # lower-case names
+    body: object = None
+    in_batch: bool = False
+    arrival: float = 0.0
+    request_id: str = ""
+    client_request_id: str = ""
+    base_url: str = ""
+    claims: dict = None
+    raw_query: str = ""
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: object = None
+    headers: dict = field(default_factory=dict)
+
+
+def _utc_date():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def error_body(status, code, message, call, extra_inner=None):
+    inner = {"date": _utc_date(), "request-id": call.request_id, "client-request-id": call.client_request_id}
+    inner.update(extra_inner or {})
+    return {"error": {"code": code, "message": message, "innerError": inner}}
+
+
+def error_outcome(error, call, headers=None):
+    return Outcome(error.status, error_body(error.status, error.code, error.message, call), dict(headers or {}))
+
+
+def throttled_outcome(call, retry_after, headers=None):
+    body = {"error": {"code": "TooManyRequests", "message": "Please retry again later.",
+                      "innerError": {"code": "429", "date": _utc_date(), "message": "Please retry after",
+                                     "request-id": call.request_id, "status": "429",
+                                     "client-request-id": call.client_request_id}}}
+    merged = {"Retry-After": str(int(retry_after))}
+    merged.update(headers or {})
+    return Outcome(429, body, merged)
+
+
+# -- routing ------------------------------------------------------------------------------------
+
+ID = r"(?P<id>[^/]+)"
+ROUTES = []
+
+
+def route(method, pattern, template):
+    def register(handler):
+        ROUTES.append((method, re.compile(f"^{pattern}$", re.IGNORECASE), template, handler))
+        return handler
+    return register
+
+
+def match_route(method, path):
+    """(template, handler, params) for method+path; template without method for 405 detection."""
+    path_matched = None
+    for route_method, pattern, template, handler in ROUTES:
+        found = pattern.match(path)
+        if not found:
+            continue
+        if route_method == method:
+            return template, handler, found.groupdict()
+        path_matched = template
+    return path_matched, None, None
+
+
+class Stats:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        with getattr(self, "_lock", threading.Lock()):
+            self.data = {"total": 0, "http_requests": 0, "batch_items": 0, "by_route": {}, "by_status": {},
+                         "resource_units": 0, "writes": 0, "throttled": 0, "early_retries": 0,
+                         "faults_fired": 0, "dropped": 0}
+
+    def record(self, route_key, status, in_batch=False):
+        with self._lock:
+            self.data["total"] += 1
+            self.data["batch_items" if in_batch else "http_requests"] += 1
+            status_key = str(status)
+            self.data["by_status"][status_key] = self.data["by_status"].get(status_key, 0) + 1
+            entry = self.data["by_route"].setdefault(route_key, {"count": 0, "by_status": {}})
+            entry["count"] += 1
+            entry["by_status"][status_key] = entry["by_status"].get(status_key, 0) + 1
+
+    def add(self, key, amount=1):
+        with self._lock:
+            self.data[key] += amount
+
+    def snapshot(self):
+        with self._lock:
+            return json.loads(json.dumps(self.data))
+
+
+class GraphApp:
+    """The WSGI application: identity endpoints, Graph v1.0 routes, $batch, control API."""
+
+    def __init__(self, emulator):
+        self.emu = emulator
+        self.skip_tokens = odata.SkipTokens(secrets_module.token_bytes(32))
+
+    # -- WSGI entry -------------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        try:
+            response = self.respond(request)
+        except DropConnection:
+            self.emu.counters.add("dropped")
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            # werkzeug treats connection errors as "client went away" and writes nothing
+            raise ConnectionAbortedError("fault: connection dropped") from None
+        return response(environ, start_response)
+
+    def respond(self, request):
+        path = request.path
+        if path.startswith("/_emulator"):
+            if request.remote_addr not in LOOPBACK:
+                return self.json_response(403, {"error": "the control API only answers loopback clients"})
+            status, body = self.emu.control.handle(request)
+            return self.json_response(status, body)
+        request_id = str(uuid.uuid4())
+        client_request_id = request.headers.get("client-request-id") or request_id
+        if path.lower().startswith("/v1.0/") or path.lower() == "/v1.0":
+            return self.graph_request(request, request_id, client_request_id)
+        return self.identity_request(request, request_id, client_request_id)
+
+    @staticmethod
+    def json_response(status, body, headers=None, content_type="application/json; charset=utf-8"):
+        data = b"" if body is None else json.dumps(body).encode()
+        response = Response(data, status=status, content_type=content_type if body is not None else None)
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    def base_url(self, request):
+        return f"https://{request.host}"
+
+    # -- identity -----------------------------------------------------------------------------
+    def identity_request(self, request, request_id, client_request_id):
+        parts = request.path.strip("/").split("/")
+        identity = self.emu.identity
+        base = self.base_url(request)
+        status, body = 404, {"error": "not_found", "error_description": f"No route for {request.path}"}
+        if len(parts) >= 2 and not identity.knows_tenant(parts[0]):
+            status, body = 400, {"error": "invalid_tenant",
+                                 "error_description": f"AADSTS90002: Tenant '{parts[0]}' not found. Check to make sure "
+                                                      "you have the correct tenant ID and are signing into the correct "
+                                                      "cloud.",
+                                 "error_codes": [90002]}
+        elif parts[1:] == ["v2.0", ".well-known", "openid-configuration"] and request.method == "GET":
+            status, body = 200, identity.openid_configuration(base, parts[0])
+        elif parts[1:] == ["discovery", "v2.0", "keys"] and request.method == "GET":
+            status, body = 200, identity.jwks()
+        elif parts[1:] == ["oauth2", "v2.0", "token"] and request.method == "POST":
+            basic = None
+            if request.authorization and request.authorization.type == "basic":
+                basic = (request.authorization.username, request.authorization.password)
+            try:
+                status, body = 200, identity.token(base, parts[0], request.form.to_dict(), basic)
+            except TokenEndpointError as error:
+                status, body = error.status, error.body(client_request_id)
+        self.emu.log_request(request.method, request.path, status, request_id, client_request_id, False,
+                             route_key=f"{request.method} /{{tenant}}/{'/'.join(parts[1:])}", app_id=None)
+        headers = {"client-request-id": client_request_id, "x-ms-request-id": request_id,
+                   "Cache-Control": "no-store, no-cache"}
+        return self.json_response(status, body, headers)
+
+    # -- Graph -----------------------------------------------------------------------------------
+    def graph_request(self, request, request_id, client_request_id):
+        arrival = self.emu.clock.wall()
+        latency = self.emu.latency_ms
+        if latency:
+            time.sleep(latency / 1000.0)
+        call = Call(method=request.method.upper(), path=request.path, query=self.query_dict(request.query_string),
+                    headers={k.lower(): v for k, v in request.headers.items()}, in_batch=False, arrival=arrival,
+                    request_id=request_id, client_request_id=client_request_id, base_url=self.base_url(request),
+                    raw_query=request.query_string.decode())
+        outcome = None
+        raw = request.get_data()
+        if raw:
+            try:
+                call.body = json.loads(raw)
+            except ValueError:
+                outcome = Outcome(400, error_body(400, "BadRequest", "Unable to read JSON request payload. Please "
+                                                  "ensure Content-Type header is set and payload is of valid JSON "
+                                                  "format.", call))
+        if outcome is None:
+            try:
+                call.claims = self.emu.identity.validate(request.headers.get("Authorization"), call.base_url)
+            except GraphError as error:
+                outcome = error_outcome(error, call)
+        if outcome is not None:
+            self.finish(call, self.route_key(call), outcome, write=call.method in WRITE_METHODS)
+        elif re.fullmatch(r"/v1\.0/\$batch", call.path, re.IGNORECASE):
+            outcome = self.batch(call)
+        else:
+            outcome = self.execute(call)
+        return self.graph_response(outcome, call)
+
+    @staticmethod
+    def query_dict(raw):
+        raw = raw.decode() if isinstance(raw, bytes) else raw
+        query = {}
+        for key, value in parse_qsl(raw, keep_blank_values=True):
+            query[key.lower() if key.startswith("$") else key] = value
+        return query
+
+    def graph_response(self, outcome, call):
+        headers = self.common_headers(call, outcome)
+        if outcome.body is None or outcome.status == 204:
+            response = Response(b"", status=outcome.status)
+            response.headers.pop("Content-Type", None)
+        elif isinstance(outcome.body, str):
+            response = Response(outcome.body, status=outcome.status, content_type="text/plain;charset=utf-8")
+        else:
+            response = Response(json.dumps(outcome.body), status=outcome.status, content_type=JSON_CONTENT_TYPE)
+        for name, value in headers.items():
+            response.headers[name] = value
+        return response
+
+    @staticmethod
+    def common_headers(call, outcome):
+        headers = {"request-id": call.request_id, "client-request-id": call.client_request_id,
+                   "x-ms-ags-diagnostic": json.dumps({"ServerInfo": {"DataCenter": "Emulator", "Slice": "E",
+                                                                      "Ring": "0", "ScaleUnit": "000",
+                                                                      "RoleInstance": "graph-emulator"}}),
+                   "Cache-Control": "no-cache", "Strict-Transport-Security": "max-age=31536000"}
+        headers.update(outcome.headers)
+        headers.setdefault("x-ms-resource-unit", "1")
+        return headers
+
+    def route_key(self, call):
+        template, _, _ = match_route(call.method, call.path)
+        return f"{call.method} {template}" if template else f"{call.method} (unknown route)"
+
+    # -- the pipeline for one call -------------------------------------------------------------
+    def execute(self, call):
+        emu = self.emu
+        template, handler, params = match_route(call.method, call.path)
+        route_key = f"{call.method} {template}" if template else f"{call.method} (unknown route)"
+        is_write = call.method in WRITE_METHODS
+        fault = emu.faults.match(call.method, call.path, call.in_batch)
+        if fault is not None:
+            emu.counters.add("faults_fired")
+            early = self.fault_before(fault, call)
+            if early is not None:
+                self.finish(call, route_key, early, is_write)
+                return early
+        if handler is None:
+            outcome = self.no_route(call, template)
+            self.finish(call, route_key, outcome, is_write)
+            return outcome
+        route_name = f"{call.method} {template}"
+        if route_name in ROUTE_PERMISSIONS and not is_allowed(route_name, call.claims.get("roles")):
+            outcome = Outcome(403, error_body(403, "Authorization_RequestDenied",
+                                              "Insufficient privileges to complete the operation.", call))
+            self.finish(call, route_key, outcome, is_write)
+            return outcome
+        app_id = call.claims.get("appid", "")
+        verdict = emu.throttler.check(app_id, emu.directory.tenant_id, emu.user_count(), route_name, call.method,
+                                      call.query, arrival=call.arrival)
+        throttle_headers = {"x-ms-resource-unit": str(verdict.resource_units)}
+        if verdict.limit_percentage:
+            throttle_headers["x-ms-throttle-limit-percentage"] = f"{verdict.limit_percentage:.1f}"
+        if not verdict.allowed:
+            emu.counters.add("throttled")
+            if verdict.early_retry:
+                emu.counters.add("early_retries")
+            throttle_headers.update({"x-ms-throttle-scope": verdict.scope,
+                                     "x-ms-throttle-information": verdict.information})
+            outcome = throttled_outcome(call, verdict.retry_after, throttle_headers)
+            self.finish(call, route_key, outcome, is_write)
+            return outcome
+        emu.counters.add("resource_units", verdict.resource_units)
+        ctx = RequestContext(request_id=call.request_id, client_request_id=call.client_request_id, method=call.method,
+                             path=call.path, app_id=app_id, app_display_name=call.claims.get("app_displayname", ""))
+        try:
+            with emu.directory.lock:
+                emu.directory.advance()
+                outcome = handler(self, call, params or {}, ctx)
+            if is_write:
+                emu.counters.add("writes")
+        except GraphError as error:
+            outcome = error_outcome(error, call)
+        outcome.headers.update(throttle_headers)
+        if fault is not None and fault.get("apply_then"):
+            if fault.get("drop"):
+                self.finish(call, route_key, Outcome(0), is_write)
+                raise DropConnection()
+            outcome = self.fault_status_outcome(fault, call)
+        self.finish(call, route_key, outcome, is_write)
+        return outcome
+
+    def fault_before(self, fault, call):
+        """Run a fault's pre-request parts; an Outcome means "answer this instead of running the call"."""
+        emu = self.emu
+        if fault.get("op") or fault.get("ops"):
+            ctx = RequestContext(request_id=f"fault-{fault['id']}", method="FAULT", path=call.path,
+                                 app_id="", app_display_name="graph-emulator fault injection")
+            with emu.directory.lock:
+                emu.directory.advance()
+                run_operations(emu.directory, fault, ctx)
+        if fault.get("delay_ms"):
+            time.sleep(fault["delay_ms"] / 1000.0)
+        if fault.get("apply_then"):
+            return None
+        if fault.get("drop"):
+            self.finish(call, self.route_key(call), Outcome(0), call.method in WRITE_METHODS)
+            raise DropConnection()
+        if fault.get("status"):
+            return self.fault_status_outcome(fault, call)
+        return None
+
+    @staticmethod
+    def fault_status_outcome(fault, call):
+        status = fault["status"]
+        headers = {}
+        if fault.get("retry_after") is not None:
+            headers["Retry-After"] = str(int(fault["retry_after"]))
+        if status == 429:
+            return throttled_outcome(call, fault.get("retry_after") or 1, headers)
+        code, message = FAULT_ERRORS.get(status, ("UnknownError", "An error was injected by the emulator."))
+        return Outcome(status, error_body(status, code, message, call), headers)
+
+    def no_route(self, call, template):
+        if template is not None:
+            return Outcome(405, error_body(405, "Request_BadRequest",
+                                           "Specified HTTP method is not allowed for the request target.", call))
+        segment = call.path.rstrip("/").split("/")[-1]
+        return Outcome(400, error_body(400, "BadRequest", f"Resource not found for the segment '{segment}'.", call))
+
+    def finish(self, call, route_key, outcome, write):
+        self.emu.counters.record(route_key, outcome.status, call.in_batch)
+        self.emu.log_request(call.method, call.path, outcome.status, call.request_id, call.client_request_id,
+                             call.in_batch, route_key=route_key, write=write,
+                             app_id=(call.claims or {}).get("appid"))
+
+    # -- $batch ----------------------------------------------------------------------------------
+    def batch(self, call):
+        route_key = "POST /v1.0/$batch"
+        if call.method != "POST":
+            outcome = Outcome(405, error_body(405, "Request_BadRequest",
+                                              "Specified HTTP method is not allowed for the request target.", call))
+            self.finish(call, route_key, outcome, False)
+            return outcome
+        try:
+            items = self.validate_batch(call.body)
+        except GraphError as error:
+            outcome = error_outcome(error, call)
+            self.finish(call, route_key, outcome, False)
+            return outcome
+        responses = {}
+        by_id = {item["id"].lower(): item for item in items}
+        for item in items:
+            self.run_batch_item(call, item, by_id, responses, ())
+        ordered = [responses[item["id"].lower()] for item in items]
+        total_units = sum(int(r.get("headers", {}).get("x-ms-resource-unit", 0)) for r in ordered)
+        outcome = Outcome(200, {"responses": ordered}, {"x-ms-resource-unit": str(max(1, total_units))})
+        self.finish(call, route_key, outcome, False)
+        return outcome
+
+    @staticmethod
+    def validate_batch(body):
+        def bad(message):
+            return GraphError(400, "BadRequest", message)
+        if not isinstance(body, dict) or not isinstance(body.get("requests"), list):
+            raise bad("Invalid batch payload format: expected a JSON object with a 'requests' array.")
+        items = body["requests"]
+        if not items:
+            raise bad("Invalid batch payload format: the 'requests' array is empty.")
+        if len(items) > MAX_BATCH:
+            raise bad(f"Invalid batch payload format: number of requests {len(items)} exceeds the limit of {MAX_BATCH}.")
+        seen = set()
+        for item in items:
+            if not isinstance(item, dict):
+                raise bad("Invalid batch payload format: every request must be a JSON object.")
+            for key in ("id", "method", "url"):
+                if not isinstance(item.get(key), str) or not item[key]:
+                    raise bad(f"Invalid batch payload format: request is missing the required '{key}' property.")
+            lowered = item["id"].lower()
+            if lowered in seen:
+                raise bad(f"Batch request ids must be unique: '{item['id']}' is used more than once.")
+            seen.add(lowered)
+            headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
+            if item.get("body") is not None and "content-type" not in headers:
+                raise bad(f"Write request id : {item['id']} does not contain Content-Type header or body.")
+        for item in items:
+            for dependency in GraphApp.dependencies(item):
+                if dependency.lower() not in seen or dependency.lower() == item["id"].lower():
+                    raise bad(f"Request id '{item['id']}' depends on unknown request id '{dependency}'.")
+        return items
+
+    @staticmethod
+    def dependencies(item):
+        depends = item.get("dependsOn")
+        if depends is None:
+            depends = item.get("depends_on")
+        if depends is None:
+            return []
+        if isinstance(depends, str):
+            return [depends]
+        return [str(d) for d in depends]
+
+    def run_batch_item(self, call, item, by_id, responses, chain):
+        key = item["id"].lower()
+        if key in responses:
+            return responses[key]
+        if key in chain:
+            raise GraphError(400, "BadRequest", f"Batch request '{item['id']}' has a circular dependency.")
+        for dependency in self.dependencies(item):
+            self.run_batch_item(call, by_id[dependency.lower()], by_id, responses, chain + (key,))
+        failed = [d for d in self.dependencies(item) if responses[d.lower()]["status"] >= 400]
+        item_call = self.item_call(call, item)
+        if failed:
+            outcome = Outcome(424, error_body(424, "FailedDependency",
+                                              "The request could not be processed because of a failure in a dependent "
+                                              "request.", item_call))
+            self.finish(item_call, self.route_key(item_call), outcome, item_call.method in WRITE_METHODS)
+        elif item_call.path is None:
+            outcome = Outcome(400, error_body(400, "BadRequest", "Batch request URLs must be relative, e.g. "
+                                              "'/users/{id}'; absolute URLs are not allowed.", item_call))
+            item_call.path = item["url"]
+            self.finish(item_call, "(invalid batch url)", outcome, False)
+        else:
+            outcome = self.execute(item_call)
+        headers = {"Cache-Control": "no-cache"}
+        headers.update({k: v for k, v in outcome.headers.items()})
+        headers.setdefault("x-ms-resource-unit", "1")
+        entry = {"id": item["id"], "status": outcome.status, "headers": headers}
+        if outcome.body is not None and outcome.status != 204:
+            entry["body"] = outcome.body
+            if not isinstance(outcome.body, str):
+                headers["Content-Type"] = JSON_CONTENT_TYPE
+        responses[key] = entry
+        return entry
+
+    def item_call(self, call, item):
+        url = item["url"]
+        headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
+        item_call = Call(method=item["method"].upper(), path=None, query={}, headers=headers, in_batch=True,
+                         arrival=call.arrival, request_id=str(uuid.uuid4()),
+                         client_request_id=headers.get("client-request-id") or call.client_request_id,
+                         base_url=call.base_url, claims=call.claims)
+        if "://" not in url:
+            split = urlsplit(url if url.startswith("/") else "/" + url)
+            path = split.path
+            if not path.lower().startswith("/v1.0/"):
+                path = "/v1.0" + path
+            item_call.path = path
+            item_call.query = self.query_dict(split.query)
+            item_call.raw_query = split.query
+        body = item.get("body")
+        if isinstance(body, str):
+            try:
+                body = json.loads(base64.b64decode(body))
+            except ValueError:
+                body = None
+        item_call.body = body
+        return item_call
+
+    # -- paging helpers --------------------------------------------------------------------------
+    def next_link(self, call, start):
+        query = [(k, v) for k, v in parse_qsl(call.raw_query, keep_blank_values=True) if k.lower() != "$skiptoken"]
+        query.append(("$skiptoken", self.skip_tokens.encode(self.paging_scope(call), start)))
+        return f"{call.base_url}{call.path}?{urlencode(query, quote_via=quote, safe='$(),:/')}"
+
+    @staticmethod
+    def paging_scope(call):
+        query = sorted((k.lower(), v) for k, v in parse_qsl(call.raw_query, keep_blank_values=True)
+                       if k.lower() != "$skiptoken")
+        return call.path.lower() + "?" + urlencode(query)
+
+    def start_index(self, call):
+        token = call.query.get("$skiptoken")
+        if token is None:
+            return 0
+        return self.skip_tokens.decode(self.paging_scope(call), token)
+
+    def page_iterable(self, call, iterator, predicate, top, count):
+        """Collect one page from ``iterator`` of (index, entity); returns (items, next index or None, count)."""
+        page, next_start = [], None
+        for index, entity in iterator:
+            if predicate is not None and not predicate(entity):
+                continue
+            if len(page) == top:
+                next_start = index
+                break
+            page.append(entity)
+        return page, next_start
+
+    def list_response(self, call, context, iterator_factory, predicate, select, kind, with_type=False,
+                      count_total=None):
+        top = odata.parse_top(call.query.get("$top"))
+        start = self.start_index(call)
+        page, next_start = self.page_iterable(call, iterator_factory(start), predicate, top, None)
+        body = {"@odata.context": context}
+        if count_total is not None and start == 0:
+            body["@odata.count"] = count_total()
+        if next_start is not None:
+            body["@odata.nextLink"] = self.next_link(call, next_start)
+        body["value"] = [odata.project(entity, select, kind_of(entity, kind), with_type) for entity in page]
+        return Outcome(200, body)
+
+    def context_url(self, call, fragment):
+        return f"{call.base_url}/v1.0/$metadata#{fragment}"
+
+
+def kind_of(entity, default):
+    marker = entity.get("@odata.type", "")
+    if marker.endswith(".group"):
+        return "group"
+    if marker.endswith(".user"):
+        return "user"
+    return default
+
+
+def select_fragment(name, select):
+    return f"{name}({','.join(select)})" if select else name
+
+
+def reject_unsupported_options(call, allowed):
+    for option in call.query:
+        if option.startswith("$") and option not in allowed:
+            name = option[1:].capitalize()
+            raise GraphError(400, "Request_BadRequest",
+                             f"The query specified in the URI is not valid. Query option '{name}' is not allowed. "
+                             "To allow it, set the 'AllowedQueryOptions' property on EnableQueryAttribute or "
+                             "QueryValidationSettings.")
+
+
+def reject_search(call):
+    if "$search" in call.query:
+        if call.headers.get("consistencylevel", "").lower() != "eventual":
+            raise GraphError(400, "Request_UnsupportedQuery",
+                             "Request with $search query parameter only works through MSGraph with a special request "
+                             "header: 'ConsistencyLevel: eventual'")
+        raise GraphError(400, "Request_UnsupportedQuery", "$search is not supported by the graph emulator.")
+    if "$orderby" in call.query:
+        raise GraphError(400, "Request_UnsupportedQuery", "$orderby is not supported by the graph emulator on this "
+                                                          "collection.")
+
+
+# -- users -------------------------------------------------------------------------------------
+
+@route("GET", r"/v1\.0/users", "/v1.0/users")
+def list_users(app, call, params, ctx):
+    reject_search(call)
+    select = odata.parse_select(call.query.get("$select"), "user")
+    advanced = odata.is_advanced(call.query, call.headers)
+    predicate = odata.parse_filter(call.query.get("$filter"), "user", advanced)
+    directory = app.emu.directory
+    engine_select = tuple(select) if select is not None else odata.USER_DEFAULT
+    ids = odata.simple_id_lookup(call.query.get("$filter"))
+
+    def iterate(start):
+        if ids is not None:
+            found = []
+            for position, user_id in enumerate(ids):
+                try:
+                    found.append((position, directory.get_user(user_id, select=engine_select)))
+                except GraphError:
+                    continue
+            return iter(found[start:]) if start < len(found) else iter(())
+        return directory.iter_users(start, select=engine_select)
+
+    count_total = None
+    if advanced:
+        def count_total():
+            return sum(1 for _, user in iterate(0) if predicate is None or predicate(user))
+    return app.list_response(call, app.context_url(call, select_fragment("users", select)), iterate, predicate,
+                             select, "user", count_total=count_total)
+
+
+@route("GET", r"/v1\.0/users/\$count", "/v1.0/users/$count")
+def count_users(app, call, params, ctx):
+    if call.headers.get("consistencylevel", "").lower() != "eventual":
+        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+    advanced = True
+    predicate = odata.parse_filter(call.query.get("$filter"), "user", advanced)
+    return Outcome(200, str(sum(1 for _, user in app.emu.directory.iter_users(0)
+                                if predicate is None or predicate(user))))
+
+
+@route("POST", r"/v1\.0/users", "/v1.0/users")
+def create_user(app, call, params, ctx):
+    user = app.emu.directory.create_user(require_object(call.body), ctx)
+    body = {"@odata.context": app.context_url(call, "users/$entity")}
+    body.update(odata.project(user, None, "user"))
+    return Outcome(201, body, {"Location": f"{call.base_url}/v2/{app.emu.directory.tenant_id}/directoryObjects/"
+                                          f"{user['id']}/Microsoft.DirectoryServices.User"})
+
+
+@route("GET", r"/v1\.0/users/" + ID, "/v1.0/users/{id}")
+def get_user(app, call, params, ctx):
+    reject_unsupported_options(call, {"$select", "$expand"})
+    select = odata.parse_select(call.query.get("$select"), "user")
+    user = app.emu.directory.get_user(params["id"], select=tuple(select) if select else odata.USER_DEFAULT)
+    body = {"@odata.context": app.context_url(call, select_fragment("users", select) + "/$entity")}
+    body.update(odata.project(user, select, "user"))
+    return Outcome(200, body)
+
+
+@route("PATCH", r"/v1\.0/users/" + ID, "/v1.0/users/{id}")
+def update_user(app, call, params, ctx):
+    app.emu.directory.update_user(params["id"], require_object(call.body), ctx)
+    return Outcome(204)
+
+
+@route("DELETE", r"/v1\.0/users/" + ID, "/v1.0/users/{id}")
+def delete_user(app, call, params, ctx):
+    app.emu.directory.delete_user(params["id"], ctx)
+    return Outcome(204)
+
+
+def license_arguments(body):
+    body = require_object(body)
+    for name in ("addLicenses", "removeLicenses"):
+        if name not in body or body[name] is None:
+            raise GraphError(400, "Request_BadRequest",
+                             f"Invalid request: the parameter '{name}' is required and cannot be null; send an "
+                             "empty array when there is nothing to add or remove.")
+        if not isinstance(body[name], list):
+            raise GraphError(400, "Request_BadRequest", f"Invalid request: '{name}' must be an array.")
+    unknown = set(body) - {"addLicenses", "removeLicenses"}
+    if unknown:
+        raise GraphError(400, "Request_BadRequest",
+                         f"The parameter '{sorted(unknown)[0]}' in the request payload is not a valid parameter for "
+                         "the operation 'assignLicense'.")
+    return body["addLicenses"], body["removeLicenses"]
+
+
+@route("POST", r"/v1\.0/users/" + ID + r"/assignLicense", "/v1.0/users/{id}/assignLicense")
+def assign_user_license(app, call, params, ctx):
+    add, remove = license_arguments(call.body)
+    user = app.emu.directory.assign_user_license(params["id"], add, remove, ctx)
+    body = {"@odata.context": app.context_url(call, "users/$entity")}
+    body.update(odata.project(user, list(USER_ACTION_RESPONSE), "user"))
+    return Outcome(200, body)
+
+
+@route("POST", r"/v1\.0/users/" + ID + r"/reprocessLicenseAssignment", "/v1.0/users/{id}/reprocessLicenseAssignment")
+def reprocess_user(app, call, params, ctx):
+    user = app.emu.directory.reprocess_user(params["id"], ctx)
+    body = {"@odata.context": app.context_url(call, "users/$entity")}
+    body.update(odata.project(user, list(USER_ACTION_RESPONSE), "user"))
+    return Outcome(200, body)
+
+
+@route("GET", r"/v1\.0/users/" + ID + r"/licenseDetails", "/v1.0/users/{id}/licenseDetails")
+def license_details(app, call, params, ctx):
+    reject_unsupported_options(call, {"$select"})
+    details = app.emu.directory.license_details(params["id"])
+    select = parse_plain_select(call.query.get("$select"), {"id", "skuId", "skuPartNumber", "servicePlans"},
+                                "microsoft.graph.licenseDetails")
+    value = [odata.project(d, select, "licenseDetails") for d in details]
+    return Outcome(200, {"@odata.context": app.context_url(call, f"users('{params['id']}')/licenseDetails"),
+                         "value": value})
+
+
+@route("GET", r"/v1\.0/users/" + ID + r"/memberOf", "/v1.0/users/{id}/memberOf")
+def member_of(app, call, params, ctx):
+    groups = app.emu.directory.member_of(params["id"])
+    select = parse_member_select(call.query.get("$select"))
+    return app.list_response(call, app.context_url(call, "directoryObjects"), lambda start: enumerate_from(groups, start),
+                             None, select, "group", with_type=True)
+
+
+def parse_plain_select(raw, known, type_name):
+    if raw is None:
+        return None
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    for name in names:
+        if name not in known:
+            raise GraphError(400, "Request_BadRequest", f"Could not find a property named '{name}' on type '{type_name}'.")
+    return names
+
+
+def parse_member_select(raw):
+    """$select on directoryObject collections: a property of users or of groups."""
+    if raw is None:
+        return None
+    names = []
+    for name in (n.strip() for n in raw.split(",") if n.strip()):
+        canonical = odata.canonical_property("user", name) or odata.canonical_property("group", name)
+        if canonical is None:
+            raise GraphError(400, "Request_BadRequest",
+                             f"Could not find a property named '{name}' on type 'microsoft.graph.directoryObject'.")
+        names.append(canonical)
+    return names
+
+
+def enumerate_from(items, start):
+    return ((index, items[index]) for index in range(start, len(items)))
+
+
+def require_object(body):
+    if not isinstance(body, dict):
+        raise GraphError(400, "Request_BadRequest", "The request body must be a JSON object.")
+    return body
+
+
+# -- groups ------------------------------------------------------------------------------------
+
+@route("GET", r"/v1\.0/groups", "/v1.0/groups")
+def list_groups(app, call, params, ctx):
+    reject_search(call)
+    select = odata.parse_select(call.query.get("$select"), "group")
+    advanced = odata.is_advanced(call.query, call.headers)
+    predicate = odata.parse_filter(call.query.get("$filter"), "group", advanced)
+    directory = app.emu.directory
+    count_total = None
+    if advanced:
+        def count_total():
+            return sum(1 for _, group in directory.iter_groups(0) if predicate is None or predicate(group))
+    return app.list_response(call, app.context_url(call, select_fragment("groups", select)), directory.iter_groups,
+                             predicate, select, "group", count_total=count_total)
+
+
+@route("GET", r"/v1\.0/groups/\$count", "/v1.0/groups/$count")
+def count_groups(app, call, params, ctx):
+    if call.headers.get("consistencylevel", "").lower() != "eventual":
+        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+    predicate = odata.parse_filter(call.query.get("$filter"), "group", True)
+    return Outcome(200, str(sum(1 for _, group in app.emu.directory.iter_groups(0)
+                                if predicate is None or predicate(group))))
+
+
+def bound_member_ids(body, limit=None):
+    """IDs from ``members@odata.bind`` URLs such as https://graph.microsoft.com/v1.0/directoryObjects/{id}."""
+    urls = body.get("members@odata.bind")
+    if urls is None:
+        return []
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise GraphError(400, "Request_BadRequest", "'members@odata.bind' must be an array of URLs.")
+    if limit is not None and len(urls) > limit:
+        raise GraphError(400, "Request_BadRequest",
+                         f"The request contains {len(urls)} 'members@odata.bind' references; at most {limit} members "
+                         "can be added in a single request.")
+    return [object_id_from_url(u) for u in urls]
+
+
+def object_id_from_url(url):
+    match = re.search(r"/(?:directoryObjects|users|groups)(?:/|\(')([^/'()?]+)'?\)?/?$", url, re.IGNORECASE)
+    if not match:
+        raise GraphError(400, "Request_BadRequest",
+                         f"Invalid object reference '{url}': expected https://graph.microsoft.com/v1.0/"
+                         "directoryObjects/{id}.")
+    return match.group(1)
+
+
+def group_body_without_binds(body):
+    return {k: v for k, v in body.items() if k != "members@odata.bind" and k != "owners@odata.bind"}
+
+
+@route("POST", r"/v1\.0/groups", "/v1.0/groups")
+def create_group(app, call, params, ctx):
+    body = require_object(call.body)
+    member_ids = bound_member_ids(body, MAX_BIND_PER_REQUEST)
+    group = app.emu.directory.create_group(group_body_without_binds(body), ctx, member_ids=member_ids)
+    result = {"@odata.context": app.context_url(call, "groups/$entity")}
+    result.update(odata.project(group, None, "group"))
+    return Outcome(201, result)
+
+
+@route("GET", r"/v1\.0/groups/" + ID, "/v1.0/groups/{id}")
+def get_group(app, call, params, ctx):
+    reject_unsupported_options(call, {"$select", "$expand"})
+    select = odata.parse_select(call.query.get("$select"), "group")
+    group = app.emu.directory.get_group(params["id"])
+    body = {"@odata.context": app.context_url(call, select_fragment("groups", select) + "/$entity")}
+    body.update(odata.project(group, select, "group"))
+    return Outcome(200, body)
+
+
+@route("PATCH", r"/v1\.0/groups/" + ID, "/v1.0/groups/{id}")
+def update_group(app, call, params, ctx):
+    body = require_object(call.body)
+    member_ids = bound_member_ids(body, MAX_BIND_PER_REQUEST)
+    app.emu.directory.update_group(params["id"], group_body_without_binds(body), ctx, add_member_ids=member_ids)
+    return Outcome(204)
+
+
+@route("DELETE", r"/v1\.0/groups/" + ID, "/v1.0/groups/{id}")
+def delete_group(app, call, params, ctx):
+    app.emu.directory.delete_group(params["id"], ctx)
+    return Outcome(204)
+
+
+def member_listing(app, call, members, users_only=False):
+    advanced = odata.is_advanced(call.query, call.headers)
+    if "$filter" in call.query and not advanced:
+        raise GraphError(400, "Request_UnsupportedQuery",
+                         "The specified filter to the reference property query is currently not supported.")
+    reject_search(call)
+    select = odata.parse_select(call.query.get("$select"), "user") if users_only else \
+        parse_member_select(call.query.get("$select"))
+    predicate = odata.parse_filter(call.query.get("$filter"), "user", advanced) if "$filter" in call.query else None
+    if users_only:
+        members = [m for m in members if m.get("@odata.type", "").endswith(".user")]
+    count_total = None
+    if advanced:
+        def count_total():
+            return sum(1 for m in members if predicate is None or predicate(m))
+    fragment = "users" if users_only else "directoryObjects"
+    return app.list_response(call, app.context_url(call, fragment), lambda start: enumerate_from(members, start),
+                             predicate, select, "user", with_type=True, count_total=count_total)
+
+
+def member_select(call):
+    raw = call.query.get("$select")
+    if raw is None:
+        return None
+    return tuple(parse_member_select(raw))
+
+
+@route("GET", r"/v1\.0/groups/" + ID + r"/members", "/v1.0/groups/{id}/members")
+def list_members(app, call, params, ctx):
+    members = app.emu.directory.list_members(params["id"], select=member_select(call))
+    return member_listing(app, call, members)
+
+
+@route("GET", r"/v1\.0/groups/" + ID + r"/members/microsoft\.graph\.user", "/v1.0/groups/{id}/members/microsoft.graph.user")
+def list_user_members(app, call, params, ctx):
+    members = app.emu.directory.list_members(params["id"], select=member_select(call))
+    return member_listing(app, call, members, users_only=True)
+
+
+@route("GET", r"/v1\.0/groups/" + ID + r"/transitiveMembers", "/v1.0/groups/{id}/transitiveMembers")
+def list_transitive_members(app, call, params, ctx):
+    members = app.emu.directory.list_transitive_members(params["id"], select=member_select(call))
+    return member_listing(app, call, members)
+
+
+@route("GET", r"/v1\.0/groups/" + ID + r"/membersWithLicenseErrors", "/v1.0/groups/{id}/membersWithLicenseErrors")
+def list_members_with_license_errors(app, call, params, ctx):
+    members = app.emu.directory.members_with_license_errors(params["id"], select=member_select(call))
+    return member_listing(app, call, members)
+
+
+@route("POST", r"/v1\.0/groups/" + ID + r"/members/\$ref", "/v1.0/groups/{id}/members/$ref")
+def add_member_ref(app, call, params, ctx):
+    body = require_object(call.body)
+    reference = body.get("@odata.id")
+    if not isinstance(reference, str):
+        raise GraphError(400, "Request_BadRequest", "The request body must contain '@odata.id' with the URL of the "
+                                                    "directory object to add.")
+    app.emu.directory.add_members(params["id"], [object_id_from_url(reference)], ctx)
+    return Outcome(204)
+
+
+@route("DELETE", r"/v1\.0/groups/" + ID + r"/members/(?P<member>[^/]+)/\$ref", "/v1.0/groups/{id}/members/{id}/$ref")
+def remove_member_ref(app, call, params, ctx):
+    app.emu.directory.remove_member(params["id"], params["member"], ctx)
+    return Outcome(204)
+
+
+@route("POST", r"/v1\.0/groups/" + ID + r"/assignLicense", "/v1.0/groups/{id}/assignLicense")
+def assign_group_license(app, call, params, ctx):
+    add, remove = license_arguments(call.body)
+    group = app.emu.directory.assign_group_license(params["id"], add, remove, ctx)
+    body = {"@odata.context": app.context_url(call, "groups/$entity")}
+    body.update(odata.project(group, None, "group"))
+    location = (f"{call.base_url}/v2/{app.emu.directory.tenant_id}/directoryObjects/{group['id']}/"
+                "Microsoft.DirectoryServices.Group")
+    return Outcome(202, body, {"Location": location})
+
+
+# -- tenant-wide -------------------------------------------------------------------------------
+
+SKU_PROPERTIES = {"id", "accountId", "accountName", "appliesTo", "capabilityStatus", "consumedUnits", "prepaidUnits",
+                  "servicePlans", "skuId", "skuPartNumber", "subscriptionIds"}
+
+
+@route("GET", r"/v1\.0/subscribedSkus", "/v1.0/subscribedSkus")
+def list_skus(app, call, params, ctx):
+    reject_unsupported_options(call, {"$select"})
+    select = parse_plain_select(call.query.get("$select"), SKU_PROPERTIES, "microsoft.graph.subscribedSku")
+    skus = app.emu.directory.subscribed_skus()
+    return Outcome(200, {"@odata.context": app.context_url(call, select_fragment("subscribedSkus", select)),
+                         "value": [odata.project(s, select, "subscribedSku") for s in skus]})
+
+
+@route("GET", r"/v1\.0/subscribedSkus/(?P<id>[^/]+)", "/v1.0/subscribedSkus/{id}")
+def get_sku(app, call, params, ctx):
+    reject_unsupported_options(call, {"$select"})
+    select = parse_plain_select(call.query.get("$select"), SKU_PROPERTIES, "microsoft.graph.subscribedSku")
+    for sku in app.emu.directory.subscribed_skus():
+        if sku["id"].lower() == params["id"].lower():
+            body = {"@odata.context": app.context_url(call, "subscribedSkus/$entity")}
+            body.update(odata.project(sku, select, "subscribedSku"))
+            return Outcome(200, body)
+    raise GraphError(404, "Request_ResourceNotFound",
+                     f"Resource '{params['id']}' does not exist or one of its queried reference-property objects are "
+                     "not present.")
+
+
+@route("GET", r"/v1\.0/organization", "/v1.0/organization")
+def organization(app, call, params, ctx):
+    directory = app.emu.directory
+    org = {"id": directory.tenant_id, "displayName": getattr(directory, "tenant_display_name", "") or None,
+           "countryLetterCode": directory.country_letter_code or None, "tenantType": "AAD",
+           "verifiedDomains": [{"capabilities": "Email, OfficeCommunicationsOnline", "isDefault": True,
+                                "isInitial": True, "name": directory.default_domain, "type": "Managed"}]}
+    select = call.query.get("$select")
+    if select:
+        org = {k: org.get(k) for k in (n.strip() for n in select.split(",")) if k}
+    return Outcome(200, {"@odata.context": app.context_url(call, "organization"), "value": [org]})
+
+
+@route("GET", r"/v1\.0/auditLogs/directoryAudits", "/v1.0/auditLogs/directoryAudits")
+def directory_audits(app, call, params, ctx):
+    predicate = odata.parse_filter(call.query.get("$filter"), "audit", False)
+    events = app.emu.directory.audit_events()
+    order = call.query.get("$orderby", "").strip().lower()
+    if order in ("activitydatetime desc",):
+        events = list(reversed(events))
+    elif order not in ("", "activitydatetime", "activitydatetime asc"):
+        raise GraphError(400, "Request_UnsupportedQuery", f"Unsupported $orderby '{call.query['$orderby']}': only "
+                                                          "activityDateTime asc|desc.")
+    events = [e for e in events if predicate is None or predicate(e)]
+    return app.list_response(call, app.context_url(call, "auditLogs/directoryAudits"),
+                             lambda start: enumerate_from(events, start), None, None, "audit")
+
+
+# -- the Emulator ------------------------------------------------------------------------------
+
+class QuietHandler(WSGIRequestHandler):
+    """No access log: paths are recorded in the request log, and nothing here may print a secret."""
+
+    def log_request(self, code="-", size="-"):
+        pass
+
+    def log(self, type, message, *args):  # noqa: A002 - werkzeug's signature
+        if type == "error" and "SSL" not in message:
+            super().log(type, message, *args)
+
+
+CONFIG_KEYS = ("throttling", "time_scale", "latency_ms", "processing_rate", "token_lifetime", "budget_scale",
+               "early_retry_grace_ms")
+
+
+class Emulator:
+    """Microsoft Graph emulator on https://127.0.0.1:PORT, usable as a context manager."""
+
+    def __init__(self, tenant=None, port=0, host="127.0.0.1", throttling=False, time_scale=1.0, latency_ms=0,
+                 processing_rate=1000.0, token_lifetime=3599, budget_scale=1.0, early_retry_grace_ms=100,
+                 state_dir=None):
+        from .control import ControlApi
+        if host not in LOOPBACK:
+            raise ValueError(f"host: got {host!r}, expected a loopback address ({', '.join(LOOPBACK)})")
+        self.host = host
+        self.requested_port = int(port)
+        self.clock = Clock(time_scale)
+        self.directory = Directory(tenant, processing_rate=processing_rate, time_scale=time_scale)
+        self.identity = IdentityService(self.directory, token_lifetime=token_lifetime)
+        self.throttler = Throttler(self.clock, enabled=throttling, budget_scale=budget_scale,
+                                   early_retry_grace_ms=early_retry_grace_ms)
+        self.faults = FaultRegistry()
+        self.counters = Stats()
+        self.control = ControlApi(self)
+        self.latency_ms = float(latency_ms)
+        self._requests = deque(maxlen=REQUEST_LOG_LIMIT)
+        self._requests_lock = threading.Lock()
+        self._own_state_dir = state_dir is None
+        self.state_dir = state_dir or tempfile.mkdtemp(prefix="graph-emulator-")
+        self.tls = create_tls_material(self.state_dir)
+        self._default_app = None
+        self.ensure_default_app()
+        self.app = GraphApp(self)
+        self._server = None
+        self._thread = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self):
+        if self._server is not None:
+            return self
+        self._server = make_server(self.host, self.requested_port, self.app, threaded=True,
+                                   ssl_context=self.tls.server_context(), request_handler=QuietHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="graph-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is None:
+            return
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._server.server_close()
+        self._server = None
+        if self._own_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def serve_forever(self):
+        """Serve in the calling thread (CLI); returns after ``shutdown()`` from another thread."""
+        self._server = make_server(self.host, self.requested_port, self.app, threaded=True,
+                                   ssl_context=self.tls.server_context(), request_handler=QuietHandler)
+        self._server.serve_forever(poll_interval=0.2)
+
+    def listen(self):
+        """Bind the socket now (so the port is known) without serving yet."""
+        self._server = make_server(self.host, self.requested_port, self.app, threaded=True,
+                                   ssl_context=self.tls.server_context(), request_handler=QuietHandler)
+        return self._server
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    # -- addresses and identity -------------------------------------------------------------------
+    @property
+    def port(self):
+        return self._server.server_address[1] if self._server else None
+
+    @property
+    def base_url(self):
+        host = "127.0.0.1" if self.host == "localhost" else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"https://{host}:{self.port}"
+
+    @property
+    def authority_url(self):
+        return self.base_url
+
+    @property
+    def ca_path(self):
+        return self.tls.ca_path
+
+    @property
+    def tenant_id(self):
+        return self.directory.tenant_id
+
+    @property
+    def client_id(self):
+        return self._default_app["clientId"]
+
+    @property
+    def client_secret(self):
+        return self._default_app["secrets"][0]
+
+    def ensure_default_app(self):
+        """The first tenant app with a secret, or a new one holding DEFAULT_APP_PERMISSIONS."""
+        with self.directory.lock:
+            if not self.directory.tenant_id:
+                self.directory.tenant_id = str(uuid.uuid4())
+            for app in self.directory.apps:
+                if app.get("secrets"):
+                    self._default_app = app
+                    return app
+            self._default_app = self.directory.add_app({
+                "clientId": str(uuid.uuid4()), "displayName": "graph-emulator default app",
+                "secrets": [f"emu~{secrets_module.token_hex(20)}"], "certificates": [],
+                "permissions": list(DEFAULT_APP_PERMISSIONS)})
+            return self._default_app
+
+    def add_app(self, permissions=(), client_id=None, secret=None, certificate_pem=None, display_name=None):
+        app = {"clientId": client_id or str(uuid.uuid4()),
+               "displayName": display_name or "graph-emulator test app",
+               "secrets": [secret] if secret else [],
+               "certificates": [certificate_pem] if certificate_pem else [],
+               "permissions": list(permissions)}
+        return dict(self.directory.add_app(app))
+
+    def issue_token(self, client_id=None, permissions=None, expires_in=3600, audience=None):
+        app = self.identity.find_app(client_id or self.client_id)
+        if app is None:
+            raise ValueError(f"client_id: got {client_id!r}, expected the clientId of a registered app")
+        return self.identity.issue(app, audience=audience or "https://graph.microsoft.com", expires_in=expires_in,
+                                   roles=permissions)
+
+    # -- state ---------------------------------------------------------------------------------------
+    def user_count(self):
+        return self.directory.user_count()
+
+    def export_state(self):
+        return self.directory.export()
+
+    def load_state(self, tenant):
+        self.directory.load(tenant)
+        self.ensure_default_app()
+        self.throttler.reset()
+
+    def generate(self, **options):
+        from .tenant import generate_tenant
+        self.load_state(generate_tenant(**options))
+
+    def process_all(self):
+        with self.directory.lock:
+            self.directory.process_all()
+
+    def loss_ledger(self):
+        return self.directory.loss_ledger()
+
+    def clear_ledger(self):
+        self.directory.clear_ledger()
+
+    # -- observation ---------------------------------------------------------------------------------
+    def log_request(self, method, path, status, request_id, client_request_id, in_batch, route_key="", write=None,
+                    app_id=None):
+        entry = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "method": method,
+                 "path": path, "route": route_key, "status": status, "request_id": request_id,
+                 "client_request_id": client_request_id, "in_batch": in_batch,
+                 "write": method in WRITE_METHODS if write is None else bool(write), "app_id": app_id}
+        with self._requests_lock:
+            self._requests.append(entry)
+
+    def request_log(self):
+        with self._requests_lock:
+            return list(self._requests)
+
+    def clear_request_log(self):
+        with self._requests_lock:
+            self._requests.clear()
+
+    def stats(self):
+        return self.counters.snapshot()
+
+    def reset_stats(self):
+        """Zero the counters and empty the request log (both describe "what happened since")."""
+        self.counters.reset()
+        self.clear_request_log()
+
+    # -- knobs ---------------------------------------------------------------------------------------
+    def add_fault(self, **spec):
+        return self.faults.add(spec)
+
+    def clear_faults(self):
+        self.faults.clear()
+
+    def list_faults(self):
+        return self.faults.list()
+
+    def config(self):
+        return {"throttling": self.throttler.enabled, "time_scale": self.clock.time_scale,
+                "latency_ms": self.latency_ms, "processing_rate": self.directory._rate,
+                "token_lifetime": self.identity.token_lifetime, "budget_scale": self.throttler.budget_scale,
+                "early_retry_grace_ms": self.throttler.early_retry_grace * 1000.0}
+
+    def configure(self, **knobs):
+        unknown = set(knobs) - set(CONFIG_KEYS)
+        if unknown:
+            raise ValueError(f"unknown emulator setting(s) {sorted(unknown)}; expected some of {list(CONFIG_KEYS)}")
+        for name in ("time_scale", "latency_ms", "processing_rate", "token_lifetime", "budget_scale",
+                     "early_retry_grace_ms"):
+            value = knobs.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise ValueError(f"{name}: got {value!r}, expected a non-negative number")
+        if knobs.get("time_scale") is not None:
+            if knobs["time_scale"] <= 0:
+                raise ValueError(f"time_scale: got {knobs['time_scale']!r}, expected a number > 0")
+            self.clock.set_scale(knobs["time_scale"])
+        if knobs.get("time_scale") is not None or knobs.get("processing_rate") is not None:
+            self.directory.configure(processing_rate=knobs.get("processing_rate"), time_scale=knobs.get("time_scale"))
+        if knobs.get("latency_ms") is not None:
+            self.latency_ms = float(knobs["latency_ms"])
+        if knobs.get("token_lifetime") is not None:
+            self.identity.token_lifetime = int(knobs["token_lifetime"])
+        if "throttling" in knobs and not isinstance(knobs["throttling"], bool):
+            raise ValueError(f"throttling: got {knobs['throttling']!r}, expected true or false")
+        if any(knobs.get(k) is not None for k in ("throttling", "budget_scale", "early_retry_grace_ms", "time_scale")):
+            self.throttler.configure(enabled=knobs.get("throttling"), budget_scale=knobs.get("budget_scale"),
+                                     early_retry_grace_ms=knobs.get("early_retry_grace_ms"))
+        return self.config()
+
+    def info(self):
+        return {"base_url": self.base_url, "authority_url": self.authority_url, "ca_path": self.ca_path,
+                "tenant_id": self.tenant_id, "client_id": self.client_id, "client_secret": self.client_secret,
+                "pid": os.getpid()}
