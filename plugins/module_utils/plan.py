@@ -63,7 +63,17 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _row_problem(row):
+class _GuidNormaliser(dict):
+    """Lower-cased GUID for a value, or None; remembered, as plan and group GUIDs repeat on every row."""
+
+    def __missing__(self, value):
+        normalised = value.lower() if is_guid(value) else None
+        if isinstance(value, str):
+            self[value] = normalised
+        return normalised
+
+
+def _row_problem(row, guids):
     """What is wrong with one plan row, or None. Normalises the row's GUIDs in place."""
     if not isinstance(row, dict):
         return 'is a %s, expected an object' % type(row).__name__
@@ -81,12 +91,13 @@ def _row_problem(row):
         values = row.get(field)
         if values is None:
             continue
-        if not isinstance(values, list) or not all(is_guid(value) for value in values):
+        normalised = [guids[value] if isinstance(value, str) else None for value in values] if isinstance(values, list) else [None]
+        if None in normalised:
             return '%s must be a list of GUIDs, got %r' % (field, values)
-        row[field] = [value.lower() for value in values]
+        row[field] = normalised
     for field in _STRING_LIST_FIELDS:
         values = row.get(field)
-        if values is not None and (not isinstance(values, list) or not all(isinstance(value, str) for value in values)):
+        if values is not None and (not isinstance(values, list) or (values and not all(isinstance(value, str) for value in values))):
             return '%s must be a list of strings, got %r' % (field, values)
     batch = row.get('batch')
     if batch is not None and (not _is_int(batch) or batch < 0):
@@ -99,8 +110,9 @@ def _check_rows(rows, where):
     counts = {}
     batch_numbers = set()
     seen = {}
+    guids = _GuidNormaliser()
     for index, row in enumerate(rows):
-        problem = _row_problem(row)
+        problem = _row_problem(row, guids)
         if problem:
             raise RecordsError('%s: row %d (rows[%d]) %s' % (where, index + 1, index, problem))
         key = (row['user_id'], row['sku_id'])

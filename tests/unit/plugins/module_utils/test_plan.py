@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2025, entraops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import json
+import os
+import time
+import uuid
+
+import pytest
+
+from ansible_collections.entraops.licensing.plugins.module_utils.plan import (
+    assign_batches,
+    batch_counts,
+    read_plan,
+    select_batches,
+    write_plan,
+)
+from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
+
+E3 = '6fd2c87f-b296-42f0-b197-1e91e994b900'
+EMS = 'efccb6f7-5641-4e0e-bd10-b4976e1bf68e'
+YAMMER = '7547a3fe-08ee-4ccb-b430-5077c5041653'
+GROUP = '0f6a8b2e-5b7c-4f5e-9d43-3c2b1a0f9e8d'
+META = {'tenant_id': 'contoso.onmicrosoft.com', 'trusted_groups': [GROUP], 'canary_size': 2, 'batch_size': 3, 'created': '2025-06-30T12:00:00.000Z'}
+
+
+def record(number, verdict='safe_to_remove', sku_id=E3):
+    return {
+        'user_id': str(uuid.UUID(int=number + 1)),
+        'user_principal_name': 'user%03d@contoso.com' % number,
+        'sku_id': sku_id,
+        'sku_part_number': 'ENTERPRISEPACK' if sku_id == E3 else 'EMS',
+        'verdict': verdict,
+        'direct': verdict != 'inherited_only',
+        'direct_disabled_plans': [YAMMER],
+        'inherited_from': [GROUP],
+        'healthy_inherited_from': [GROUP] if verdict == 'safe_to_remove' else [],
+        'plans_lost': [],
+        'errors': [],
+    }
+
+
+def sample_rows():
+    # Graph's paging order is not the UPN order; the batches must not depend on it.
+    records = [record(number) for number in (9, 3, 7, 1, 5, 0, 8, 2, 6, 4)]
+    records.insert(4, record(11, verdict='plans_would_be_lost'))
+    records.append(record(12, verdict='direct_only'))
+    return assign_batches(records, canary_size=2, batch_size=3)
+
+
+def test_assign_batches_canary_then_fixed_size_batches_in_upn_order():
+    rows = sample_rows()
+    assert [(row['user_principal_name'], row['batch']) for row in rows] == [
+        ('user000@contoso.com', 0), ('user001@contoso.com', 0),
+        ('user002@contoso.com', 1), ('user003@contoso.com', 1), ('user004@contoso.com', 1),
+        ('user005@contoso.com', 2), ('user006@contoso.com', 2), ('user007@contoso.com', 2),
+        ('user008@contoso.com', 3), ('user009@contoso.com', 3),
+        ('user011@contoso.com', None), ('user012@contoso.com', None),
+    ]
+
+
+def test_assign_batches_without_canary_starts_at_batch_one_and_checks_sizes():
+    rows = assign_batches([record(0), record(1)], canary_size=0, batch_size=500)
+    assert [row['batch'] for row in rows] == [1, 1]
+    with pytest.raises(RecordsError, match='batch_size must be a whole number >= 1, got 0'):
+        assign_batches([], canary_size=1, batch_size=0)
+    with pytest.raises(RecordsError, match='canary_size must be a whole number >= 0, got True'):
+        assign_batches([], canary_size=True, batch_size=1)
+
+
+def test_write_and_read_round_trip(tmp_path):
+    path = str(tmp_path / 'plan.json')
+    rows = sample_rows()
+    outcome = write_plan(path, rows, META)
+    assert outcome == {'path': path, 'rows': 12, 'batches': 4, 'summary': {'direct_only': 1, 'plans_would_be_lost': 1, 'safe_to_remove': 10}}
+    plan = read_plan(path)
+    assert plan['format'] == 'entraops.licensing/plan'
+    assert plan['version'] == 1
+    assert plan['created'] == '2025-06-30T12:00:00.000Z'
+    assert plan['tenant_id'] == 'contoso.onmicrosoft.com'
+    assert plan['trusted_groups'] == [GROUP]
+    assert (plan['canary_size'], plan['batch_size'], plan['batches']) == (2, 3, 4)
+    assert plan['summary'] == outcome['summary']
+    assert plan['rows'] == rows
+    assert batch_counts(plan) == {0: 2, 1: 3, 2: 3, 3: 2}
+    # Rows are one per line so the plan can be grepped and diffed.
+    text = open(path, encoding='utf-8').read()
+    assert text.count('\n  {"batch"') == 12
+
+
+def test_plan_of_no_rows_is_valid(tmp_path):
+    path = str(tmp_path / 'plan.json')
+    write_plan(path, [], META)
+    plan = read_plan(path)
+    assert (plan['rows'], plan['batches'], plan['summary']) == ([], 0, {})
+
+
+def test_guids_are_normalised_to_lower_case(tmp_path):
+    path = str(tmp_path / 'plan.json')
+    row = dict(record(0), user_id=str(uuid.UUID(int=1)).upper(), direct_disabled_plans=[YAMMER.upper()], batch=0)
+    write_plan(path, [row], META)
+    plan = read_plan(path)
+    assert plan['rows'][0]['user_id'] == str(uuid.UUID(int=1))
+    assert plan['rows'][0]['direct_disabled_plans'] == [YAMMER]
+
+
+def test_write_plan_validates_rows_and_meta_before_writing(tmp_path):
+    path = str(tmp_path / 'plan.json')
+    bad = dict(record(0), batch='1')
+    with pytest.raises(RecordsError, match=r"row 1 \(rows\[0\]\) batch must be a whole number >= 0 or null, got '1'"):
+        write_plan(path, [bad], META)
+    with pytest.raises(RecordsError, match='plan meta cannot set batches, rows'):
+        write_plan(path, [], dict(META, batches=3, rows=[]))
+    duplicate = dict(record(0), batch=0)
+    with pytest.raises(RecordsError, match='row 2 .* repeats user .* of row 1'):
+        write_plan(path, [duplicate, dict(duplicate)], META)
+    assert os.listdir(str(tmp_path)) == []
+
+
+def write_raw(tmp_path, content):
+    path = str(tmp_path / 'plan.json')
+    with open(path, 'w', encoding='utf-8') as stream:
+        stream.write(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+def valid_plan(**changes):
+    plan = {'format': 'entraops.licensing/plan', 'version': 1, 'created': '2025-06-30T12:00:00.000Z', 'tenant_id': None,
+            'trusted_groups': [], 'canary_size': 1, 'batch_size': 1, 'batches': 1, 'summary': {'safe_to_remove': 1},
+            'rows': [dict(record(0), batch=0)]}
+    plan.update(changes)
+    return plan
+
+
+@pytest.mark.parametrize('content, message', [
+    ('user,sku\n', r'is not a plan file: it is not valid JSON'),
+    ({'records': []}, r"is not a plan file: format is None, expected 'entraops.licensing/plan'"),
+    ([1, 2], r"is not a plan file: format is 'list'"),
+    (valid_plan(version=2), r'has version 2; this collection reads version 1'),
+    (valid_plan(rows={}), r'rows must be a list, got dict'),
+    (valid_plan(rows=[dict(record(0), batch=0), {'sku_id': E3, 'verdict': 'safe_to_remove', 'batch': 1}]), r'row 2 \(rows\[1\]\) is missing user_id'),
+    (valid_plan(rows=[dict(record(0), batch=True)]), r'row 1 \(rows\[0\]\) batch must be a whole number >= 0 or null, got True'),
+    (valid_plan(rows=[dict(record(0), batch=1.5)]), r'batch must be a whole number >= 0 or null, got 1.5'),
+    (valid_plan(rows=[dict(record(0), sku_id='ENTERPRISEPACK')]), r"sku_id 'ENTERPRISEPACK' is not a GUID"),
+    (valid_plan(rows=[dict(record(0), direct='yes')]), r"direct must be true or false, got 'yes'"),
+    (valid_plan(rows=[dict(record(0), direct_disabled_plans=['YAMMER_ENTERPRISE'])]), r'direct_disabled_plans must be a list of GUIDs'),
+    (valid_plan(rows=['x']), r'row 1 \(rows\[0\]\) is a str, expected an object'),
+])
+def test_read_plan_errors_name_the_file_and_the_problem(tmp_path, content, message):
+    path = write_raw(tmp_path, content)
+    with pytest.raises(RecordsError, match=message) as caught:
+        read_plan(path)
+    assert path in str(caught.value)
+
+
+def test_read_plan_missing_file_and_directory(tmp_path):
+    with pytest.raises(RecordsError, match='does not exist'):
+        read_plan(str(tmp_path / 'missing.json'))
+    with pytest.raises(RecordsError, match='is a directory'):
+        read_plan(str(tmp_path))
+
+
+def test_read_plan_accepts_a_bom_from_a_windows_editor(tmp_path):
+    path = str(tmp_path / 'plan.json')
+    with open(path, 'w', encoding='utf-8-sig') as stream:
+        json.dump(valid_plan(), stream)
+    assert read_plan(path)['batches'] == 1
+
+
+def test_select_batches(tmp_path):
+    path = str(tmp_path / 'plan.json')
+    write_plan(path, sample_rows(), META)
+    plan = read_plan(path)
+    assert [row['user_principal_name'] for row in select_batches(plan, [0])] == ['user000@contoso.com', 'user001@contoso.com']
+    assert [row['batch'] for row in select_batches(plan, [3, 1])] == [1, 1, 1, 3, 3]
+    assert len(select_batches(plan, None)) == 10
+    assert select_batches(plan, []) == []
+
+
+def test_select_batches_names_unknown_batches_and_the_existing_ones(tmp_path):
+    path = str(tmp_path / 'plan.json')
+    write_plan(path, sample_rows(), META)
+    plan = read_plan(path)
+    with pytest.raises(RecordsError, match=r'^batch 7 is not in the plan; the plan has batches 0-3$'):
+        select_batches(plan, [1, 7])
+    with pytest.raises(RecordsError, match=r'^batches 4, 9 are not in the plan; the plan has batches 0-3$'):
+        select_batches(plan, [9, 4, 0])
+    with pytest.raises(RecordsError, match=r"batches must be whole numbers, got '1'"):
+        select_batches(plan, ['1'])
+    with pytest.raises(RecordsError, match='batches must be a list of batch numbers'):
+        select_batches(plan, 1)
+
+
+def test_select_batches_describes_gaps_left_by_hand_edits():
+    plan = {'rows': [dict(record(number), batch=batch) for number, batch in enumerate([0, 1, 2, 5, 6])]}
+    with pytest.raises(RecordsError, match=r'the plan has batches 0-2, 5-6$'):
+        select_batches(plan, [3])
+
+
+def test_100k_rows_written_and_read_back(tmp_path):
+    path = str(tmp_path / 'plan.json')
+    records = [record(number, sku_id=E3 if number % 2 else EMS) for number in range(100000)]
+    started = time.perf_counter()
+    rows = assign_batches(records, canary_size=10, batch_size=500)
+    outcome = write_plan(path, rows, dict(META, canary_size=10, batch_size=500))
+    written = time.perf_counter()
+    plan = read_plan(path)
+    done = time.perf_counter()
+    print('\n100k-row plan: %.1f MB, assign+write %.2f s, read+validate %.2f s'
+          % (os.path.getsize(path) / 1e6, written - started, done - written))
+    assert outcome['rows'] == 100000
+    assert plan['batches'] == 1 + (100000 - 10 + 499) // 500
+    assert len(select_batches(plan, [0])) == 10
+    assert len(select_batches(plan, [200])) == 100000 - 10 - 199 * 500
