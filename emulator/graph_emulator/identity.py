@@ -270,8 +270,9 @@ class IdentityService:
         if not certificates:
             raise TokenEndpointError(401, "invalid_client", 700027,
                                      f"No certificate is registered on application '{app['clientId']}'.")
-        sha1 = header.get("x5t")
-        sha256 = header.get("x5t#S256")
+        # msal keeps the base64 padding, RFC 7515 drops it: compare without it
+        sha1 = (header.get("x5t") or "").rstrip("=")
+        sha256 = (header.get("x5t#S256") or "").rstrip("=")
         for certificate in certificates:
             x5t, x5t_s256 = certificate_thumbprints(certificate)
             if (sha256 and sha256 == x5t_s256) or (sha1 and sha1 == x5t):

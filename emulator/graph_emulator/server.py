@@ -617,7 +617,8 @@ def list_users(app, call, params, ctx):
     advanced = odata.is_advanced(call.query, call.headers)
     predicate = odata.parse_filter(call.query.get("$filter"), "user", advanced)
     directory = app.emu.directory
-    engine_select = tuple(select) if select is not None else odata.USER_DEFAULT
+    # the engine skips computing licensing properties nobody asked for; a filter may need any of them
+    engine_select = None if predicate is not None else tuple(select) if select is not None else odata.USER_DEFAULT
     ids = odata.simple_id_lookup(call.query.get("$filter"))
 
     def iterate(start):
@@ -876,7 +877,7 @@ def member_listing(app, call, members, users_only=False):
 
 def member_select(call):
     raw = call.query.get("$select")
-    if raw is None:
+    if raw is None or "$filter" in call.query:
         return None
     return tuple(parse_member_select(raw))
 
