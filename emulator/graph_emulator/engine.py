@@ -410,7 +410,7 @@ class Directory:
         return user
 
     def _group(self, group_id) -> _Group:
-        group = self._groups.get(group_id.lower()) if is_guid(group_id) else None
+        group = self._groups.get(self._object_id(group_id))
         if group is None:
             raise _not_found(group_id)
         return group

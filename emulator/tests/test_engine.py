@@ -458,6 +458,33 @@ def test_membership_errors():
     assert_graph_error(lambda: d.remove_member(gid(1), uid(7), ctx()), 404, uid(7))
 
 
+def test_group_ids_must_be_guids():
+    d, _ = directory(make_tenant())
+    assert_graph_error(lambda: d.get_group("not-a-guid"), 400, "Invalid object identifier 'not-a-guid'.")
+    assert_graph_error(lambda: d.get_group(gid(5)), 404, gid(5))
+
+
+def test_membership_of_an_unlicensed_group_queues_nothing():
+    d, _ = directory(make_tenant([user_doc(1)], [group_doc(1)]))
+    d.add_members(gid(1), [uid(1)], ctx())
+    assert d.pending_work() == 0
+    assert d.get_group(gid(1))["licenseProcessingState"] is None
+
+
+def test_removing_all_group_licenses_removes_the_copies_in_the_background():
+    d, clock = directory(make_tenant([user_doc(1, direct=[(E3, [])]), user_doc(2)],
+                                     [group_doc(1, [uid(1), uid(2)], [(E3, [])])]), rate=1.0)
+    group = d.assign_group_license(gid(1), [], [E3], ctx("unlicense"))
+    assert group["assignedLicenses"] == [] and group["licenseProcessingState"] == {"state": "QueuedForProcessing"}
+    assert len(states(d, 2)) == 1
+    clock.now += 5
+    d.advance()
+    assert d.get_group(gid(1))["licenseProcessingState"] == {"state": "ProcessingComplete"}
+    assert [s["assignedByGroup"] for s in states(d, 1)] == [None] and states(d, 2) == []
+    assert [e["user_id"] for e in d.loss_ledger()] == [uid(2)]
+    assert consumed(d, E3) == 1
+
+
 def test_user_deletion_frees_its_units_and_memberships():
     d, _ = directory(make_tenant([user_doc(1, direct=[(EMS, [])])], [group_doc(1, [uid(1)], [(E3, [])])]))
     d.delete_user(uid(1), ctx())
