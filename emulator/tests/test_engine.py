@@ -357,6 +357,11 @@ def test_dependency_violation_on_removal_keeps_the_license():
     assert (entry["state"], entry["error"]) == ("ActiveWithError", "DependencyViolation")
     assert consumed(d, E3) == 1
     assert d.loss_ledger() == []
+    assert [u["id"] for u in d.members_with_license_errors(gid(1))] == [uid(1)]
+    d.add_members(gid(1), [uid(1)], ctx("readd"))
+    d.process_all()
+    assert (states(d, 1, E3)[0]["state"], states(d, 1, E3)[0]["error"]) == ("Active", "None")
+    assert d.get_group(gid(1))["hasMembersWithLicenseErrors"] is False
     # Direct assignment of the add-on without its prerequisite fails at once; group add-on without prerequisite is rejected.
     d2, _ = directory(make_tenant([user_doc(2)], [group_doc(2)], rules=rules))
     assert_graph_error(lambda: d2.assign_user_license(uid(2), [{"skuId": AUDIOCONF, "disabledPlans": []}], [], ctx()), 400, "depend")
