@@ -58,6 +58,20 @@ VERDICTS = (
     SKU_NOT_SUBSCRIBED,
 )
 
+# One line per verdict for reports and documentation (DESIGN section 1 table).
+VERDICT_MEANINGS = {
+    SAFE_TO_REMOVE: 'the rule holds: healthy inheritance enables every plan the direct assignment enables',
+    DIRECT_ONLY: 'no inherited copy of this SKU covers the user',
+    INHERITED_ONLY: 'nothing direct to remove (already migrated)',
+    INHERITED_IN_ERROR: 'an inherited copy is in Error/ActiveWithError/Disabled or has an error code',
+    INHERITED_FROM_UNTRUSTED_GROUP: "inherited only from groups outside the run's trusted list",
+    NOT_DIRECT_MEMBER: 'the user gets the group only transitively (nested); Entra does not license them',
+    GROUP_PROCESSING: 'a group that would cover the user is not ProcessingComplete',
+    PLANS_WOULD_BE_LOST: 'removing the direct assignment would lose plans no healthy inherited copy enables',
+    USER_NOT_FOUND: 'the input names a user that does not exist',
+    SKU_NOT_SUBSCRIBED: 'the input names a SKU the tenant does not subscribe to',
+}
+
 # When no healthy inheritance covers the direct plans, every blocked source of the SKU gets one
 # of these reasons, and the record's verdict is the first one present in this order. Concrete
 # faults the operator must fix come first (an error on the user), then things that resolve by

@@ -17,6 +17,7 @@ import pytest
 
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     RECORD_FIELDS,
+    VERDICT_MEANINGS,
     VERDICTS,
     GroupFacts,
     LicensingInputError,
@@ -341,8 +342,8 @@ CASES = [
     ('errored_group_would_supply_the_lost_plan', [DIRECT, entry(E3, GROUP_A, [EXCHANGE]), entry(E3, GROUP_B, state='Error', error='CountViolation')],
      [group(GROUP_A, {E3: [EXCHANGE]}), group(GROUP_B)], [GROUP_A, GROUP_B], [], None, False,
      'inherited_in_error', {'plans_lost': ['EXCHANGE_S_ENTERPRISE'], 'healthy_inherited_from': [GROUP_A], 'blocking_groups': [GROUP_B]}),
-    ('errored_group_would_not_supply_the_lost_plan', [DIRECT, entry(E3, GROUP_A, [EXCHANGE]), entry(E3, GROUP_B, [EXCHANGE], state='Error',
-                                                                                                      error='CountViolation')],
+    ('errored_group_would_not_supply_the_lost_plan',
+     [DIRECT, entry(E3, GROUP_A, [EXCHANGE]), entry(E3, GROUP_B, [EXCHANGE], state='Error', error='CountViolation')],
      [group(GROUP_A, {E3: [EXCHANGE]}), group(GROUP_B, {E3: [EXCHANGE]})], [GROUP_A, GROUP_B], [], None, False,
      'plans_would_be_lost', {'errors': ['CountViolation'], 'blocking_groups': []}),
     ('processing_group_would_supply_the_lost_plan', [DIRECT, entry(E3, GROUP_A, [EXCHANGE])],
@@ -371,6 +372,7 @@ def test_classify_table(catalog, entries, groups, direct_member_of, transitive, 
 def test_every_verdict_appears_in_the_table_or_record_helpers():
     seen = set(case[7] for case in CASES) | {'user_not_found', 'sku_not_subscribed'}
     assert seen == set(VERDICTS)
+    assert set(VERDICT_MEANINGS) == set(VERDICTS)
 
 
 def test_record_content_for_the_common_case(catalog):

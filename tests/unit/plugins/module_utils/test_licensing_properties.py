@@ -119,7 +119,7 @@ def oracle(scenario):
     return direct_enabled, healthy
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(scenarios())
 def test_safe_to_remove_only_when_healthy_inheritance_covers_every_direct_plan(scenario):
     record = run(scenario)
@@ -145,7 +145,7 @@ def test_safe_to_remove_only_when_healthy_inheritance_covers_every_direct_plan(s
         assert record['verdict'] == 'safe_to_remove'
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(scenarios())
 def test_allow_service_loss_never_relaxes_healthy_inheritance(scenario):
     strict = run(scenario, allow=False)
@@ -163,7 +163,7 @@ def test_allow_service_loss_never_relaxes_healthy_inheritance(scenario):
         assert relaxed['verdict'] == strict['verdict']
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(scenarios())
 def test_removal_allowed_by_the_rule_leaves_the_ledger_empty(scenario):
     """What effective_enabled_plans sees after removing a safe direct copy is never less."""
