@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-RU_LIMITS = ((50, 3500), (500, 5000), (None, 8000))   # (users below, RU per 10 s) by tenant size
+RU_LIMITS = ((50, 3500), (501, 5000), (None, 8000))   # (users below, RU per 10 s): S <50, M 50-500, L >500
 RU_WINDOW = 10.0
 APP_TENANT_WRITES = (3000, 150.0)
 TENANT_WRITES = (18000, 300.0)

@@ -1,0 +1,115 @@
+"""Fault injection: error statuses, delays, dropped connections, apply-then-fail, racing directory changes."""
+
+import time
+
+import pytest
+import requests
+
+from conftest import E3, EMS_E5, licensed_user, users_of
+from graph_emulator.faults import FaultSpecError
+
+ADD_EMS = {"addLicenses": [{"disabledPlans": [], "skuId": EMS_E5}], "removeLicenses": []}
+
+
+def held_skus(emu, user_id):
+    return {lic["skuId"] for lic in emu.directory.get_user(user_id)["assignedLicenses"]}
+
+
+@pytest.mark.parametrize("status, code", [(500, "generalException"), (503, "serviceNotAvailable"),
+                                          (504, "GatewayTimeout")])
+def test_status_faults_answer_without_running_the_request(fresh_emu, fresh_graph, status, code):
+    user = licensed_user(fresh_emu)
+    fresh_emu.add_fault(method="POST", route=r"/assignLicense$", status=status, retry_after=3)
+    response = fresh_graph.post(f"users/{user['id']}/assignLicense", ADD_EMS)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert response.headers["Retry-After"] == "3"
+    assert EMS_E5 not in held_skus(fresh_emu, user["id"])
+    assert fresh_graph.post(f"users/{user['id']}/assignLicense", ADD_EMS).status_code == 200, "count defaults to 1"
+
+
+def test_injected_429_and_skip_count(fresh_emu, fresh_graph):
+    fresh_emu.add_fault(method="GET", route=r"/v1\.0/users$", status=429, retry_after=7, skip=1, count=2)
+    statuses = [fresh_graph.get("users?$top=1").status_code for _ in range(4)]
+    assert statuses == [200, 429, 429, 200]
+    limited = fresh_emu.add_fault(method="GET", route=r"/v1\.0/users$", status=429)
+    response = fresh_graph.get("users?$top=1")
+    assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "TooManyRequests"
+    assert isinstance(limited, str)
+
+
+def test_dropped_connection_is_a_connection_error_and_nothing_is_applied(fresh_emu, fresh_graph):
+    user = licensed_user(fresh_emu)
+    fresh_emu.add_fault(method="POST", route=r"/assignLicense$", drop=True)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        fresh_graph.post(f"users/{user['id']}/assignLicense", ADD_EMS)
+    assert EMS_E5 not in held_skus(fresh_emu, user["id"])
+    assert fresh_emu.stats()["dropped"] == 1
+    assert fresh_graph.get("users?$top=1").status_code == 200, "the server keeps serving"
+
+
+def test_apply_then_504_means_the_write_happened(fresh_emu, fresh_graph):
+    user = licensed_user(fresh_emu)
+    fresh_emu.add_fault(method="POST", route=r"/assignLicense$", apply_then=True, status=504)
+    response = fresh_graph.post(f"users/{user['id']}/assignLicense", ADD_EMS)
+    assert response.status_code == 504
+    assert EMS_E5 in held_skus(fresh_emu, user["id"])
+    again = fresh_graph.post(f"users/{user['id']}/assignLicense", ADD_EMS)
+    assert again.status_code == 200
+
+
+def test_apply_then_drop(fresh_emu, fresh_graph):
+    user = licensed_user(fresh_emu)
+    fresh_emu.add_fault(method="POST", route=r"/assignLicense$", apply_then=True, drop=True)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        fresh_graph.post(f"users/{user['id']}/assignLicense", ADD_EMS)
+    assert EMS_E5 in held_skus(fresh_emu, user["id"])
+
+
+def test_delay_fault_slows_the_matching_request(fresh_emu, fresh_graph):
+    fresh_emu.add_fault(method="GET", route=r"/organization$", delay_ms=300)
+    started = time.monotonic()
+    assert fresh_graph.get("organization").status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+
+def test_membership_change_races_the_request(fresh_emu, fresh_graph):
+    users = users_of(fresh_emu)
+    group = fresh_graph.post("groups", {"displayName": "Race", "mailEnabled": False, "mailNickname": "race",
+                                        "securityEnabled": True,
+                                        "members@odata.bind": [f"https://graph.microsoft.com/v1.0/directoryObjects/{u['id']}"
+                                                               for u in users[:2]]}).json()
+    victim = users[0]["id"]
+    fresh_emu.add_fault(method="GET", route=rf"/groups/{group['id']}/members", op={"op": "remove_member",
+                                                                                   "group": group["id"],
+                                                                                   "user": victim})
+    members = fresh_graph.get(f"groups/{group['id']}/members").json()["value"]
+    assert victim not in [m["id"] for m in members]
+    assert len(members) == 1
+
+
+def test_sku_units_change_and_legacy_automation_ops(fresh_emu, fresh_graph):
+    user = licensed_user(fresh_emu)
+    fresh_emu.add_fault(route=r"/subscribedSkus$", ops=[{"op": "set_sku_units", "sku": EMS_E5, "enabled": 0},
+                                                        {"op": "assign_user_license", "user": user["id"],
+                                                         "add": [{"skuId": E3, "disabledPlans": []}], "remove": []}])
+    skus = fresh_graph.get("subscribedSkus").json()["value"]
+    assert next(s for s in skus if s["skuId"] == EMS_E5)["prepaidUnits"]["enabled"] == 0
+    failed = fresh_graph.post(f"users/{user['id']}/assignLicense", ADD_EMS)
+    assert failed.status_code == 400
+
+
+def test_fault_specs_are_validated(fresh_emu):
+    with pytest.raises(FaultSpecError, match="no action"):
+        fresh_emu.add_fault(route="users")
+    with pytest.raises(FaultSpecError, match="unknown fault keys"):
+        fresh_emu.add_fault(route="users", status=500, sttaus=1)
+    with pytest.raises(FaultSpecError, match="apply_then"):
+        fresh_emu.add_fault(route="users", apply_then=True, delay_ms=5)
+    with pytest.raises(FaultSpecError, match="op"):
+        fresh_emu.add_fault(op={"op": "explode"})
+    fresh_emu.add_fault(route="x", status=500, count=None)
+    assert len(fresh_emu.list_faults()) == 1
+    fresh_emu.clear_faults()
+    assert fresh_emu.list_faults() == []
