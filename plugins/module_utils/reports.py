@@ -73,7 +73,7 @@ CSV_COLUMNS = (
 MS_DIRECT_VS_INHERITED_COLUMNS = ('ObjectId', 'SkuId', 'AssignedDirectly', 'AssignedFromGroup')
 
 # Characters that make Excel, LibreOffice and Google Sheets treat a cell as a formula (OWASP CSV injection).
-_FORMULA_TRIGGERS = ('=', '+', '-', '@', '\t', '\r')
+_FORMULA_TRIGGERS = frozenset(('=', '+', '-', '@', '\t', '\r'))
 _LIST_SEPARATOR = ';'
 
 _GUID_PATTERN = re.compile(r'^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')
@@ -196,7 +196,7 @@ def _plan_names(plan_ids, lookup):
 
 def neutralize_formula(value):
     """Prefix an apostrophe to a text cell a spreadsheet would otherwise evaluate as a formula."""
-    if isinstance(value, str) and value.startswith(_FORMULA_TRIGGERS):
+    if isinstance(value, str) and value[:1] in _FORMULA_TRIGGERS:
         return "'" + value
     return value
 
@@ -206,7 +206,10 @@ def _join(values):
         return ''
     if isinstance(values, str):
         return values
-    return _LIST_SEPARATOR.join(str(value) for value in values)
+    try:
+        return _LIST_SEPARATOR.join(values)
+    except TypeError:
+        return _LIST_SEPARATOR.join(str(value) for value in values)
 
 
 def _csv_bool(value):
@@ -222,11 +225,11 @@ def csv_row(record, lookup=None):
         disabled_plans = _plan_names(disabled_plans, lookup)
     batch = record.get('batch')
     cells = [
-        record.get('user_principal_name') or '',
-        record.get('user_id') or '',
-        record.get('sku_part_number') or '',
-        record.get('sku_id') or '',
-        record.get('verdict') or '',
+        str(record.get('user_principal_name') or ''),
+        str(record.get('user_id') or ''),
+        str(record.get('sku_part_number') or ''),
+        str(record.get('sku_id') or ''),
+        str(record.get('verdict') or ''),
         _csv_bool(record.get('direct')),
         _join(disabled_plans),
         _join(record.get('inherited_from')),
@@ -235,7 +238,7 @@ def csv_row(record, lookup=None):
         _join(record.get('errors')),
         '' if batch is None else str(batch),
     ]
-    return [neutralize_formula(cell) for cell in cells]
+    return [("'" + cell) if cell[:1] in _FORMULA_TRIGGERS else cell for cell in cells]
 
 
 def _powershell_bool(value):
@@ -325,7 +328,7 @@ def _write_json_report(absolute_path, records, lookup, counts):
         with atomic_text_file(absolute_path, 'report', encoding='utf-8') as stream:
             stream.write('{"summary": %s,\n"records": [' % json.dumps(verdict_summary(counts)))
             while True:
-                chunk = spool.read(1 << 20)
+                chunk = spool.read(1 << 16)
                 if not chunk:
                     break
                 stream.write(chunk)
