@@ -479,14 +479,14 @@ class GraphApp:
             self.run_batch_item(call, by_id[dependency.lower()], by_id, responses, chain + (key,))
         failed = [d for d in self.dependencies(item) if responses[d.lower()]["status"] >= 400]
         item_call = self.item_call(call, item)
-        if failed:
+        if failed and item_call.path is not None:
             outcome = Outcome(424, error_body(424, "FailedDependency",
                                               "The request could not be processed because of a failure in a dependent "
                                               "request.", item_call))
             self.finish(item_call, self.route_key(item_call), outcome, item_call.method in WRITE_METHODS)
         elif item_call.path is None:
             outcome = Outcome(400, error_body(400, "BadRequest", "Batch request URLs must be relative, e.g. "
-                                              "'/users/{id}'; absolute URLs are not allowed.", item_call))
+                                              "'/users/{id}', or point at this Graph's /v1.0.", item_call))
             item_call.path = item["url"]
             self.finish(item_call, "(invalid batch url)", outcome, False)
         else:
@@ -509,8 +509,13 @@ class GraphApp:
                          arrival=call.arrival, request_id=str(uuid.uuid4()),
                          client_request_id=headers.get("client-request-id") or call.client_request_id,
                          base_url=call.base_url, claims=call.claims)
-        if "://" not in url:
-            split = urlsplit(url if url.startswith("/") else "/" + url)
+        split = urlsplit(url if "://" in url or url.startswith("/") else "/" + url)
+        # The docs ask for relative URLs, but msgraph-core (the official SDK) sends absolute ones;
+        # accept those when they point at this Graph (or graph.microsoft.com) and the same version.
+        own_hosts = {urlsplit(call.base_url).netloc.lower(), "graph.microsoft.com"}
+        absolute_ok = "://" not in url or (split.netloc.lower() in own_hosts and
+                                           split.path.lower().startswith("/v1.0/"))
+        if absolute_ok:
             path = split.path
             if not path.lower().startswith("/v1.0/"):
                 path = "/v1.0" + path

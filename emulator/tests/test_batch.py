@@ -38,7 +38,7 @@ def test_batch_limits_and_malformed_envelopes(graph):
     assert "Content-Type" in error["message"]
     unknown_dependency = [{"id": "1", "method": "GET", "url": "/users", "dependsOn": ["9"]}]
     assert graph.post("$batch", {"requests": unknown_dependency}).status_code == 400
-    absolute = [{"id": "1", "method": "GET", "url": "https://graph.microsoft.com/v1.0/users"}]
+    absolute = [{"id": "1", "method": "GET", "url": "https://example.com/v1.0/users"}]
     assert by_id(graph.post("$batch", {"requests": absolute}))["1"]["status"] == 400
     twenty = [{"id": str(i), "method": "GET", "url": "/users?$top=1&$select=id"} for i in range(20)]
     assert len(by_id(graph.post("$batch", {"requests": twenty}))) == 20
