@@ -554,10 +554,12 @@ $restored = 0
 $failures = New-Object System.Collections.Generic.List[string]
 """
 
-_SCRIPT_ROW = """
+_SCRIPT_ROW = (
+    """
 # {number} of {total}: {user_comment}, {sku_comment}
 try {{
-    Set-MgUserLicense -UserId {user_id} -AddLicenses @(@{{SkuId = {sku_id}; DisabledPlans = @({disabled_plans})}}) -RemoveLicenses @() -ErrorAction Stop | Out-Null
+    Set-MgUserLicense -UserId {user_id} -AddLicenses @(@{{SkuId = {sku_id}; DisabledPlans = @({disabled_plans})}})"""
+    """ -RemoveLicenses @() -ErrorAction Stop | Out-Null
     $restored++
     Write-Host {restored_message}
 }} catch {{
@@ -565,6 +567,7 @@ try {{
     Write-Warning ({warning_label} + $_.Exception.Message)
 }}
 """
+)
 
 _SCRIPT_FOOTER = """
 Write-Host ('Restored {0} of {1} direct license assignments.' -f $restored, $total)
