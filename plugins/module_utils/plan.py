@@ -155,6 +155,25 @@ def assign_batches(records, canary_size=DEFAULT_CANARY_SIZE, batch_size=DEFAULT_
     return safe_rows + other_rows
 
 
+def _checked_meta(meta):
+    meta = dict(meta or {})
+    reserved = sorted(key for key in meta if key in _COMPUTED_KEYS)
+    if reserved:
+        raise RecordsError('plan meta cannot set %s: the plan writer computes them' % ', '.join(reserved))
+    if meta.get('canary_size') is not None:
+        _check_size('canary_size', meta['canary_size'], 0)
+    if meta.get('batch_size') is not None:
+        _check_size('batch_size', meta['batch_size'], 1)
+    if meta.get('tenant_id') is not None and not isinstance(meta['tenant_id'], str):
+        raise RecordsError('tenant_id must be a string, got %r' % (meta['tenant_id'],))
+    trusted_groups = meta.get('trusted_groups')
+    if trusted_groups is not None:
+        if not isinstance(trusted_groups, (list, tuple)) or not all(is_guid(group) for group in trusted_groups):
+            raise RecordsError('trusted_groups must be a list of group GUIDs, got %r' % (trusted_groups,))
+        meta['trusted_groups'] = [group.lower() for group in trusted_groups]
+    return meta
+
+
 def _header(meta, rows_summary, batch_count):
     header = {'format': PLAN_FORMAT, 'version': PLAN_VERSION, 'created': meta.get('created') or utc_now_iso()}
     for key in ('tenant_id', 'trusted_groups', 'canary_size', 'batch_size'):
@@ -176,10 +195,7 @@ def write_plan(path, rows, meta=None):
     JSON-serialisable keys; ``format``, ``version``, ``batches``, ``summary`` and ``rows`` are
     computed. Rows are written one per line, never as one big string.
     """
-    meta = dict(meta or {})
-    reserved = sorted(key for key in meta if key in _COMPUTED_KEYS)
-    if reserved:
-        raise RecordsError('plan meta cannot set %s: the plan writer computes them' % ', '.join(reserved))
+    meta = _checked_meta(meta)
     rows = rows if isinstance(rows, list) else list(rows)
     absolute_path = resolve_output_path(path, 'plan')
     counts, batch_numbers = _check_rows(rows, 'plan %s' % absolute_path)

@@ -22,8 +22,8 @@ target directory, fsynced, then renamed over the target, so a reader never sees 
 
 ``json``
     ``{"summary": {verdict: count, ...}, "records": [record, ...]}`` with
-    every record as produced (extra keys kept). With a plan-name lookup, records that lack
-    ``direct_disabled_plan_names`` get it.
+    every record as produced (extra keys kept, one record per line). With a plan-name lookup,
+    records that lack ``direct_disabled_plan_names`` get it. UTF-8 without a BOM (RFC 8259).
 
 ``ms_direct_vs_inherited``
     The column shape of Microsoft's documented PowerShell report "Use PowerShell to see who has
@@ -304,10 +304,13 @@ def _write_ms_report(absolute_path, records, counts):
         return _write_csv_rows(stream, MS_DIRECT_VS_INHERITED_COLUMNS, (row for row in rows if row is not None), quoting=csv.QUOTE_ALL)
 
 
-def _json_record(record, lookup):
+def _json_record(record, lookup, number, absolute_path):
     if lookup is not None and 'direct_disabled_plan_names' not in record:
         record = dict(record, direct_disabled_plan_names=_plan_names(record.get('direct_disabled_plans'), lookup))
-    return json.dumps(record, ensure_ascii=False, sort_keys=True)
+    try:
+        return json.dumps(record, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise RecordsError('cannot write report %s: record number %d cannot be written as JSON: %s' % (absolute_path, number, exc))
 
 
 def _write_json_report(absolute_path, records, lookup, counts):
@@ -322,7 +325,7 @@ def _write_json_report(absolute_path, records, lookup, counts):
     with spool:
         for record in _count_verdicts(records, counts):
             spool.write(',\n' if count else '\n')
-            spool.write(_json_record(record, lookup))
+            spool.write(_json_record(record, lookup, count + 1, absolute_path))
             count += 1
         spool.seek(0)
         with atomic_text_file(absolute_path, 'report', encoding='utf-8') as stream:

@@ -217,3 +217,14 @@ def test_100k_rows_written_and_read_back(tmp_path):
     assert plan['batches'] == 1 + (100000 - 10 + 499) // 500
     assert len(select_batches(plan, [0])) == 10
     assert len(select_batches(plan, [200])) == 100000 - 10 - 199 * 500
+
+
+@pytest.mark.parametrize('meta, message', [
+    (dict(META, canary_size=-1), 'canary_size must be a whole number >= 0, got -1'),
+    (dict(META, batch_size='500'), "batch_size must be a whole number >= 1, got '500'"),
+    (dict(META, trusted_groups=['Licensing-E3']), r"trusted_groups must be a list of group GUIDs, got \['Licensing-E3'\]"),
+])
+def test_write_plan_checks_meta(tmp_path, meta, message):
+    with pytest.raises(RecordsError, match=message):
+        write_plan(str(tmp_path / 'plan.json'), [], meta)
+    assert os.listdir(str(tmp_path)) == []

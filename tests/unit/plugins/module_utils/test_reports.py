@@ -271,3 +271,10 @@ def test_generated_records_stream_with_flat_memory(tmp_path, name, report_format
     assert outcomes[0]['rows'] == count
     assert sum(outcomes[0]['summary'].values()) == count
     assert stream_peak < held_peak / 20
+
+
+def test_json_record_that_is_not_serialisable_is_a_clear_error(tmp_path):
+    path = str(tmp_path / 'report.json')
+    with pytest.raises(RecordsError, match=r'record number 2 cannot be written as JSON: .*set'):
+        write_report(path, [records()[0], dict(records()[0], errors={'CountViolation'})])
+    assert os.listdir(str(tmp_path)) == []
