@@ -1,0 +1,208 @@
+# -*- coding: utf-8 -*-
+# Copyright: entraops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Bulk Graph reads that feed the safety rule (licensing.classify): users in scope, licensed groups, memberships.
+
+Everything here reads; nothing writes. Users are streamed page by page (``$top=999``) so memory
+does not grow with user objects; what is kept across pages is ids only: the direct (and, for
+groups with nested groups, transitive) membership of users in the tenant's LICENSED groups,
+derived from the groups' member lists rather than one memberOf read per user.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
+from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
+    GroupFacts,
+    LicensingInputError,
+    SkuCatalog,
+    classify_user,
+    is_guid,
+    normalize_guid,
+    user_assignment_states,
+    user_not_found_record,
+)
+
+USER_SELECT = 'id,userPrincipalName,usageLocation,assignedLicenses,licenseAssignmentStates'
+FRESH_USER_SELECT = 'id,userPrincipalName,licenseAssignmentStates,assignedLicenses'
+GROUP_SELECT = 'id,displayName,assignedLicenses,licenseProcessingState,securityEnabled'
+PAGE_SIZE = 999
+# Users resolved per $batch round when the scope is a list of users (the client splits it into 20s).
+USER_READ_CHUNK = 200
+
+
+def _odata_string(value):
+    return "'%s'" % value.replace("'", "''")
+
+
+def _is_type(item, kind):
+    return str(item.get('@odata.type') or '').lower().endswith('.' + kind)
+
+
+def read_catalog(client):
+    """The tenant's SkuCatalog (GET /subscribedSkus)."""
+    return SkuCatalog.from_subscribed_skus(list(client.get_all('/subscribedSkus')))
+
+
+def resolve_skus(catalog, values):
+    """SKU GUIDs or part numbers -> list of SKU ids (order kept, duplicates dropped). Raises LicensingInputError."""
+    resolved = []
+    for value in values or []:
+        sku_id = catalog.resolve_sku(value)
+        if sku_id not in resolved:
+            resolved.append(sku_id)
+    return resolved
+
+
+def resolve_groups(client, values):
+    """Group ids or display names -> ``{group_id: raw group}``; raises LicensingInputError naming an unknown or ambiguous value."""
+    found = {}
+    for value in values or []:
+        if not isinstance(value, str) or not value.strip():
+            raise LicensingInputError('%r is not a valid group: expected a group id (GUID) or display name' % (value,))
+        if is_guid(value):
+            group_id = normalize_guid(value, 'group id')
+            try:
+                group = client.get('/groups/%s' % group_id, params={'$select': GROUP_SELECT})
+            except GraphError as exc:
+                if exc.status == 404:
+                    raise LicensingInputError('group %r does not exist: expected the id of an existing group' % value)
+                raise
+            found[normalize_guid(group['id'], 'group id')] = group
+            continue
+        matches = list(client.get_all('/groups', params={'$filter': 'displayName eq %s' % _odata_string(value.strip()),
+                                                         '$select': GROUP_SELECT}))
+        if not matches:
+            raise LicensingInputError('group %r does not exist: expected the display name or id of an existing group' % value)
+        if len(matches) > 1:
+            raise LicensingInputError('group name %r is ambiguous: %d groups have it (%s); give the group id instead' % (
+                value, len(matches), ', '.join(sorted(group['id'] for group in matches))))
+        found[normalize_guid(matches[0]['id'], 'group id')] = matches[0]
+    return found
+
+
+class MembershipIndex:
+    """Facts and memberships of the groups that matter to the rule.
+
+    ``groups``: ``{group_id: GroupFacts}`` of every licensed group (and of any other group a
+    user's inherited entry names, read on demand). ``direct_of(user_id)`` / ``transitive_of``:
+    ids of those groups the user is a direct / any-depth member of.
+    """
+
+    def __init__(self, client):
+        self.client = client
+        self.groups = {}
+        self._direct = {}
+        self._nested = {}
+        self._read = set()
+
+    def load_licensed_groups(self):
+        """Read every group once; keep and index the members of those that carry licenses."""
+        for group in self.client.get_all('/groups', params={'$select': GROUP_SELECT, '$top': PAGE_SIZE}):
+            if group.get('assignedLicenses'):
+                self.add_group(group)
+        return self
+
+    def add_group(self, raw_group):
+        facts = GroupFacts.from_graph(raw_group)
+        self.groups[facts.group_id] = facts
+        if facts.group_id in self._read:
+            return facts
+        self._read.add(facts.group_id)
+        has_nested = False
+        for member in self.client.get_all('/groups/%s/members' % facts.group_id, params={'$select': 'id', '$top': PAGE_SIZE}):
+            if _is_type(member, 'user'):
+                self._direct.setdefault(member['id'].lower(), set()).add(facts.group_id)
+            elif _is_type(member, 'group'):
+                has_nested = True
+        if has_nested:
+            for member in self.client.get_all('/groups/%s/transitiveMembers' % facts.group_id,
+                                              params={'$select': 'id', '$top': PAGE_SIZE}):
+                if _is_type(member, 'user'):
+                    self._nested.setdefault(member['id'].lower(), set()).add(facts.group_id)
+        return facts
+
+    def ensure_groups(self, group_ids):
+        """Read groups a user's entries name that were not read yet (for example a group that lost its licenses)."""
+        missing = sorted(set(group_ids) - self._read)
+        if not missing:
+            return
+        results = self.client.batch([{'method': 'GET', 'url': '/groups/%s?$select=%s' % (group_id, GROUP_SELECT)} for group_id in missing])
+        for group_id, result in zip(missing, results):
+            self._read.add(group_id)
+            if result.ok:
+                self._read.discard(group_id)
+                self.add_group(result.body)
+            elif result.status != 404:
+                raise result.error()
+
+    def direct_of(self, user_id):
+        return frozenset(self._direct.get(user_id, ()))
+
+    def transitive_of(self, user_id):
+        return frozenset(self._direct.get(user_id, ())) | frozenset(self._nested.get(user_id, ()))
+
+    def classify(self, user, catalog, trusted_groups=None, sku_ids=None):
+        """Records of one Graph user (licensing.classify_user with this index's facts)."""
+        user_id = normalize_guid(user['id'], 'user id')
+        self.ensure_groups(entry['group_id'] for entry in user_assignment_states(user) if entry['group_id'])
+        return classify_user(user, catalog, self.groups, self.direct_of(user_id), self.transitive_of(user_id),
+                             trusted_groups=trusted_groups, sku_ids=sku_ids)
+
+
+def iter_users_by_key(client, keys, select=USER_SELECT):
+    """Yield ``(key, user or None)`` for user ids or UPNs, read through $batch (None: not found)."""
+    keys = list(keys)
+    for offset in range(0, len(keys), USER_READ_CHUNK):
+        chunk = keys[offset:offset + USER_READ_CHUNK]
+        results = client.batch([{'method': 'GET', 'url': '/users/%s?$select=%s' % (key.strip(), select)} for key in chunk])
+        for key, result in zip(chunk, results):
+            if result.ok:
+                yield key, result.body
+            elif result.status in (400, 404):
+                yield key, None
+            else:
+                raise result.error()
+
+
+def iter_group_users(client, group_ids, select=USER_SELECT):
+    """Yield each user member of the groups, nested members included, once."""
+    seen = set()
+    for group_id in group_ids:
+        for member in client.get_all('/groups/%s/transitiveMembers' % group_id, params={'$select': select, '$top': PAGE_SIZE}):
+            if _is_type(member, 'user') and member['id'].lower() not in seen:
+                seen.add(member['id'].lower())
+                yield member
+
+
+def iter_sku_holders(client, sku_ids, select=USER_SELECT):
+    """Yield each user whose assignedLicenses hold one of the SKUs, once."""
+    seen = set()
+    for sku_id in sku_ids:
+        params = {'$filter': 'assignedLicenses/any(x:x/skuId eq %s)' % sku_id, '$select': select, '$top': PAGE_SIZE}
+        for user in client.get_all('/users', params=params):
+            if user['id'].lower() not in seen:
+                seen.add(user['id'].lower())
+                yield user
+
+
+def iter_records(client, catalog, index, users=None, group_ids=None, sku_ids=None, trusted_groups=None):
+    """Stream classification records for the scope: ``users`` (ids/UPNs), else members of ``group_ids``, else holders of ``sku_ids``.
+
+    ``sku_ids`` also limits which SKUs are classified in the first two scopes. A user key that
+    does not exist gives a ``user_not_found`` record.
+    """
+    if users:
+        for key, user in iter_users_by_key(client, users):
+            if user is None:
+                yield user_not_found_record(key)
+                continue
+            for record in index.classify(user, catalog, trusted_groups, sku_ids or None):
+                yield record
+        return
+    source = iter_group_users(client, group_ids) if group_ids else iter_sku_holders(client, sku_ids)
+    for user in source:
+        for record in index.classify(user, catalog, trusted_groups, sku_ids or None):
+            yield record

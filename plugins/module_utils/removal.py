@@ -1,0 +1,366 @@
+# -*- coding: utf-8 -*-
+# Copyright: entraops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The removal engine: take direct assignments away only where the safety rule holds, and put them back.
+
+Per chunk of rows (one row per user per chunk):
+
+1. fresh read of every user (licenseAssignmentStates + direct memberOf) and of every group
+   involved, in $batch; re-classify with licensing.classify (a plan file is never trusted);
+2. for each ``safe_to_remove`` row: journal intent (fsynced), then one $batch of
+   ``assignLicense {addLicenses: [], removeLicenses: [sku]}``;
+3. journal each result; items whose outcome is unknown (5xx, lost connection) are never re-sent:
+   the re-read decides whether they were applied;
+4. re-read users and groups; if any plan the user had before is no longer durably provided
+   (healthy, direct-member, still-assigned sources), put the direct assignment back at once
+   with the same disabledPlans and report the row as failed.
+
+Restores (``restore``) add the direct assignment back with the journaled disabledPlans, after a
+read shows it is missing, and journal ``ok`` or ``skipped``.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+from ansible_collections.entraops.licensing.plugins.module_utils.assignments import FRESH_USER_SELECT, GROUP_SELECT, PAGE_SIZE
+from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
+    SAFE_TO_REMOVE,
+    VERDICTS,
+    GroupFacts,
+    classify,
+    direct_entry,
+    effective_enabled_plans,
+    is_healthy_entry,
+    lost_plans,
+    user_assignment_states,
+    user_not_found_record,
+)
+
+ROWS_PER_CHUNK = 10   # two reads per user: 20 items, one $batch request
+SAMPLE_SIZE = 100
+
+
+class MaxFailuresExceeded(Exception):
+    """Raised internally to stop the run once failures exceed max_failures."""
+
+
+def durable_enabled_plans(user, catalog, groups, direct_member_of):
+    """``{sku_id: plan ids}`` the user keeps once Entra has processed every pending change.
+
+    Direct healthy entries count; an inherited entry counts only while the user is a direct
+    member of its group and the group still assigns the SKU (with the group's current disabled
+    plans added), because Entra removes the others at its next processing.
+    """
+    durable = {}
+    for entry in user_assignment_states(user):
+        if not is_healthy_entry(entry) or entry['sku_id'] not in catalog:
+            continue
+        disabled = entry['disabled_plans']
+        if entry['group_id'] is not None:
+            group = groups.get(entry['group_id'])
+            if group is None or entry['group_id'] not in direct_member_of or not group.carries(entry['sku_id']):
+                continue
+            disabled = disabled | group.assigned_licenses[entry['sku_id']]
+        enabled = catalog.user_plan_ids(entry['sku_id']) - disabled
+        durable[entry['sku_id']] = durable.get(entry['sku_id'], frozenset()) | enabled
+    return durable
+
+
+class Snapshot:
+    """One fresh read: users by id, their direct group ids, and facts of the groups involved."""
+
+    def __init__(self):
+        self.users = {}
+        self.direct_member_of = {}
+        self.groups = {}
+        self.missing = set()
+
+
+class RemovalEngine:
+    """Runs removals and restores for one module run; accumulates the module's result fields."""
+
+    def __init__(self, client, catalog, journal=None, trusted_groups=None, allow_service_loss=False, max_failures=0,
+                 check_mode=False, transitive_of=None, licensed_group_ids=None):
+        self.client = client
+        self.catalog = catalog
+        self.journal = journal
+        self.trusted_groups = frozenset(trusted_groups) if trusted_groups is not None else None
+        self.allow_service_loss = allow_service_loss
+        self.max_failures = max_failures
+        self.check_mode = check_mode
+        self.transitive_of = transitive_of or (lambda user_id: frozenset())
+        self.licensed_group_ids = frozenset(licensed_group_ids or ())
+        self.removed = []
+        self.restored = []
+        self.failures = []
+        self.skipped_by_verdict = dict((verdict, 0) for verdict in VERDICTS)
+        self.skipped_sample = []
+        self.reconciled = []
+        self.stopped = False
+
+    # ------------------------------------------------------------------ reads
+
+    def read(self, user_ids, extra_group_ids=()):
+        """Fresh Snapshot of users (+ memberOf) and of the groups their entries or memberships name."""
+        snapshot = Snapshot()
+        requests = []
+        for user_id in user_ids:
+            requests.append({'method': 'GET', 'url': '/users/%s?$select=%s' % (user_id, FRESH_USER_SELECT)})
+            requests.append({'method': 'GET', 'url': '/users/%s/memberOf?$select=id&$top=%d' % (user_id, PAGE_SIZE)})
+        results = self.client.batch(requests)
+        for position, user_id in enumerate(user_ids):
+            user_result, member_result = results[2 * position], results[2 * position + 1]
+            if user_result.status == 404:
+                snapshot.missing.add(user_id)
+                continue
+            for result in (user_result, member_result):
+                if not result.ok:
+                    raise result.error()
+            snapshot.users[user_id] = user_result.body
+            snapshot.direct_member_of[user_id] = self._member_group_ids(user_id, member_result.body)
+        group_ids = set(extra_group_ids)
+        for user_id, user in snapshot.users.items():
+            group_ids.update(entry['group_id'] for entry in user_assignment_states(user) if entry['group_id'])
+            group_ids.update(snapshot.direct_member_of[user_id] & self.licensed_group_ids)
+        group_ids = sorted(group_ids)
+        group_results = self.client.batch([{'method': 'GET', 'url': '/groups/%s?$select=%s' % (group_id, GROUP_SELECT)}
+                                           for group_id in group_ids])
+        for group_id, result in zip(group_ids, group_results):
+            if result.ok:
+                snapshot.groups[group_id] = GroupFacts.from_graph(result.body)
+            elif result.status != 404:
+                raise result.error()
+        return snapshot
+
+    def _member_group_ids(self, user_id, page):
+        ids = set()
+        while True:
+            for item in (page or {}).get('value') or []:
+                if str(item.get('@odata.type') or '').lower().endswith('.group'):
+                    ids.add(item['id'].lower())
+            next_link = (page or {}).get('@odata.nextLink')
+            if not next_link:
+                return frozenset(ids)
+            page = self.client.get(next_link)
+
+    def classify_row(self, row, snapshot):
+        user_id = row['user_id']
+        if user_id in snapshot.missing:
+            return user_not_found_record(user_id, row['sku_id'], row.get('sku_part_number'))
+        return classify(snapshot.users[user_id], row['sku_id'], self.catalog, snapshot.groups, snapshot.direct_member_of[user_id],
+                        self.transitive_of(user_id), trusted_groups=self.trusted_groups, allow_service_loss=self.allow_service_loss)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _skip(self, row, record):
+        verdict = record['verdict'] if record else 'inherited_only'
+        self.skipped_by_verdict[verdict] = self.skipped_by_verdict.get(verdict, 0) + 1
+        if len(self.skipped_sample) < SAMPLE_SIZE:
+            self.skipped_sample.append({'user': _label(row, record), 'user_id': row['user_id'], 'sku': row.get('sku_part_number') or row['sku_id'],
+                                        'verdict': verdict, 'plans_lost': (record or {}).get('plans_lost', []),
+                                        'reason': (record or {}).get('reason', 'the user no longer holds this SKU')})
+
+    def _fail(self, row, reason, status=None):
+        self.failures.append({'user': row.get('user_principal_name') or row['user_id'], 'user_id': row['user_id'],
+                              'sku': row.get('sku_part_number') or row['sku_id'], 'reason': reason, 'status': status})
+        if len(self.failures) > self.max_failures:
+            self.stopped = True
+            raise MaxFailuresExceeded()
+
+    # ------------------------------------------------------------------ removal
+
+    def remove(self, rows):
+        """Remove the direct assignments of ``rows`` (dicts with user_id, sku_id, optional batch/UPN/part number) where safe."""
+        try:
+            for chunk in _chunks_one_row_per_user(rows, ROWS_PER_CHUNK):
+                self._remove_chunk(chunk)
+        except MaxFailuresExceeded:
+            pass
+        return self
+
+    def _remove_chunk(self, chunk):
+        snapshot = self.read([row['user_id'] for row in chunk])
+        safe = []
+        for row in chunk:
+            record = self.classify_row(row, snapshot)
+            if record is None or record['verdict'] != SAFE_TO_REMOVE:
+                self._skip(row, record)
+                continue
+            row = dict(row, user_principal_name=record['user_principal_name'] or row.get('user_principal_name'),
+                       sku_part_number=record['sku_part_number'])
+            safe.append((row, record))
+        if not safe:
+            return
+        if self.check_mode:
+            for row, record in safe:
+                self.removed.append(_removed_entry(row, record))
+            return
+        before = dict((row['user_id'], effective_enabled_plans(snapshot.users[row['user_id']], self.catalog)) for row, dummy in safe)
+        op_ids = [self.journal.intent('remove_direct', row['user_id'], row['user_principal_name'], row['sku_id'], row['sku_part_number'],
+                                      record['direct_disabled_plans'], batch=row.get('batch')) for row, record in safe]
+        results = self.client.batch([{'method': 'POST', 'url': '/users/%s/assignLicense' % row['user_id'],
+                                      'body': {'addLicenses': [], 'removeLicenses': [row['sku_id']]}} for row, dummy in safe])
+        after = self.read([row['user_id'] for row, dummy in safe])
+        for (row, record), op_id, result in zip(safe, op_ids, results):
+            self._settle_removal(row, record, op_id, result, before[row['user_id']], after)
+
+    def _settle_removal(self, row, record, op_id, result, before, after):
+        user_id, sku_id = row['user_id'], row['sku_id']
+        request_id = _request_id(result)
+        user = after.users.get(user_id)
+        still_direct = user is not None and direct_entry(user, sku_id) is not None
+        if not result.ok and not result.outcome_unknown:
+            error = result.error()
+            self.journal.result(op_id, 'failed', request_id=request_id, status=result.status, error=error.code, detail=error.message)
+            self._fail(row, 'Graph refused the removal: %s' % error, status=result.status)
+            return
+        if still_direct:
+            # Unknown outcome and the direct copy is still there: it was not applied. Never re-sent here.
+            detail = 'outcome unknown (%s); the re-read shows the direct assignment still in place' % result.status
+            self.journal.result(op_id, 'failed', request_id=request_id, status=result.status, error='OutcomeUnknownNotApplied', detail=detail)
+            self._fail(row, 'the removal got no definite answer and was not applied; it was not re-sent (run again to retry)', status=result.status)
+            return
+        lost = self._loss_after(row, record, before, after)
+        if not lost:
+            detail = None if result.ok else 'outcome unknown (%s); the re-read shows the removal applied' % result.status
+            self.journal.result(op_id, 'ok', request_id=request_id, status=result.status, detail=detail)
+            if not result.ok:
+                self.reconciled.append({'user': row['user_principal_name'] or user_id, 'sku': row['sku_part_number'], 'outcome': 'applied'})
+            self.removed.append(_removed_entry(row, record))
+            return
+        names = dict((self.catalog.label(lost_sku), self.catalog.plan_names(lost_sku, plans)) for lost_sku, plans in lost.items())
+        restored = self._put_back(row, record['direct_disabled_plans'])
+        if restored:
+            self.journal.result(op_id, 'rolled_back', request_id=request_id, status=result.status,
+                                detail='plans lost after the removal: %s; direct assignment put back' % names)
+        else:
+            self.journal.result(op_id, 'ok', request_id=request_id, status=result.status,
+                                detail='plans lost after the removal: %s; putting the direct assignment back FAILED' % names)
+        self._fail(row, 'after the removal the user lacked %s; the direct assignment was %s' % (
+            names, 'put back with the same disabled plans' if restored else 'NOT put back: restore it from the journal'))
+
+    def _loss_after(self, row, record, before, after):
+        """Plans the user had before the write that are no longer durably provided (``{sku_id: plans}``)."""
+        user_id = row['user_id']
+        user = after.users.get(user_id)
+        if user is None:
+            return {row['sku_id']: before.get(row['sku_id'], frozenset())}
+        durable = durable_enabled_plans(user, self.catalog, after.groups, after.direct_member_of.get(user_id, frozenset()))
+        expected = dict(before)
+        if self.allow_service_loss and row['sku_id'] in expected:
+            # The operator accepted losing exactly the plans the rule reported, nothing more.
+            accepted = set(self.catalog.resolve_plans(row['sku_id'], record['plans_lost'])) if record['plans_lost'] else set()
+            expected[row['sku_id']] = frozenset(expected[row['sku_id']]) - accepted
+        return lost_plans(expected, durable)
+
+    def _put_back(self, row, disabled_plans):
+        op_id = self.journal.intent('restore_direct', row['user_id'], row.get('user_principal_name'), row['sku_id'],
+                                    row.get('sku_part_number'), disabled_plans, batch=row.get('batch'))
+        return self._send_restore(row, disabled_plans, op_id)
+
+    def _send_restore(self, row, disabled_plans, op_id):
+        body = {'addLicenses': [{'skuId': row['sku_id'], 'disabledPlans': list(disabled_plans)}], 'removeLicenses': []}
+        result = self.client.batch([{'method': 'POST', 'url': '/users/%s/assignLicense' % row['user_id'], 'body': body}])[0]
+        request_id = _request_id(result)
+        if result.ok:
+            self.journal.result(op_id, 'ok', request_id=request_id, status=result.status)
+            return True
+        if result.outcome_unknown:
+            # Adding is idempotent in effect, but the rule stays "re-read, never re-send blindly".
+            check = self.read([row['user_id']])
+            user = check.users.get(row['user_id'])
+            if user is not None and direct_entry(user, row['sku_id']) is not None:
+                self.journal.result(op_id, 'ok', request_id=request_id, status=result.status,
+                                    detail='outcome unknown; the re-read shows the direct assignment in place')
+                return True
+            self.journal.result(op_id, 'unknown', request_id=request_id, status=result.status,
+                                detail='outcome unknown; the re-read shows no direct assignment')
+            return False
+        error = result.error()
+        self.journal.result(op_id, 'failed', request_id=request_id, status=result.status, error=error.code, detail=error.message)
+        return False
+
+    # ------------------------------------------------------------------ restore
+
+    def restore(self, rows):
+        """Put back direct assignments: rows with user_id, sku_id, disabled_plans (and labels). Skips those in place."""
+        try:
+            for chunk in _chunks_one_row_per_user(rows, ROWS_PER_CHUNK):
+                self._restore_chunk(chunk)
+        except MaxFailuresExceeded:
+            pass
+        return self
+
+    def _restore_chunk(self, chunk):
+        snapshot = self.read([row['user_id'] for row in chunk])
+        for row in chunk:
+            user = snapshot.users.get(row['user_id'])
+            if user is None:
+                self._skip(row, user_not_found_record(row['user_id'], row['sku_id'], row.get('sku_part_number')))
+                continue
+            row = dict(row, user_principal_name=user.get('userPrincipalName') or row.get('user_principal_name'))
+            if direct_entry(user, row['sku_id']) is not None:
+                if not self.check_mode and self.journal is not None and row.get('journaled', True):
+                    op_id = self.journal.intent('restore_direct', row['user_id'], row['user_principal_name'], row['sku_id'],
+                                                row.get('sku_part_number'), row['disabled_plans'], batch=row.get('batch'))
+                    self.journal.result(op_id, 'skipped', detail='the direct assignment is already in place')
+                self.skipped_by_verdict['already_present'] = self.skipped_by_verdict.get('already_present', 0) + 1
+                continue
+            entry = {'user': row['user_principal_name'] or row['user_id'], 'user_id': row['user_id'],
+                     'sku': row.get('sku_part_number') or row['sku_id'], 'disabled_plans': list(row['disabled_plans'])}
+            if self.check_mode:
+                self.restored.append(entry)
+                continue
+            op_id = self.journal.intent('restore_direct', row['user_id'], row['user_principal_name'], row['sku_id'],
+                                        row.get('sku_part_number'), row['disabled_plans'], batch=row.get('batch'))
+            if self._send_restore(row, row['disabled_plans'], op_id):
+                self.restored.append(entry)
+            else:
+                self._fail(row, 'the direct assignment could not be put back')
+
+    def result(self):
+        return {
+            'removed': self.removed,
+            'restored': self.restored,
+            'failures': self.failures,
+            'skipped_by_verdict': dict((verdict, count) for verdict, count in self.skipped_by_verdict.items() if count),
+            'skipped_sample': self.skipped_sample,
+            'reconciled': self.reconciled,
+            'stopped': self.stopped,
+        }
+
+
+def _label(row, record):
+    return (record or {}).get('user_principal_name') or row.get('user_principal_name') or row['user_id']
+
+
+def _removed_entry(row, record):
+    return {'user': record['user_principal_name'] or row['user_id'], 'user_id': row['user_id'],
+            'sku': record['sku_part_number'] or row['sku_id'], 'sku_id': row['sku_id'],
+            'disabled_plans': list(record['direct_disabled_plans']), 'batch': row.get('batch'),
+            'plans_lost': list(record['plans_lost'])}
+
+
+def _request_id(result):
+    headers = result.headers or {}
+    for key, value in headers.items():
+        if key.lower() == 'request-id':
+            return value
+    error = result.error() if not result.ok else None
+    return error.request_id if error is not None else None
+
+
+def _chunks_one_row_per_user(rows, size):
+    """Chunks of up to ``size`` rows with no user twice: a user's second SKU goes to a later round."""
+    rounds = []
+    seen = {}
+    for row in rows:
+        position = seen.get(row['user_id'], 0)
+        seen[row['user_id']] = position + 1
+        if position == len(rounds):
+            rounds.append([])
+        rounds[position].append(row)
+    for round_rows in rounds:
+        for offset in range(0, len(round_rows), size):
+            yield round_rows[offset:offset + size]

@@ -1,0 +1,386 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: entraops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: direct_license
+short_description: Remove direct license assignments that group-based licensing fully covers, or put them back from a journal
+version_added: 0.2.0
+description:
+  - With O(state=absent), removes users' direct license assignments, but only where the collection's safety rule holds on a
+    fresh read taken immediately before the write (a plan file is never trusted on its own): healthy inheritance from
+    groups the user is a direct member of enables every service plan the direct assignment enables.
+  - Each removal is journaled (an C(intent) line fsynced before the write, a C(result) line after), sent through C($batch),
+    and followed by a re-read. If the user then lacks any plan they had before, the direct assignment is put back at once
+    with the same disabled plans and the row is reported in RV(failures).
+  - A write whose outcome is unknown (timeout, dropped connection, 5xx) is never re-sent blindly; the re-read decides.
+    Re-running the same task resumes: rows already done are found on the fresh read and skipped.
+  - With O(state=present), puts back what a journal says was removed (O(restore_from)), or the direct assignments given by
+    O(users), O(skus) and O(disabled_plans). Assignments already in place are left alone.
+  - After every run that writes, a Microsoft Graph PowerShell rollback script is (re)written beside the journal.
+author:
+  - entraops contributors (@entraops)
+options:
+  state:
+    description:
+      - V(absent) removes direct assignments where the rule allows it; V(present) restores them.
+    type: str
+    choices: [absent, present]
+    default: absent
+  plan_path:
+    description:
+      - A plan written by M(entraops.licensing.license_assignment_info). Only its V(safe_to_remove) rows are considered,
+        and each is re-checked before the write. Mutually exclusive with O(users).
+    type: path
+  batches:
+    description:
+      - Plan batch numbers to run (V([0]) for the canary). All batches when not set. Only with O(plan_path).
+    type: list
+    elements: int
+  users:
+    description:
+      - Users (object id or user principal name) to act on, with O(skus). Every user is combined with every SKU.
+    type: list
+    elements: str
+  skus:
+    description:
+      - SKUs (GUID or part number) to act on, with O(users). A SKU the tenant does not subscribe to fails the task before any write.
+    type: list
+    elements: str
+  disabled_plans:
+    description:
+      - For a manual restore (O(state=present) with O(users) and O(skus)), the plans (GUID or name) to leave disabled.
+    type: list
+    elements: str
+    default: []
+  trusted_groups:
+    description:
+      - When set, only inheritance from these groups (ids or display names) counts as coverage.
+    type: list
+    elements: str
+  journal_path:
+    description:
+      - The journal (JSON Lines) to append to. Required unless the task runs in check mode.
+      - With O(restore_from) it defaults to the journal restored from, so that a second restore finds nothing left to do.
+    type: path
+  restore_from:
+    description:
+      - With O(state=present), a journal whose removals are to be put back (same disabled plans). Removals whose outcome
+        was unknown, or whose run was killed, are checked by reading the user first.
+    type: path
+  allow_service_loss:
+    description:
+      - Remove even when the inherited copies enable fewer plans than the direct one (the plans lost are reported).
+      - Never relaxes the requirement of healthy inheritance from a direct-member group.
+    type: bool
+    default: false
+  max_failures:
+    description:
+      - Stop, and fail the task, once more than this many rows failed. V(0) stops at the first failure.
+    type: int
+    default: 0
+extends_documentation_fragment:
+  - entraops.licensing.graph
+  - entraops.licensing.graph.action_group
+  - entraops.licensing.graph.stateful_module
+  - ansible.builtin.action_common_attributes
+attributes:
+  platform:
+    platforms: all
+notes:
+  - Needs the Microsoft Graph application permissions C(LicenseAssignment.ReadWrite.All), C(User.Read.All),
+    C(GroupMember.Read.All) and C(Organization.Read.All).
+  - Check mode re-reads and classifies every row and reports what would be removed or restored, without writing to Graph or
+    to the journal.
+seealso:
+  - module: entraops.licensing.license_assignment_info
+'''
+
+EXAMPLES = r'''
+- name: Canary (batch 0 of the plan)
+  entraops.licensing.direct_license:
+    plan_path: /var/tmp/migration/plan.json
+    batches: [0]
+    journal_path: /var/tmp/migration/journal.jsonl
+  register: canary
+
+- name: Two batches in today's change window
+  entraops.licensing.direct_license:
+    plan_path: /var/tmp/migration/plan.json
+    batches: [1, 2]
+    journal_path: /var/tmp/migration/journal.jsonl
+    max_failures: 0
+
+- name: Put back everything the journal says was removed
+  entraops.licensing.direct_license:
+    state: present
+    restore_from: /var/tmp/migration/journal.jsonl
+
+- name: Manual restore of one user's E3 with two plans disabled
+  entraops.licensing.direct_license:
+    state: present
+    users: [adele@contoso.com]
+    skus: [ENTERPRISEPACK]
+    disabled_plans: [SWAY, YAMMER_ENTERPRISE]
+    journal_path: /var/tmp/migration/journal.jsonl
+'''
+
+RETURN = r'''
+removed:
+  description: The direct assignments removed (in check mode, that would be removed), first 100.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    user: {description: User principal name (or id)., type: str}
+    user_id: {description: User object id., type: str}
+    sku: {description: SKU part number., type: str}
+    sku_id: {description: SKU id., type: str}
+    disabled_plans: {description: The disabledPlans of the removed direct assignment (what a restore puts back)., type: list, elements: str}
+    batch: {description: Plan batch number, or null., type: int}
+    plans_lost: {description: Plan names accepted as lost with O(allow_service_loss)., type: list, elements: str}
+removed_total:
+  description: Number of direct assignments removed (or that would be, in check mode).
+  returned: always
+  type: int
+restored:
+  description: The direct assignments put back (in check mode, that would be), first 100.
+  returned: always
+  type: list
+  elements: dict
+restored_total:
+  description: Number of direct assignments put back.
+  returned: always
+  type: int
+skipped_by_verdict:
+  description:
+    - Rows not written, counted by verdict (V(inherited_only) means already migrated; V(already_present) for restores
+      that found the assignment in place).
+  returned: always
+  type: dict
+  sample: {inherited_only: 10, plans_would_be_lost: 1}
+skipped_sample:
+  description: Up to 100 skipped rows with C(user), C(sku), C(verdict), C(plans_lost), C(reason).
+  returned: always
+  type: list
+  elements: dict
+failures:
+  description: Rows that failed, each with C(user), C(user_id), C(sku), C(reason) and C(status).
+  returned: always
+  type: list
+  elements: dict
+reconciled:
+  description: Writes whose outcome was unknown and that a re-read showed applied.
+  returned: always
+  type: list
+  elements: dict
+stopped:
+  description: True when the run stopped early because failures exceeded O(max_failures).
+  returned: always
+  type: bool
+journal_path:
+  description: Absolute path of the journal, or null in check mode without one.
+  returned: always
+  type: str
+rollback_script_path:
+  description: The PowerShell rollback script written beside the journal, or null when nothing was written.
+  returned: always
+  type: str
+'''
+
+import os
+
+from ansible_collections.entraops.licensing.plugins.module_utils.assignments import (
+    MembershipIndex,
+    iter_users_by_key,
+    read_catalog,
+    resolve_groups,
+    resolve_skus,
+)
+from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
+from ansible_collections.entraops.licensing.plugins.module_utils.journal import (
+    Journal,
+    read_journal,
+    restorable,
+    rollback_script_path,
+    write_rollback_script,
+)
+from ansible_collections.entraops.licensing.plugins.module_utils.licensing import SAFE_TO_REMOVE, LicensingInputError
+from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
+from ansible_collections.entraops.licensing.plugins.module_utils.plan import read_plan, select_batches
+from ansible_collections.entraops.licensing.plugins.module_utils.removal import SAMPLE_SIZE, RemovalEngine
+from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
+
+
+def rows_from_plan(path, batches):
+    plan = read_plan(path)
+    return [row for row in select_batches(plan, batches) if row.get('verdict') == SAFE_TO_REMOVE]
+
+
+def rows_from_users(client, users, sku_ids, catalog, disabled_plans=None):
+    """(rows, missing keys): one row per existing user and SKU."""
+    rows, missing = [], []
+    for key, user in iter_users_by_key(client, users, select='id,userPrincipalName'):
+        if user is None:
+            missing.append(key)
+            continue
+        for sku_id in sku_ids:
+            row = {'user_id': user['id'].lower(), 'user_principal_name': user.get('userPrincipalName'), 'sku_id': sku_id,
+                   'sku_part_number': catalog.part_number(sku_id), 'batch': None}
+            if disabled_plans is not None:
+                row['disabled_plans'] = sorted(catalog.resolve_plans(sku_id, disabled_plans))
+            rows.append(row)
+    return rows, missing
+
+
+def diff_of(removed, restored):
+    """Per user: SKUs held directly before and after (only users that change)."""
+    before, after = {}, {}
+    for entry in removed:
+        before.setdefault(entry['user'], []).append(entry['sku'])
+        after.setdefault(entry['user'], [])
+    for entry in restored:
+        before.setdefault(entry['user'], [])
+        after.setdefault(entry['user'], []).append(entry['sku'])
+    return {'before': dict((user, {'direct_licenses_changed': sorted(skus)}) for user, skus in sorted(before.items())),
+            'after': dict((user, {'direct_licenses_changed': sorted(skus)}) for user, skus in sorted(after.items()))}
+
+
+def validate(module):
+    params = module.params
+    if params['state'] == 'absent':
+        if bool(params['plan_path']) == bool(params['users']):
+            module.fail_json(msg='state=absent needs either plan_path or users + skus (exactly one of plan_path and users)')
+        if params['users'] and not params['skus']:
+            module.fail_json(msg='users needs skus: the SKUs whose direct assignment to remove')
+        if params['restore_from']:
+            module.fail_json(msg='restore_from applies to state=present only')
+    else:
+        if bool(params['restore_from']) == bool(params['users']):
+            module.fail_json(msg='state=present needs either restore_from (a journal) or users + skus (+ disabled_plans)')
+        if params['users'] and not params['skus']:
+            module.fail_json(msg='users needs skus: the SKUs whose direct assignment to put back')
+        if params['plan_path'] or params['batches'] is not None:
+            module.fail_json(msg='plan_path and batches apply to state=absent only')
+        if params['restore_from'] and not params['journal_path']:
+            params['journal_path'] = params['restore_from']
+    if params['batches'] is not None and not params['plan_path']:
+        module.fail_json(msg='batches applies to plan_path only')
+    if params['max_failures'] < 0:
+        module.fail_json(msg='max_failures must be 0 or more, got %d' % params['max_failures'])
+    if not module.check_mode and not params['journal_path']:
+        module.fail_json(msg='journal_path is required outside check mode: every removal and restore is journaled first')
+
+
+def main():
+    module = GraphModule(
+        argument_spec=dict(
+            state=dict(type='str', choices=['absent', 'present'], default='absent'),
+            plan_path=dict(type='path'),
+            batches=dict(type='list', elements='int'),
+            users=dict(type='list', elements='str'),
+            skus=dict(type='list', elements='str'),
+            disabled_plans=dict(type='list', elements='str', default=[]),
+            trusted_groups=dict(type='list', elements='str'),
+            journal_path=dict(type='path'),
+            restore_from=dict(type='path'),
+            allow_service_loss=dict(type='bool', default=False),
+            max_failures=dict(type='int', default=0),
+        ),
+        supports_check_mode=True,
+        mutually_exclusive=[['plan_path', 'users'], ['restore_from', 'users']],
+    )
+    validate(module)
+    params = module.params
+    client = module.client
+    journal = None
+    engine = None
+    missing_users = []
+    try:
+        catalog = read_catalog(client)
+        sku_ids = resolve_skus(catalog, params['skus'])
+        trusted = list(resolve_groups(client, params['trusted_groups'])) if params['trusted_groups'] is not None else None
+        if params['state'] == 'absent':
+            if params['plan_path']:
+                rows = rows_from_plan(params['plan_path'], params['batches'])
+            else:
+                rows, missing_users = rows_from_users(client, params['users'], sku_ids, catalog)
+        elif params['restore_from']:
+            rows = restorable(read_journal(params['restore_from'])['entries'])
+        else:
+            rows, missing_users = rows_from_users(client, params['users'], sku_ids, catalog, disabled_plans=params['disabled_plans'])
+        index = MembershipIndex(client).load_licensed_groups()
+        if not module.check_mode:
+            journal = Journal(params['journal_path'])
+        engine = RemovalEngine(client, catalog, journal=journal, trusted_groups=trusted, allow_service_loss=params['allow_service_loss'],
+                               max_failures=params['max_failures'], check_mode=module.check_mode, transitive_of=index.transitive_of,
+                               licensed_group_ids=list(index.groups))
+        for key in missing_users:
+            engine.skipped_by_verdict['user_not_found'] += 1
+            engine.skipped_sample.append({'user': key, 'user_id': None, 'sku': None, 'verdict': 'user_not_found',
+                                          'plans_lost': [], 'reason': 'user %r was not found' % key})
+        if params['state'] == 'absent':
+            engine.remove(rows)
+        else:
+            engine.restore(rows)
+    except (LicensingInputError, RecordsError) as exc:
+        _close(journal)
+        module.fail_json(msg=str(exc), **_partial(engine, params))
+    except GraphError as exc:
+        _close(journal)
+        script = _write_script(module, params)
+        module.fail_from_graph_error(exc, msg='Stopped: a Graph read or write failed', rollback_script_path=script, **_partial(engine, params))
+    _close(journal)
+    result = engine.result()
+    script = _write_script(module, params) if journal is not None else None
+    output = dict(changed=bool(result['removed'] or result['restored']), removed=result['removed'][:SAMPLE_SIZE],
+                  removed_total=len(result['removed']), restored=result['restored'][:SAMPLE_SIZE], restored_total=len(result['restored']),
+                  skipped_by_verdict=result['skipped_by_verdict'], skipped_sample=result['skipped_sample'], failures=result['failures'],
+                  reconciled=result['reconciled'], stopped=result['stopped'],
+                  journal_path=os.path.abspath(params['journal_path']) if params['journal_path'] else None, rollback_script_path=script)
+    if module.diff_mode:
+        output['diff'] = diff_of(result['removed'], result['restored'])
+    if result['stopped']:
+        module.fail_json(msg='Stopped after %d failure(s), more than max_failures=%d; the direct assignments of failed rows are in place '
+                             '(or listed in the journal to restore). First: %s' % (len(result['failures']), params['max_failures'],
+                                                                                   result['failures'][0]['reason']), **output)
+    if result['failures']:
+        module.warn('%d row(s) failed (within max_failures=%d); see failures' % (len(result['failures']), params['max_failures']))
+    module.exit_json(**output)
+
+
+def _close(journal):
+    if journal is not None:
+        journal.close()
+
+
+def _partial(engine, params):
+    if engine is None:
+        return {}
+    result = engine.result()
+    return dict(removed=result['removed'][:SAMPLE_SIZE], removed_total=len(result['removed']), restored=result['restored'][:SAMPLE_SIZE],
+                failures=result['failures'], journal_path=params.get('journal_path'))
+
+
+def _write_script(module, params):
+    """(Re)write the PowerShell rollback script beside the journal from everything still restorable."""
+    if module.check_mode or not params.get('journal_path') or not os.path.exists(params['journal_path']):
+        return None
+    try:
+        rows = restorable(read_journal(params['journal_path'])['entries'])
+        tenant = params.get('tenant_id')
+        written = write_rollback_script(rows, rollback_script_path(os.path.abspath(params['journal_path'])),
+                                        tenant_id=tenant if tenant and all(c.isalnum() or c in '.-' for c in tenant) else None)
+    except RecordsError as exc:
+        module.warn('could not write the rollback script: %s' % exc)
+        return None
+    return written['path']
+
+
+if __name__ == '__main__':
+    main()
