@@ -131,3 +131,20 @@ def test_base64_item_body_is_accepted(fresh_emu, fresh_graph):
         {"id": "1", "method": "POST", "url": f"/users/{user['id']}/assignLicense", "headers": JSON, "body": encoded}]}))
     assert result["1"]["status"] == 200
     assert {lic["skuId"] for lic in result["1"]["body"]["assignedLicenses"]} == {E3, EMS_E5}
+
+
+def test_absolute_item_url_on_this_graph_is_accepted(emu, graph):
+    result = by_id(graph.post("$batch", {"requests": [
+        {"id": "1", "method": "GET", "url": "https://graph.microsoft.com/v1.0/organization"},
+        {"id": "2", "method": "GET", "url": f"{emu.base_url}/v1.0/organization"}]}))
+    assert result["1"]["status"] == 200 and result["2"]["status"] == 200
+
+
+def test_drop_fault_on_a_batch_item_drops_the_whole_batch(fresh_emu, fresh_graph):
+    import pytest
+    import requests
+    fresh_emu.add_fault(method="GET", route=r"/organization$", drop=True)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        fresh_graph.post("$batch", {"requests": [{"id": "1", "method": "GET", "url": "/users?$top=1"},
+                                                 {"id": "2", "method": "GET", "url": "/organization"}]})
+    assert fresh_graph.get("organization").status_code == 200
