@@ -35,7 +35,7 @@ JSON_CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=tru
 WRITE_METHODS = frozenset(("POST", "PATCH", "PUT", "DELETE"))
 MAX_BATCH = 20
 MAX_BIND_PER_REQUEST = 20
-REQUEST_LOG_LIMIT = 200_000
+REQUEST_LOG_LIMIT = 100_000
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 FAULT_ERRORS = {
     500: ("generalException", "An unspecified error has occurred."),
@@ -161,6 +161,9 @@ class GraphApp:
     def __init__(self, emulator):
         self.emu = emulator
         self.skip_tokens = odata.SkipTokens(secrets_module.token_bytes(32))
+        # Retry-After windows handed out by injected 429/503 faults: (app, method, path) -> (opened, ends)
+        self._fault_windows = {}
+        self._fault_windows_lock = threading.Lock()
 
     # -- WSGI entry -------------------------------------------------------------------------
     def __call__(self, environ, start_response):
@@ -307,6 +310,10 @@ class GraphApp:
         template, handler, params = match_route(call.method, call.path)
         route_key = f"{call.method} {template}" if template else f"{call.method} (unknown route)"
         is_write = call.method in WRITE_METHODS
+        early = self.early_retry_of_fault(call)
+        if early is not None:
+            self.finish(call, route_key, early, is_write)
+            return early
         fault = emu.faults.match(call.method, call.path, call.in_batch)
         if fault is not None:
             emu.counters.add("faults_fired")
@@ -379,12 +386,32 @@ class GraphApp:
             return self.fault_status_outcome(fault, call)
         return None
 
-    @staticmethod
-    def fault_status_outcome(fault, call):
+    def early_retry_of_fault(self, call):
+        """The same request sent again before an injected Retry-After elapsed: refused and counted."""
+        key = ((call.claims or {}).get("appid"), call.method, call.path.lower())
+        now = self.emu.clock.wall()
+        with self._fault_windows_lock:
+            window = self._fault_windows.get(key)
+            if window is None:
+                return None
+            opened, ends = window
+            if now >= ends:
+                del self._fault_windows[key]
+                return None
+        if call.arrival - opened <= self.emu.throttler.early_retry_grace:
+            return None
+        self.emu.counters.add("early_retries")
+        return throttled_outcome(call, max(1, int(ends - now + 0.999)))
+
+    def fault_status_outcome(self, fault, call):
         status = fault["status"]
         headers = {}
         if fault.get("retry_after") is not None:
             headers["Retry-After"] = str(int(fault["retry_after"]))
+            key = ((call.claims or {}).get("appid"), call.method, call.path.lower())
+            now = self.emu.clock.wall()
+            with self._fault_windows_lock:
+                self._fault_windows[key] = (now, now + int(fault["retry_after"]))
         if status == 429:
             return throttled_outcome(call, fault.get("retry_after") or 1, headers)
         code, message = FAULT_ERRORS.get(status, ("UnknownError", "An error was injected by the emulator."))

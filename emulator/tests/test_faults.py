@@ -15,28 +15,41 @@ def held_skus(emu, user_id):
     return {lic["skuId"] for lic in emu.directory.get_user(user_id)["assignedLicenses"]}
 
 
-@pytest.mark.parametrize("status, code", [(500, "generalException"), (503, "serviceNotAvailable"),
-                                          (504, "GatewayTimeout")])
-def test_status_faults_answer_without_running_the_request(fresh_emu, fresh_graph, status, code):
+@pytest.mark.parametrize("status, code, retry_after", [(500, "generalException", None),
+                                                       (503, "serviceNotAvailable", 1),
+                                                       (504, "GatewayTimeout", None)])
+def test_status_faults_answer_without_running_the_request(fresh_emu, fresh_graph, status, code, retry_after):
     user = licensed_user(fresh_emu)
-    fresh_emu.add_fault(method="POST", route=r"/assignLicense$", status=status, retry_after=3)
+    fresh_emu.add_fault(method="POST", route=r"/assignLicense$", status=status, retry_after=retry_after)
     response = fresh_graph.post(f"users/{user['id']}/assignLicense", ADD_EMS)
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
-    assert response.headers["Retry-After"] == "3"
+    assert response.headers.get("Retry-After") == (None if retry_after is None else str(retry_after))
     assert EMS_E5 not in held_skus(fresh_emu, user["id"])
+    time.sleep(retry_after or 0)        # an honest client honours Retry-After
     assert fresh_graph.post(f"users/{user['id']}/assignLicense", ADD_EMS).status_code == 200, "count defaults to 1"
+    assert fresh_emu.stats()["early_retries"] == 0
 
 
-def test_injected_429_and_skip_count(fresh_emu, fresh_graph):
-    fresh_emu.add_fault(method="GET", route=r"/v1\.0/users$", status=429, retry_after=7, skip=1, count=2)
+def test_skip_and_count(fresh_emu, fresh_graph):
+    fresh_emu.add_fault(method="GET", route=r"/v1\.0/users$", status=500, skip=1, count=2)
     statuses = [fresh_graph.get("users?$top=1").status_code for _ in range(4)]
-    assert statuses == [200, 429, 429, 200]
-    limited = fresh_emu.add_fault(method="GET", route=r"/v1\.0/users$", status=429)
+    assert statuses == [200, 500, 500, 200]
+
+
+def test_injected_429_and_early_retry_detection(fresh_emu, fresh_graph):
+    fresh_emu.add_fault(method="GET", route=r"/v1\.0/users$", status=429)
     response = fresh_graph.get("users?$top=1")
     assert response.status_code == 429 and response.headers["Retry-After"] == "1"
     assert response.json()["error"]["code"] == "TooManyRequests"
-    assert isinstance(limited, str)
+    time.sleep(0.2)                     # past the in-flight grace, before Retry-After
+    early = fresh_graph.get("users?$top=1")
+    assert early.status_code == 429
+    assert fresh_emu.stats()["early_retries"] == 1
+    assert fresh_graph.get("organization").status_code == 200, "other requests are not held back"
+    time.sleep(1)
+    assert fresh_graph.get("users?$top=1").status_code == 200
+    assert fresh_emu.stats()["early_retries"] == 1
 
 
 def test_dropped_connection_is_a_connection_error_and_nothing_is_applied(fresh_emu, fresh_graph):
