@@ -1,0 +1,325 @@
+# -*- coding: utf-8 -*-
+# Copyright: entraops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""direct_license end to end against the Graph emulator (real HTTPS, real msal), loss ledger asserted empty."""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.entraops.licensing.plugins.module_utils.journal import journal_state, read_journal, restorable
+from ansible_collections.entraops.licensing.plugins.modules import direct_license, license_assignment_info
+
+from .migration_tenant import E3, GROUPS, SAFE_USERS, build_tenant, connection, direct_sku_ids
+from .utils import run_module
+
+MODULE_PATH = os.path.join(os.path.dirname(direct_license.__file__), 'direct_license.py')
+SAFE_ROLES = ['safe_%d' % index for index in range(SAFE_USERS)] + ['two_groups', 'sway_off']
+KEEP_ROLES = ['lossy', 'nested', 'count_violation', 'exclusive', 'direct_only']
+REMOVE_ROUTE = r'/users/[^/]+/assignLicense$'
+
+
+@pytest.fixture(scope='module')
+def tenant_and_roles():
+    return build_tenant()
+
+
+@pytest.fixture(scope='module')
+def emulator_module(tenant_and_roles):
+    from graph_emulator import Emulator  # pylint: disable=import-outside-toplevel
+    with Emulator(tenant=copy.deepcopy(tenant_and_roles[0]), port=0, throttling=False) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emu(emulator_module, tenant_and_roles):
+    """The module's emulator with the migration tenant freshly loaded, no faults, empty ledger and log."""
+    emulator_module.clear_faults()
+    emulator_module.configure(throttling=False, latency_ms=0, processing_rate=1000.0)
+    emulator_module.load_state(copy.deepcopy(tenant_and_roles[0]))
+    emulator_module.clear_ledger()
+    emulator_module.reset_stats()
+    yield emulator_module
+    emulator_module.clear_faults()
+
+
+@pytest.fixture
+def roles(tenant_and_roles):
+    return tenant_and_roles[1]
+
+
+def plan(emu, folder, canary_size=2, batch_size=5, **options):
+    plan_path = str(folder / 'plan.json')
+    result, failed = run_module(license_assignment_info.main, dict(connection(emu), skus=['ENTERPRISEPACK'], plan_path=plan_path,
+                                                                   canary_size=canary_size, batch_size=batch_size, **options))
+    assert not failed, result.get('msg')
+    return plan_path, result
+
+
+def run(emu, **options):
+    return run_module(direct_license.main, dict(connection(emu), **options))
+
+
+def removal_writes(emu, status=200):
+    """user ids of assignLicense requests (removals and restores) that returned ``status`` (None: any)."""
+    return [entry['path'].split('/')[3] for entry in emu.request_log()
+            if entry['method'] == 'POST' and entry['path'].endswith('/assignLicense') and status in (None, entry['status'])]
+
+
+def graph_writes(emu):
+    """Graph writes in the request log (the token request is not a directory write)."""
+    return [entry for entry in emu.request_log() if entry['write'] and entry['path'].startswith('/v1.0/')]
+
+
+def direct_state(emu, roles):
+    return dict((role, direct_sku_ids(emu, user_id)) for role, user_id in roles.items())
+
+
+def assert_migrated(emu, roles):
+    for role in SAFE_ROLES:
+        assert direct_sku_ids(emu, roles[role]) == [], role
+    for role in KEEP_ROLES:
+        assert direct_sku_ids(emu, roles[role]) == [E3], role
+
+
+def test_canary_batches_second_run_and_restore(emu, roles, tmp_path):
+    before = direct_state(emu, roles)
+    plan_path, info = plan(emu, tmp_path)
+    assert info['batches'] == 4
+    journal_path = str(tmp_path / 'journal.jsonl')
+
+    canary, failed = run(emu, plan_path=plan_path, batches=[0], journal_path=journal_path)
+    assert not failed, canary.get('msg')
+    assert canary['changed'] is True and canary['removed_total'] == 2 and canary['failures'] == []
+    assert all(entry['batch'] == 0 for entry in canary['removed'])
+
+    rest, failed = run(emu, plan_path=plan_path, batches=[1, 2, 3], journal_path=journal_path)
+    assert not failed, rest.get('msg')
+    assert rest['removed_total'] == len(SAFE_ROLES) - 2
+    assert_migrated(emu, roles)
+    assert os.path.exists(rest['rollback_script_path'])
+    script = open(rest['rollback_script_path'], encoding='utf-8-sig').read()
+    assert script.count('Set-MgUserLicense -UserId') == len(SAFE_ROLES)
+
+    emu.reset_stats()
+    again, failed = run(emu, plan_path=plan_path, journal_path=journal_path)
+    assert not failed
+    assert again['changed'] is False and again['removed_total'] == 0
+    assert again['skipped_by_verdict'] == {'inherited_only': len(SAFE_ROLES)}
+    assert removal_writes(emu) == []
+    emu.process_all()
+    assert emu.loss_ledger() == []
+
+    entries = read_journal(journal_path)['entries']
+    states = journal_state(entries)
+    assert len(states) == len(SAFE_ROLES)
+    assert all(state['outcome'] == 'ok' and not state['pending'] for state in states.values())
+
+    restore, failed = run(emu, state='present', restore_from=journal_path)
+    assert not failed, restore.get('msg')
+    assert restore['restored_total'] == len(SAFE_ROLES)
+    assert direct_state(emu, roles) == before
+    again, failed = run(emu, state='present', restore_from=journal_path)
+    assert not failed and again['changed'] is False and again['restored_total'] == 0
+    assert restorable(read_journal(journal_path)['entries']) == []
+    emu.process_all()
+    assert emu.loss_ledger() == []
+
+
+def test_unsafe_users_keep_their_direct_copy_with_reasons(emu, roles, tmp_path):
+    journal_path = str(tmp_path / 'journal.jsonl')
+    users = [roles[role] for role in SAFE_ROLES + KEEP_ROLES]
+    result, failed = run(emu, users=users, skus=['ENTERPRISEPACK'], journal_path=journal_path)
+    assert not failed, result.get('msg')
+    assert result['removed_total'] == len(SAFE_ROLES)
+    assert result['skipped_by_verdict'] == {'plans_would_be_lost': 1, 'not_direct_member': 1, 'inherited_in_error': 2, 'direct_only': 1}
+    lossy = next(entry for entry in result['skipped_sample'] if entry['user_id'] == roles['lossy'])
+    assert lossy['verdict'] == 'plans_would_be_lost' and lossy['plans_lost'] == ['SWAY']
+    assert_migrated(emu, roles)
+    emu.process_all()
+    assert emu.loss_ledger() == []
+
+
+def test_check_mode_writes_nothing(emu, roles, tmp_path):
+    plan_path, dummy = plan(emu, tmp_path)
+    emu.reset_stats()
+    result, failed = run(emu, plan_path=plan_path, _ansible_check_mode=True, _ansible_diff=True)
+    assert not failed, result.get('msg')
+    assert result['changed'] is True and result['removed_total'] == len(SAFE_ROLES)
+    assert result['journal_path'] is None and result['rollback_script_path'] is None
+    assert graph_writes(emu) == []
+    upn = result['removed'][0]['user']
+    assert result['diff']['before'][upn] == {'direct_licenses_changed': ['ENTERPRISEPACK']}
+    assert result['diff']['after'][upn] == {'direct_licenses_changed': []}
+    assert direct_sku_ids(emu, roles['safe_0']) == [E3]
+    assert not list(tmp_path.glob('*.jsonl'))
+
+
+def test_user_removed_from_group_between_plan_and_write_keeps_it(emu, roles, tmp_path):
+    plan_path, dummy = plan(emu, tmp_path)
+    victim = roles['safe_5']
+    emu.add_fault(method='GET', route='/users/%s$' % victim, op={'op': 'remove_member', 'group': GROUPS['e3_all'], 'user': victim})
+    result, failed = run(emu, plan_path=plan_path, journal_path=str(tmp_path / 'journal.jsonl'))
+    assert not failed, result.get('msg')
+    assert direct_sku_ids(emu, victim) == [E3]
+    assert victim not in [entry['user_id'] for entry in result['removed']]
+    assert result['removed_total'] == len(SAFE_ROLES) - 1
+    emu.process_all()
+    assert emu.loss_ledger() == []
+
+
+def test_membership_lost_during_the_write_is_put_back(emu, roles, tmp_path):
+    # Entra processes the membership change later: the post-write check must see the coming loss and restore.
+    emu.configure(processing_rate=0.001)
+    victim = roles['safe_3']
+    emu.add_fault(method='POST', route='/users/%s/assignLicense$' % victim,
+                  op={'op': 'remove_member', 'group': GROUPS['e3_all'], 'user': victim})
+    journal_path = str(tmp_path / 'journal.jsonl')
+    result, failed = run(emu, users=[roles['safe_%d' % index] for index in range(6)], skus=[E3], journal_path=journal_path, max_failures=1)
+    assert not failed, result.get('msg')
+    assert [failure['user_id'] for failure in result['failures']] == [victim]
+    assert 'put back' in result['failures'][0]['reason']
+    assert result['removed_total'] == 5
+    assert direct_sku_ids(emu, victim) == [E3]
+    outcomes = [entry['outcome'] for entry in read_journal(journal_path)['entries'] if entry['type'] == 'result' and entry['user_id'] == victim]
+    assert outcomes == ['ok', 'rolled_back']   # the restore's result, then the removal's
+    emu.configure(processing_rate=1000.0)
+    emu.process_all()
+    assert emu.loss_ledger() == []
+
+
+def test_throttling_storm_migrates_each_user_once(emu, roles, tmp_path):
+    plan_path, dummy = plan(emu, tmp_path)
+    emu.reset_stats()
+    emu.add_fault(method='POST', route=REMOVE_ROUTE, status=429, retry_after=0, count=6)
+    emu.add_fault(method='GET', route=r'/users/[^/]+$', status=503, retry_after=0, count=6)
+    emu.add_fault(method='GET', route=r'/memberOf', status=429, retry_after=0, count=4)
+    result, failed = run(emu, plan_path=plan_path, journal_path=str(tmp_path / 'journal.jsonl'))
+    assert not failed, result.get('msg')
+    assert result['removed_total'] == len(SAFE_ROLES)
+    writes = removal_writes(emu)
+    assert sorted(writes) == sorted(roles[role] for role in SAFE_ROLES)
+    assert len(removal_writes(emu, 429)) == 6
+    assert_migrated(emu, roles)
+    emu.process_all()
+    assert emu.loss_ledger() == []
+
+
+def test_write_applied_then_504_is_reconciled_not_resent(emu, roles, tmp_path):
+    victim = roles['safe_1']
+    emu.add_fault(method='POST', route='/users/%s/assignLicense$' % victim, status=504, apply_then=True)
+    journal_path = str(tmp_path / 'journal.jsonl')
+    result, failed = run(emu, users=[roles['safe_%d' % index] for index in range(4)], skus=[E3], journal_path=journal_path)
+    assert not failed, result.get('msg')
+    assert result['removed_total'] == 4 and result['failures'] == []
+    assert [entry['outcome'] for entry in result['reconciled']] == ['applied']
+    assert [entry['path'] for entry in emu.request_log() if entry['method'] == 'POST' and victim in entry['path']] == \
+        ['/v1.0/users/%s/assignLicense' % victim]
+    state = journal_state(read_journal(journal_path)['entries'])[(victim, E3)]
+    assert state['outcome'] == 'ok' and state['restorable'] is True
+    emu.process_all()
+    assert emu.loss_ledger() == []
+
+
+def test_dropped_connection_then_rerun_finishes_once(emu, roles, tmp_path):
+    plan_path, dummy = plan(emu, tmp_path)
+    emu.reset_stats()
+    # The whole $batch reply is lost after the first removal was applied: every item's outcome is unknown.
+    emu.add_fault(method='POST', route=REMOVE_ROUTE, apply_then=True, drop=True)
+    journal_path = str(tmp_path / 'journal.jsonl')
+    first, failed = run(emu, plan_path=plan_path, journal_path=journal_path, max_failures=100)
+    assert not failed, first.get('msg')
+    second, failed = run(emu, plan_path=plan_path, journal_path=journal_path)
+    assert not failed, second.get('msg')
+    assert_migrated(emu, roles)
+    assert [entry['outcome'] for entry in first['reconciled']] == ['applied']
+    assert first['failures'] and all('not re-sent' in failure['reason'] for failure in first['failures'])
+    # every safe user got exactly one removal request over both runs (the lost one was never re-sent)
+    assert sorted(removal_writes(emu, status=None)) == sorted(roles[role] for role in SAFE_ROLES)
+    assert first['removed_total'] + second['removed_total'] == len(SAFE_ROLES)
+    states = journal_state(read_journal(journal_path)['entries'])
+    assert all(states[(roles[role], E3)]['restorable'] for role in SAFE_ROLES)
+    emu.process_all()
+    assert emu.loss_ledger() == []
+
+
+def test_killed_process_then_rerun_and_restore(emu, roles, tmp_path):
+    before = direct_state(emu, roles)
+    plan_path, dummy = plan(emu, tmp_path, canary_size=0, batch_size=100)
+    emu.reset_stats()
+    emu.configure(latency_ms=40)
+    journal_path = str(tmp_path / 'journal.jsonl')
+    args_path = tmp_path / 'args.json'
+    args_path.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': dict(connection(emu), plan_path=plan_path, journal_path=journal_path)}))
+    process = subprocess.Popen([sys.executable, MODULE_PATH, str(args_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(removal_writes(emu)) < 3 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    done_before_kill = len(set(removal_writes(emu)))
+    assert 3 <= done_before_kill < len(SAFE_ROLES)
+    emu.configure(latency_ms=0)
+
+    rerun, failed = run(emu, plan_path=plan_path, journal_path=journal_path)
+    assert not failed, rerun.get('msg')
+    writes = removal_writes(emu)
+    assert sorted(writes) == sorted(roles[role] for role in SAFE_ROLES)   # each user exactly once
+    assert_migrated(emu, roles)
+
+    restore, failed = run(emu, state='present', restore_from=journal_path)
+    assert not failed, restore.get('msg')
+    assert restore['restored_total'] == len(SAFE_ROLES)
+    assert direct_state(emu, roles) == before
+    emu.process_all()
+    assert emu.loss_ledger() == []
+
+
+def test_manual_restore_with_disabled_plans(emu, roles, tmp_path):
+    journal_path = str(tmp_path / 'journal.jsonl')
+    user = roles['safe_0']
+    removed, failed = run(emu, users=[user], skus=['ENTERPRISEPACK'], journal_path=journal_path)
+    assert not failed and removed['removed_total'] == 1
+    result, failed = run(emu, state='present', users=[user], skus=['ENTERPRISEPACK'], disabled_plans=['SWAY'], journal_path=journal_path)
+    assert not failed, result.get('msg')
+    assert result['restored_total'] == 1 and result['restored'][0]['disabled_plans'] != []
+    entry = next(entry for entry in emu.directory.get_user(user, select=('licenseAssignmentStates',))['licenseAssignmentStates']
+                 if entry['assignedByGroup'] is None)
+    assert len(entry['disabledPlans']) == 1
+    again, failed = run(emu, state='present', users=[user], skus=['ENTERPRISEPACK'], disabled_plans=['SWAY'], journal_path=journal_path)
+    assert not failed and again['changed'] is False and again['skipped_by_verdict'] == {'already_present': 1}
+    emu.process_all()
+    assert emu.loss_ledger() == []
+
+
+def test_refused_writes_stop_at_max_failures(emu, roles, tmp_path):
+    emu.add_fault(method='POST', route=REMOVE_ROUTE, status=400, count=None)
+    users = [roles['safe_%d' % index] for index in range(SAFE_USERS)]
+    result, failed = run(emu, users=users, skus=[E3], journal_path=str(tmp_path / 'journal.jsonl'), max_failures=1)
+    assert failed and result['stopped'] is True
+    assert 'max_failures=1' in result['msg']
+    assert len(result['failures']) == 2
+    # the first chunk (10 rows) was attempted, the rest never sent
+    assert len(removal_writes(emu, 400)) == 10
+    assert all(direct_sku_ids(emu, user) == [E3] for user in users)
+
+
+def test_bad_input_fails_before_any_write(emu, roles, tmp_path):
+    result, failed = run(emu, users=[roles['safe_0']], skus=['NOT_A_SKU'], journal_path=str(tmp_path / 'j.jsonl'))
+    assert failed and "'NOT_A_SKU'" in result['msg'] and 'ENTERPRISEPACK' in result['msg']
+    result, failed = run(emu, users=[roles['safe_0']], skus=[E3])
+    assert failed and 'journal_path is required' in result['msg']
+    result, failed = run(emu, plan_path=str(tmp_path / 'missing.json'), journal_path=str(tmp_path / 'j.jsonl'))
+    assert failed and 'does not exist' in result['msg']
+    assert graph_writes(emu) == []
+    assert direct_sku_ids(emu, roles['safe_0']) == [E3]
