@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_FILE = "ca.pem"
@@ -38,6 +38,12 @@ def _new_key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+def _new_tls_key():
+    # P-256: every request is a new TLS handshake (werkzeug closes connections), and ECDSA
+    # handshakes cost a fraction of RSA-2048 ones
+    return ec.generate_private_key(ec.SECP256R1())
+
+
 def _name(common_name):
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "graph-emulator"),
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -50,7 +56,7 @@ def _validity(builder, days):
 
 
 def _build_ca(days):
-    key = _new_key()
+    key = _new_tls_key()
     name = _name("graph-emulator local CA")
     builder = x509.CertificateBuilder().subject_name(name).issuer_name(name)
     builder = _validity(builder, days).serial_number(x509.random_serial_number()).public_key(key.public_key())
@@ -64,7 +70,7 @@ def _build_ca(days):
 
 
 def _build_server(ca_key, ca_cert, days):
-    key = _new_key()
+    key = _new_tls_key()
     builder = x509.CertificateBuilder().subject_name(_name("127.0.0.1")).issuer_name(ca_cert.subject)
     builder = _validity(builder, days).serial_number(x509.random_serial_number()).public_key(key.public_key())
     alt_names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1")),
