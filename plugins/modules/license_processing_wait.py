@@ -31,9 +31,11 @@ options:
     type: list
     elements: str
     required: true
-  timeout:
+  wait_timeout:
     description:
       - Seconds to wait in total. V(0) reads each group once and reports.
+      - Named C(wait_timeout) because O(timeout) is the connection option (seconds per HTTP request) every module of
+        the collection shares.
       - On timeout the task fails unless O(fail_on_timeout=false); either way RV(timed_out) is true and the
         progress is returned.
     type: int
@@ -50,7 +52,7 @@ options:
     default: 60
   fail_on_timeout:
     description:
-      - Fail the task when O(timeout) passes before every group is done.
+      - Fail the task when O(wait_timeout) passes before every group is done.
       - Set to V(false) to poll in short rounds with C(until) (see the examples), which shows progress to the operator.
     type: bool
     default: true
@@ -62,7 +64,7 @@ options:
   reprocess_errors:
     description:
       - When members are in error once processing is done, call C(reprocessLicenseAssignment) once for each of them,
-        then wait again (within what is left of O(timeout)). Useful after freeing units or fixing a usage location.
+        then wait again (within what is left of O(wait_timeout)). Useful after freeing units or fixing a usage location.
       - Skipped in check mode.
     type: bool
     default: false
@@ -97,7 +99,7 @@ EXAMPLES = r'''
     groups:
       - LIC - Office 365 E3
       - LIC - EMS E3
-    timeout: 1800
+    wait_timeout: 1800
   register: processing
 
 # Long waits: poll in short rounds so the operator sees progress between rounds
@@ -105,7 +107,7 @@ EXAMPLES = r'''
 - name: Wait for processing, one minute per round, at most an hour
   entraops.licensing.license_processing_wait:
     groups: [LIC - Office 365 E3]
-    timeout: 60
+    wait_timeout: 60
     fail_on_timeout: false
   register: processing
   until: not processing.timed_out
@@ -122,7 +124,7 @@ EXAMPLES = r'''
   entraops.licensing.license_processing_wait:
     groups: [LIC - Office 365 E3]
     reprocess_errors: true
-    timeout: 300
+    wait_timeout: 300
 '''
 
 RETURN = r'''
@@ -193,7 +195,7 @@ groups:
       type: int
       sample: 0
 timed_out:
-  description: Whether O(timeout) passed before every group was done.
+  description: Whether O(wait_timeout) passed before every group was done.
   returned: always
   type: bool
   sample: false
@@ -231,7 +233,7 @@ MEMBER_SELECT = ("id", "userPrincipalName", "licenseAssignmentStates")
 def argument_spec():
     return dict(
         groups=dict(type="list", elements="str", required=True),
-        timeout=dict(type="int", default=600),
+        wait_timeout=dict(type="int", default=600),
         poll_interval=dict(type="float", default=5),
         max_poll_interval=dict(type="float", default=60),
         fail_on_timeout=dict(type="bool", default=True),
@@ -266,8 +268,8 @@ def public(progress, reprocessed, others):
 def main():
     module = GraphModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    for option in ("timeout", "poll_interval", "max_poll_interval"):
-        if params[option] < 0 or (option != "timeout" and params[option] == 0):
+    for option in ("wait_timeout", "poll_interval", "max_poll_interval"):
+        if params[option] < 0 or (option != "wait_timeout" and params[option] == 0):
             module.fail_json(msg="%s must be a positive number of seconds, got %s" % (option, params[option]))
     if not params["groups"]:
         module.fail_json(msg="groups is empty: expected at least one group name or object id")
@@ -285,7 +287,7 @@ def main():
             group_id = normalize_guid(group["id"])
             if group_id not in group_ids:
                 group_ids.append(group_id)
-        waiter = ProcessingWaiter(lambda group_id: read_progress(client, group_id), timeout=params["timeout"],
+        waiter = ProcessingWaiter(lambda group_id: read_progress(client, group_id), timeout=params["wait_timeout"],
                                   poll_interval=params["poll_interval"], max_interval=params["max_poll_interval"])
         progress, timed_out = waiter.wait(group_ids)
         reprocessed = dict((group_id, 0) for group_id in group_ids)
@@ -302,7 +304,7 @@ def main():
                 if errors:
                     module.warn("reprocessLicenseAssignment failed for %d user(s), first: %s" % (len(errors), errors[0]["error"]))
                 changed = True
-                remaining = max(params["timeout"] - (time.monotonic() - started), 0)
+                remaining = max(params["wait_timeout"] - (time.monotonic() - started), 0)
                 waiter.timeout = remaining
                 # Every group is read again: reprocessing re-evaluates all of a user's groups.
                 progress, timed_out = waiter.wait(group_ids)
@@ -315,7 +317,7 @@ def main():
         pending = ["%s: %s, %d of %d member(s) pending" % (progress[group_id]["display_name"], progress[group_id]["processing_state"],
                                                              progress[group_id]["members_pending"], progress[group_id]["members"])
                    for group_id in group_ids if not progress[group_id]["done"]]
-        module.fail_json(msg="timed out after %ss waiting for license processing (%s)" % (params["timeout"], "; ".join(pending)), **result)
+        module.fail_json(msg="timed out after %ss waiting for license processing (%s)" % (params["wait_timeout"], "; ".join(pending)), **result)
     in_error = [progress[group_id] for group_id in group_ids if progress[group_id]["members_in_error"]]
     if in_error and params["fail_on_member_errors"] and not timed_out:
         details = "; ".join("%s: %d member(s) in error %s" % (item["display_name"], item["members_in_error"], item["errors_by_code"])
