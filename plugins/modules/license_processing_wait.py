@@ -15,7 +15,7 @@ description:
   - Entra applies group-based licenses in the background. This module polls until, for each group, the group's
     C(licenseProcessingState.state) is C(ProcessingComplete) B(and) every direct user member has an entry assigned by
     the group (C(assignedByGroup)) for every SKU the group carries.
-  - A null C(licenseProcessingState) is not evidence either way (Graph does not guarantee the property): the member
+  - A null C(licenseProcessingState) is not evidence either way (Graph does not guarantee the property), so the member
     check alone decides. Any other value, including values Graph does not document such as C(ProcessingFailed), means
     not done yet; its value is reported.
   - Members are read in pages of 999 with their C(licenseAssignmentStates); no per-user reads. Members of nested groups
@@ -314,9 +314,9 @@ def main():
     result = dict(changed=changed, timed_out=timed_out, elapsed=round(time.monotonic() - started, 3), polls=waiter.polls,
                   groups=[public(progress[group_id], reprocessed[group_id], others[group_id]) for group_id in group_ids])
     if timed_out and params["fail_on_timeout"]:
-        pending = ["%s: %s, %d of %d member(s) pending" % (progress[group_id]["display_name"], progress[group_id]["processing_state"],
-                                                             progress[group_id]["members_pending"], progress[group_id]["members"])
-                   for group_id in group_ids if not progress[group_id]["done"]]
+        late = [progress[group_id] for group_id in group_ids if not progress[group_id]["done"]]
+        pending = ["%s: %s, %d of %d member(s) pending" % (item["display_name"], item["processing_state"], item["members_pending"], item["members"])
+                   for item in late]
         module.fail_json(msg="timed out after %ss waiting for license processing (%s)" % (params["wait_timeout"], "; ".join(pending)), **result)
     in_error = [progress[group_id] for group_id in group_ids if progress[group_id]["members_in_error"]]
     if in_error and params["fail_on_member_errors"] and not timed_out:

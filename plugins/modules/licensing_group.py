@@ -18,7 +18,7 @@ description:
   - Users come from O(members) (UPNs or object ids) and/or O(members_from_direct_sku) (every user holding that SKU by
     direct assignment, found with one paged, filtered read).
   - Adds members in bulk (C(members@odata.bind), 20 per request, sent through C($batch)). Never removes a member
-    unless O(purge_members=true): removing a member removes the licenses the member gets from the group.
+    unless O(purge_members=true), since removing a member removes the licenses the member gets from the group.
   - Every user named is looked up before any write; unknown users fail the task, all of them named.
 author:
   - entraops contributors (@entraops)
@@ -41,7 +41,7 @@ options:
   members_from_direct_sku:
     description:
       - A SKU (GUID or C(skuPartNumber)); every user holding it by direct assignment must be a direct member.
-      - This is step 2 of Microsoft's migration procedure: the group gets the users the direct assignments cover.
+      - This is step 2 of Microsoft's migration procedure; the group gets the users the direct assignments cover.
     type: str
   purge_members:
     description:

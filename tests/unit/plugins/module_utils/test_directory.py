@@ -46,7 +46,7 @@ def graph(emu, make_client):
 
 
 def users(emu):
-    return [u for u in emu.export_state()["users"]]
+    return list(emu.export_state()["users"])
 
 
 def writes(emu):

@@ -82,7 +82,7 @@ def test_assign_diff_and_idempotent_by_enabled_plans(emu, graph):
     assert [w["path"] for w in writes(emu)] == ["/v1.0/groups/%s/assignLicense" % group["id"]]
     assert carried(emu, group["id"]) == {E3: [SWAY]}
     emu.reset_stats()
-    enabled = [name for name in result["licenses"]["after"]["ENTERPRISEPACK"]]
+    enabled = list(result["licenses"]["after"]["ENTERPRISEPACK"])
     again, failed = run(emu, group=group["id"].upper(), licenses=[{"sku": E3, "enabled_plans": list(reversed(enabled))}])
     assert not failed and again["changed"] is False and writes(emu) == []
     assert again["licenses"]["before"] == again["licenses"]["after"] == result["licenses"]["after"]
