@@ -199,10 +199,8 @@ def iter_records(client, catalog, index, users=None, group_ids=None, sku_ids=Non
             if user is None:
                 yield user_not_found_record(key)
                 continue
-            for record in index.classify(user, catalog, trusted_groups, sku_ids or None):
-                yield record
+            yield from index.classify(user, catalog, trusted_groups, sku_ids or None)
         return
     source = iter_group_users(client, group_ids) if group_ids else iter_sku_holders(client, sku_ids)
     for user in source:
-        for record in index.classify(user, catalog, trusted_groups, sku_ids or None):
-            yield record
+        yield from index.classify(user, catalog, trusted_groups, sku_ids or None)

@@ -13,13 +13,13 @@ short_description: Remove direct license assignments that group-based licensing 
 version_added: 0.2.0
 description:
   - With O(state=absent), removes users' direct license assignments, but only where the collection's safety rule holds on a
-    fresh read taken immediately before the write (a plan file is never trusted on its own): healthy inheritance from
-    groups the user is a direct member of enables every service plan the direct assignment enables.
+    fresh read taken immediately before the write (a plan file is never trusted on its own). The rule requires that healthy inheritance
+    from groups the user is a direct member of enables every service plan the direct assignment enables.
   - Each removal is journaled (an C(intent) line fsynced before the write, a C(result) line after), sent through C($batch),
     and followed by a re-read. If the user then lacks any plan they had before, the direct assignment is put back at once
     with the same disabled plans and the row is reported in RV(failures).
   - A write whose outcome is unknown (timeout, dropped connection, 5xx) is never re-sent blindly; the re-read decides.
-    Re-running the same task resumes: rows already done are found on the fresh read and skipped.
+    Re-running the same task resumes; rows already done are found on the fresh read and skipped.
   - With O(state=present), puts back what a journal says was removed (O(restore_from)), or the direct assignments given by
     O(users), O(skus) and O(disabled_plans). Assignments already in place are left alone.
   - After every run that writes, a Microsoft Graph PowerShell rollback script is (re)written beside the journal.
@@ -137,13 +137,29 @@ removed:
   type: list
   elements: dict
   contains:
-    user: {description: User principal name (or id)., type: str}
-    user_id: {description: User object id., type: str}
-    sku: {description: SKU part number., type: str}
-    sku_id: {description: SKU id., type: str}
-    disabled_plans: {description: The disabledPlans of the removed direct assignment (what a restore puts back)., type: list, elements: str}
-    batch: {description: Plan batch number, or null., type: int}
-    plans_lost: {description: Plan names accepted as lost with O(allow_service_loss)., type: list, elements: str}
+    user:
+      description: User principal name (or id).
+      type: str
+    user_id:
+      description: User object id.
+      type: str
+    sku:
+      description: SKU part number.
+      type: str
+    sku_id:
+      description: SKU id.
+      type: str
+    disabled_plans:
+      description: The disabledPlans of the removed direct assignment (what a restore puts back).
+      type: list
+      elements: str
+    batch:
+      description: Plan batch number, or null.
+      type: int
+    plans_lost:
+      description: Plan names accepted as lost with O(allow_service_loss).
+      type: list
+      elements: str
 removed_total:
   description: Number of direct assignments removed (or that would be, in check mode).
   returned: always

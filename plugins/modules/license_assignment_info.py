@@ -13,8 +13,8 @@ short_description: Verify how each user holds each license (direct, inherited, b
 version_added: 0.2.0
 description:
   - For every user in scope and every SKU the user holds, reads C(licenseAssignmentStates), C(assignedLicenses) and the
-    user's direct group memberships from Microsoft Graph, and classifies the pair with the collection's safety rule:
-    a direct assignment may be removed only if healthy inheritance from groups the user is a B(direct) member of
+    user's direct group memberships from Microsoft Graph, and classifies the pair with the collection's safety rule.
+    A direct assignment may be removed only if healthy inheritance from groups the user is a B(direct) member of
     enables every service plan the direct assignment enables (union across all such groups).
   - Each pair gets a verdict (V(safe_to_remove), V(direct_only), V(inherited_only), V(inherited_in_error),
     V(inherited_from_untrusted_group), V(not_direct_member), V(group_processing), V(plans_would_be_lost),
@@ -42,7 +42,7 @@ options:
     elements: str
   skus:
     description:
-      - Scope by SKU (GUID or part number): every user whose C(assignedLicenses) hold one of them.
+      - Scope by SKU (GUID or part number), meaning every user whose C(assignedLicenses) hold one of them.
       - Combined with O(users) or O(groups), only these SKUs are classified.
       - A SKU the tenant does not subscribe to fails the task, naming the value and listing the subscribed part numbers.
     type: list
@@ -66,7 +66,7 @@ options:
     choices: [csv, json, ms_direct_vs_inherited]
   plan_path:
     description:
-      - Write the removal plan (JSON) here: every V(safe_to_remove) record in a stable order with its batch number.
+      - Write the removal plan (JSON) here, with every V(safe_to_remove) record in a stable order with its batch number.
     type: path
   canary_size:
     description: Rows in batch 0 (the canary) of the plan. V(0) means no canary.

@@ -40,8 +40,8 @@ def roles(setup):
 @pytest.fixture
 def client(emu):
     options = connection(emu)
-    options.pop('max_retry_time')
-    graph = GraphClient(max_retry_time=20, **options)
+    options['max_retry_time'] = 20
+    graph = GraphClient(**options)
     yield graph
     graph.close()
 

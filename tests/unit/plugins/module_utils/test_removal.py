@@ -85,8 +85,8 @@ def roles(setup):
 @pytest.fixture
 def client(emu):
     options = connection(emu)
-    options.pop('max_retry_time')
-    graph = GraphClient(backoff_base=0.01, backoff_cap=0.05, max_retry_time=20, **options)
+    options['max_retry_time'] = 20
+    graph = GraphClient(backoff_base=0.01, backoff_cap=0.05, **options)
     yield graph
     graph.close()
 
@@ -134,8 +134,8 @@ def test_each_sku_of_one_user_is_judged_on_its_own(emu, roles, client, tmp_path)
 
 
 def test_check_mode_engine_sends_reads_only(emu, roles, client):
-    engine = engine_for(client, None, check_mode=True).remove([{'user_id': roles['safe_0'], 'sku_id': E3},
-                                                                {'user_id': roles['lossy'], 'sku_id': E3}])
+    rows = [{'user_id': roles['safe_0'], 'sku_id': E3}, {'user_id': roles['lossy'], 'sku_id': E3}]
+    engine = engine_for(client, None, check_mode=True).remove(rows)
     result = engine.result()
     assert len(result['removed']) == 1 and result['skipped_by_verdict'] == {'plans_would_be_lost': 1}
     assert [entry for entry in emu.request_log() if entry['write'] and entry['path'].startswith('/v1.0/')] == []

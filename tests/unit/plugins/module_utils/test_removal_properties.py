@@ -22,12 +22,10 @@ COMPANY_PLAN = '00000000-0000-0000-0000-000000000009'
 GROUP_IDS = ['10000000-0000-0000-0000-00000000000%d' % index for index in range(1, 4)]
 USER_ID = '20000000-0000-0000-0000-000000000001'
 
-CATALOG = SkuCatalog.from_subscribed_skus([{
-    'skuId': SKU, 'skuPartNumber': 'ENTERPRISEPACK', 'prepaidUnits': {'enabled': 10}, 'consumedUnits': 1,
-    'servicePlans': [{'servicePlanId': plan, 'servicePlanName': 'PLAN_%d' % index, 'appliesTo': 'User'}
-                     for index, plan in enumerate(USER_PLANS)] +
-                    [{'servicePlanId': COMPANY_PLAN, 'servicePlanName': 'COMPANY', 'appliesTo': 'Company'}],
-}])
+SERVICE_PLANS = [{'servicePlanId': plan, 'servicePlanName': 'PLAN_%d' % index, 'appliesTo': 'User'} for index, plan in enumerate(USER_PLANS)]
+SERVICE_PLANS.append({'servicePlanId': COMPANY_PLAN, 'servicePlanName': 'COMPANY', 'appliesTo': 'Company'})
+CATALOG = SkuCatalog.from_subscribed_skus([{'skuId': SKU, 'skuPartNumber': 'ENTERPRISEPACK', 'prepaidUnits': {'enabled': 10},
+                                            'consumedUnits': 1, 'servicePlans': SERVICE_PLANS}])
 
 plan_subsets = st.lists(st.sampled_from(USER_PLANS + [COMPANY_PLAN]), unique=True, max_size=4)
 
