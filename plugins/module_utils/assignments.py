@@ -46,6 +46,12 @@ def read_catalog(client):
     return SkuCatalog.from_subscribed_skus(list(client.get_all('/subscribedSkus')))
 
 
+def read_tenant_id(client):
+    """The tenant's GUID (GET /organization), recorded in plans so a plan is never run against another tenant."""
+    organizations = list(client.get_all('/organization', params={'$select': 'id'}))
+    return normalize_guid(organizations[0]['id'], 'tenant id') if organizations else None
+
+
 def resolve_skus(catalog, values):
     """SKU GUIDs or part numbers -> list of SKU ids (order kept, duplicates dropped). Raises LicensingInputError."""
     resolved = []

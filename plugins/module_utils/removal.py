@@ -37,6 +37,8 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
     user_not_found_record,
 )
 
+# skipped_by_verdict key for a row whose user holds the SKU in no way (not a DESIGN verdict: nothing to classify).
+NOT_HELD = 'not_held'
 ROWS_PER_CHUNK = 10   # two reads per user: 20 items, one $batch request
 SAMPLE_SIZE = 100
 
@@ -154,7 +156,8 @@ class RemovalEngine:
     # ------------------------------------------------------------------ bookkeeping
 
     def _skip(self, row, record):
-        verdict = record['verdict'] if record else 'inherited_only'
+        # No record: the user holds the SKU in no way (neither directly nor from a group).
+        verdict = record['verdict'] if record else NOT_HELD
         self.skipped_by_verdict[verdict] = self.skipped_by_verdict.get(verdict, 0) + 1
         if len(self.skipped_sample) < SAMPLE_SIZE:
             self.skipped_sample.append({'user': _label(row, record), 'user_id': row['user_id'], 'sku': row.get('sku_part_number') or row['sku_id'],
@@ -201,9 +204,25 @@ class RemovalEngine:
                                       record['direct_disabled_plans'], batch=row.get('batch')) for row, record in safe]
         results = self.client.batch([{'method': 'POST', 'url': '/users/%s/assignLicense' % row['user_id'],
                                       'body': {'addLicenses': [], 'removeLicenses': [row['sku_id']]}} for row, dummy in safe])
-        after = self.read([row['user_id'] for row, dummy in safe])
+        try:
+            after = self.read([row['user_id'] for row, dummy in safe])
+        except Exception:
+            # Without the re-read nothing can be verified: journal what Graph said so the journal stays
+            # complete (unknown outcomes stay "unknown"; a restore reads the user before acting).
+            for op_id, result in zip(op_ids, results):
+                self._journal_raw_outcome(op_id, result)
+            raise
         for (row, record), op_id, result in zip(safe, op_ids, results):
             self._settle_removal(row, record, op_id, result, before[row['user_id']], after)
+
+    def _journal_raw_outcome(self, op_id, result):
+        if result.ok:
+            self.journal.result(op_id, 'ok', request_id=_request_id(result), status=result.status, detail='not verified: the re-read failed')
+        elif result.outcome_unknown:
+            self.journal.result(op_id, 'unknown', request_id=_request_id(result), status=result.status, detail='the re-read failed')
+        else:
+            error = result.error()
+            self.journal.result(op_id, 'failed', request_id=_request_id(result), status=result.status, error=error.code, detail=error.message)
 
     def _settle_removal(self, row, record, op_id, result, before, after):
         user_id, sku_id = row['user_id'], row['sku_id']

@@ -61,6 +61,7 @@ options:
   trusted_groups:
     description:
       - When set, only inheritance from these groups (ids or display names) counts as coverage.
+      - With O(plan_path) and this option not set, the trusted groups recorded in the plan apply.
     type: list
     elements: str
   journal_path:
@@ -93,6 +94,7 @@ attributes:
   platform:
     platforms: all
 notes:
+  - A plan made for another tenant (its C(tenant_id)) is refused.
   - Needs the Microsoft Graph application permissions C(LicenseAssignment.ReadWrite.All), C(User.Read.All),
     C(GroupMember.Read.All) and C(Organization.Read.All).
   - Check mode re-reads and classifies every row and reports what would be removed or restored, without writing to Graph or
@@ -176,7 +178,7 @@ restored_total:
 skipped_by_verdict:
   description:
     - Rows not written, counted by verdict (V(inherited_only) means already migrated; V(already_present) for restores
-      that found the assignment in place).
+      that found the assignment in place; V(not_held) for a user who holds the SKU in no way).
   returned: always
   type: dict
   sample: {inherited_only: 10, plans_would_be_lost: 1}
@@ -215,6 +217,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.assignments imp
     MembershipIndex,
     iter_users_by_key,
     read_catalog,
+    read_tenant_id,
     resolve_groups,
     resolve_skus,
 )
@@ -233,9 +236,14 @@ from ansible_collections.entraops.licensing.plugins.module_utils.removal import 
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
 
 
-def rows_from_plan(path, batches):
+def read_plan_rows(path, batches, tenant_id):
+    """(rows, plan trusted group ids or None) of the chosen batches; refuses a plan made for another tenant."""
     plan = read_plan(path)
-    return [row for row in select_batches(plan, batches) if row.get('verdict') == SAFE_TO_REMOVE]
+    planned_tenant = plan.get('tenant_id')
+    if planned_tenant and tenant_id and planned_tenant.lower() != tenant_id.lower():
+        raise RecordsError('plan %s was made for tenant %s, not for tenant %s' % (path, planned_tenant, tenant_id))
+    rows = [row for row in select_batches(plan, batches) if row.get('verdict') == SAFE_TO_REMOVE]
+    return rows, plan.get('trusted_groups')
 
 
 def rows_from_users(client, users, sku_ids, catalog, disabled_plans=None):
@@ -316,14 +324,19 @@ def main():
     client = module.client
     journal = None
     engine = None
+    tenant_guid = None
     missing_users = []
     try:
         catalog = read_catalog(client)
+        tenant_guid = read_tenant_id(client)
         sku_ids = resolve_skus(catalog, params['skus'])
         trusted = list(resolve_groups(client, params['trusted_groups'])) if params['trusted_groups'] is not None else None
         if params['state'] == 'absent':
             if params['plan_path']:
-                rows = rows_from_plan(params['plan_path'], params['batches'])
+                rows, planned_trust = read_plan_rows(params['plan_path'], params['batches'], tenant_guid)
+                if trusted is None and planned_trust is not None:
+                    # Re-check with the trust the plan was made with, never with less.
+                    trusted = [group_id.lower() for group_id in planned_trust]
             else:
                 rows, missing_users = rows_from_users(client, params['users'], sku_ids, catalog)
         elif params['restore_from']:
@@ -349,11 +362,11 @@ def main():
         module.fail_json(msg=str(exc), **_partial(engine, params))
     except GraphError as exc:
         _close(journal)
-        script = _write_script(module, params)
+        script = _write_script(module, params, tenant_guid)
         module.fail_from_graph_error(exc, msg='Stopped: a Graph read or write failed', rollback_script_path=script, **_partial(engine, params))
     _close(journal)
     result = engine.result()
-    script = _write_script(module, params) if journal is not None else None
+    script = _write_script(module, params, tenant_guid) if journal is not None else None
     output = dict(changed=bool(result['removed'] or result['restored']), removed=result['removed'][:SAMPLE_SIZE],
                   removed_total=len(result['removed']), restored=result['restored'][:SAMPLE_SIZE], restored_total=len(result['restored']),
                   skipped_by_verdict=result['skipped_by_verdict'], skipped_sample=result['skipped_sample'], failures=result['failures'],
@@ -383,15 +396,13 @@ def _partial(engine, params):
                 failures=result['failures'], journal_path=params.get('journal_path'))
 
 
-def _write_script(module, params):
+def _write_script(module, params, tenant_guid):
     """(Re)write the PowerShell rollback script beside the journal from everything still restorable."""
     if module.check_mode or not params.get('journal_path') or not os.path.exists(params['journal_path']):
         return None
     try:
         rows = restorable(read_journal(params['journal_path'])['entries'])
-        tenant = params.get('tenant_id')
-        written = write_rollback_script(rows, rollback_script_path(os.path.abspath(params['journal_path'])),
-                                        tenant_id=tenant if tenant and all(c.isalnum() or c in '.-' for c in tenant) else None)
+        written = write_rollback_script(rows, rollback_script_path(os.path.abspath(params['journal_path'])), tenant_id=tenant_guid)
     except RecordsError as exc:
         module.warn('could not write the rollback script: %s' % exc)
         return None

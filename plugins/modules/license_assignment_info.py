@@ -180,6 +180,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.assignments imp
     MembershipIndex,
     iter_records,
     read_catalog,
+    read_tenant_id,
     resolve_groups,
     resolve_skus,
 )
@@ -248,6 +249,7 @@ def main():
     client = module.client
     try:
         catalog = read_catalog(client)
+        tenant_guid = read_tenant_id(client)
         sku_ids = resolve_skus(catalog, params['skus'])
         group_ids = list(resolve_groups(client, params['groups'])) if params['groups'] else None
         trusted = list(resolve_groups(client, params['trusted_groups'])) if params['trusted_groups'] is not None else None
@@ -275,7 +277,7 @@ def main():
         try:
             rows = assign_batches(collector.safe, canary_size=params['canary_size'], batch_size=params['batch_size'])
             written = write_plan(params['plan_path'], rows, meta={
-                'tenant_id': params.get('tenant_id'), 'trusted_groups': trusted, 'canary_size': params['canary_size'],
+                'tenant_id': tenant_guid, 'trusted_groups': trusted, 'canary_size': params['canary_size'],
                 'batch_size': params['batch_size'], 'scope_summary': collector.summary})
         except (RecordsError, LicensingInputError) as exc:
             module.fail_json(msg=str(exc))

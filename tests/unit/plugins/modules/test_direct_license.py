@@ -323,3 +323,42 @@ def test_bad_input_fails_before_any_write(emu, roles, tmp_path):
     assert failed and 'does not exist' in result['msg']
     assert graph_writes(emu) == []
     assert direct_sku_ids(emu, roles['safe_0']) == [E3]
+
+
+def test_plan_of_another_tenant_is_refused_and_plan_trust_applies(emu, roles, tmp_path):
+    plan_path, dummy = plan(emu, tmp_path)
+    with open(plan_path, encoding='utf-8') as stream:
+        document = json.load(stream)
+    assert document['tenant_id'] == emu.tenant_id.lower()
+    other = dict(document, tenant_id='00000000-0000-0000-0000-0000000000aa')
+    other_path = tmp_path / 'other.json'
+    other_path.write_text(json.dumps(other))
+    result, failed = run(emu, plan_path=str(other_path), journal_path=str(tmp_path / 'journal.jsonl'))
+    assert failed and 'not for tenant' in result['msg']
+    # A plan made with trusted groups is re-checked with them even when the task does not repeat them.
+    trusted_path = tmp_path / 'trusted.json'
+    trusted_path.write_text(json.dumps(dict(document, trusted_groups=[GROUPS['e3_no_sway']])))
+    result, failed = run(emu, plan_path=str(trusted_path), _ansible_check_mode=True)
+    assert not failed, result.get('msg')
+    assert result['removed_total'] == 1 and result['removed'][0]['user_id'] == roles['sway_off']
+    assert result['skipped_by_verdict'] == {'inherited_from_untrusted_group': len(SAFE_ROLES) - 1}
+    assert graph_writes(emu) == []
+
+
+def test_failed_reread_still_leaves_a_complete_journal(emu, roles, tmp_path):
+    victim = roles['safe_2']
+    users = [roles['safe_%d' % index] for index in range(4)]
+    # reads of the victim: resolving the input, the fresh read, then the check after the write (refused)
+    emu.add_fault(method='GET', route='/users/%s$' % victim, skip=2, status=403)
+    journal_path = str(tmp_path / 'journal.jsonl')
+    result, failed = run(emu, users=users, skus=[E3], journal_path=journal_path)
+    assert failed and result['rollback_script_path'] is not None
+    states = journal_state(read_journal(journal_path)['entries'])
+    assert sorted(user_id for user_id, dummy in states) == sorted(users)
+    assert all(state['outcome'] == 'ok' and not state['pending'] for state in states.values())
+    again, failed = run(emu, users=users + [roles['direct_only']], skus=[E3, 'AAD_PREMIUM'], journal_path=journal_path)
+    assert not failed, again.get('msg')
+    assert again['removed_total'] == 0
+    assert again['skipped_by_verdict'] == {'inherited_only': 4, 'direct_only': 1, 'not_held': 5}
+    emu.process_all()
+    assert emu.loss_ledger() == []
