@@ -13,13 +13,16 @@ derived from the groups' member lists rather than one memberOf read per user.
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
+try:
+    from urllib.parse import quote
+except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the import sanity test quiet
+    from urllib import quote  # type: ignore
+
+from ansible_collections.entraops.licensing.plugins.module_utils.directory import DirectoryInputError, find_group, read_sku_catalog
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     GroupFacts,
     LicensingInputError,
-    SkuCatalog,
     classify_user,
-    is_guid,
     normalize_guid,
     user_assignment_states,
     user_not_found_record,
@@ -43,7 +46,7 @@ def _is_type(item, kind):
 
 def read_catalog(client):
     """The tenant's SkuCatalog (GET /subscribedSkus)."""
-    return SkuCatalog.from_subscribed_skus(list(client.get_all('/subscribedSkus')))
+    return read_sku_catalog(client)
 
 
 def read_tenant_id(client):
@@ -66,26 +69,13 @@ def resolve_groups(client, values):
     """Group ids or display names -> ``{group_id: raw group}``; raises LicensingInputError naming an unknown or ambiguous value."""
     found = {}
     for value in values or []:
-        if not isinstance(value, str) or not value.strip():
-            raise LicensingInputError('%r is not a valid group: expected a group id (GUID) or display name' % (value,))
-        if is_guid(value):
-            group_id = normalize_guid(value, 'group id')
-            try:
-                group = client.get('/groups/%s' % group_id, params={'$select': GROUP_SELECT})
-            except GraphError as exc:
-                if exc.status == 404:
-                    raise LicensingInputError('group %r does not exist: expected the id of an existing group' % value)
-                raise
-            found[normalize_guid(group['id'], 'group id')] = group
-            continue
-        matches = list(client.get_all('/groups', params={'$filter': 'displayName eq %s' % _odata_string(value.strip()),
-                                                         '$select': GROUP_SELECT}))
-        if not matches:
-            raise LicensingInputError('group %r does not exist: expected the display name or id of an existing group' % value)
-        if len(matches) > 1:
-            raise LicensingInputError('group name %r is ambiguous: %d groups have it (%s); give the group id instead' % (
-                value, len(matches), ', '.join(sorted(group['id'] for group in matches))))
-        found[normalize_guid(matches[0]['id'], 'group id')] = matches[0]
+        try:
+            group = find_group(client, value, require_licensable=False, select=GROUP_SELECT)
+        except DirectoryInputError as exc:
+            raise LicensingInputError(str(exc))
+        if group is None:
+            raise LicensingInputError('group %r does not exist: expected the display name or object id of an existing group' % (value,))
+        found[normalize_guid(group['id'], 'group id')] = group
     return found
 
 
@@ -163,7 +153,8 @@ def iter_users_by_key(client, keys, select=USER_SELECT):
     keys = list(keys)
     for offset in range(0, len(keys), USER_READ_CHUNK):
         chunk = keys[offset:offset + USER_READ_CHUNK]
-        results = client.batch([{'method': 'GET', 'url': '/users/%s?$select=%s' % (key.strip(), select)} for key in chunk])
+        # UPNs may hold characters with a meaning in a URL ('#' of guest UPNs, '/', '%')
+        results = client.batch([{'method': 'GET', 'url': '/users/%s?$select=%s' % (quote(key.strip(), safe='@'), select)} for key in chunk])
         for key, result in zip(chunk, results):
             if result.ok:
                 yield key, result.body
