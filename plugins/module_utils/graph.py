@@ -16,6 +16,7 @@ import email.utils
 import datetime
 import ipaddress
 import logging
+import math
 import random
 import re
 import threading
@@ -305,7 +306,7 @@ def parse_retry_after(value, now=None):
     except ValueError:
         seconds = None
     if seconds is not None:
-        if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        if not math.isfinite(seconds):
             return None
         return max(0.0, seconds)
     try:
@@ -729,13 +730,13 @@ class GraphClient:
         self._sleep_until(resume_at)
 
     def _sleep_until(self, resume_at):
-        remaining = resume_at - self._clock()
-        if remaining > 0:
-            self._sleep(remaining)
-            self.stats_counter.add("seconds_waited", remaining)
+        began = self._clock()
+        if resume_at > began:
+            self._sleep(resume_at - began)
             # sleep() may wake marginally early on some platforms; never resume before the deadline.
             while self._clock() < resume_at:
                 self._sleep(max(resume_at - self._clock(), 0.001))
+            self.stats_counter.add("seconds_waited", self._clock() - began)
 
     def _backoff(self, attempt):
         """Exponential backoff with full jitter."""
@@ -783,8 +784,7 @@ class GraphClient:
     def get_all(self, path, params=None, headers=None):
         """Yield every item of a collection across pages, holding one page in memory at a time."""
         for page in self.iter_pages(path, params=params, headers=headers):
-            for item in page.get("value") or []:
-                yield item
+            yield from page.get("value") or []
 
     # ---------------------------------------------------------------- $batch
 

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphClient
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import emulator_connection
 
 EMULATOR_USERS = 120
 EMULATOR_SEED = 7
@@ -75,14 +76,6 @@ def emulator(emulator_session):
     yield emulator_session
     emulator_session.clear_faults()
     emulator_session.configure(throttling=False, latency_ms=0)
-
-
-def emulator_connection(emu, **overrides):
-    """Client options for the emulator's default application (secret auth)."""
-    options = dict(tenant_id=emu.tenant_id, client_id=emu.client_id, client_secret=emu.client_secret,
-                   graph_url=emu.base_url, authority_url=emu.authority_url, ca_bundle=emu.ca_path)
-    options.update(overrides)
-    return options
 
 
 @pytest.fixture

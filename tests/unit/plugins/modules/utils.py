@@ -70,3 +70,11 @@ def run_module(main, args):
             except AnsibleFailJson as failed:
                 return failed.result, True
     raise AssertionError("the module returned without calling exit_json or fail_json")
+
+
+def emulator_connection(emu, **overrides):
+    """Connection options for the Graph emulator's default application (secret auth)."""
+    options = dict(tenant_id=emu.tenant_id, client_id=emu.client_id, client_secret=emu.client_secret,
+                   graph_url=emu.base_url, authority_url=emu.authority_url, ca_bundle=emu.ca_path)
+    options.update(overrides)
+    return options
