@@ -171,6 +171,26 @@ class RemovalEngine:
             self.stopped = True
             raise MaxFailuresExceeded()
 
+    # ------------------------------------------------------------------ earlier runs
+
+    def reconcile_pending(self, states):
+        """Re-read the users of removals an earlier run journaled without a result (it was killed mid-write).
+
+        ``states``: journal.journal_state() values. Reports each as ``applied`` or ``not_applied`` in
+        ``reconciled``; nothing is written (a row not applied is simply removed again if still safe).
+        """
+        pending = [state for state in states if state['pending'] and state['op'] == 'remove_direct']
+        for offset in range(0, len(pending), ROWS_PER_CHUNK):
+            chunk = pending[offset:offset + ROWS_PER_CHUNK]
+            snapshot = self.read(sorted(set(state['user_id'] for state in chunk)))
+            for state in chunk:
+                user = snapshot.users.get(state['user_id'])
+                applied = user is None or direct_entry(user, state['sku_id']) is None
+                self.reconciled.append({'user': state['user_principal_name'] or state['user_id'], 'user_id': state['user_id'],
+                                        'sku': state['sku_part_number'] or state['sku_id'], 'op_id': state['op_id'],
+                                        'outcome': 'applied' if applied else 'not_applied'})
+        return self
+
     # ------------------------------------------------------------------ removal
 
     def remove(self, rows):
@@ -245,7 +265,8 @@ class RemovalEngine:
             detail = None if result.ok else 'outcome unknown (%s); the re-read shows the removal applied' % result.status
             self.journal.result(op_id, 'ok', request_id=request_id, status=result.status, detail=detail)
             if not result.ok:
-                self.reconciled.append({'user': row['user_principal_name'] or user_id, 'sku': row['sku_part_number'], 'outcome': 'applied'})
+                self.reconciled.append({'user': row['user_principal_name'] or user_id, 'user_id': user_id, 'sku': row['sku_part_number'],
+                                        'op_id': op_id, 'outcome': 'applied'})
             self.removed.append(_removed_entry(row, record))
             return
         names = dict((self.catalog.label(lost_sku), self.catalog.plan_names(lost_sku, plans)) for lost_sku, plans in lost.items())

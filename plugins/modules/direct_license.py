@@ -83,6 +83,8 @@ options:
   max_failures:
     description:
       - Stop, and fail the task, once more than this many rows failed. V(0) stops at the first failure.
+      - Rows are written in C($batch) chunks of 10 users, so the rest of the chunk in which the limit is passed has already
+        been sent; no further chunk is.
     type: int
     default: 0
 extends_documentation_fragment:
@@ -193,7 +195,10 @@ failures:
   type: list
   elements: dict
 reconciled:
-  description: Writes whose outcome was unknown and that a re-read showed applied.
+  description:
+    - Writes whose outcome was unknown (this run) or whose run was killed before journaling a result (earlier runs),
+      with C(user), C(user_id), C(sku), C(op_id) and C(outcome) (V(applied) or V(not_applied)) as a fresh read showed.
+    - A removal found not applied is removed again in this run if the rule still allows it.
   returned: always
   type: list
   elements: dict
@@ -224,6 +229,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.assignments imp
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.journal import (
     Journal,
+    journal_state,
     read_journal,
     restorable,
     rollback_script_path,
@@ -354,6 +360,8 @@ def main():
             engine.skipped_sample.append({'user': key, 'user_id': None, 'sku': None, 'verdict': 'user_not_found',
                                           'plans_lost': [], 'reason': 'user %r was not found' % key})
         if params['state'] == 'absent':
+            if params['journal_path'] and os.path.exists(params['journal_path']):
+                engine.reconcile_pending(journal_state(read_journal(params['journal_path'])['entries']).values())
             engine.remove(rows)
         else:
             engine.restore(rows)

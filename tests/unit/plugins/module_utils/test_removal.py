@@ -105,8 +105,11 @@ def test_restore_reconciles_intents_left_pending_by_a_killed_run(emu, roles, cli
         for user_id in (applied, not_applied):
             journal.intent('remove_direct', user_id, None, E3, 'ENTERPRISEPACK', [], batch=0)
     client.post('/users/%s/assignLicense' % applied, body={'addLicenses': [], 'removeLicenses': [E3]})
-    rows = restorable(read_journal(journal_path)['entries'])
+    entries = read_journal(journal_path)['entries']
+    rows = restorable(entries)
     assert [row['removal_outcome'] for row in rows] == ['pending', 'pending']
+    outcomes = engine_for(client, None).reconcile_pending(journal_state(entries).values()).result()['reconciled']
+    assert [(entry['user_id'], entry['outcome']) for entry in outcomes] == [(applied, 'applied'), (not_applied, 'not_applied')]
     with Journal(journal_path) as journal:
         engine = engine_for(client, journal).restore(rows)
     result = engine.result()

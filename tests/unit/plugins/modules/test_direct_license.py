@@ -81,6 +81,20 @@ def graph_writes(emu):
     return [entry for entry in emu.request_log() if entry['write'] and entry['path'].startswith('/v1.0/')]
 
 
+def wait_until_quiet(emu, quiet_seconds=0.3, limit_seconds=10):
+    """Return once the request log has not grown for ``quiet_seconds`` (bounded by ``limit_seconds``)."""
+    deadline = time.monotonic() + limit_seconds
+    size, since = len(emu.request_log()), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        current = len(emu.request_log())
+        if current != size:
+            size, since = current, time.monotonic()
+        elif time.monotonic() - since >= quiet_seconds:
+            return
+    raise AssertionError('the emulator kept receiving requests for %ss' % limit_seconds)
+
+
 def direct_state(emu, roles):
     return dict((role, direct_sku_ids(emu, user_id)) for role, user_id in roles.items())
 
@@ -271,8 +285,16 @@ def test_killed_process_then_rerun_and_restore(emu, roles, tmp_path):
     assert 3 <= done_before_kill < len(SAFE_ROLES)
     emu.configure(latency_ms=0)
 
+    wait_until_quiet(emu)   # the emulator finishes the $batch the killed process had sent
+    pending = [state for state in journal_state(read_journal(journal_path)['entries']).values() if state['pending']]
+    applied = set(state['user_id'] for state in pending if direct_sku_ids(emu, state['user_id']) == [])
+    assert pending   # killed while its $batch of removals was in flight: intents without results
     rerun, failed = run(emu, plan_path=plan_path, journal_path=journal_path)
     assert not failed, rerun.get('msg')
+    # every intent the killed run left without a result is reconciled from a fresh read
+    assert sorted(entry['op_id'] for entry in rerun['reconciled']) == sorted(state['op_id'] for state in pending)
+    for entry in rerun['reconciled']:
+        assert (entry['outcome'] == 'applied') == (entry['user_id'] in applied)
     writes = removal_writes(emu)
     assert sorted(writes) == sorted(roles[role] for role in SAFE_ROLES)   # each user exactly once
     assert_migrated(emu, roles)
