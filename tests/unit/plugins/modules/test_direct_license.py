@@ -95,8 +95,10 @@ def wait_until_quiet(emu, quiet_seconds=0.3, limit_seconds=10):
     raise AssertionError('the emulator kept receiving requests for %ss' % limit_seconds)
 
 
-def direct_state(emu, roles):
-    return dict((role, direct_sku_ids(emu, user_id)) for role, user_id in roles.items())
+def direct_state(emu):
+    """Every user's direct licenses with their disabled plans, from the emulator's exported tenant."""
+    return dict((user['id'], sorted((entry['skuId'], sorted(entry.get('disabledPlans') or [])) for entry in user.get('directLicenses') or []))
+                for user in emu.export_state()['users'])
 
 
 def assert_migrated(emu, roles):
@@ -107,7 +109,7 @@ def assert_migrated(emu, roles):
 
 
 def test_canary_batches_second_run_and_restore(emu, roles, tmp_path):
-    before = direct_state(emu, roles)
+    before = direct_state(emu)
     plan_path, info = plan(emu, tmp_path)
     assert info['batches'] == 4
     journal_path = str(tmp_path / 'journal.jsonl')
@@ -142,7 +144,7 @@ def test_canary_batches_second_run_and_restore(emu, roles, tmp_path):
     restore, failed = run(emu, state='present', restore_from=journal_path)
     assert not failed, restore.get('msg')
     assert restore['restored_total'] == len(SAFE_ROLES)
-    assert direct_state(emu, roles) == before
+    assert direct_state(emu) == before
     again, failed = run(emu, state='present', restore_from=journal_path)
     assert not failed and again['changed'] is False and again['restored_total'] == 0
     assert restorable(read_journal(journal_path)['entries']) == []
@@ -268,7 +270,7 @@ def test_dropped_connection_then_rerun_finishes_once(emu, roles, tmp_path):
 
 
 def test_killed_process_then_rerun_and_restore(emu, roles, tmp_path):
-    before = direct_state(emu, roles)
+    before = direct_state(emu)
     plan_path, dummy = plan(emu, tmp_path, canary_size=0, batch_size=100)
     emu.reset_stats()
     emu.configure(latency_ms=40)
@@ -302,7 +304,7 @@ def test_killed_process_then_rerun_and_restore(emu, roles, tmp_path):
     restore, failed = run(emu, state='present', restore_from=journal_path)
     assert not failed, restore.get('msg')
     assert restore['restored_total'] == len(SAFE_ROLES)
-    assert direct_state(emu, roles) == before
+    assert direct_state(emu) == before
     emu.process_all()
     assert emu.loss_ledger() == []
 
