@@ -290,7 +290,9 @@ def _error_fields(body):
         return error.get("code"), error.get("message"), inner.get("request-id"), inner.get("client-request-id")
     if isinstance(error, str):  # identity platform: {"error": "invalid_client", "error_description": "AADSTS..."}
         description = (body.get("error_description") or "").strip().splitlines()
-        return error, description[0] if description else None, body.get("trace_id"), body.get("correlation_id")
+        # The trace and correlation ids are reported separately; keep the human sentence only.
+        message = re.split(r"\s+Trace ID:", description[0])[0] if description else None
+        return error, message, body.get("trace_id"), body.get("correlation_id")
     return None, None, None, None
 
 
