@@ -44,6 +44,10 @@ operation-specific detail (never credentials).
      "outcome": "ok", "request_id": "<Graph request-id>", "status": 200,
      "error": null, "detail": null}
 
+A result that a later run wrote for an intent a killed run left pending (after reading the user
+to see whether the write happened) also has ``"reconciled": true`` and ``"intent_run_id"`` (the
+run that wrote the intent); its ``run_id`` is the run that reconciled it.
+
 ``outcome`` is one of:
 
 - ``ok``: the write was done;
@@ -184,6 +188,7 @@ class Journal:
         self.path = resolve_output_path(path, 'journal')
         self.run_id = _optional_text(run_id, 'run_id') or uuid.uuid4().hex
         self._intents = {}
+        self._file_intents = None   # intents of earlier runs, read from the file on first reconcile()
         self._run_line_written = False
         self._fd = self._open()
         try:
@@ -283,6 +288,37 @@ class Journal:
         intent = self._intents.get(op_id)
         if intent is None:
             raise RecordsError('journal %s: op_id %r has no intent in this run' % (self.path, op_id))
+        self._write_result(op_id, intent, outcome, request_id=request_id, status=status, error=error, detail=detail)
+
+    def reconcile(self, op_id, outcome, detail=None, request_id=None, error=None):
+        """Journal the outcome of an intent an earlier (killed) run left without a result.
+
+        The caller decided ``outcome`` from a fresh read of the user. The ``result`` line carries
+        ``"reconciled": true``, this run's ``run_id`` and the ``intent_run_id`` of the run that wrote
+        the intent; journal_state and restorable read it like any other result.
+        """
+        intent = self._intents.get(op_id)
+        if intent is None:
+            intent = self._pending_in_file().get(op_id)
+        if intent is None:
+            raise RecordsError('journal %s: op_id %r has no intent in this journal' % (self.path, op_id))
+        self._write_result(op_id, intent, outcome, request_id=request_id, error=error, detail=detail,
+                           extra={'reconciled': True, 'intent_run_id': intent.get('run_id', self.run_id)})
+
+    def _pending_in_file(self):
+        """Intents of earlier runs found in the journal file (read once), by op_id, with has_result."""
+        if self._file_intents is None:
+            from_file = {}
+            for entry in read_journal(self.path)['entries']:
+                if entry['type'] == 'intent':
+                    from_file[entry['op_id']] = {'op': entry['op'], 'user_id': entry['user_id'], 'sku_id': entry['sku_id'],
+                                                 'run_id': entry.get('run_id'), 'has_result': False}
+                elif entry['type'] == 'result' and entry['op_id'] in from_file:
+                    from_file[entry['op_id']]['has_result'] = True
+            self._file_intents = from_file
+        return self._file_intents
+
+    def _write_result(self, op_id, intent, outcome, request_id=None, status=None, error=None, detail=None, extra=None):
         if intent['has_result']:
             raise RecordsError('journal %s: op_id %r already has a result' % (self.path, op_id))
         if outcome not in OUTCOMES:
@@ -305,6 +341,9 @@ class Journal:
             'error': redact(_optional_text(error, 'error')),
             'detail': redact(_optional_text(detail, 'detail')),
         }
+        if extra:
+            entry.update(extra)
+        self._ensure_run_line()
         self._append(entry)
         intent['has_result'] = True
 
@@ -416,7 +455,7 @@ def read_journal(path):
 def _new_state(entry):
     return {
         'user_id': entry['user_id'], 'user_principal_name': None, 'sku_id': entry['sku_id'], 'sku_part_number': None,
-        'op': None, 'op_id': None, 'outcome': None, 'pending': False,
+        'op': None, 'op_id': None, 'outcome': None, 'pending': False, 'reconciled': False,
         'removal_op_id': None, 'removal_outcome': None, 'removed_disabled_plans': None, 'restorable': False,
         '_removal_order': None, '_previous_removal': None,
     }
@@ -425,7 +464,7 @@ def _new_state(entry):
 def _apply_intent(state, entry, order):
     state['user_principal_name'] = entry.get('user_principal_name') or state['user_principal_name']
     state['sku_part_number'] = entry.get('sku_part_number') or state['sku_part_number']
-    state.update(op=entry['op'], op_id=entry['op_id'], outcome=None, pending=True)
+    state.update(op=entry['op'], op_id=entry['op_id'], outcome=None, pending=True, reconciled=False)
     if entry['op'] == 'remove_direct':
         # An earlier removal still in effect comes back if this one turns out not to have happened
         # (a re-run that journals "skipped" for a row it already removed must not hide it).
@@ -441,7 +480,7 @@ def _removal_fields(state):
 
 def _apply_result(state, entry):
     if entry['op_id'] == state['op_id']:
-        state.update(outcome=entry['outcome'], pending=False)
+        state.update(outcome=entry['outcome'], pending=False, reconciled=bool(entry.get('reconciled')))
     if entry['op'] == 'remove_direct' and entry['op_id'] == state['removal_op_id']:
         state['removal_outcome'] = entry['outcome']
         if entry['outcome'] not in _REMOVAL_IN_EFFECT:
@@ -476,7 +515,8 @@ def journal_state(entries):
     Each value holds ``user_id``, ``user_principal_name``, ``sku_id``, ``sku_part_number``;
     ``op``, ``op_id`` and ``outcome`` of the latest operation (``outcome`` None and ``pending``
     true when its intent has no result: the caller must read the user from Graph to know what
-    happened); ``removal_op_id``, ``removal_outcome`` and ``removed_disabled_plans`` of the latest
+    happened, then record it with ``Journal.reconcile``; ``reconciled`` true when the result was
+    so recorded by a later run); ``removal_op_id``, ``removal_outcome`` and ``removed_disabled_plans`` of the latest
     removal; and ``restorable``: the direct assignment was, or may have been, removed and has not
     been restored since. Pass the entries of several journals oldest first.
     """

@@ -174,22 +174,36 @@ class RemovalEngine:
     # ------------------------------------------------------------------ earlier runs
 
     def reconcile_pending(self, states):
-        """Re-read the users of removals an earlier run journaled without a result (it was killed mid-write).
+        """Settle the writes an earlier run journaled without a result (it was killed mid-write).
 
-        ``states``: journal.journal_state() values. Reports each as ``applied`` or ``not_applied`` in
-        ``reconciled``; nothing is written (a row not applied is simply removed again if still safe).
+        ``states``: journal.journal_state() values of the run's journal. Each pending removal or
+        restore is decided from a fresh read of the user (a removal was applied when the direct
+        assignment is gone, a restore when it is in place), reported in ``reconciled`` as
+        ``applied`` or ``not_applied`` and, outside check mode, recorded in the journal with
+        ``Journal.reconcile`` (``ok`` or ``failed``) so no intent stays without a result. A removal
+        not applied is simply removed again below if still safe.
         """
-        pending = [state for state in states if state['pending'] and state['op'] == 'remove_direct']
+        pending = [state for state in states if state['pending'] and state['op'] in ('remove_direct', 'restore_direct')]
         for offset in range(0, len(pending), ROWS_PER_CHUNK):
             chunk = pending[offset:offset + ROWS_PER_CHUNK]
             snapshot = self.read(sorted(set(state['user_id'] for state in chunk)))
             for state in chunk:
-                user = snapshot.users.get(state['user_id'])
-                applied = user is None or direct_entry(user, state['sku_id']) is None
-                self.reconciled.append({'user': state['user_principal_name'] or state['user_id'], 'user_id': state['user_id'],
-                                        'sku': state['sku_part_number'] or state['sku_id'], 'op_id': state['op_id'],
-                                        'outcome': 'applied' if applied else 'not_applied'})
+                self._reconcile_one(state, snapshot.users.get(state['user_id']))
         return self
+
+    def _reconcile_one(self, state, user):
+        direct_in_place = user is not None and direct_entry(user, state['sku_id']) is not None
+        applied = not direct_in_place if state['op'] == 'remove_direct' else direct_in_place
+        if self.journal is not None and not self.check_mode:
+            seen = 'the user no longer exists' if user is None else (
+                'the direct assignment is in place' if direct_in_place else 'the direct assignment is gone')
+            detail = 'left pending by an earlier run; a fresh read shows %s' % seen
+            if applied:
+                self.journal.reconcile(state['op_id'], 'ok', detail=detail)
+            else:
+                self.journal.reconcile(state['op_id'], 'failed', error='NotAppliedByInterruptedRun', detail=detail)
+        self.reconciled.append({'user': state['user_principal_name'] or state['user_id'], 'user_id': state['user_id'],
+                                'sku': state['sku_part_number'] or state['sku_id'], 'op_id': state['op_id'], 'outcome': 'applied' if applied else 'not_applied'})
 
     # ------------------------------------------------------------------ removal
 

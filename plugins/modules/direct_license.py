@@ -198,6 +198,8 @@ reconciled:
   description:
     - Writes whose outcome was unknown (this run) or whose run was killed before journaling a result (earlier runs),
       with C(user), C(user_id), C(sku), C(op_id) and C(outcome) (V(applied) or V(not_applied)) as a fresh read showed.
+    - Outside check mode, each write an earlier run left pending gets its result line in the journal now
+      (C(ok) or C(failed), marked C(reconciled)), so the journal holds no intent without a result.
     - A removal found not applied is removed again in this run if the rule still allows it.
   returned: always
   type: list
@@ -359,9 +361,10 @@ def main():
             engine.skipped_by_verdict['user_not_found'] += 1
             engine.skipped_sample.append({'user': key, 'user_id': None, 'sku': None, 'verdict': 'user_not_found',
                                           'plans_lost': [], 'reason': 'user %r was not found' % key})
+        if params['journal_path'] and os.path.exists(params['journal_path']):
+            # Settle (and journal) what a killed run left in flight before acting on anything.
+            engine.reconcile_pending(journal_state(read_journal(params['journal_path'])['entries']).values())
         if params['state'] == 'absent':
-            if params['journal_path'] and os.path.exists(params['journal_path']):
-                engine.reconcile_pending(journal_state(read_journal(params['journal_path'])['entries']).values())
             engine.remove(rows)
         else:
             engine.restore(rows)

@@ -191,6 +191,50 @@ def test_pending_intent_is_reported_and_counts_as_restorable(tmp_path):
     assert restorable(read_journal(path)['entries'])[0]['removal_outcome'] == 'pending'
 
 
+def intents_without_result(path):
+    lines = lines_of(path)
+    answered = set(line['op_id'] for line in lines if line['type'] == 'result')
+    return [line['op_id'] for line in lines if line['type'] == 'intent' and line['op_id'] not in answered]
+
+
+@pytest.mark.parametrize('outcome, expected_restorable', [('ok', True), ('failed', False)])
+def test_a_later_run_reconciles_a_pending_intent_of_a_killed_run(tmp_path, outcome, expected_restorable):
+    path = str(tmp_path / 'journal.jsonl')
+    with Journal(path, run_id='run-a') as journal:
+        op_id = remove(journal, disabled_plans=[YAMMER])       # killed before the result line
+    with Journal(path, run_id='run-b') as journal:
+        with pytest.raises(RecordsError, match='no intent in this run'):
+            journal.result(op_id, outcome)                   # result() stays for this run's own writes
+        journal.reconcile(op_id, outcome, detail='a fresh read decided it')
+        with pytest.raises(RecordsError, match='already has a result'):
+            journal.reconcile(op_id, 'ok')
+    assert intents_without_result(path) == []
+    line = lines_of(path)[-1]
+    assert (line['type'], line['op_id'], line['outcome'], line['reconciled'], line['run_id'], line['intent_run_id']) == (
+        'result', op_id, outcome, True, 'run-b', 'run-a')
+    assert (line['user_id'], line['sku_id'], line['op']) == (ADELE, E3, 'remove_direct')
+    assert [entry['run_id'] for entry in lines_of(path) if entry['type'] == 'run'] == ['run-a', 'run-b']
+    state = journal_state(read_journal(path)['entries'])[(ADELE, E3)]
+    assert (state['pending'], state['outcome'], state['reconciled'], state['restorable']) == (False, outcome, True, expected_restorable)
+    rows = restorable(read_journal(path)['entries'])
+    assert [(row['user_id'], row['disabled_plans'], row['removal_outcome']) for row in rows] == (
+        [(ADELE, [YAMMER], 'ok')] if expected_restorable else [])
+
+
+def test_reconcile_refuses_an_op_id_the_journal_does_not_hold_or_already_answered(tmp_path):
+    path = str(tmp_path / 'journal.jsonl')
+    with Journal(path) as journal:
+        answered = remove(journal)
+        journal.result(answered, 'ok')
+    with Journal(path) as journal:
+        with pytest.raises(RecordsError, match='no intent in this journal'):
+            journal.reconcile('0' * 32, 'ok')
+        with pytest.raises(RecordsError, match='already has a result'):
+            journal.reconcile(answered, 'failed')
+        with pytest.raises(RecordsError, match='outcome must be one of'):
+            journal.reconcile(remove(journal), 'done')
+
+
 @pytest.mark.parametrize('outcome, expected_restorable', [
     ('ok', True),
     ('unknown', True),      # the write may have happened: reading the user at restore time decides

@@ -97,7 +97,7 @@ def engine_for(client, journal, **options):
                          licensed_group_ids=list(index.groups), **options)
 
 
-def test_restore_reconciles_intents_left_pending_by_a_killed_run(emu, roles, client, tmp_path):
+def test_a_resumed_run_journals_the_intents_left_pending_by_a_killed_run(emu, roles, client, tmp_path):
     journal_path = str(tmp_path / 'journal.jsonl')
     applied, not_applied = roles['safe_0'], roles['safe_1']
     # A killed run: two intents written, only the first write reached Graph, no result line at all.
@@ -108,17 +108,28 @@ def test_restore_reconciles_intents_left_pending_by_a_killed_run(emu, roles, cli
     entries = read_journal(journal_path)['entries']
     rows = restorable(entries)
     assert [row['removal_outcome'] for row in rows] == ['pending', 'pending']
-    outcomes = engine_for(client, None).reconcile_pending(journal_state(entries).values()).result()['reconciled']
+    with Journal(journal_path) as journal:
+        outcomes = engine_for(client, journal).reconcile_pending(journal_state(entries).values()).result()['reconciled']
     assert [(entry['user_id'], entry['outcome']) for entry in outcomes] == [(applied, 'applied'), (not_applied, 'not_applied')]
+    # The resumed run journals what it found: no intent is left without a result.
+    lines = read_journal(journal_path)['entries']
+    answered = dict((line['op_id'], line) for line in lines if line['type'] == 'result')
+    assert all(line['op_id'] in answered for line in lines if line['type'] == 'intent')
+    assert sorted((line['user_id'], line['outcome'], line['reconciled']) for line in answered.values()) == sorted(
+        [(applied, 'ok', True), (not_applied, 'failed', True)])
+    # The applied removal stays restorable; the one that never happened does not.
+    rows = restorable(lines)
+    assert [(row['user_id'], row['removal_outcome']) for row in rows] == [(applied, 'ok')]
     with Journal(journal_path) as journal:
         engine = engine_for(client, journal).restore(rows)
     result = engine.result()
     assert [entry['user_id'] for entry in result['restored']] == [applied]
-    assert result['skipped_by_verdict'] == {'already_present': 1}
+    assert result['skipped_by_verdict'] == {}
     assert direct_sku_ids(emu, applied) == [E3] and direct_sku_ids(emu, not_applied) == [E3]
     assert restorable(read_journal(journal_path)['entries']) == []
     states = journal_state(read_journal(journal_path)['entries'])
-    assert states[(applied, E3)]['outcome'] == 'ok' and states[(not_applied, E3)]['outcome'] == 'skipped'
+    assert states[(applied, E3)]['outcome'] == 'ok' and states[(not_applied, E3)]['outcome'] == 'failed'
+    assert states[(not_applied, E3)]['reconciled'] is True
     assert emu.loss_ledger() == []
 
 

@@ -297,6 +297,11 @@ def test_killed_process_then_rerun_and_restore(emu, roles, tmp_path):
     assert sorted(entry['op_id'] for entry in rerun['reconciled']) == sorted(state['op_id'] for state in pending)
     for entry in rerun['reconciled']:
         assert (entry['outcome'] == 'applied') == (entry['user_id'] in applied)
+    # ... and journaled by the rerun: no intent in the file is left without a result
+    lines = read_journal(journal_path)['entries']
+    answered = dict((line['op_id'], line) for line in lines if line['type'] == 'result')
+    assert [line['op_id'] for line in lines if line['type'] == 'intent' and line['op_id'] not in answered] == []
+    assert all(answered[state['op_id']].get('reconciled') is True for state in pending)
     writes = removal_writes(emu)
     assert sorted(writes) == sorted(roles[role] for role in SAFE_ROLES)   # each user exactly once
     assert_migrated(emu, roles)
