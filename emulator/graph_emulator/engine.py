@@ -64,6 +64,12 @@ class RequestContext:
 
 
 _LOAD_CONTEXT = RequestContext(method="LOAD", path="(tenant file)")
+# Directory methods called in-process (tests, the control API) without a Graph request behind them.
+CONTROL_CONTEXT = RequestContext(method="CONTROL", path="(in-process call)", app_display_name="emulator control")
+
+
+def _context(ctx):
+    return CONTROL_CONTEXT if ctx is None else ctx
 
 
 def _bad_request(message):
@@ -482,6 +488,7 @@ class Directory:
 
     def _commit(self, user, before, cause, ctx):
         """After a user's sources changed: keep consumedUnits exact and record lost plans in the ledger."""
+        ctx = _context(ctx)
         after = self._effective(user)
         for sku_id in before.keys() - after.keys():
             self._skus[sku_id].consumed -= 1
@@ -694,6 +701,7 @@ class Directory:
         """Store compactly; ``target`` is (type, id, displayName, userPrincipalName)."""
         if self._quiet:
             return
+        ctx = _context(ctx)
         app = (None, GROUP_LICENSING_APP) if system else (ctx.app_id or None, ctx.app_display_name or None)
         self._audit.append((str(uuid.uuid4()), _now_iso_ms(), activity, category, operation, app, target,
                             tuple(modified), ctx.request_id or None))
@@ -1106,6 +1114,7 @@ class Directory:
             self._enqueue(group, None, ctx)  # still goes Queued -> InProgress -> Complete in the background
 
     def _enqueue(self, group, user_id, ctx, front=False):
+        ctx = _context(ctx)
         key = (group.id, user_id)
         if key in self._pending:
             self._pending[key] = ctx  # the latest request is the one whose effect processing will apply

@@ -531,3 +531,18 @@ def test_group_processing_changes_users_as_the_group_licensing_app():
     assert change and change[0]["initiatedBy"]["app"]["displayName"] == "Microsoft Azure AD Group-Based Licensing"
     set_license = d.audit_events()[0]
     assert set_license["activityDisplayName"] == "Set group license" and set_license["category"] == "GroupManagement"
+
+
+def test_in_process_calls_without_a_request_context_are_audited_as_emulator_control():
+    d, _ = directory(make_tenant([user_doc(1, direct=[(E3, [])])], [group_doc(1, [uid(1)])]))
+    d.assign_group_license(gid(1), [{"skuId": E3, "disabledPlans": [SWAY]}], [], None)
+    d.process_all()
+    d.assign_user_license(uid(1), [], [E3], None)
+    d.remove_member(gid(1), uid(1), None)
+    d.process_all()
+    set_license = [e for e in d.audit_events() if e["activityDisplayName"] == "Set group license"]
+    assert set_license and set_license[0]["initiatedBy"]["app"]["displayName"] == "emulator control"
+    # the loss it caused (direct copy gone, then the group) is still recorded, naming the in-process caller
+    ledger = d.loss_ledger()
+    assert ledger and {entry["request"]["method"] for entry in ledger} == {"CONTROL"}
+    assert [p["servicePlanName"] for p in ledger[0]["plans_lost"]] == ["SWAY"]
