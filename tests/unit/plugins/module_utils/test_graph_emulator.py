@@ -318,6 +318,21 @@ class TestBatch:
         assert len(log_for(emulator, "POST", "/users/%s/assignLicense" % ids[0], in_batch=True)) == 1
 
 
+    def test_write_rate_paces_batch_items(self, emulator, make_client):
+        client = make_client(write_rate=20)
+        ids = user_ids(client, 30)
+        started = time.monotonic()
+        results = client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % user_id, "body": NOOP_LICENSE_CHANGE}
+                                for user_id in ids])
+        elapsed = time.monotonic() - started
+        assert all(result.ok for result in results)
+        stats = client.statistics()
+        # A burst of 20 goes at once; the other 10 wait for the bucket to refill at 20 per second.
+        assert stats["writes"] == 30 and stats["batch_requests"] == 2
+        assert 0.45 <= stats["seconds_paced"] <= 0.6
+        assert elapsed >= 0.45
+
+
 class TestNoSecretsLeak:
     def test_secret_and_token_never_in_errors_or_logs(self, emulator, make_client, caplog):
         caplog.set_level(logging.DEBUG)

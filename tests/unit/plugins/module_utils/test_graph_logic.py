@@ -324,3 +324,24 @@ class TestBatchPreparation:
         client = secret_client()
         assert client.batch([]) == []
         assert client.statistics()["requests"] == 0
+
+
+class TestSessionEnvironment:
+    def test_proxies_kept_but_ca_variables_ignored(self, monkeypatch, tmp_path):
+        monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/env-bundle.pem")
+        monkeypatch.setenv("CURL_CA_BUNDLE", "/nonexistent/curl-bundle.pem")
+        client = secret_client(ca_bundle=str(tmp_path / "mine.pem"))
+        remote = client.session.merge_environment_settings("https://graph.microsoft.com/v1.0/users", {}, None, None, None)
+        assert remote["proxies"].get("https") == "http://proxy.example:3128"
+        assert remote["verify"] == str(tmp_path / "mine.pem")
+        local = client.session.merge_environment_settings("https://127.0.0.1:8443/v1.0/users", {}, None, None, None)
+        assert not local["proxies"].get("https")
+
+    def test_default_verification_is_on(self, monkeypatch):
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/env-bundle.pem")
+        client = secret_client()
+        settings = client.session.merge_environment_settings("https://graph.microsoft.com/v1.0/users", {}, None, None, None)
+        assert settings["verify"] is True
+        assert client.session.trust_env is False
