@@ -317,7 +317,6 @@ class TestBatch:
         assert results[1].ok and results[1].attempts == 2
         assert len(log_for(emulator, "POST", "/users/%s/assignLicense" % ids[0], in_batch=True)) == 1
 
-
     def test_write_rate_paces_batch_items(self, emulator, make_client):
         client = make_client(write_rate=20)
         ids = user_ids(client, 30)
