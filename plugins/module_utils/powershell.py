@@ -1,0 +1,500 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2025, entraops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""PowerShell interop: read the legacy automation's license exports, write PowerShell for the change record.
+
+Reading (``read_expected_state``)
+---------------------------------
+The legacy automation's export names, per user and SKU, the direct assignment it applies. It is
+read in the shapes PowerShell produces:
+
+* ``Export-Csv``: with or without the ``#TYPE ...`` first line (Windows PowerShell 5.1 writes it
+  unless ``-NoTypeInformation``), comma or the locale's semicolon delimiter (``-UseCulture``;
+  detected from the header line), every field quoted or not, CRLF or LF.
+* ``ConvertTo-Json``: an array, or a single object when there was one row; also the
+  ``{"value": [...], "Count": n}`` wrapper Windows PowerShell 5.1 writes for some arrays.
+* Encodings: UTF-8 with or without BOM, UTF-16 LE and BE with BOM (Windows PowerShell 5.1
+  ``Out-File``, ``>`` and ``-Encoding Unicode``), UTF-16 without BOM when the NUL bytes show it.
+
+Columns / keys (case-insensitive): a user as ``UserPrincipalName`` (``UPN``, ``User``) and/or
+``UserId`` (``Id``, ``ObjectId``); a SKU as ``SkuId`` and/or ``SkuPartNumber`` (``Sku``,
+``License``, or MSOnline's ``AccountSkuId`` ``tenant:PART``); the plans as ``DisabledPlans``
+(``DisabledPlanIds``) and/or ``DisabledPlanNames``, or ``EnabledPlans`` / ``EnabledPlanNames``.
+Plan cells hold GUIDs or service plan names joined with ``;`` (JSON: an array or such a string).
+A JSON user object may instead carry ``AssignedLicenses`` (all of them count) or
+``LicenseAssignmentStates`` (only the direct entries, ``AssignedByGroup`` null, count), each a
+list of ``{SkuId, DisabledPlans}``.
+
+What is refused, with the file, the line (CSV) or record number (JSON), the value and the fix:
+a cell holding ``System.String[]``/``System.Object[]`` or ``@{...}`` (``Export-Csv`` of an array
+or object property: join it with ``-join ';'``), a JSON value cut to such a string by
+``ConvertTo-Json``'s default ``-Depth 2`` (re-export with ``-Depth 5``), text that is neither UTF-8
+nor UTF-16 (``-Encoding Default`` / ANSI), unknown users' key shapes, SKUs and plans the tenant does
+not have, and the same user and SKU given twice with different plans. Nothing is guessed.
+
+Writing (``write_planned_script``)
+----------------------------------
+The "what this run will do" script: every planned removal of a plan as a commented-out
+``Set-MgUserLicense`` statement, by batch, for the change record. Running it changes nothing.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import codecs
+import csv
+import io
+import json
+import os
+import re
+
+from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError, is_guid, normalize_guid
+from ansible_collections.entraops.licensing.plugins.module_utils.journal import powershell_quote
+from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError, atomic_text_file, resolve_output_path, utc_now_iso
+
+
+class ExportFormatError(ValueError):
+    """The legacy export cannot be read as it is; the message names the file, the place, the value and the fix."""
+
+
+FIX_JOIN = ("export multi-valued properties as text joined with ';', for example Select-Object @{Name='DisabledPlans'; "
+            "Expression={$_.DisabledPlans -join ';'}}, or use files/Export-LicenseState.ps1 of this collection")
+FIX_DEPTH = 'ConvertTo-Json cut the nesting at its default -Depth 2; export again with ConvertTo-Json -Depth 5'
+FIX_ENCODING = ("save it as UTF-8 (Export-Csv -Encoding utf8, Out-File -Encoding utf8) or UTF-16 (-Encoding Unicode); "
+                "-Encoding Default writes the Windows ANSI code page, which cannot be read reliably")
+
+# What PowerShell writes in place of an array or object it did not serialise: "System.String[]",
+# "System.Collections.Hashtable", "@{SkuId=...; DisabledPlans=System.Object[]}", or a .NET type
+# name such as "Microsoft.Graph.PowerShell.Models.MicrosoftGraphAssignedLicense".
+_UNSERIALISED = re.compile(
+    r'^(@\{.*\}|System\.[\w.`]+(\[\])?(\[[\w.,` \[\]]*\])?|Microsoft\.Graph\.[\w.`]+(\[\])?)$', re.DOTALL)
+
+_USER_NAME_KEYS = ('userprincipalname', 'upn', 'user')
+_USER_ID_KEYS = ('userid', 'id', 'objectid')
+_SKU_ID_KEYS = ('skuid',)
+_SKU_NAME_KEYS = ('skupartnumber', 'sku', 'license', 'accountskuid')
+_DISABLED_KEYS = ('disabledplans', 'disabledplanids', 'disabledplannames')
+_ENABLED_KEYS = ('enabledplans', 'enabledplanids', 'enabledplannames')
+_NESTED_DIRECT_KEYS = ('licenseassignmentstates',)
+_NESTED_ALL_KEYS = ('assignedlicenses', 'licenses')
+_KNOWN_KEYS = frozenset(_USER_NAME_KEYS + _USER_ID_KEYS + _SKU_ID_KEYS + _SKU_NAME_KEYS + _DISABLED_KEYS + _ENABLED_KEYS
+                        + _NESTED_DIRECT_KEYS + _NESTED_ALL_KEYS)
+_LIST_SEPARATOR = ';'
+
+
+# --------------------------------------------------------------------------------------------
+# Bytes -> text
+# --------------------------------------------------------------------------------------------
+
+def decode_export(data, path):
+    """``(text, encoding name)`` of an export's bytes; BOM first, then UTF-16 by its NULs, then strict UTF-8."""
+    for bom, codec, label in ((codecs.BOM_UTF8, 'utf-8', 'utf-8 with BOM'), (codecs.BOM_UTF16_LE, 'utf-16-le', 'utf-16-le with BOM'),
+                              (codecs.BOM_UTF16_BE, 'utf-16-be', 'utf-16-be with BOM')):
+        if data.startswith(bom):
+            return _decode(data[len(bom):], codec, path, label)
+    sample = data[:200]
+    if len(sample) >= 4 and sample[1::2].count(0) > len(sample) // 4 and sample[0::2].count(0) == 0:
+        return _decode(data, 'utf-16-le', path, 'utf-16-le without BOM')
+    if len(sample) >= 4 and sample[0::2].count(0) > len(sample) // 4 and sample[1::2].count(0) == 0:
+        return _decode(data, 'utf-16-be', path, 'utf-16-be without BOM')
+    return _decode(data, 'utf-8', path, 'utf-8')
+
+
+def _decode(data, codec, path, label):
+    try:
+        return data.decode(codec), label
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b'\n') + 1
+        raise ExportFormatError('%s line %d: byte 0x%02x at offset %d is not %s text: %s' % (
+            path, line, data[exc.start], exc.start, codec.upper(), FIX_ENCODING))
+
+
+# --------------------------------------------------------------------------------------------
+# Text -> raw rows: [(place, {lower-cased key: value})]
+# --------------------------------------------------------------------------------------------
+
+def _csv_rows(text, path):
+    lines = text.splitlines(True)
+    skipped = 0
+    while skipped < len(lines) and (not lines[skipped].strip() or lines[skipped].lstrip().upper().startswith('#TYPE')):
+        skipped += 1
+    if skipped >= len(lines):
+        raise ExportFormatError('%s has no header line: expected an Export-Csv file with columns such as UserPrincipalName, SkuId, DisabledPlans' % path)
+    body = ''.join(lines[skipped:])
+    header_line = lines[skipped]
+    delimiter = _detect_delimiter(header_line, path, skipped + 1)
+    reader = csv.reader(io.StringIO(body, newline=''), delimiter=delimiter)
+    header = [cell.strip().lower() for cell in next(reader)]
+    rows = []
+    for cells in reader:
+        line = skipped + reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(header):
+            raise ExportFormatError('%s line %d has %d fields, the header has %d (delimiter %r): a value holding the delimiter must be quoted; '
+                                    'Export-Csv quotes every field' % (path, line, len(cells), len(header), delimiter))
+        rows.append(('%s line %d' % (path, line), dict(zip(header, cells)), FIX_JOIN))
+    return rows, delimiter
+
+
+def _detect_delimiter(header_line, path, line):
+    best = None
+    for delimiter in (',', ';', '\t'):
+        cells = [cell.strip().lower() for cell in next(csv.reader([header_line], delimiter=delimiter))]
+        known = len([cell for cell in cells if cell in _KNOWN_KEYS])
+        if known and (best is None or known > best[1]):
+            best = (delimiter, known)
+    if best is None:
+        raise ExportFormatError('%s line %d: header %r names none of the expected columns (UserPrincipalName or UserId, SkuId or SkuPartNumber, '
+                                'DisabledPlans or DisabledPlanNames)' % (path, line, header_line.strip()[:200]))
+    return best[0]
+
+
+def _json_rows(text, path):
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ExportFormatError('%s is not valid JSON: %s' % (path, exc))
+    if isinstance(data, dict) and 'value' in data and not (set(key.lower() for key in data) & _KNOWN_KEYS):
+        # Windows PowerShell 5.1 {"value": [...], "Count": n}, or a raw Graph page
+        if not isinstance(data['value'], list):
+            raise ExportFormatError('%s holds {"value": %r} where the rows should be: expected an array of objects; %s' % (
+                path, _short(data['value']), FIX_DEPTH))
+        data = data['value']
+    if isinstance(data, dict):
+        data = [data]          # ConvertTo-Json writes a single object for a single row
+    if not isinstance(data, list):
+        raise ExportFormatError('%s holds a JSON %s: expected an array of objects (ConvertTo-Json output)' % (path, type(data).__name__))
+    rows = []
+    for number, item in enumerate(data, start=1):
+        place = '%s record %d' % (path, number)
+        if isinstance(item, str) and _UNSERIALISED.match(item.strip()):
+            raise ExportFormatError('%s holds %r instead of an object: %s' % (place, _short(item), FIX_DEPTH))
+        if not isinstance(item, dict):
+            raise ExportFormatError('%s is a JSON %s: expected an object' % (place, type(item).__name__))
+        rows.extend(_json_item_rows(item, place))
+    return rows
+
+
+def _json_item_rows(item, place):
+    fields = dict((str(key).lower(), value) for key, value in item.items())
+    for keys, direct_only in ((_NESTED_DIRECT_KEYS, True), (_NESTED_ALL_KEYS, False)):
+        nested_key = next((key for key in keys if key in fields), None)
+        if nested_key is None:
+            continue
+        nested = fields.pop(nested_key)
+        if isinstance(nested, dict):
+            nested = [nested]
+        if isinstance(nested, str):
+            if _UNSERIALISED.match(nested.strip()):
+                raise ExportFormatError('%s field %r holds %r: %s' % (place, nested_key, _short(nested), FIX_DEPTH))
+            raise ExportFormatError('%s field %r holds the text %r: expected a list of {SkuId, DisabledPlans}' % (place, nested_key, _short(nested)))
+        rows = []
+        for position, entry in enumerate(nested or [], start=1):
+            entry_place = '%s %s[%d]' % (place, nested_key, position)
+            if isinstance(entry, str) and _UNSERIALISED.match(entry.strip()):
+                raise ExportFormatError('%s holds %r: %s' % (entry_place, _short(entry), FIX_DEPTH))
+            if not isinstance(entry, dict):
+                raise ExportFormatError('%s is a JSON %s: expected an object {SkuId, DisabledPlans}' % (entry_place, type(entry).__name__))
+            entry_fields = dict((str(key).lower(), value) for key, value in entry.items())
+            if direct_only and entry_fields.get('assignedbygroup') not in (None, ''):
+                continue
+            rows.append((entry_place, dict(fields, **entry_fields), FIX_DEPTH))
+        return rows
+    return [(place, fields, FIX_DEPTH)]
+
+
+# --------------------------------------------------------------------------------------------
+# Raw rows -> expected assignments
+# --------------------------------------------------------------------------------------------
+
+def _short(value):
+    text = str(value)
+    return text if len(text) <= 120 else text[:117] + '...'
+
+
+def _first(fields, keys):
+    for key in keys:
+        if key in fields and fields[key] not in (None, ''):
+            return key, fields[key]
+    return None, None
+
+
+def _scalar(place, key, value, fix=FIX_JOIN):
+    if isinstance(value, (dict, list)):
+        raise ExportFormatError('%s field %r holds a JSON %s: expected a single value' % (place, key, type(value).__name__))
+    text = str(value).strip()
+    if _UNSERIALISED.match(text):
+        raise ExportFormatError('%s field %r holds %r, which PowerShell writes for an object it did not serialise: %s' % (
+            place, key, _short(text), fix))
+    return text
+
+
+def _plan_values(place, key, value, fix=FIX_JOIN):
+    """The items of a plan cell: a JSON list, or text joined with ';' (commas accepted too when unambiguous)."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        items = []
+        for item in value:
+            if isinstance(item, str) and _UNSERIALISED.match(item.strip()):
+                raise ExportFormatError('%s field %r holds %r: %s' % (place, key, _short(item), FIX_DEPTH))
+            if isinstance(item, (dict, list)):
+                raise ExportFormatError('%s field %r holds a nested JSON %s: expected plan GUIDs or names' % (place, key, type(item).__name__))
+            items.append(str(item).strip())
+        return [item for item in items if item]
+    if isinstance(value, dict):
+        raise ExportFormatError('%s field %r holds a JSON object: expected a list of plan GUIDs or names' % (place, key))
+    text = str(value).strip()
+    if _UNSERIALISED.match(text):
+        raise ExportFormatError('%s field %r holds %r instead of the plans: %s' % (place, key, _short(text), fix))
+    separator = _LIST_SEPARATOR if _LIST_SEPARATOR in text or ',' not in text else ','
+    return [item.strip() for item in text.split(separator) if item.strip()]
+
+
+def _refuse_flattened(place, fields, fix):
+    # Export-Csv of Get-MgUser's AssignedLicenses writes "System.Object[]" (or a type name) where the SKUs were.
+    for key in _NESTED_DIRECT_KEYS + _NESTED_ALL_KEYS:
+        value = fields.get(key)
+        if isinstance(value, str) and _UNSERIALISED.match(value.strip()):
+            raise ExportFormatError('%s field %r holds %r instead of the licenses: %s' % (place, key, _short(value.strip()), fix))
+
+
+def _user_of(place, fields, fix):
+    id_key, user_id = _first(fields, _USER_ID_KEYS)
+    name_key, upn = _first(fields, _USER_NAME_KEYS)
+    if user_id is None and upn is None:
+        raise ExportFormatError('%s names no user: expected a UserPrincipalName or UserId value' % place)
+    if user_id is not None:
+        user_id = _scalar(place, id_key, user_id, fix)
+        if not is_guid(user_id):
+            raise ExportFormatError('%s field %r holds %r: expected a user object id (GUID)' % (place, id_key, _short(user_id)))
+        user_id = normalize_guid(user_id, 'user id')
+    if upn is not None:
+        upn = _scalar(place, name_key, upn, fix)
+    return user_id, upn
+
+
+def _sku_of(place, fields, catalog, fix):
+    id_key, sku = _first(fields, _SKU_ID_KEYS)
+    if sku is None:
+        id_key, sku = _first(fields, _SKU_NAME_KEYS)
+    if sku is None:
+        raise ExportFormatError('%s names no SKU: expected a SkuId or SkuPartNumber value' % place)
+    sku = _scalar(place, id_key, sku, fix)
+    if id_key == 'accountskuid' and ':' in sku:
+        sku = sku.split(':', 1)[1]     # MSOnline "contoso:ENTERPRISEPACK"
+    try:
+        return catalog.resolve_sku(sku)
+    except LicensingInputError as exc:
+        raise ExportFormatError('%s field %r: %s' % (place, id_key, exc))
+
+
+def _plans_of(place, fields, catalog, sku_id, fix):
+    """The disabled plan ids the row gives for ``sku_id`` (from disabled or enabled plans)."""
+    disabled_key, disabled = _first(fields, _DISABLED_KEYS)
+    enabled_key, enabled = _first(fields, _ENABLED_KEYS)
+    if disabled_key is not None and enabled_key is not None:
+        raise ExportFormatError('%s gives both %r and %r: expected disabled or enabled plans, not both' % (place, disabled_key, enabled_key))
+    key, value = (enabled_key, enabled) if enabled_key is not None else (disabled_key, disabled)
+    values = _plan_values(place, key, value, fix)
+    try:
+        plan_ids = catalog.resolve_plans(sku_id, values)
+    except LicensingInputError as exc:
+        raise ExportFormatError('%s field %r: %s' % (place, key, exc))
+    if enabled_key is not None:
+        return catalog.disabled_from_enabled(sku_id, plan_ids)
+    return plan_ids
+
+
+def parse_export(data, path):
+    """Structure of an export's bytes, without the tenant: ``{"format", "encoding", "delimiter", "rows": [(place, fields)]}``."""
+    text, encoding = decode_export(data, path)
+    stripped = text.lstrip('\ufeff \t\r\n')
+    if not stripped:
+        raise ExportFormatError('%s is empty: expected an Export-Csv or ConvertTo-Json export of license assignments' % path)
+    if stripped[0] in '[{':
+        return {'format': 'json', 'encoding': encoding, 'delimiter': None, 'rows': _json_rows(stripped, path)}
+    rows, delimiter = _csv_rows(text.lstrip('\ufeff'), path)
+    return {'format': 'csv', 'encoding': encoding, 'delimiter': delimiter, 'rows': rows}
+
+
+def resolve_export(parsed, catalog):
+    """Expected assignments from a parse_export() result, with SKUs and plans resolved through the tenant's SkuCatalog.
+
+    Returns a list of ``{"place", "user_id", "user_principal_name", "user_key", "sku_id", "disabled_plans"}``
+    (``user_key``: the id when given, else the UPN; ``disabled_plans`` a frozenset of plan ids).
+    The same user and SKU twice is accepted when the plans agree, refused otherwise.
+    """
+    seen = {}
+    expected = []
+    for place, fields, fix in parsed['rows']:
+        _refuse_flattened(place, fields, fix)
+        user_id, upn = _user_of(place, fields, fix)
+        sku_id = _sku_of(place, fields, catalog, fix)
+        disabled = frozenset(_plans_of(place, fields, catalog, sku_id, fix))
+        user_key = user_id or upn.casefold()
+        earlier = seen.get((user_key, sku_id))
+        if earlier is not None:
+            if earlier['disabled_plans'] != disabled:
+                raise ExportFormatError('%s gives %s %s other plans than %s: expected one direct assignment per user and SKU' % (
+                    place, upn or user_id, catalog.part_number(sku_id), earlier['place']))
+            continue
+        entry = {'place': place, 'user_id': user_id, 'user_principal_name': upn, 'user_key': user_id or upn,
+                 'sku_id': sku_id, 'disabled_plans': disabled}
+        seen[(user_key, sku_id)] = entry
+        expected.append(entry)
+    return expected
+
+
+def read_export_file(path):
+    """parse_export() of a file; ExportFormatError names the file when it cannot be read."""
+    absolute_path = os.path.abspath(os.path.expanduser(path))
+    try:
+        with open(absolute_path, 'rb') as stream:
+            data = stream.read()
+    except FileNotFoundError:
+        raise ExportFormatError('expected state file %s does not exist' % absolute_path)
+    except OSError as exc:
+        raise ExportFormatError('cannot read expected state file %s: %s' % (absolute_path, exc.strerror or exc))
+    parsed = parse_export(data, absolute_path)
+    parsed['path'] = absolute_path
+    return parsed
+
+
+# --------------------------------------------------------------------------------------------
+# Expected state vs what the groups give
+# --------------------------------------------------------------------------------------------
+
+EXPECTED_STATUSES = ('reproduced', 'sku_missing', 'plans_missing', 'user_not_found')
+
+
+def _inherited_plan_ids(catalog, record):
+    # enabled(G) of the record, back from the names the rule reported (same catalog, same ids).
+    names = record.get('inherited_enabled_plan_names') or []
+    plans = catalog.get(record['sku_id'])['plans']
+    by_name = dict((name, plan_id) for plan_id, (name, dummy) in plans.items())
+    return frozenset(by_name.get(name, name) for name in names)
+
+
+def compare_expected(expected, user, records, catalog):
+    """One comparison dict per expected assignment of one user.
+
+    ``expected``: the user's entries from resolve_export(); ``user``: the Graph user or None when
+    it does not exist; ``records``: that user's classification records (licensing.classify_user),
+    whose ``healthy_inherited_from`` / ``inherited_enabled_plan_names`` are what stays after the
+    direct assignments go. Each result: ``expected_state`` (one of EXPECTED_STATUSES),
+    ``user_id``, ``user_principal_name``, ``sku_id``, ``sku_part_number``, ``source`` (file and line),
+    ``expected_enabled_plan_names``, ``inherited_enabled_plan_names``, ``plans_missing`` (names),
+    ``healthy_inherited_from``, ``verdict`` (the record's, or None).
+    """
+    by_sku = dict((record['sku_id'], record) for record in records if record.get('sku_id'))
+    results = []
+    for entry in expected:
+        sku_id = entry['sku_id']
+        expected_enabled = catalog.enabled_plans(sku_id, entry['disabled_plans'])
+        record = by_sku.get(sku_id)
+        result = {
+            'user_id': user.get('id', '').lower() if user else entry['user_id'],
+            'user_principal_name': user.get('userPrincipalName') if user else entry['user_principal_name'],
+            'sku_id': sku_id, 'sku_part_number': catalog.part_number(sku_id), 'source': entry['place'],
+            'expected_enabled_plan_names': catalog.plan_names(sku_id, expected_enabled),
+            'inherited_enabled_plan_names': [], 'plans_missing': [], 'healthy_inherited_from': [],
+            'verdict': record.get('verdict') if record else None,
+        }
+        if user is None:
+            result['expected_state'] = 'user_not_found'
+        elif record is None or not record.get('healthy_inherited_from'):
+            result['expected_state'] = 'sku_missing'
+            result['plans_missing'] = result['expected_enabled_plan_names']
+        else:
+            inherited = _inherited_plan_ids(catalog, record)
+            missing = expected_enabled - inherited
+            result['healthy_inherited_from'] = list(record['healthy_inherited_from'])
+            result['inherited_enabled_plan_names'] = catalog.plan_names(sku_id, inherited)
+            result['plans_missing'] = catalog.plan_names(sku_id, missing)
+            result['expected_state'] = 'plans_missing' if missing else 'reproduced'
+        results.append(result)
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# The "what this run will do" script
+# --------------------------------------------------------------------------------------------
+
+def planned_script_path(plan_path):
+    """Where the script of a plan goes: beside it, ``<plan name>.planned.ps1``."""
+    root, extension = os.path.splitext(plan_path)
+    return (root if extension else plan_path) + '.planned.ps1'
+
+
+def _comment_text(value):
+    # A newline or control character would end the comment and turn the rest into code.
+    return ''.join(' ' if (ord(char) < 32 or char in '\u0085\u2028\u2029\x7f') else char for char in str(value))
+
+
+_PLANNED_HEADER = """<#
+.SYNOPSIS
+What the entraops.licensing migration plan {plan_name} will do: the direct license removals it plans.
+
+.DESCRIPTION
+Generated by the entraops.licensing Ansible collection at {generated_at}, for the change record.
+Every statement is commented out: running this script changes nothing. Each removal is the
+Microsoft Graph PowerShell equivalent of what entraops.licensing.direct_license sends for one row
+of the plan; the collection re-checks every row on a fresh read just before the write and skips
+rows that are no longer safe, so the run may remove fewer.
+
+Tenant: {tenant}. Rows: {total}, in {batches} batch(es); batch 0 is the canary.
+#>
+
+Write-Host {notice}
+"""
+
+_PLANNED_BATCH = """
+# ---- Batch {batch}{canary}: {count} removal(s)
+"""
+
+_PLANNED_ROW = """# {number} of {total}: {user}, {sku}; kept through group(s) {groups}; direct disabled plans: {disabled}
+# Set-MgUserLicense -UserId {user_id} -AddLicenses @() -RemoveLicenses @({sku_id})
+"""
+
+
+def planned_script_text(rows, plan_name, tenant_id=None, generated_at=None):
+    """The text of the "what this run will do" script for plan ``rows`` (each with a ``batch``)."""
+    rows = sorted(rows, key=lambda row: row.get('batch') if isinstance(row.get('batch'), int) else -1)
+    parts = [_PLANNED_HEADER.format(
+        plan_name=_comment_text(plan_name), generated_at=_comment_text(generated_at or utc_now_iso()),
+        tenant=_comment_text(tenant_id or 'not recorded'), total=len(rows),
+        batches=len(set(row.get('batch') for row in rows)),
+        notice=powershell_quote('This script only documents the planned removals of %s; it changes nothing.' % plan_name))]
+    current_batch = object()
+    for number, row in enumerate(rows, start=1):
+        if row.get('batch') != current_batch:
+            current_batch = row.get('batch')
+            count = len([other for other in rows if other.get('batch') == current_batch])
+            parts.append(_PLANNED_BATCH.format(batch=current_batch, canary=' (canary)' if current_batch == 0 else '', count=count))
+        try:
+            user_id = normalize_guid(row.get('user_id'), 'user id')
+            sku_id = normalize_guid(row.get('sku_id'), 'SKU id')
+        except LicensingInputError as exc:
+            raise RecordsError('planned script row %d: %s' % (number, exc))
+        disabled = row.get('direct_disabled_plan_names') or row.get('direct_disabled_plans') or []
+        parts.append(_PLANNED_ROW.format(
+            number=number, total=len(rows), user=_comment_text(row.get('user_principal_name') or user_id),
+            sku=_comment_text(row.get('sku_part_number') or sku_id),
+            groups=_comment_text(', '.join(row.get('healthy_inherited_from') or []) or 'none'),
+            disabled=_comment_text(', '.join(disabled) or 'none'),
+            user_id=powershell_quote(user_id), sku_id=powershell_quote(sku_id)))
+    return ''.join(parts)
+
+
+def write_planned_script(rows, plan_path, tenant_id=None, generated_at=None):
+    """Write the script beside ``plan_path`` (UTF-8 with BOM for Windows PowerShell 5.1, CRLF); ``{"path", "rows"}``."""
+    rows = list(rows)
+    absolute_path = resolve_output_path(planned_script_path(os.path.abspath(os.path.expanduser(plan_path))), 'planned removals script')
+    text = planned_script_text(rows, os.path.basename(plan_path), tenant_id=tenant_id, generated_at=generated_at)
+    with atomic_text_file(absolute_path, 'planned removals script', encoding='utf-8-sig', newline='\r\n') as stream:
+        stream.write(text)
+    return {'path': absolute_path, 'rows': len(rows)}
