@@ -652,6 +652,19 @@ class Directory:
         return [dict(self._group_dict(g), **{"@odata.type": GROUP_TYPE}) for g in groups]
 
     @_locked
+    def transitive_member_of(self, user_key) -> list[dict]:
+        """Groups the user belongs to directly or through nested groups: direct ones first, then their parents."""
+        user = self._user(user_key)
+        level = sorted((self._groups[g] for g in user.groups or ()), key=lambda g: g.seq)
+        seen, ordered = {g.id for g in level}, []
+        while level:
+            ordered.extend(level)
+            parents = {p for g in level for p in g.parents if p not in seen}
+            seen.update(parents)
+            level = sorted((self._groups[p] for p in parents), key=lambda g: g.seq)
+        return [dict(self._group_dict(g), **{"@odata.type": GROUP_TYPE}) for g in ordered]
+
+    @_locked
     def members_with_license_errors(self, group_id, select=None) -> list[dict]:
         group = self._group(group_id)
         users = sorted((self._users[u] for u in group.error_users), key=lambda u: u.seq)

@@ -45,6 +45,17 @@ ROUTE_PERMISSIONS = {
     "GET /v1.0/users/{id}/memberOf": ("GroupMember.Read.All",
                                       ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All",
                                        "Group.ReadWrite.All", "Directory.ReadWrite.All")),
+    # The cast keeps memberOf's permissions (same relationship, groups only).
+    "GET /v1.0/users/{id}/memberOf/microsoft.graph.group": ("GroupMember.Read.All",
+                                                            ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All",
+                                                             "Group.ReadWrite.All", "Directory.ReadWrite.All")),
+    # user-list-transitivememberof: application least privileged User.Read.All.
+    "GET /v1.0/users/{id}/transitiveMemberOf": ("User.Read.All",
+                                                ("Directory.Read.All", "Directory.ReadWrite.All", "Group.Read.All",
+                                                 "GroupMember.Read.All")),
+    "GET /v1.0/users/{id}/transitiveMemberOf/microsoft.graph.group": ("User.Read.All",
+                                                                      ("Directory.Read.All", "Directory.ReadWrite.All",
+                                                                       "Group.Read.All", "GroupMember.Read.All")),
     "GET /v1.0/groups": ("GroupMember.Read.All", ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All",
                                                   "Group.ReadWrite.All", "Directory.ReadWrite.All")),
     "GET /v1.0/groups/$count": ("GroupMember.Read.All", ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All",

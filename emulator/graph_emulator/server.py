@@ -230,8 +230,9 @@ class GraphApp:
                 status, body = 200, identity.token(base, parts[0], request.form.to_dict(), basic)
             except TokenEndpointError as error:
                 status, body = error.status, error.body(client_request_id)
+        # Identity requests are logged but are never Graph writes (a token POST changes no directory state).
         self.emu.log_request(request.method, request.path, status, request_id, client_request_id, False,
-                             route_key=f"{request.method} /{{tenant}}/{'/'.join(parts[1:])}", app_id=None)
+                             route_key=f"{request.method} /{{tenant}}/{'/'.join(parts[1:])}", write=False, app_id=None)
         headers = {"client-request-id": client_request_id, "x-ms-request-id": request_id,
                    "Cache-Control": "no-store, no-cache"}
         return self.json_response(status, body, headers)
@@ -760,10 +761,34 @@ def license_details(app, call, params, ctx):
 
 @route("GET", r"/v1\.0/users/" + ID + r"/memberOf", "/v1.0/users/{id}/memberOf")
 def member_of(app, call, params, ctx):
-    groups = app.emu.directory.member_of(params["id"])
-    select = parse_member_select(call.query.get("$select"))
-    return app.list_response(call, app.context_url(call, "directoryObjects"), lambda start: enumerate_from(groups, start),
-                             None, select, "group", with_type=True)
+    return memberships(app, call, app.emu.directory.member_of(params["id"]))
+
+
+@route("GET", r"/v1\.0/users/" + ID + r"/memberOf/microsoft\.graph\.group", "/v1.0/users/{id}/memberOf/microsoft.graph.group")
+def member_of_groups(app, call, params, ctx):
+    return memberships(app, call, app.emu.directory.member_of(params["id"]), groups_only=True)
+
+
+@route("GET", r"/v1\.0/users/" + ID + r"/transitiveMemberOf", "/v1.0/users/{id}/transitiveMemberOf")
+def transitive_member_of(app, call, params, ctx):
+    return memberships(app, call, app.emu.directory.transitive_member_of(params["id"]))
+
+
+@route("GET", r"/v1\.0/users/" + ID + r"/transitiveMemberOf/microsoft\.graph\.group",
+       "/v1.0/users/{id}/transitiveMemberOf/microsoft.graph.group")
+def transitive_member_of_groups(app, call, params, ctx):
+    return memberships(app, call, app.emu.directory.transitive_member_of(params["id"]), groups_only=True)
+
+
+def memberships(app, call, groups, groups_only=False):
+    """A user's memberships: directoryObjects, or (OData cast) groups whose $select names group properties."""
+    if groups_only:
+        select = odata.parse_select(call.query.get("$select"), "group")
+        context = app.context_url(call, "groups")
+    else:
+        select = parse_member_select(call.query.get("$select"))
+        context = app.context_url(call, "directoryObjects")
+    return app.list_response(call, context, lambda start: enumerate_from(groups, start), None, select, "group", with_type=True)
 
 
 def parse_plain_select(raw, known, type_name):
@@ -1201,12 +1226,12 @@ class Emulator:
         self.directory.clear_ledger()
 
     # -- observation ---------------------------------------------------------------------------------
-    def log_request(self, method, path, status, request_id, client_request_id, in_batch, route_key="", write=None,
+    def log_request(self, method, path, status, request_id, client_request_id, in_batch, route_key="", write=False,
                     app_id=None):
         entry = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "method": method,
                  "path": path, "route": route_key, "status": status, "request_id": request_id,
                  "client_request_id": client_request_id, "in_batch": in_batch,
-                 "write": method in WRITE_METHODS if write is None else bool(write), "app_id": app_id}
+                 "write": bool(write), "app_id": app_id}
         with self._requests_lock:
             self._requests.append(entry)
 

@@ -114,3 +114,16 @@ def test_process_drains_group_licensing(fresh_emu, control, fresh_graph):
 
 def test_unknown_control_endpoint(control):
     assert control("GET", "nothing").status_code == 404
+
+
+def test_identity_requests_are_logged_but_are_not_graph_writes(fresh_emu, control, fresh_graph):
+    control("DELETE", "stats")
+    control("DELETE", "requests")
+    msal_token(fresh_emu)   # POST /{tenant}/oauth2/v2.0/token
+    user = users_of(fresh_emu)[0]
+    fresh_graph.post(f"users/{user['id']}/assignLicense", {"addLicenses": [], "removeLicenses": []})
+    log = control("GET", "requests").json()["value"]
+    token_posts = [entry for entry in log if entry["path"].endswith("/oauth2/v2.0/token")]
+    assert token_posts and all(entry["method"] == "POST" and entry["write"] is False for entry in token_posts)
+    assert [entry["path"] for entry in log if entry["write"]] == [f"/v1.0/users/{user['id']}/assignLicense"]
+    assert control("GET", "stats").json()["writes"] == 1

@@ -2,6 +2,8 @@
 
 import uuid
 
+import pytest
+
 from conftest import E3, EMS_E5, Graph, assert_error_envelope, licensed_user, users_of
 
 GRAPH_JSON = "application/json;odata.metadata=minimal"
@@ -218,3 +220,37 @@ def test_loss_ledger_through_http(fresh_emu, fresh_graph):
     assert emu.loss_ledger() == ledger
     assert session.delete(f"{emu.base_url}/_emulator/ledger").status_code == 200
     assert emu.loss_ledger() == []
+
+
+def test_member_of_cast_and_transitive_member_of(fresh_emu, fresh_graph):
+    user = next(u for u in users_of(fresh_emu) if not fresh_emu.directory.member_of(u["id"]))
+    inner = new_security_group(fresh_graph, "Inner group", [user["id"]])
+    outer = new_security_group(fresh_graph, "Outer group", [inner["id"]])
+    outermost = new_security_group(fresh_graph, "Outermost group", [outer["id"]])
+    direct = fresh_graph.get(f"users/{user['id']}/memberOf/microsoft.graph.group?$select=id,displayName")
+    assert direct.status_code == 200, direct.text
+    assert direct.json()["@odata.context"].endswith("$metadata#groups")
+    assert [(g["id"], g["displayName"]) for g in direct.json()["value"]] == [(inner["id"], "Inner group")]
+    assert all(g["@odata.type"] == "#microsoft.graph.group" for g in direct.json()["value"])
+    transitive = fresh_graph.get(f"users/{user['id']}/transitiveMemberOf").json()
+    assert transitive["@odata.context"].endswith("$metadata#directoryObjects")
+    assert [g["id"] for g in transitive["value"]] == [inner["id"], outer["id"], outermost["id"]]
+    assert all(g["@odata.type"] == "#microsoft.graph.group" for g in transitive["value"])
+    cast, pages = fresh_graph.list_all(f"users/{user['id']}/transitiveMemberOf/microsoft.graph.group?$top=2&$select=id")
+    assert [g["id"] for g in cast] == [inner["id"], outer["id"], outermost["id"]] and pages == 2
+    assert set(cast[0]) == {"@odata.type", "id"}
+    bad = fresh_graph.get(f"users/{user['id']}/memberOf/microsoft.graph.group?$select=userPrincipalName")
+    assert bad.status_code == 400 and "microsoft.graph.group" in bad.json()["error"]["message"]
+    assert fresh_graph.get("users/00000000-0000-4000-8000-00000000dead/transitiveMemberOf").status_code == 404
+
+
+@pytest.mark.parametrize("path, allowed, denied", [
+    ("memberOf/microsoft.graph.group", ["GroupMember.Read.All"], ["User.Read.All"]),
+    ("transitiveMemberOf", ["User.Read.All"], ["GroupMember.ReadBasic.All"]),
+    ("transitiveMemberOf/microsoft.graph.group", ["GroupMember.Read.All"], ["LicenseAssignment.ReadWrite.All"]),
+])
+def test_membership_routes_enforce_their_documented_permissions(emu, path, allowed, denied):
+    user_id = users_of(emu)[0]["id"]
+    assert Graph(emu, emu.issue_token(permissions=allowed)).get(f"users/{user_id}/{path}").status_code == 200
+    refused = Graph(emu, emu.issue_token(permissions=denied)).get(f"users/{user_id}/{path}")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "Authorization_RequestDenied"
