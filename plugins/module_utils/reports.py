@@ -25,7 +25,7 @@ target directory, fsynced, then renamed over the target, so a reader never sees 
     every record as produced (extra keys kept, one record per line). With a plan-name lookup,
     records that lack ``direct_disabled_plan_names`` get it. UTF-8 without a BOM (RFC 8259).
 
-``ms_direct_vs_inherited``
+``powershell`` (alias ``ms_direct_vs_inherited``, its earlier name)
     The column shape of Microsoft's documented PowerShell report "Use PowerShell to see who has
     inherited and direct licenses" (Entra docs, licensing-group-advanced.md, MSOnline version; the
     script selects ``ObjectId``, ``SkuId``, ``AssignedDirectly``, ``AssignedFromGroup`` for every
@@ -64,6 +64,8 @@ class RecordsError(ValueError):
 
 
 REPORT_FORMATS = ('csv', 'json', 'ms_direct_vs_inherited')
+# User-facing names of formats above: ``powershell`` is what modules document for Microsoft's column shape.
+REPORT_FORMAT_ALIASES = {'powershell': 'ms_direct_vs_inherited'}
 REPORT_EXTENSIONS = {'.csv': 'csv', '.json': 'json'}
 
 CSV_COLUMNS = (
@@ -264,8 +266,10 @@ def _checked_record(record, index, absolute_path):
 def report_format_for(path, report_format=None):
     """The report format named by ``report_format``, or else by the extension of ``path``."""
     if report_format is not None:
+        report_format = REPORT_FORMAT_ALIASES.get(report_format, report_format)
         if report_format not in REPORT_FORMATS:
-            raise RecordsError('report_format %r is not supported; use one of %s' % (report_format, ', '.join(REPORT_FORMATS)))
+            raise RecordsError('report_format %r is not supported; use one of %s (or %s)' % (
+                report_format, ', '.join(REPORT_FORMATS), ', '.join(sorted(REPORT_FORMAT_ALIASES))))
         return report_format
     extension = os.path.splitext(str(path))[1].lower()
     if extension in REPORT_EXTENSIONS:
@@ -292,10 +296,19 @@ def _count_verdicts(records, counts):
         yield record
 
 
-def _write_csv_report(absolute_path, records, lookup, counts):
+def _write_csv_report(absolute_path, records, lookup, counts, extra_columns=()):
     with atomic_text_file(absolute_path, 'report', encoding='utf-8-sig', newline='') as stream:
-        rows = (csv_row(record, lookup) for record in _count_verdicts(records, counts))
-        return _write_csv_rows(stream, CSV_COLUMNS, rows)
+        rows = (csv_row(record, lookup) + _extra_cells(record, extra_columns) for record in _count_verdicts(records, counts))
+        return _write_csv_rows(stream, CSV_COLUMNS + tuple(extra_columns), rows)
+
+
+def _extra_cells(record, extra_columns):
+    cells = []
+    for column in extra_columns:
+        value = record.get(column)
+        cell = '' if value is None else (_join(value) if isinstance(value, (list, tuple)) else str(value))
+        cells.append(neutralize_formula(cell))
+    return cells
 
 
 def _write_ms_report(absolute_path, records, counts):
@@ -339,11 +352,12 @@ def _write_json_report(absolute_path, records, lookup, counts):
     return count
 
 
-def write_report(path, records, report_format=None, plan_name_lookup=None):
+def write_report(path, records, report_format=None, plan_name_lookup=None, extra_columns=()):
     """Write ``records`` (any iterable of record dicts, e.g. a generator) to ``path``.
 
     Memory stays constant whatever the number of records. ``plan_name_lookup`` is a dict of
     service plan GUID to name or a callable taking a GUID and returning a name (or None).
+    ``extra_columns``: record keys added after CSV_COLUMNS in the ``csv`` format (lists joined with ``;``).
     Returns ``{"path": absolute path, "format": format, "rows": data rows written, "summary": counts}``.
     Raises RecordsError naming the path and the problem; nothing is written when the path or
     format is wrong, and the previous file is untouched if writing fails halfway.
@@ -354,7 +368,7 @@ def write_report(path, records, report_format=None, plan_name_lookup=None):
     counts = {}
     checked = (_checked_record(record, index, absolute_path) for index, record in enumerate(records))
     if report_format == 'csv':
-        rows = _write_csv_report(absolute_path, checked, lookup, counts)
+        rows = _write_csv_report(absolute_path, checked, lookup, counts, extra_columns)
     elif report_format == 'json':
         rows = _write_json_report(absolute_path, checked, lookup, counts)
     else:

@@ -212,3 +212,18 @@ def test_planned_script_is_all_comments_crlf_bom_and_names_every_row(tmp_path):
     assert text.index('Batch 0 (canary)') < text.index('Batch 1:')
     assert "# Set-MgUserLicense -UserId '%s' -AddLicenses @() -RemoveLicenses @('%s')" % (ADELE, E3) in text
     assert 'Write-Host pwned' in text and '\nWrite-Host pwned' not in text.replace('\r\n', '\n')
+
+
+def test_powershell_report_format_is_microsofts_column_shape_and_csv_takes_expected_state_columns(tmp_path):
+    from ansible_collections.entraops.licensing.plugins.module_utils.reports import write_report  # pylint: disable=import-outside-toplevel
+    record = {'user_id': ADELE, 'user_principal_name': 'AdeleV@contoso.com', 'sku_id': E3, 'sku_part_number': 'ENTERPRISEPACK',
+              'verdict': 'plans_would_be_lost', 'direct': True, 'inherited_from': ['g1'], 'expected_state': 'plans_missing',
+              'expected_plans_missing': ['=cmd', 'SWAY']}
+    outcome = write_report(str(tmp_path / 'ms.csv'), [record], report_format='powershell')
+    assert outcome['format'] == 'ms_direct_vs_inherited'
+    assert (tmp_path / 'ms.csv').read_bytes() == (b'\xef\xbb\xbf"ObjectId","SkuId","AssignedDirectly","AssignedFromGroup"\r\n'
+                                                  b'"%s","%s","True","True"\r\n' % (ADELE.encode(), E3.encode()))
+    write_report(str(tmp_path / 'r.csv'), [record], extra_columns=('expected_state', 'expected_plans_missing'))
+    lines = (tmp_path / 'r.csv').read_text(encoding='utf-8-sig').splitlines()
+    assert lines[0].endswith(',batch,expected_state,expected_plans_missing')
+    assert lines[1].endswith(",plans_missing,'=cmd;SWAY")
