@@ -20,7 +20,12 @@ description:
     V(inherited_from_untrusted_group), V(not_direct_member), V(group_processing), V(plans_would_be_lost),
     V(user_not_found), V(sku_not_subscribed)) and, where plans would be lost, their names.
   - Optionally writes the full report to O(report_path) and a removal plan to O(plan_path) with batch numbers
-    (0 for the canary, then 1, 2, ...) that M(entraops.licensing.direct_license) executes.
+    (0 for the canary, then 1, 2, ...) that M(entraops.licensing.direct_license) executes. Beside the plan it writes
+    the "what this run will do" PowerShell script for the change record (every planned removal as a commented-out
+    C(Set-MgUserLicense) statement, by batch).
+  - With O(expected_state_path), reads the legacy PowerShell automation's export of the direct assignments it applies
+    and reports every user whose healthy inherited copies (what remains once the direct assignments are removed) do not
+    give them the same: a SKU missing or enabled service plans missing.
   - Users are read page by page (999 per page); the module never holds all user objects at once. Only the returned
     sample, the plan rows and (when O(query) is set) the records needed for the query are kept in memory.
 author:
@@ -30,7 +35,8 @@ options:
     description:
       - Scope by users, each given as object id or user principal name.
       - A user that does not exist gives a V(user_not_found) record.
-      - Exactly one of O(users), O(groups) or O(skus) must be set; O(skus) may also be combined with the other two to limit the SKUs.
+      - At least one of O(users), O(groups), O(skus) or O(expected_state_path) must be set; O(users) and O(groups) exclude each
+        other; O(skus) may also be combined with them to limit the SKUs.
     type: list
     elements: str
   groups:
@@ -60,13 +66,37 @@ options:
     type: path
   report_format:
     description:
-      - Format of O(report_path). V(ms_direct_vs_inherited) writes the columns of Microsoft's documented PowerShell
-        "direct vs inherited" report.
+      - Format of O(report_path). V(powershell) writes the columns of Microsoft's documented PowerShell
+        "direct vs inherited" report (C(ObjectId), C(SkuId), C(AssignedDirectly), C(AssignedFromGroup); every field quoted,
+        C(True)/C(False), UTF-8 with BOM), so spreadsheets and dashboards built on that report keep working.
+      - V(ms_direct_vs_inherited) is the earlier name of V(powershell) and does the same.
+      - With O(expected_state_path), the V(csv) format has two more columns, C(expected_state) and C(expected_plans_missing),
+        and the V(json) format carries the same keys in each record.
     type: str
-    choices: [csv, json, ms_direct_vs_inherited]
+    choices: [csv, json, powershell, ms_direct_vs_inherited]
+  expected_state_path:
+    description:
+      - The legacy automation's export of the direct license assignments it applies, the state the groups must reproduce.
+        C(files/Export-LicenseState.ps1) of this collection writes it; other exports are read too.
+      - CSV from C(Export-Csv) (with or without the C(#TYPE) first line, comma or semicolon delimiter, detected) or JSON from
+        C(ConvertTo-Json) (an array, or one object for one row); UTF-8 with or without BOM or UTF-16 (Windows PowerShell 5.1).
+      - One row per user and SKU. Users by C(UserPrincipalName) or C(UserId); SKUs by C(SkuId) or C(SkuPartNumber); plans as
+        C(DisabledPlans) (GUIDs or names joined with C(;)), C(DisabledPlanNames), or C(EnabledPlans). A JSON user object may
+        carry C(AssignedLicenses) or C(LicenseAssignmentStates) (direct entries only) lists instead.
+      - An export PowerShell could not write properly (a cell holding C(System.String[]) or C(@{...}), JSON cut by the default
+        C(-Depth 2), an ANSI encoding) fails the task naming the file, the line or record and the fix, before anything is read
+        from Graph. So do SKUs and plans the tenant does not have.
+      - Each user and SKU of the file is compared with the user's healthy inherited copies (the same rule, and O(trusted_groups),
+        as the verdicts): V(reproduced), V(plans_missing) (the groups enable fewer plans), V(sku_missing) (no healthy inherited
+        copy of the SKU), V(user_not_found). See RV(expected_state).
+      - Without O(users), O(groups) and O(skus), the scope is the users of the file.
+    type: path
   plan_path:
     description:
       - Write the removal plan (JSON) here, with every V(safe_to_remove) record in a stable order with its batch number.
+      - Also writes, beside it, C(<plan name without extension>.planned.ps1) (for C(plan.json), C(plan.planned.ps1)): the
+        planned removals as commented-out Microsoft Graph PowerShell C(Set-MgUserLicense -UserId ... -AddLicenses @()
+        -RemoveLicenses @(...)) statements grouped by batch, for the change record. Running it changes nothing.
     type: path
   canary_size:
     description: Rows in batch 0 (the canary) of the plan. V(0) means no canary.
@@ -97,7 +127,8 @@ notes:
   - Needs the Microsoft Graph application permissions C(User.Read.All), C(GroupMember.Read.All) and C(Organization.Read.All)
     (C(Directory.Read.All) covers all three).
   - The comparison uses the service plans of each SKU read from the tenant (C(subscribedSkus)), never a fixed list.
-  - The legacy automation's export (C(expected_state_path) in the design) is not supported yet.
+  - C(files/Export-LicenseState.ps1) (in the collection) exports the legacy state with the Microsoft Graph PowerShell SDK;
+    see the README.
 seealso:
   - module: entraops.licensing.direct_license
 '''
@@ -117,6 +148,24 @@ EXAMPLES = r'''
   ansible.builtin.assert:
     that: verify.summary.plans_would_be_lost == 0
 
+- name: Compare the groups with what the legacy PowerShell automation assigns
+  entraops.licensing.license_assignment_info:
+    expected_state_path: /var/tmp/migration/legacy-state.csv   # written by files/Export-LicenseState.ps1
+    trusted_groups: ["LIC E3 all"]
+    report_path: /var/tmp/migration/expected.csv
+  register: expected
+
+- name: Stop when a group does not give somebody what the legacy automation gives them
+  ansible.builtin.assert:
+    that: expected.expected_state.gaps_total == 0
+    fail_msg: "{{ expected.expected_state.gaps }}"
+
+- name: Keep the dashboards fed by Microsoft's direct-vs-inherited PowerShell report
+  entraops.licensing.license_assignment_info:
+    skus: [ENTERPRISEPACK]
+    report_path: /var/tmp/migration/direct-vs-inherited.csv
+    report_format: powershell
+
 - name: Users of one group whose inherited copy is in error
   entraops.licensing.license_assignment_info:
     groups: ["LIC E3 all"]
@@ -135,6 +184,8 @@ records:
     - The first O(sample_size) records. Each has C(user_id), C(user_principal_name), C(sku_id), C(sku_part_number), C(verdict),
       C(direct), C(direct_disabled_plans), C(inherited_from), C(healthy_inherited_from), C(plans_lost) (plan names),
       C(errors) (error codes), C(reason), C(blocking_groups), C(direct_enabled_plan_names), C(inherited_enabled_plan_names).
+    - With O(expected_state_path), also C(expected_state) (V(reproduced), V(plans_missing), V(sku_missing), V(user_not_found), or
+      null when the file does not name this user and SKU) and C(expected_plans_missing) (plan names).
   returned: always
   type: list
   elements: dict
@@ -150,6 +201,39 @@ plan_path:
   description: Absolute path of the plan written, or null.
   returned: always
   type: str
+planned_script_path:
+  description: Absolute path of the "what this run will do" PowerShell script written beside the plan, or null.
+  returned: always
+  type: str
+  sample: /var/tmp/migration/plan.planned.ps1
+expected_state:
+  description:
+    - The comparison with O(expected_state_path).
+    - C(path), C(format) (C(csv) or C(json)), C(encoding), C(delimiter) (CSV only) of the file; C(assignments) (user and SKU
+      pairs in the file), C(users); counts C(reproduced), C(plans_missing), C(sku_missing), C(user_not_found);
+      C(gaps_total) and C(gaps), the first O(sample_size) pairs not reproduced. Each gap has C(expected_state), C(user_id),
+      C(user_principal_name), C(sku_id), C(sku_part_number), C(source) (file and line or record), C(plans_missing) (names),
+      C(expected_enabled_plan_names), C(inherited_enabled_plan_names), C(healthy_inherited_from) and C(verdict).
+  returned: when O(expected_state_path) is set
+  type: dict
+  sample:
+    path: /var/tmp/migration/legacy-state.csv
+    format: csv
+    encoding: utf-8 with BOM
+    delimiter: ","
+    assignments: 2
+    users: 2
+    reproduced: 1
+    plans_missing: 1
+    sku_missing: 0
+    user_not_found: 0
+    gaps_total: 1
+    gaps:
+      - expected_state: plans_missing
+        user_principal_name: adele@contoso.com
+        sku_part_number: ENTERPRISEPACK
+        plans_missing: [SWAY]
+        source: /var/tmp/migration/legacy-state.csv line 2
 batches:
   description: Number of batches in the plan (0 without a plan).
   returned: always
@@ -179,16 +263,27 @@ except ImportError:
 from ansible_collections.entraops.licensing.plugins.module_utils.assignments import (
     MembershipIndex,
     iter_records,
+    iter_users_by_key,
     read_catalog,
     read_tenant_id,
     resolve_groups,
     resolve_skus,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
-from ansible_collections.entraops.licensing.plugins.module_utils.licensing import VERDICTS, LicensingInputError, assign_batches
+from ansible_collections.entraops.licensing.plugins.module_utils.licensing import VERDICTS, LicensingInputError, assign_batches, user_not_found_record
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
 from ansible_collections.entraops.licensing.plugins.module_utils.plan import batch_counts, write_plan
+from ansible_collections.entraops.licensing.plugins.module_utils.powershell import (
+    EXPECTED_STATUSES,
+    ExportFormatError,
+    compare_expected,
+    read_export_file,
+    resolve_export,
+    write_planned_script,
+)
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError, write_report
+
+EXPECTED_COLUMNS = ('expected_state', 'expected_plans_missing')
 
 
 class Collector:
@@ -215,6 +310,70 @@ class Collector:
             yield record
 
 
+class ExpectedStateCheck:
+    """Compares the legacy export with the users' healthy inherited copies; annotates records; keeps counts and a gap sample."""
+
+    def __init__(self, parsed, expected, sample_size):
+        self.parsed = parsed
+        self.by_key = {}
+        for entry in expected:
+            self.by_key.setdefault(entry['user_key'], []).append(entry)
+        self.counts = dict((status, 0) for status in EXPECTED_STATUSES)
+        self.gaps = []
+        self.gaps_total = 0
+        self.sample_size = sample_size
+        self.results = {}
+        self.assignments = len(expected)
+
+    def _count(self, result):
+        self.counts[result['expected_state']] += 1
+        if result['user_id']:
+            self.results[(result['user_id'], result['sku_id'])] = result
+        if result['expected_state'] != 'reproduced':
+            self.gaps_total += 1
+            if len(self.gaps) < self.sample_size:
+                self.gaps.append(result)
+
+    def annotate(self, record):
+        result = self.results.get((record.get('user_id'), record.get('sku_id')))
+        record['expected_state'] = result['expected_state'] if result else None
+        record['expected_plans_missing'] = list(result['plans_missing']) if result else []
+        return record
+
+    def records(self, client, catalog, index, trusted_groups):
+        """Classify the file's users (all SKUs they hold), compare, and yield their annotated records."""
+        seen = set()
+        for key, user in iter_users_by_key(client, list(self.by_key)):
+            records = index.classify(user, catalog, trusted_groups) if user is not None else []
+            for result in compare_expected(self.by_key[key], user, records, catalog):
+                self._count(result)
+            if user is None:
+                yield self.annotate(dict(user_not_found_record(key), expected_state='user_not_found'))
+                continue
+            if user['id'].lower() in seen:
+                continue   # named twice in the file (by id and by UPN)
+            seen.add(user['id'].lower())
+            for record in records:
+                yield self.annotate(record)
+
+    def result(self):
+        result = dict(path=self.parsed['path'], format=self.parsed['format'], encoding=self.parsed['encoding'],
+                      delimiter=self.parsed['delimiter'], assignments=self.assignments, users=len(self.by_key),
+                      gaps_total=self.gaps_total, gaps=self.gaps)
+        result.update(self.counts)
+        return result
+
+
+def read_expected(module, params):
+    """The parsed export, read before any Graph call so a bad file fails first."""
+    if not params['expected_state_path']:
+        return None
+    try:
+        return read_export_file(params['expected_state_path'])
+    except ExportFormatError as exc:
+        module.fail_json(msg=str(exc))
+
+
 def main():
     module = GraphModule(
         argument_spec=dict(
@@ -223,7 +382,8 @@ def main():
             skus=dict(type='list', elements='str'),
             trusted_groups=dict(type='list', elements='str'),
             report_path=dict(type='path'),
-            report_format=dict(type='str', choices=['csv', 'json', 'ms_direct_vs_inherited']),
+            report_format=dict(type='str', choices=['csv', 'json', 'powershell', 'ms_direct_vs_inherited']),
+            expected_state_path=dict(type='path'),
             plan_path=dict(type='path'),
             canary_size=dict(type='int', default=10),
             batch_size=dict(type='int', default=500),
@@ -232,7 +392,7 @@ def main():
         ),
         supports_check_mode=True,
         mutually_exclusive=[['users', 'groups']],
-        required_one_of=[['users', 'groups', 'skus']],
+        required_one_of=[['users', 'groups', 'skus', 'expected_state_path']],
     )
     params = module.params
     if params['query'] and not HAS_JMESPATH:
@@ -246,47 +406,67 @@ def main():
             query = jmespath.compile(params['query'])
         except jmespath.exceptions.JMESPathError as exc:
             module.fail_json(msg='query %r is not a valid JMESPath expression: %s' % (params['query'], exc))
+    parsed_expected = read_expected(module, params)
     client = module.client
+    check = None
     try:
         catalog = read_catalog(client)
+        if parsed_expected is not None:
+            check = ExpectedStateCheck(parsed_expected, resolve_export(parsed_expected, catalog), params['sample_size'])
         tenant_guid = read_tenant_id(client)
         sku_ids = resolve_skus(catalog, params['skus'])
         group_ids = list(resolve_groups(client, params['groups'])) if params['groups'] else None
         trusted = list(resolve_groups(client, params['trusted_groups'])) if params['trusted_groups'] is not None else None
         index = MembershipIndex(client).load_licensed_groups()
         collector = Collector(params['sample_size'], keep_all=query is not None, keep_safe=bool(params['plan_path']))
-        records = collector.watch(iter_records(client, catalog, index, users=params['users'], group_ids=group_ids,
-                                               sku_ids=sku_ids, trusted_groups=trusted))
+        records = _scope_records(params, client, catalog, index, check, group_ids, sku_ids, trusted)
+        records = collector.watch(records)
         report = None
         if params['report_path']:
             report = write_report(params['report_path'], records, report_format=params['report_format'],
-                                  plan_name_lookup=_plan_names(catalog))
+                                  plan_name_lookup=_plan_names(catalog), extra_columns=EXPECTED_COLUMNS if check else ())
         else:
             for dummy in records:
                 pass
-    except LicensingInputError as exc:
-        module.fail_json(msg=str(exc))
-    except RecordsError as exc:
+    except (LicensingInputError, RecordsError, ExportFormatError) as exc:
         module.fail_json(msg=str(exc))
     except GraphError as exc:
         module.fail_from_graph_error(exc, msg='Cannot read the license assignments')
 
     result = dict(changed=False, summary=collector.summary, records=collector.sample, records_total=collector.total,
-                  report_path=report['path'] if report else None, plan_path=None, batches=0)
+                  report_path=report['path'] if report else None, plan_path=None, planned_script_path=None, batches=0)
+    if check is not None:
+        result['expected_state'] = check.result()
     if params['plan_path']:
         try:
             rows = assign_batches(collector.safe, canary_size=params['canary_size'], batch_size=params['batch_size'])
             written = write_plan(params['plan_path'], rows, meta={
                 'tenant_id': tenant_guid, 'trusted_groups': trusted, 'canary_size': params['canary_size'],
                 'batch_size': params['batch_size'], 'scope_summary': collector.summary})
+            names = _plan_names(catalog)
+            script = write_planned_script(
+                (dict(row, direct_disabled_plan_names=[names.get(plan, plan) for plan in row.get('direct_disabled_plans') or []]) for row in rows),
+                written['path'], tenant_id=tenant_guid)
         except (RecordsError, LicensingInputError) as exc:
             module.fail_json(msg=str(exc))
         result['plan_path'] = written['path']
+        result['planned_script_path'] = script['path']
         result['batches'] = written['batches']
         result['batch_sizes'] = dict((str(batch), count) for batch, count in batch_counts({'rows': rows}).items())
     if query is not None:
         result['query_result'] = query.search(collector.all_records)
     module.exit_json(**result)
+
+
+def _scope_records(params, client, catalog, index, check, group_ids, sku_ids, trusted):
+    """The record stream: the named scope (annotated when a legacy export is compared), else the export's users."""
+    if not (params['users'] or group_ids or sku_ids):
+        return check.records(client, catalog, index, trusted)
+    if check is not None:
+        for dummy in check.records(client, catalog, index, trusted):
+            pass   # compare first, so the scope's records can carry the outcome
+    records = iter_records(client, catalog, index, users=params['users'], group_ids=group_ids, sku_ids=sku_ids, trusted_groups=trusted)
+    return (check.annotate(record) for record in records) if check is not None else records
 
 
 def _plan_names(catalog):
