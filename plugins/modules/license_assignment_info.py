@@ -25,7 +25,7 @@ description:
     C(Set-MgUserLicense) statement, by batch).
   - With O(expected_state_path), reads the legacy PowerShell automation's export of the direct assignments it applies
     and reports every user whose healthy inherited copies (what remains once the direct assignments are removed) do not
-    give them the same: a SKU missing or enabled service plans missing.
+    give them the same (a SKU missing, or enabled service plans missing).
   - Users are read page by page (999 per page); the module never holds all user objects at once. Only the returned
     sample, the plan rows and (when O(query) is set) the records needed for the query are kept in memory.
 author:
@@ -87,16 +87,17 @@ options:
         C(-Depth 2), an ANSI encoding) fails the task naming the file, the line or record and the fix, before anything is read
         from Graph. So do SKUs and plans the tenant does not have.
       - Each user and SKU of the file is compared with the user's healthy inherited copies (the same rule, and O(trusted_groups),
-        as the verdicts): V(reproduced), V(plans_missing) (the groups enable fewer plans), V(sku_missing) (no healthy inherited
+        as the verdicts), giving V(reproduced), V(plans_missing) (the groups enable fewer plans), V(sku_missing) (no healthy inherited
         copy of the SKU), V(user_not_found). See RV(expected_state).
       - Without O(users), O(groups) and O(skus), the scope is the users of the file.
     type: path
   plan_path:
     description:
       - Write the removal plan (JSON) here, with every V(safe_to_remove) record in a stable order with its batch number.
-      - Also writes, beside it, C(<plan name without extension>.planned.ps1) (for C(plan.json), C(plan.planned.ps1)): the
-        planned removals as commented-out Microsoft Graph PowerShell C(Set-MgUserLicense -UserId ... -AddLicenses @()
-        -RemoveLicenses @(...)) statements grouped by batch, for the change record. Running it changes nothing.
+      - Also writes, beside it, C(<plan name without extension>.planned.ps1) (for C(plan.json), C(plan.planned.ps1)) with the
+        planned removals as commented-out Microsoft Graph PowerShell statements
+        C(Set-MgUserLicense -UserId ... -AddLicenses @() -RemoveLicenses @(...)) grouped by batch, for the change record.
+        Running it changes nothing.
     type: path
   canary_size:
     description: Rows in batch 0 (the canary) of the plan. V(0) means no canary.

@@ -157,15 +157,18 @@ FIXTURES = {
     # Hand-made: names only, plans by name, unquoted (-UseQuotes AsNeeded in PowerShell 7)
     'names_unquoted.csv': lf(['UserPrincipalName,SkuPartNumber,DisabledPlanNames', 'AdeleV@contoso.com,enterprisepack,SWAY;yammer_enterprise']).encode('utf-8'),
     # Naive: Select-Object UserPrincipalName, SkuId, DisabledPlans | Export-Csv  (an array cell)
-    'naive_string_array.csv': crlf(['#TYPE Selected.System.Management.Automation.PSCustomObject',
-                                     '"UserPrincipalName","SkuId","DisabledPlans"',
-                                     '"AdeleV@contoso.com","%s","System.String[]"' % E3]).encode('ascii'),
+    'naive_string_array.csv': crlf([
+        '#TYPE Selected.System.Management.Automation.PSCustomObject',
+        '"UserPrincipalName","SkuId","DisabledPlans"',
+        '"AdeleV@contoso.com","%s","System.String[]"' % E3]).encode('ascii'),
     # Naive: Get-MgUser -Property UserPrincipalName,AssignedLicenses | Select-Object UserPrincipalName, AssignedLicenses | Export-Csv
-    'naive_assigned_licenses.csv': crlf(['"UserPrincipalName","AssignedLicenses"',
-                                          '"AdeleV@contoso.com","Microsoft.Graph.PowerShell.Models.IMicrosoftGraphAssignedLicense[]"']).encode('ascii'),
+    'naive_assigned_licenses.csv': crlf([
+        '"UserPrincipalName","AssignedLicenses"',
+        '"AdeleV@contoso.com","Microsoft.Graph.PowerShell.Models.IMicrosoftGraphAssignedLicense[]"']).encode('ascii'),
     # ';' delimiter without quotes and plans joined with ';' too: cannot be split, must be refused
-    'semicolon_unquoted_lists.csv': crlf(['UserPrincipalName;SkuId;DisabledPlanNames',
-                                           'AdeleV@contoso.com;%s;SWAY;YAMMER_ENTERPRISE' % E3]).encode('ascii'),
+    'semicolon_unquoted_lists.csv': crlf([
+        'UserPrincipalName;SkuId;DisabledPlanNames',
+        'AdeleV@contoso.com;%s;SWAY;YAMMER_ENTERPRISE' % E3]).encode('ascii'),
     # Export-Csv -Encoding Default on Windows PowerShell 5.1 (ANSI code page 1252), with a non-ASCII name
     'ansi_cp1252.csv': crlf(['"UserPrincipalName","DisplayName","SkuId","DisabledPlans"',
                              '"zoe@contoso.com","Zo\u00eb Lindqvist","%s",""' % E3]).encode('cp1252'),
