@@ -6,6 +6,7 @@ one by one, with the outer request's token.
 """
 
 import base64
+import io
 import json
 import os
 import re
@@ -1051,7 +1052,100 @@ def directory_audits(app, call, params, ctx):
 # -- the Emulator ------------------------------------------------------------------------------
 
 class QuietHandler(WSGIRequestHandler):
-    """No access log: paths are recorded in the request log, and nothing here may print a secret."""
+    """HTTP/1.1 with keep-alive, and no access log (paths are in the request log; nothing here may print a secret).
+
+    werkzeug's handler sends ``Connection: close`` on every response (and, after each one, drains
+    the socket for 10 ms, which on a kept-alive connection would swallow the next request), so every
+    request paid a new TLS handshake. Real Graph keeps connections alive, and so do the pooled clients
+    that talk to the emulator. This handler reads the whole request body before the application runs
+    (so the stream sits exactly at the next request), answers with a Content-Length, and keeps the
+    connection open unless the client asks to close it, the body is chunked, or a fault drops it.
+    """
+
+    protocol_version = "HTTP/1.1"
+    # An idle kept-alive connection is closed after this long; Emulator.stop() closes them at once.
+    timeout = 300
+
+    def setup(self):
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        _connection_opened(self.server, self.connection)
+
+    def finish(self):
+        _connection_closed(self.server, self.connection)
+        super().finish()
+
+    def run_wsgi(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower() or self.request_version < "HTTP/1.1":
+            self.close_connection = True
+            return super().run_wsgi()
+        if self.headers.get("Expect", "").lower().strip() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self.send_error(400, "Bad Content-Length")
+            return None
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            self.close_connection = True   # the client went away mid-body
+            return None
+        self.environ = environ = self.make_environ()
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(length)
+        try:
+            status, headers, payload = self._call_app(environ)
+        except (ConnectionError, socket.timeout) as error:   # fault "drop": the socket is already shut down
+            self.close_connection = True
+            self.connection_dropped(error, environ)
+            return None
+        except Exception as error:  # pylint: disable=broad-except - answered as 500 like werkzeug does
+            self.close_connection = True
+            self.server.log("error", f"Error on request: {error!r}")
+            status, headers, payload = "500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")], b"Internal Server Error"
+        self._send(status, headers, payload, environ["REQUEST_METHOD"])
+        return None
+
+    def _call_app(self, environ):
+        started = []
+
+        def start_response(status, headers, exc_info=None):
+            started[:] = [status, headers]
+            return lambda data: chunks.append(data)
+
+        chunks = []
+        result = self.server.app(environ, start_response)
+        try:
+            for data in result:
+                chunks.append(data)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        return started[0], started[1], b"".join(chunks)
+
+    def _send(self, status, headers, payload, method):
+        code_text, _, reason = status.partition(" ")
+        code = int(code_text)
+        self.send_response(code, reason)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        bodyless = code in (204, 304) or 100 <= code < 200
+        if not bodyless:
+            self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        # Head and body in one write: two small writes meet Nagle + delayed ACK (40 ms per request).
+        self._headers_buffer.append(b"\r\n")
+        if payload and not bodyless and method != "HEAD":
+            self._headers_buffer.append(payload)
+        self.flush_headers()
 
     def log_request(self, code="-", size="-"):
         pass
@@ -1059,6 +1153,27 @@ class QuietHandler(WSGIRequestHandler):
     def log(self, type, message, *args):  # noqa: A002 - werkzeug's signature
         if type == "error" and "SSL" not in message:
             super().log(type, message, *args)
+
+
+def _connection_opened(server, connection):
+    with server.open_connections_lock:
+        server.open_connections.add(connection)
+
+
+def _connection_closed(server, connection):
+    with server.open_connections_lock:
+        server.open_connections.discard(connection)
+
+
+def _close_open_connections(server):
+    """Shut down kept-alive connections so their handler threads end now, not at the idle timeout."""
+    with server.open_connections_lock:
+        connections = list(server.open_connections)
+    for connection in connections:
+        try:
+            connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 CONFIG_KEYS = ("throttling", "time_scale", "latency_ms", "processing_rate", "token_lifetime", "budget_scale",
@@ -1100,8 +1215,7 @@ class Emulator:
     def start(self):
         if self._server is not None:
             return self
-        self._server = make_server(self.host, self.requested_port, self.app, threaded=True,
-                                   ssl_context=self.tls.server_context(), request_handler=QuietHandler)
+        self._server = self._make_server()
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="graph-emulator", daemon=True)
         self._thread.start()
@@ -1115,21 +1229,27 @@ class Emulator:
             self._thread.join(timeout=10)
             self._thread = None
         self._server.server_close()
+        _close_open_connections(self._server)
         self._server = None
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def serve_forever(self):
         """Serve in the calling thread (CLI); returns after ``shutdown()`` from another thread."""
-        self._server = make_server(self.host, self.requested_port, self.app, threaded=True,
-                                   ssl_context=self.tls.server_context(), request_handler=QuietHandler)
+        self._server = self._make_server()
         self._server.serve_forever(poll_interval=0.2)
 
     def listen(self):
         """Bind the socket now (so the port is known) without serving yet."""
-        self._server = make_server(self.host, self.requested_port, self.app, threaded=True,
-                                   ssl_context=self.tls.server_context(), request_handler=QuietHandler)
+        self._server = self._make_server()
         return self._server
+
+    def _make_server(self):
+        server = make_server(self.host, self.requested_port, self.app, threaded=True,
+                             ssl_context=self.tls.server_context(), request_handler=QuietHandler)
+        server.open_connections = set()
+        server.open_connections_lock = threading.Lock()
+        return server
 
     def __enter__(self):
         return self.start()
