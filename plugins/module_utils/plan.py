@@ -48,9 +48,6 @@ from ansible_collections.entraops.licensing.plugins.module_utils.reports import 
 
 PLAN_FORMAT = 'entraops.licensing/plan'
 PLAN_VERSION = 1
-SAFE_VERDICT = 'safe_to_remove'
-DEFAULT_CANARY_SIZE = 10
-DEFAULT_BATCH_SIZE = 500
 
 # Keys the writer computes; a caller's meta cannot override them.
 _COMPUTED_KEYS = ('format', 'version', 'batches', 'summary', 'rows')
@@ -131,30 +128,6 @@ def _check_size(name, value, minimum):
     return value
 
 
-def _user_sort_key(row):
-    return ((row.get('user_principal_name') or '').casefold(), row['user_id'], row.get('sku_part_number') or '', row['sku_id'])
-
-
-def assign_batches(records, canary_size=DEFAULT_CANARY_SIZE, batch_size=DEFAULT_BATCH_SIZE):
-    """Plan rows from records: every ``safe_to_remove`` record gets a batch number.
-
-    The order is stable whatever order Graph returned the users in: by user principal name
-    (case-insensitive), user id, SKU. Batch 0 holds the first ``canary_size`` rows (none when
-    ``canary_size`` is 0), then batches 1, 2, ... hold ``batch_size`` rows each. Records with another
-    verdict follow, in their original order, with ``batch: None``. Input records are not modified.
-    """
-    _check_size('canary_size', canary_size, 0)
-    _check_size('batch_size', batch_size, 1)
-    safe_rows = sorted((dict(record) for record in records if record.get('verdict') == SAFE_VERDICT), key=_user_sort_key)
-    other_rows = [dict(record, batch=None) for record in records if record.get('verdict') != SAFE_VERDICT]
-    for position, row in enumerate(safe_rows):
-        if position < canary_size:
-            row['batch'] = 0
-        else:
-            row['batch'] = 1 + (position - canary_size) // batch_size
-    return safe_rows + other_rows
-
-
 def _checked_meta(meta):
     meta = dict(meta or {})
     reserved = sorted(key for key in meta if key in _COMPUTED_KEYS)
@@ -189,8 +162,8 @@ def _header(meta, rows_summary, batch_count):
 def write_plan(path, rows, meta=None):
     """Write a plan file atomically and return ``{"path", "rows", "batches", "summary"}``.
 
-    ``rows`` are plan rows (see ``assign_batches``); they are validated first, so a plan that
-    cannot be read back is never written. ``meta`` holds ``tenant_id``, ``trusted_groups``,
+    ``rows`` are plan rows (``licensing.assign_batches`` numbers them: the collection's one batching
+    order); they are validated first, so a plan that cannot be read back is never written. ``meta`` holds ``tenant_id``, ``trusted_groups``,
     ``canary_size``, ``batch_size`` and optionally ``created`` (ISO 8601) and other
     JSON-serialisable keys; ``format``, ``version``, ``batches``, ``summary`` and ``rows`` are
     computed. Rows are written one per line, never as one big string.

@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
+from ansible_collections.entraops.licensing.plugins.module_utils.licensing import assign_batches
 from ansible_collections.entraops.licensing.plugins.module_utils.plan import (
-    assign_batches,
     batch_counts,
     read_plan,
     select_batches,
@@ -46,14 +46,14 @@ def record(number, verdict='safe_to_remove', sku_id=E3):
 
 
 def sample_rows():
-    # Graph's paging order is not the UPN order; the batches must not depend on it.
+    # Graph's paging order is not the UPN order; the batches must not depend on it. The plan keeps
+    # rows that are not to be removed for the record, with batch null.
     records = [record(number) for number in (9, 3, 7, 1, 5, 0, 8, 2, 6, 4)]
-    records.insert(4, record(11, verdict='plans_would_be_lost'))
-    records.append(record(12, verdict='direct_only'))
-    return assign_batches(records, canary_size=2, batch_size=3)
+    others = [dict(record(11, verdict='plans_would_be_lost'), batch=None), dict(record(12, verdict='direct_only'), batch=None)]
+    return assign_batches(records, canary_size=2, batch_size=3) + others
 
 
-def test_assign_batches_canary_then_fixed_size_batches_in_upn_order():
+def test_plan_rows_come_from_the_collections_one_batching_order():
     rows = sample_rows()
     assert [(row['user_principal_name'], row['batch']) for row in rows] == [
         ('user000@contoso.com', 0), ('user001@contoso.com', 0),
@@ -64,13 +64,9 @@ def test_assign_batches_canary_then_fixed_size_batches_in_upn_order():
     ]
 
 
-def test_assign_batches_without_canary_starts_at_batch_one_and_checks_sizes():
-    rows = assign_batches([record(0), record(1)], canary_size=0, batch_size=500)
-    assert [row['batch'] for row in rows] == [1, 1]
-    with pytest.raises(RecordsError, match='batch_size must be a whole number >= 1, got 0'):
-        assign_batches([], canary_size=1, batch_size=0)
-    with pytest.raises(RecordsError, match='canary_size must be a whole number >= 0, got True'):
-        assign_batches([], canary_size=True, batch_size=1)
+def test_plan_module_has_no_batching_of_its_own():
+    from ansible_collections.entraops.licensing.plugins.module_utils import plan  # pylint: disable=import-outside-toplevel
+    assert not hasattr(plan, 'assign_batches')
 
 
 def test_write_and_read_round_trip(tmp_path):
