@@ -349,7 +349,7 @@ class ExpectedStateCheck:
             for result in compare_expected(self.by_key[key], user, records, catalog):
                 self._count(result)
             if user is None:
-                yield self.annotate(dict(user_not_found_record(key), expected_state='user_not_found'))
+                yield dict(user_not_found_record(key), expected_state='user_not_found', expected_plans_missing=[])
                 continue
             if user['id'].lower() in seen:
                 continue   # named twice in the file (by id and by UPN)
