@@ -269,9 +269,11 @@ class RemovalEngine:
             self._fail(row, 'Graph refused the removal: %s' % error, status=result.status)
             return
         if still_direct:
-            # Unknown outcome and the direct copy is still there: it was not applied. Never re-sent here.
-            detail = 'outcome unknown (%s); the re-read shows the direct assignment still in place' % result.status
-            self.journal.result(op_id, 'failed', request_id=request_id, status=result.status, error='OutcomeUnknownNotApplied', detail=detail)
+            # Unknown outcome and the direct copy is still there: not applied yet. Never re-sent here. A request the
+            # client gave up on (timeout, dropped reply) may still land after this re-read, so the journal keeps the
+            # removal "unknown" (restorable): a restore reads the user first and puts it back only if it is gone.
+            detail = 'outcome unknown (%s); the re-read shows the direct assignment still in place (a late write may still land)' % result.status
+            self.journal.result(op_id, 'unknown', request_id=request_id, status=result.status, error='OutcomeUnknownNotApplied', detail=detail)
             self._fail(row, 'the removal got no definite answer and was not applied; it was not re-sent (run again to retry)', status=result.status)
             return
         lost = self._loss_after(row, record, before, after)

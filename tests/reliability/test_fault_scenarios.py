@@ -1,0 +1,338 @@
+# -*- coding: utf-8 -*-
+# Copyright: entraops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Fault scenarios end to end: the migration chain against the emulator, a few hundred users each.
+
+Every scenario runs the role's sequence (groups, group licenses, wait, plan, canary, batches),
+with its faults in place, then re-runs the removal as an operator would (the resume), and checks:
+no loss caused by the collection in the emulator's ledger, no journal intent left without a
+result, and the final state the scenario expects. Each adds a row to the campaign table.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import os
+import random
+
+import pytest
+
+from ansible_collections.entraops.licensing.plugins.module_utils.plan import read_plan
+from ansible_collections.entraops.licensing.plugins.modules import direct_license
+from ansible_collections.entraops.licensing.tests.reliability.campaign import (
+    ASSIGN_LICENSE_ROUTE,
+    assert_clean_failure,
+    E3,
+    GROUP_NAME,
+    direct_state,
+    group_phase,
+    holders_of_direct_e3,
+    inherited_e3_healthy,
+    kill_at_call,
+    new_hire_ids,
+    plan_phase,
+    removal_phase,
+    rerun_removal,
+    reset,
+    run,
+    skip_reasons,
+    split_ledger,
+    unresolved_intents,
+)
+
+BATCH_SIZE = 50
+CANARY_SIZE = 10
+
+
+class Migration:
+    """One scenario's run of the chain and what it left behind."""
+
+    def __init__(self, emu, tenant, folder):
+        self.emu = emu
+        self.tenant = tenant
+        self.folder = folder
+        self.journal_path = os.path.join(str(folder), 'journal.jsonl')
+        self.plan_path = None
+        self.plan_rows = []
+        self.results = []
+        self.resume = None
+        reset(emu, tenant)
+        self.direct_before = direct_state(emu)
+        self.holders_before = holders_of_direct_e3(emu)
+
+    def prepare(self, connection_overrides=None):
+        """Group, assign, wait and plan; returns {step: (result, failed the first time)}."""
+        steps = group_phase(self.emu, connection_overrides)
+        self.plan_path, info = plan_phase(self.emu, self.folder, canary_size=CANARY_SIZE, batch_size=BATCH_SIZE,
+                                          connection_overrides=connection_overrides)
+        assert info['summary']['safe_to_remove'] == len(self.holders_before), info['summary']
+        self.plan_rows = [row for row in read_plan(self.plan_path)['rows'] if row['batch'] is not None]
+        steps['license_assignment_info'] = (info, info.get('first_failed', False))
+        return steps
+
+    def user_in_chunk(self, chunk):
+        """The first user of a removal chunk (10 rows, plan order): a fault on its fresh read fires before the chunk is read."""
+        return self.plan_rows[chunk * 10]['user_id']
+
+    def remove(self, connection_overrides=None):
+        batch_count = max(row['batch'] for row in self.plan_rows) + 1
+        self.results = removal_phase(self.emu, self.plan_path, self.journal_path, batch_count, connection_overrides)
+        return self.results
+
+    def resume_run(self):
+        self.emu.clear_faults()
+        self.resume = rerun_removal(self.emu, self.plan_path, self.journal_path)
+        return self.resume
+
+    def migrated(self):
+        return [user_id for user_id in self.holders_before if E3 not in [sku for sku, dummy in direct_state(self.emu)[user_id]]]
+
+    def check(self, figures, name, expect_all_migrated=True, keep=(), expect_injected_losses=None, restore=False):
+        """The campaign's invariants, and a table row. ``keep`` lists users who must still hold E3 directly.
+
+        ``restore``: then put everything back from the journal; the direct assignments must be exactly
+        those before the migration (the journal missed no removal).
+        """
+        if self.resume is None:
+            self.resume_run()
+        ours, injected = split_ledger(self.emu)
+        pending = unresolved_intents(self.journal_path)
+        migrated = self.migrated()
+        figures(kind='scenario', scenario=name, migrated=len(migrated), skipped=skip_reasons([self.resume]),
+                losses=len(ours), injected_losses=len(injected), pending=len(pending))
+        assert ours == [], 'losses caused by the collection: %s' % ours[:3]
+        assert pending == [], 'journal intents without a result after the resume: %s' % pending[:3]
+        if expect_injected_losses is None:
+            for user_id in migrated:
+                assert inherited_e3_healthy(self.emu, user_id), 'user %s was migrated without a healthy inherited E3' % user_id
+        for user_id in keep:
+            assert user_id not in migrated, 'user %s should have kept the direct E3' % user_id
+        if expect_all_migrated:
+            assert sorted(migrated) == self.holders_before
+        else:
+            assert sorted(migrated) == sorted(set(self.holders_before) - set(keep))
+        if expect_injected_losses is not None:
+            assert len(injected) == expect_injected_losses
+        if restore:
+            self.restore_everything()
+        return migrated
+
+    def restore_everything(self):
+        result, failed = run(self.emu, direct_license, state='present', restore_from=self.journal_path)
+        assert not failed, result.get('msg')
+        after = direct_state(self.emu)
+        not_restored = sorted(user_id for user_id, licenses in self.direct_before.items() if after[user_id] != licenses)
+        assert not_restored == [], '%d direct assignment(s) removed but not put back by the journal restore' % len(not_restored)
+        assert split_ledger(self.emu)[0] == []
+
+
+@pytest.fixture
+def migration(campaign_emulator, scenario_tenant, tmp_path):
+    yield Migration(campaign_emulator, scenario_tenant, tmp_path)
+    campaign_emulator.clear_faults()
+    campaign_emulator.configure(latency_ms=0, token_lifetime=3599)
+
+
+def test_baseline_without_faults(migration, figures):
+    migration.prepare()
+    migration.remove()
+    assert all(not failed for dummy, failed in migration.results)
+    resume = migration.resume_run()
+    assert resume['changed'] is False and resume['removed_total'] == 0
+    migration.check(figures, 'baseline, no fault')
+
+
+def test_429_storm_on_top_level_requests(migration, figures):
+    emu = migration.emu
+    # ($batch envelopes cannot be faulted: the emulator matches faults per Graph call, items included)
+    emu.add_fault(method='GET', in_batch=False, status=429, retry_after=0, count=40)
+    emu.add_fault(method='POST', route=r'/groups/[^/]+/assignLicense$', status=429, retry_after=0, count=2)
+    emu.add_fault(method='PATCH', route=r'/groups/[^/]+$', status=429, retry_after=0, count=2)
+    migration.prepare()
+    migration.remove()
+    assert all(not failed for dummy, failed in migration.results)
+    assert emu.stats()['faults_fired'] >= 42
+    assert migration.resume_run()['removed_total'] == 0   # the storm was absorbed: nothing left to resume
+    migration.check(figures, '429 storm, top-level requests')
+
+
+def test_429_storm_inside_batch_items(migration, figures):
+    emu = migration.emu
+    migration.prepare()
+    emu.reset_stats()
+    emu.add_fault(method='POST', route=ASSIGN_LICENSE_ROUTE, status=429, retry_after=0, count=80)
+    emu.add_fault(method='GET', route=r'/users/[^/]+$', status=429, retry_after=0, count=80)
+    emu.add_fault(method='GET', route=r'/memberOf', status=429, retry_after=0, count=40)
+    migration.remove()
+    assert all(not failed for dummy, failed in migration.results)
+    assert emu.stats()['faults_fired'] == 200
+    assert migration.resume_run()['removed_total'] == 0
+    migration.check(figures, '429 storm inside $batch items')
+
+
+def test_5xx_on_reads(migration, figures):
+    emu = migration.emu
+    # 503 (with Retry-After) and 504 on reads are retried; a 500 is not (as Microsoft's SDK retry handler):
+    # the task fails cleanly and the operator's re-run goes on.
+    emu.add_fault(method='GET', status=503, retry_after=0, count=6)
+    emu.add_fault(method='GET', status=504, skip=9, count=1)
+    emu.add_fault(method='GET', status=500, skip=25, count=1)
+    steps = migration.prepare()
+    emu.add_fault(method='GET', route=r'/users/[^/]+$', status=503, retry_after=0, skip=3, count=6)
+    emu.add_fault(method='GET', route=r'/users/[^/]+$', status=504, skip=40, count=1)
+    emu.add_fault(method='GET', route=r'/users/[^/]+$', status=500, skip=150, count=1)
+    migration.remove()
+    failed_steps = [name for name, (dummy, failed) in steps.items() if failed]
+    removal_failures = [result for result, failed in migration.results if failed]
+    assert len(failed_steps) + len(removal_failures) == 2   # the two 500s, each failing one task
+    for result in removal_failures:
+        assert_clean_failure(result)
+        assert '500' in result['msg']
+    migration.check(figures, '500/503/504 on reads')
+
+
+def test_5xx_on_writes_not_applied(migration, figures):
+    emu = migration.emu
+    emu.add_fault(method='POST', route=r'/groups/[^/]+/assignLicense$', status=503, retry_after=0, count=1)
+    migration.prepare()
+    for status, skip in ((500, 5), (503, 30), (504, 90)):
+        emu.add_fault(method='POST', route=ASSIGN_LICENSE_ROUTE, status=status, skip=skip, count=3)
+    migration.remove()
+    not_applied = [failure for result, dummy in migration.results for failure in result['failures'] if 'not applied' in failure['reason']]
+    assert sorted(failure['status'] for failure in not_applied) == [500] * 3 + [503] * 3 + [504] * 3   # never re-sent blindly
+    resume = migration.resume_run()
+    assert resume['removed_total'] == 9   # the operator's re-run removes them
+    migration.check(figures, '500/503/504 on writes (not applied)', restore=True)
+
+
+def test_write_applied_but_answered_504(migration, figures):
+    emu = migration.emu
+    migration.prepare()
+    emu.reset_stats()
+    emu.add_fault(method='POST', route=ASSIGN_LICENSE_ROUTE, status=504, apply_then=True, skip=4, count=6)
+    emu.add_fault(method='POST', route=ASSIGN_LICENSE_ROUTE, status=504, apply_then=True, skip=120, count=4)
+    migration.remove()
+    reconciled = [entry for result, dummy in migration.results for entry in result.get('reconciled', [])]
+    assert [entry['outcome'] for entry in reconciled] == ['applied'] * 10
+    writes = [entry['path'] for entry in emu.request_log() if entry['method'] == 'POST' and entry['path'].endswith('/assignLicense')]
+    assert len(writes) == len(set(writes)) == len(migration.holders_before)   # an applied write is never re-sent
+    migration.check(figures, 'write applied, answered 504', restore=True)
+
+
+def test_dropped_connections(migration, figures):
+    emu = migration.emu
+    emu.add_fault(method='GET', in_batch=False, drop=True, skip=3, count=4)
+    migration.prepare()
+    emu.add_fault(method='POST', route=ASSIGN_LICENSE_ROUTE, drop=True, apply_then=True, skip=12, count=1)
+    emu.add_fault(method='GET', route=r'/users/[^/]+$', drop=True, skip=100, count=1)
+    migration.remove()
+    migration.check(figures, 'dropped connections', restore=True)
+
+
+def test_latency_spikes_beyond_the_client_timeout(migration, figures):
+    emu = migration.emu
+    slow = dict(timeout=1)
+    migration.prepare()
+    emu.add_fault(method='GET', route=r'/users/[^/]+$', delay_ms=1300, skip=15, count=1)
+    emu.add_fault(method='POST', route=ASSIGN_LICENSE_ROUTE, delay_ms=1300, skip=60, count=1)
+    migration.remove(connection_overrides=slow)
+    unknown = [failure for result, dummy in migration.results for failure in result['failures'] if failure['status'] is None]
+    reconciled = [entry for result, dummy in migration.results for entry in result.get('reconciled', [])]
+    # The $batch holding the slow write timed out: none of its 10 removals was re-sent, each was settled by the re-read
+    # (those Graph had not reached yet look not applied, and land later).
+    assert len(unknown) + len(reconciled) == 10
+    migration.check(figures, 'latency spikes beyond the client timeout', restore=True)
+
+
+def test_token_expiring_mid_run(migration, figures):
+    emu = migration.emu
+    migration.prepare()
+    emu.reset_stats()
+    emu.configure(token_lifetime=2, latency_ms=4)
+    migration.remove()
+    assert all(not failed for dummy, failed in migration.results)
+    token_requests = [entry for entry in emu.request_log() if entry['path'].endswith('/oauth2/v2.0/token')]
+    assert len(token_requests) > len(migration.results)   # at least one token was renewed within a run
+    emu.configure(token_lifetime=3599, latency_ms=0)
+    migration.check(figures, 'token expiring mid-run')
+
+
+def test_sigkill_at_24_points_then_rerun(migration, figures):
+    emu = migration.emu
+    migration.prepare()
+    rng = random.Random(20260915)
+    kills = 0
+    for cycle in range(24):
+        done_chunks = (len(migration.holders_before) - len(holders_of_direct_e3(emu))) // 10
+        # A resumed run re-reads the chunks already done (11 calls each) before reaching new work.
+        call_index = 0 if cycle == 0 else 8 + 11 * done_chunks + rng.randrange(0, 60)
+        outcome, dummy, stderr = kill_at_call(emu, migration.folder, call_index, applied=cycle % 2 == 0,
+                                              plan_path=migration.plan_path, journal_path=migration.journal_path, max_failures=1000)
+        assert b'Traceback' not in stderr
+        kills += outcome == 'killed'
+    assert kills >= 20
+    # the journal of the killed runs restores exactly what was removed
+    migration.check(figures, 'SIGKILL at %d points, then re-run' % kills, restore=True)
+
+
+def test_user_removed_from_group_between_plan_and_write(migration, figures):
+    emu = migration.emu
+    migration.prepare()
+    group_id = emu.directory.find_group(GROUP_NAME)['id'] if hasattr(emu.directory, 'find_group') else None
+    group_id = group_id or next(group['id'] for group in emu.export_state()['groups'] if group['displayName'] == GROUP_NAME)
+    victims = [migration.plan_rows[index]['user_id'] for index in (3, 77, 150)]
+    emu.add_fault(route='', ops=[{'op': 'remove_member', 'group': group_id, 'user': user_id} for user_id in victims])
+    migration.remove()
+    migration.check(figures, 'user removed from the group between plan and write', expect_all_migrated=False, keep=victims)
+    for user_id in victims:
+        assert direct_state(emu)[user_id] == migration.direct_before[user_id]
+
+
+def test_group_license_removed_mid_run(migration, figures):
+    emu = migration.emu
+    migration.prepare()
+    group_id = next(group['id'] for group in emu.export_state()['groups'] if group['displayName'] == GROUP_NAME)
+    first_kept = migration.user_in_chunk(8)
+    emu.add_fault(method='GET', route='/users/%s$' % first_kept, op={'op': 'assign_group_license', 'group': group_id, 'add': [], 'remove': [E3]})
+    migration.remove()
+    migrated_before, kept = [row['user_id'] for row in migration.plan_rows[:80]], [row['user_id'] for row in migration.plan_rows[80:]]
+    # The 80 users migrated before someone took the license off the group lose it, and users whose direct copy disables
+    # plans lose those the group enabled: the injected change did that. The collection removes nothing after it.
+    partial_direct = [user_id for user_id in kept if migration.direct_before[user_id][0][1]]
+    migration.check(figures, 'group license removed mid-run', expect_all_migrated=False, keep=kept,
+                    expect_injected_losses=len(migrated_before) + len(partial_direct))
+    ours, injected = split_ledger(emu)
+    assert sorted(entry['user_id'] for entry in injected) == sorted(migrated_before + partial_direct)
+
+
+def test_free_units_fall_to_zero_mid_run(migration, figures):
+    emu = migration.emu
+    migration.prepare()
+    group_id = next(group['id'] for group in emu.export_state()['groups'] if group['displayName'] == GROUP_NAME)
+    new_hires = new_hire_ids(migration.tenant)
+    consumed = next(sku['consumedUnits'] for sku in emu.directory.subscribed_skus() if sku['skuId'] == E3) \
+        if hasattr(emu.directory, 'subscribed_skus') else len(migration.holders_before)
+    ops = [{'op': 'set_sku_units', 'sku': E3, 'enabled': consumed}]
+    ops += [{'op': 'add_member', 'group': group_id, 'user': user_id} for user_id in new_hires]
+    ops.append({'op': 'process_all'})
+    emu.add_fault(method='GET', route='/users/%s$' % migration.user_in_chunk(6), ops=ops)
+    migration.remove()
+    violations = [user_id for user_id in new_hires
+                  if any(entry.get('error') == 'CountViolation' for entry in
+                         emu.directory.get_user(user_id, select=('licenseAssignmentStates',))['licenseAssignmentStates'])]
+    assert violations == new_hires   # the new members found no free unit
+    migration.check(figures, 'free units fall to zero mid-run (CountViolation)')
+
+
+def test_legacy_automation_re_adds_direct_licenses(migration, figures):
+    emu = migration.emu
+    migration.prepare()
+    readded = [row['user_id'] for row in migration.plan_rows[:5]]
+    ops = [{'op': 'assign_user_license', 'user': user_id, 'add': [{'skuId': E3, 'disabledPlans': []}], 'remove': []} for user_id in readded]
+    emu.add_fault(method='GET', route='/users/%s$' % migration.user_in_chunk(12), ops=ops)
+    migration.remove()
+    assert all(E3 in [sku for sku, dummy in direct_state(emu)[user_id]] for user_id in readded)
+    resume = migration.resume_run()
+    assert resume['removed_total'] == len(readded)   # the re-run takes the re-added copies away again
+    migration.check(figures, 'legacy automation re-adds direct licenses')
