@@ -203,7 +203,8 @@ class RemovalEngine:
             else:
                 self.journal.reconcile(state['op_id'], 'failed', error='NotAppliedByInterruptedRun', detail=detail)
         self.reconciled.append({'user': state['user_principal_name'] or state['user_id'], 'user_id': state['user_id'],
-                                'sku': state['sku_part_number'] or state['sku_id'], 'op_id': state['op_id'], 'outcome': 'applied' if applied else 'not_applied'})
+                                'sku': state['sku_part_number'] or state['sku_id'], 'op_id': state['op_id'],
+                                'outcome': 'applied' if applied else 'not_applied'})
 
     # ------------------------------------------------------------------ removal
 
