@@ -85,11 +85,11 @@ try:
 except ImportError:  # pragma: no cover - not POSIX; the journal then works without the lock
     fcntl = None
 
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
     RecordsError,
     atomic_text_file,
     fsync_directory,
-    is_guid,
     normalize_guid,
     resolve_output_path,
     utc_now_iso,
@@ -383,14 +383,16 @@ def _entry_problem(entry):
     if entry.get('op') not in OPERATIONS:
         return 'has op %r, expected one of %s' % (entry.get('op'), ', '.join(OPERATIONS))
     for field in ('user_id', 'sku_id'):
-        if not is_guid(entry.get(field)):
+        guid = canonical_guid(entry.get(field))
+        if guid is None:
             return 'has %s %r, expected a GUID' % (field, entry.get(field))
-        entry[field] = entry[field].lower()
+        entry[field] = guid
     if entry_type == 'intent':
         plans = entry.get('disabled_plans')
-        if not isinstance(plans, list) or not all(is_guid(plan) for plan in plans):
+        canonical_plans = [canonical_guid(plan) for plan in plans] if isinstance(plans, list) else [None]
+        if None in canonical_plans:
             return 'has disabled_plans %r, expected a list of GUIDs' % (plans,)
-        entry['disabled_plans'] = [plan.lower() for plan in plans]
+        entry['disabled_plans'] = canonical_plans
     elif entry.get('outcome') not in OUTCOMES:
         return 'has outcome %r, expected one of %s' % (entry.get('outcome'), ', '.join(OUTCOMES))
     return None

@@ -27,7 +27,7 @@ The safety rule (DESIGN section 1), per user and SKU::
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import re
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import GUID_EXAMPLE, canonical_guid, is_guid
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,8 +92,6 @@ RECORD_FIELDS = (
     'reason', 'blocking_groups', 'direct_enabled_plan_names', 'inherited_enabled_plan_names',
 )
 
-_GUID_RE = re.compile(r'^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$')
-_GUID_EXAMPLE = '6fd2c87f-b296-42f0-b197-1e91e994b900'
 
 
 class LicensingInputError(ValueError):
@@ -116,11 +114,6 @@ class SkuNotSubscribedError(LicensingInputError):
 # GUIDs
 # --------------------------------------------------------------------------------------------
 
-def is_guid(value):
-    """True if ``value`` is a string holding a GUID (8-4-4-4-12 hex, optionally in braces)."""
-    return isinstance(value, str) and _GUID_RE.match(value.strip()) is not None
-
-
 def normalize_guid(value, what='GUID'):
     """Return ``value`` as a lower-case canonical GUID, or raise LicensingInputError.
 
@@ -128,11 +121,11 @@ def normalize_guid(value, what='GUID'):
     Surrounding whitespace and braces are accepted; anything else is refused, so a typo never
     silently becomes a different id.
     """
-    match = _GUID_RE.match(value.strip()) if isinstance(value, str) else None
-    if match is None:
+    guid = canonical_guid(value)
+    if guid is None:
         raise LicensingInputError(
-            "{0!r} is not a valid {1}: expected a GUID like {2}".format(value, what, _GUID_EXAMPLE))
-    return match.group(1).lower()
+            "{0!r} is not a valid {1}: expected a GUID like {2}".format(value, what, GUID_EXAMPLE))
+    return guid
 
 
 def _guid_set(values, what):

@@ -37,10 +37,10 @@ __metaclass__ = type
 
 import json
 
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
     RecordsError,
     atomic_text_file,
-    is_guid,
     resolve_output_path,
     utc_now_iso,
     verdict_summary,
@@ -64,7 +64,7 @@ class _GuidNormaliser(dict):
     """Lower-cased GUID for a value, or None; remembered, as plan and group GUIDs repeat on every row."""
 
     def __missing__(self, value):
-        normalised = value.lower() if is_guid(value) else None
+        normalised = canonical_guid(value)
         if isinstance(value, str):
             self[value] = normalised
         return normalised
@@ -77,9 +77,10 @@ def _row_problem(row, guids):
     for field in ('user_id', 'sku_id'):
         if field not in row:
             return 'is missing %s' % field
-        if not is_guid(row[field]):
+        guid = canonical_guid(row[field])
+        if guid is None:
             return '%s %r is not a GUID' % (field, row[field])
-        row[field] = row[field].lower()
+        row[field] = guid
     if not isinstance(row.get('verdict'), str) or not row['verdict']:
         return 'verdict must be a non-empty string, got %r' % (row.get('verdict'),)
     if 'direct' in row and not isinstance(row['direct'], bool):
@@ -141,9 +142,10 @@ def _checked_meta(meta):
         raise RecordsError('tenant_id must be a string, got %r' % (meta['tenant_id'],))
     trusted_groups = meta.get('trusted_groups')
     if trusted_groups is not None:
-        if not isinstance(trusted_groups, (list, tuple)) or not all(is_guid(group) for group in trusted_groups):
+        canonical_groups = [canonical_guid(group) for group in trusted_groups] if isinstance(trusted_groups, (list, tuple)) else [None]
+        if None in canonical_groups:
             raise RecordsError('trusted_groups must be a list of group GUIDs, got %r' % (trusted_groups,))
-        meta['trusted_groups'] = [group.lower() for group in trusted_groups]
+        meta['trusted_groups'] = canonical_groups
     return meta
 
 

@@ -52,8 +52,9 @@ import csv
 import datetime
 import json
 import os
-import re
 import tempfile
+
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
 
 
 class RecordsError(ValueError):
@@ -78,18 +79,12 @@ MS_DIRECT_VS_INHERITED_COLUMNS = ('ObjectId', 'SkuId', 'AssignedDirectly', 'Assi
 _FORMULA_TRIGGERS = frozenset(('=', '+', '-', '@', '\t', '\r'))
 _LIST_SEPARATOR = ';'
 
-_GUID_PATTERN = re.compile(r'^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')
-
-
-def is_guid(value):
-    return isinstance(value, str) and _GUID_PATTERN.match(value) is not None
-
-
 def normalize_guid(value, what):
     """Return ``value`` as a lower-case GUID, or raise RecordsError naming ``what`` and the value."""
-    if not is_guid(value):
+    guid = canonical_guid(value)
+    if guid is None:
         raise RecordsError('%s must be a GUID like 00000000-0000-0000-0000-000000000000, got %r' % (what, value))
-    return value.lower()
+    return guid
 
 
 def utc_now_iso():
