@@ -180,8 +180,9 @@ class RemovalEngine:
         restore is decided from a fresh read of the user (a removal was applied when the direct
         assignment is gone, a restore when it is in place), reported in ``reconciled`` as
         ``applied`` or ``not_applied`` and, outside check mode, recorded in the journal with
-        ``Journal.reconcile`` (``ok`` or ``failed``) so no intent stays without a result. A removal
-        not applied is simply removed again below if still safe.
+        ``Journal.reconcile`` so no intent stays without a result: ``ok`` when applied; a removal not
+        applied (yet) stays ``unknown``, a restore not applied is ``failed``. A removal not applied is
+        simply removed again below if still safe.
         """
         pending = [state for state in states if state['pending'] and state['op'] in ('remove_direct', 'restore_direct')]
         for offset in range(0, len(pending), ROWS_PER_CHUNK):
@@ -200,6 +201,10 @@ class RemovalEngine:
             detail = 'left pending by an earlier run; a fresh read shows %s' % seen
             if applied:
                 self.journal.reconcile(state['op_id'], 'ok', detail=detail)
+            elif state['op'] == 'remove_direct':
+                # Like a lost answer in this run: a write the killed run sent may still land, so the removal stays
+                # "unknown" (restorable); a restore reads the user first and skips it while the assignment is in place.
+                self.journal.reconcile(state['op_id'], 'unknown', error='NotAppliedByInterruptedRun', detail=detail)
             else:
                 self.journal.reconcile(state['op_id'], 'failed', error='NotAppliedByInterruptedRun', detail=detail)
         self.reconciled.append({'user': state['user_principal_name'] or state['user_id'], 'user_id': state['user_id'],

@@ -199,7 +199,8 @@ reconciled:
     - Writes whose outcome was unknown (this run) or whose run was killed before journaling a result (earlier runs),
       with C(user), C(user_id), C(sku), C(op_id) and C(outcome) (V(applied) or V(not_applied)) as a fresh read showed.
     - Outside check mode, each write an earlier run left pending gets its result line in the journal now
-      (C(ok) or C(failed), marked C(reconciled)), so the journal holds no intent without a result.
+      (C(ok) when applied; a removal not applied stays C(unknown) and restorable, since the killed run's write may still land;
+      marked C(reconciled)), so the journal holds no intent without a result.
     - A removal found not applied is removed again in this run if the rule still allows it.
   returned: always
   type: list
