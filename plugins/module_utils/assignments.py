@@ -13,6 +13,8 @@ derived from the groups' member lists rather than one memberOf read per user.
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+from concurrent.futures import ThreadPoolExecutor
+
 try:
     from urllib.parse import quote
 except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the import sanity test quiet
@@ -95,29 +97,53 @@ class MembershipIndex:
         self._read = set()
 
     def load_licensed_groups(self):
-        """Read every group once; keep and index the members of those that carry licenses."""
-        for group in self.client.get_all('/groups', params={'$select': GROUP_SELECT, '$top': PAGE_SIZE}):
-            if group.get('assignedLicenses'):
+        """Read every group once; keep and index the members of those that carry licenses.
+
+        Each group's member list is a chain of pages; the chains of different groups are
+        independent, so they are read side by side (the client's max_concurrency).
+        """
+        licensed = [group for group in self.client.get_all('/groups', params={'$select': GROUP_SELECT, '$top': PAGE_SIZE})
+                    if group.get('assignedLicenses')]
+        workers = max(1, min(len(licensed), getattr(self.client, 'max_concurrency', 1)))
+        if workers == 1:
+            for group in licensed:
                 self.add_group(group)
+            return self
+        with ThreadPoolExecutor(max_workers=workers) as executor:
+            memberships = executor.map(self._read_members, [GroupFacts.from_graph(group) for group in licensed])
+            for facts, direct_users, nested_users in memberships:
+                self._index(facts, direct_users, nested_users)
         return self
 
     def add_group(self, raw_group):
         facts = GroupFacts.from_graph(raw_group)
-        self.groups[facts.group_id] = facts
         if facts.group_id in self._read:
+            self.groups[facts.group_id] = facts
             return facts
-        self._read.add(facts.group_id)
+        return self._index(*self._read_members(facts))
+
+    def _read_members(self, facts):
+        """(facts, ids of direct user members, ids of nested user members or None); reads only, so it may run in a thread."""
+        direct_users = []
         has_nested = False
         for member in self.client.get_all('/groups/%s/members' % facts.group_id, params={'$select': 'id', '$top': PAGE_SIZE}):
             if _is_type(member, 'user'):
-                self._direct.setdefault(member['id'].lower(), set()).add(facts.group_id)
+                direct_users.append(member['id'].lower())
             elif _is_type(member, 'group'):
                 has_nested = True
+        nested_users = None
         if has_nested:
-            for member in self.client.get_all('/groups/%s/transitiveMembers' % facts.group_id,
-                                              params={'$select': 'id', '$top': PAGE_SIZE}):
-                if _is_type(member, 'user'):
-                    self._nested.setdefault(member['id'].lower(), set()).add(facts.group_id)
+            nested_users = [member['id'].lower() for member in self.client.get_all(
+                '/groups/%s/transitiveMembers' % facts.group_id, params={'$select': 'id', '$top': PAGE_SIZE}) if _is_type(member, 'user')]
+        return facts, direct_users, nested_users
+
+    def _index(self, facts, direct_users, nested_users):
+        self.groups[facts.group_id] = facts
+        self._read.add(facts.group_id)
+        for user_id in direct_users:
+            self._direct.setdefault(user_id, set()).add(facts.group_id)
+        for user_id in nested_users or ():
+            self._nested.setdefault(user_id, set()).add(facts.group_id)
         return facts
 
     def ensure_groups(self, group_ids):
@@ -168,7 +194,7 @@ def iter_group_users(client, group_ids, select=USER_SELECT):
     """Yield each user member of the groups, nested members included, once."""
     seen = set()
     for group_id in group_ids:
-        for member in client.get_all('/groups/%s/transitiveMembers' % group_id, params={'$select': select, '$top': PAGE_SIZE}):
+        for member in client.get_all('/groups/%s/transitiveMembers' % group_id, params={'$select': select, '$top': PAGE_SIZE}, prefetch=True):
             if _is_type(member, 'user') and member['id'].lower() not in seen:
                 seen.add(member['id'].lower())
                 yield member
@@ -179,7 +205,7 @@ def iter_sku_holders(client, sku_ids, select=USER_SELECT):
     seen = set()
     for sku_id in sku_ids:
         params = {'$filter': 'assignedLicenses/any(x:x/skuId eq %s)' % sku_id, '$select': select, '$top': PAGE_SIZE}
-        for user in client.get_all('/users', params=params):
+        for user in client.get_all('/users', params=params, prefetch=True):
             if user['id'].lower() not in seen:
                 seen.add(user['id'].lower())
                 yield user

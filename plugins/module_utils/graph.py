@@ -772,20 +772,36 @@ class GraphClient:
 
     # ---------------------------------------------------------------- paging
 
-    def iter_pages(self, path, params=None, headers=None):
+    def iter_pages(self, path, params=None, headers=None, prefetch=False):
         """Yield each page (the JSON body) of a collection, following @odata.nextLink verbatim.
 
-        ``headers`` (for example ConsistencyLevel) are sent with every page.
+        ``headers`` (for example ConsistencyLevel) are sent with every page. With ``prefetch``
+        the next page is requested while the caller works on the current one (at most two pages
+        in memory): pages must follow one another, so this is the only overlap paging allows.
         """
-        next_url, next_params = path, params
-        while next_url:
-            page = self.request("GET", next_url, params=next_params, headers=headers).body or {}
-            yield page
-            next_url, next_params = page.get("@odata.nextLink"), None
+        if not prefetch:
+            next_url, next_params = path, params
+            while next_url:
+                page = self.request("GET", next_url, params=next_params, headers=headers).body or {}
+                yield page
+                next_url, next_params = page.get("@odata.nextLink"), None
+            return
+        fetch = (lambda url, query: self.request("GET", url, params=query, headers=headers).body or {})
+        executor = ThreadPoolExecutor(max_workers=1)
+        try:
+            pending = executor.submit(fetch, path, params)
+            while pending is not None:
+                page = pending.result()
+                next_url = page.get("@odata.nextLink")
+                pending = executor.submit(fetch, next_url, None) if next_url else None
+                yield page
+        finally:
+            # A caller that stops early leaves at most one request in flight; its page is dropped.
+            executor.shutdown(wait=True)
 
-    def get_all(self, path, params=None, headers=None):
-        """Yield every item of a collection across pages, holding one page in memory at a time."""
-        for page in self.iter_pages(path, params=params, headers=headers):
+    def get_all(self, path, params=None, headers=None, prefetch=False):
+        """Yield every item of a collection across pages, holding one page (two with ``prefetch``) in memory at a time."""
+        for page in self.iter_pages(path, params=params, headers=headers, prefetch=prefetch):
             yield from page.get("value") or []
 
     # ---------------------------------------------------------------- $batch

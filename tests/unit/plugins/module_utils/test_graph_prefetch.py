@@ -1,0 +1,66 @@
+# -*- coding: utf-8 -*-
+# Copyright: entraops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Paging with prefetch and concurrent member reads, against the Graph emulator (benchmark-driven changes)."""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import time
+
+from ansible_collections.entraops.licensing.plugins.module_utils.assignments import MembershipIndex
+
+
+def user_page_requests(emulator):
+    return [entry for entry in emulator.request_log() if entry["method"] == "GET" and entry["path"].endswith("/users")]
+
+
+def test_prefetch_yields_the_same_pages_and_fetches_one_ahead(emulator, client):
+    params = {"$select": "id", "$top": 25}
+    plain = [user["id"] for page in client.iter_pages("/users", params=params) for user in page["value"]]
+    emulator.reset_stats()
+    pages = client.iter_pages("/users", params=params, prefetch=True)
+    first = next(pages)
+    deadline = time.monotonic() + 5
+    while len(user_page_requests(emulator)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # the second page was requested while the caller still holds the first, and no further
+    assert len(user_page_requests(emulator)) == 2
+    prefetched = [user["id"] for page in [first] + list(pages) for user in page["value"]]
+    assert prefetched == plain
+    assert len(user_page_requests(emulator)) == -(-len(plain) // 25)
+
+
+def test_prefetch_stopped_early_leaves_nothing_running(emulator, client):
+    pages = client.iter_pages("/users", params={"$select": "id", "$top": 10}, prefetch=True)
+    next(pages)
+    pages.close()
+    count = len(user_page_requests(emulator))
+    time.sleep(0.2)
+    assert len(user_page_requests(emulator)) == count <= 2
+
+
+def test_concurrent_member_reads_index_every_licensed_group(emulator, client):
+    original = emulator.export_state()
+    state = emulator.export_state()
+    sku_id = state["subscribedSkus"][0]["skuId"]
+    users = [user["id"] for user in state["users"][:30]]
+    group_ids = ["7d0c5a3e-0000-4000-8000-00000000000%d" % index for index in range(3)]
+    for index, group_id in enumerate(group_ids):
+        state["groups"].append({"id": group_id, "displayName": "prefetch test %d" % index, "description": None,
+                                "securityEnabled": True, "mailEnabled": False, "mailNickname": "prefetch%d" % index,
+                                "groupTypes": [], "members": users[index * 10:(index + 1) * 10],
+                                "assignedLicenses": [{"skuId": sku_id, "disabledPlans": []}]})
+    state["processing"] = {"groupLicenses": "queued", "pending": []}
+    emulator.load_state(state)
+    try:
+        index = MembershipIndex(client).load_licensed_groups()
+        for position, group_id in enumerate(group_ids):
+            assert group_id in index.groups
+            for user_id in users[position * 10:(position + 1) * 10]:
+                assert group_id in index.direct_of(user_id.lower())
+        other_users = set(user["id"].lower() for user in state["users"]) - set(user_id.lower() for user_id in users)
+        assert not any(set(group_ids) & index.direct_of(user_id) for user_id in other_users)
+    finally:
+        emulator.load_state(original)
