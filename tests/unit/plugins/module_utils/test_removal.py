@@ -153,3 +153,23 @@ def test_check_mode_engine_sends_reads_only(emu, roles, client):
     assert len(result['removed']) == 1 and result['skipped_by_verdict'] == {'plans_would_be_lost': 1}
     assert [entry for entry in emu.request_log() if entry['write'] and entry['path'].startswith('/v1.0/')] == []
     assert GROUPS['e3_all'] in engine.licensed_group_ids
+
+
+def test_pending_restores_of_a_killed_run_are_journaled_from_a_fresh_read(emu, roles, client, tmp_path):
+    journal_path = str(tmp_path / 'journal.jsonl')
+    landed, lost = roles['safe_0'], roles['safe_1']
+    client.post('/users/%s/assignLicense' % lost, body={'addLicenses': [], 'removeLicenses': [E3]})
+    with Journal(journal_path) as journal:
+        for user_id in (landed, lost):
+            journal.result(journal.intent('remove_direct', user_id, None, E3, 'ENTERPRISEPACK', [], batch=0), 'ok')
+        for user_id in (landed, lost):   # killed with both restores in flight: only the first one landed
+            journal.intent('restore_direct', user_id, None, E3, 'ENTERPRISEPACK', [])
+    with Journal(journal_path) as journal:
+        engine = engine_for(client, journal).reconcile_pending(journal_state(read_journal(journal_path)['entries']).values())
+    assert sorted((entry['user_id'], entry['outcome']) for entry in engine.result()['reconciled']) == sorted(
+        [(landed, 'applied'), (lost, 'not_applied')])
+    lines = read_journal(journal_path)['entries']
+    answered = set(line['op_id'] for line in lines if line['type'] == 'result')
+    assert all(line['op_id'] in answered for line in lines if line['type'] == 'intent')
+    # the restore that landed closes its removal; the one that did not leaves it to restore
+    assert [row['user_id'] for row in restorable(lines)] == [lost]
