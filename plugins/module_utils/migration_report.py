@@ -1,0 +1,507 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2025, entraops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The migration report: one run of the role, for the change record.
+
+Pure functions over what the run left on disk: the plan (``plan.py``), the journal
+(``journal.py``), the assignment-path reports of ``license_assignment_info`` (JSON) taken before
+and after the removals, and the small phase result files the role writes (one JSON object per
+phase or batch). ``build_report`` folds them into one dict; ``render_html``, ``render_csv`` and
+``render_json`` turn that dict into the three files. The HTML is self-contained (inline CSS and
+SVG, no external asset) and every value that came from the tenant is escaped.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import csv
+import io
+import json
+from html import escape
+
+from ansible_collections.entraops.licensing.plugins.module_utils.journal import read_journal
+from ansible_collections.entraops.licensing.plugins.module_utils.licensing import VERDICT_MEANINGS, VERDICTS
+from ansible_collections.entraops.licensing.plugins.module_utils.plan import batch_counts, read_plan
+from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
+    RecordsError,
+    atomic_text_file,
+    neutralize_formula,
+    resolve_output_path,
+    utc_now_iso,
+)
+
+REPORT_FORMAT = 'entraops.licensing/migration-report'
+REPORT_VERSION = 1
+
+# Per user and SKU, what the run did; also the CSV's outcome column.
+MIGRATED = 'migrated'
+ALREADY_INHERITED = 'already_inherited'
+PENDING = 'pending'
+SKIPPED = 'skipped'
+FAILED = 'failed'
+RESTORED = 'restored'
+UNKNOWN = 'unknown'
+OUTCOMES = (MIGRATED, ALREADY_INHERITED, PENDING, SKIPPED, FAILED, RESTORED, UNKNOWN)
+
+PATHS = ('direct_only', 'both', 'inherited_only')
+PATH_LABELS = {'direct_only': 'direct only', 'both': 'direct and inherited', 'inherited_only': 'inherited only'}
+
+CSV_COLUMNS = ('user_principal_name', 'user_id', 'sku_part_number', 'sku_id', 'outcome', 'verdict', 'reason',
+               'batch', 'plans_lost', 'errors')
+
+_COLOURS = {MIGRATED: '#2e7d32', SKIPPED: '#f9a825', FAILED: '#c62828', PENDING: '#90a4ae',
+            'direct_only': '#ef6c00', 'both': '#1565c0', 'inherited_only': '#2e7d32'}
+
+
+def load_json_file(path, what):
+    """The JSON value of a file, or RecordsError naming the file and what it should hold."""
+    try:
+        with open(path, 'r', encoding='utf-8-sig') as stream:
+            return json.load(stream)
+    except FileNotFoundError:
+        raise RecordsError('%s %s does not exist' % (what, path))
+    except (OSError, ValueError) as exc:
+        raise RecordsError('%s %s cannot be read as JSON: %s' % (what, path, exc))
+
+
+def load_assignment_report(path):
+    """Records of a JSON report of license_assignment_info (``{"summary", "records"}``)."""
+    document = load_json_file(path, 'assignment report')
+    if not isinstance(document, dict) or not isinstance(document.get('records'), list):
+        raise RecordsError('assignment report %s: expected the JSON report of license_assignment_info '
+                           '(an object with "summary" and "records")' % path)
+    return document['records']
+
+
+def load_phase_results(paths):
+    """Phase result objects, each with at least ``phase``; sorted as the run produced them."""
+    results = []
+    for path in paths:
+        result = load_json_file(path, 'phase result file')
+        if not isinstance(result, dict) or not isinstance(result.get('phase'), str):
+            raise RecordsError('phase result file %s: expected a JSON object with a "phase" name' % path)
+        results.append(result)
+    return sorted(results, key=lambda item: (str(item.get('time') or ''), item['phase'], _int_or(item.get('batch'), -1)))
+
+
+def _int_or(value, default):
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _key(user_id, sku_id):
+    return (str(user_id or '').lower(), str(sku_id or '').lower())
+
+
+def assignment_path(record):
+    """'direct_only', 'both' or 'inherited_only' (None when the user holds the SKU in no way)."""
+    direct = bool(record.get('direct'))
+    inherited = bool(record.get('inherited_from'))
+    if direct and inherited:
+        return 'both'
+    if direct:
+        return 'direct_only'
+    if inherited:
+        return 'inherited_only'
+    return None
+
+
+def path_counts(records):
+    counts = dict((path, 0) for path in PATHS)
+    for record in records or ():
+        path = assignment_path(record)
+        if path:
+            counts[path] += 1
+    return counts
+
+
+def verdict_counts(records):
+    counts = dict((verdict, 0) for verdict in VERDICTS)
+    for record in records or ():
+        verdict = record.get('verdict')
+        counts[verdict] = counts.get(verdict, 0) + 1
+    return counts
+
+
+def fold_journal(entries):
+    """Per (user, SKU): the last operation and its outcome, with the batch of its intent.
+
+    A removal whose result line is missing (the run was killed) has outcome None: the write
+    may or may not have happened, so it counts as unknown until a restore or re-run settles it.
+    """
+    intents = {}
+    latest = {}
+    for entry in entries:
+        kind = entry.get('type')
+        if kind == 'intent':
+            intents[entry.get('op_id')] = entry
+            latest[_key(entry.get('user_id'), entry.get('sku_id'))] = {
+                'op': entry.get('op'), 'outcome': None, 'batch': entry.get('batch'),
+                'user_principal_name': entry.get('user_principal_name'), 'sku_part_number': entry.get('sku_part_number'),
+                'error': None, 'detail': None}
+        elif kind == 'result':
+            intent = intents.get(entry.get('op_id')) or {}
+            state = latest.setdefault(_key(entry.get('user_id'), entry.get('sku_id')), {
+                'op': entry.get('op'), 'batch': intent.get('batch'), 'user_principal_name': intent.get('user_principal_name'),
+                'sku_part_number': intent.get('sku_part_number')})
+            if state.get('op') == entry.get('op'):
+                state.update(outcome=entry.get('outcome'), error=entry.get('error'), detail=entry.get('detail'))
+            elif entry.get('op') == 'remove_direct' and entry.get('outcome') == 'rolled_back':
+                # The put-back is journaled inside the removal it undoes: the removal's own result is the outcome.
+                state.update(op='remove_direct', outcome='rolled_back', batch=intent.get('batch', state.get('batch')),
+                             error=entry.get('error'), detail=entry.get('detail'))
+    return latest
+
+
+def journal_outcome(state):
+    """The report outcome of one folded journal state."""
+    op, outcome = state.get('op'), state.get('outcome')
+    if op == 'remove_direct':
+        if outcome == 'ok':
+            return MIGRATED
+        if outcome in ('failed', 'rolled_back'):
+            return FAILED
+        if outcome == 'skipped':
+            return None
+        return UNKNOWN
+    if op == 'restore_direct' and outcome in ('ok', 'skipped'):
+        return RESTORED
+    if op == 'restore_direct' and outcome == 'failed':
+        return FAILED
+    return UNKNOWN
+
+
+def _reason(record):
+    verdict = record.get('verdict')
+    reason = VERDICT_MEANINGS.get(verdict, verdict or '')
+    if record.get('plans_lost'):
+        reason += ': ' + ', '.join(str(plan) for plan in record['plans_lost'])
+    if record.get('errors'):
+        reason += ' (' + ', '.join(str(code) for code in record['errors']) + ')'
+    return reason
+
+
+def user_outcomes(records, journal_states, plan_batches):
+    """One row per user and SKU: outcome, verdict and reason, batch."""
+    rows = []
+    seen = set()
+    for record in records or ():
+        key = _key(record.get('user_id'), record.get('sku_id'))
+        seen.add(key)
+        state = journal_states.get(key)
+        outcome = journal_outcome(state) if state else None
+        verdict = record.get('verdict')
+        if outcome is None:
+            if verdict == 'inherited_only':
+                outcome = ALREADY_INHERITED
+            elif verdict == 'safe_to_remove':
+                outcome = PENDING
+            else:
+                outcome = SKIPPED
+        reason = ''
+        if outcome == SKIPPED or outcome == PENDING:
+            reason = _reason(record)
+        elif outcome == FAILED and state:
+            reason = ' '.join(str(part) for part in (state.get('outcome'), state.get('error'), state.get('detail')) if part)
+        batch = state.get('batch') if state and state.get('batch') is not None else plan_batches.get(key)
+        rows.append({
+            'user_principal_name': record.get('user_principal_name'), 'user_id': record.get('user_id'),
+            'sku_part_number': record.get('sku_part_number'), 'sku_id': record.get('sku_id'),
+            'outcome': outcome, 'verdict': verdict, 'reason': reason, 'batch': batch,
+            'plans_lost': list(record.get('plans_lost') or ()), 'errors': list(record.get('errors') or ()),
+        })
+    # Journal rows the final reading did not see (for example a user deleted meanwhile) stay on record.
+    for key, state in sorted(journal_states.items()):
+        if key in seen:
+            continue
+        rows.append({
+            'user_principal_name': state.get('user_principal_name'), 'user_id': key[0],
+            'sku_part_number': state.get('sku_part_number'), 'sku_id': key[1],
+            'outcome': journal_outcome(state) or SKIPPED, 'verdict': None, 'reason': 'in the journal, not in the final reading',
+            'batch': state.get('batch'), 'plans_lost': [], 'errors': [],
+        })
+    return rows
+
+
+def batch_figures(plan_sizes, outcome_rows, phase_results):
+    """Per plan batch: planned, migrated, skipped, failed (from the journal and the batch results)."""
+    figures = {}
+    for batch, planned in plan_sizes.items():
+        figures[batch] = {'batch': batch, 'planned': planned, MIGRATED: 0, SKIPPED: 0, FAILED: 0, PENDING: 0, 'runs': 0}
+    for row in outcome_rows:
+        batch = row.get('batch')
+        if not isinstance(batch, int) or batch not in figures:
+            continue
+        outcome = row['outcome']
+        if outcome in (MIGRATED, FAILED, PENDING):
+            figures[batch][outcome] += 1
+        elif outcome in (SKIPPED, ALREADY_INHERITED, UNKNOWN):
+            figures[batch][SKIPPED] += 1
+    for result in phase_results:
+        batch = result.get('batch')
+        if result.get('phase') == 'remove' and batch in figures:
+            figures[batch]['runs'] += 1
+    return [figures[batch] for batch in sorted(figures)]
+
+
+def _plan_facts(plan_path):
+    if not plan_path:
+        return None, {}, {}
+    plan = read_plan(plan_path)
+    batches = {}
+    for row in plan['rows']:
+        if row.get('batch') is not None:
+            batches[_key(row.get('user_id'), row.get('sku_id'))] = row['batch']
+    facts = {'path': plan_path, 'created': plan.get('created'), 'batches': plan['batches'],
+             'canary_size': plan.get('canary_size'), 'batch_size': plan.get('batch_size'),
+             'trusted_groups': plan.get('trusted_groups'), 'summary': plan['summary']}
+    return facts, batch_counts(plan), batches
+
+
+def _journal_facts(journal_path):
+    if not journal_path:
+        return None, {}
+    journal = read_journal(journal_path)
+    states = fold_journal(journal['entries'])
+    counts = {}
+    for state in states.values():
+        outcome = journal_outcome(state)
+        if outcome:
+            counts[outcome] = counts.get(outcome, 0) + 1
+    facts = {'path': journal['path'], 'entries': len(journal['entries']), 'warnings': journal['warnings'],
+             'runs': sum(1 for entry in journal['entries'] if entry.get('type') == 'run'), 'outcomes': counts}
+    return facts, states
+
+
+def build_report(title, plan_path=None, journal_path=None, before_records=None, after_records=None,
+                 phase_results=(), check_mode=False, generated=None, rollback_script_path=None):
+    """Everything the change record needs, as one JSON-serialisable dict."""
+    plan_facts, plan_sizes, plan_batches = _plan_facts(plan_path)
+    journal_facts, journal_states = _journal_facts(journal_path)
+    final_records = after_records if after_records is not None else before_records
+    outcome_rows = user_outcomes(final_records, journal_states, plan_batches)
+    totals = dict((outcome, 0) for outcome in OUTCOMES)
+    skipped_by_verdict = {}
+    for row in outcome_rows:
+        totals[row['outcome']] += 1
+        if row['outcome'] == SKIPPED:
+            skipped_by_verdict[row['verdict']] = skipped_by_verdict.get(row['verdict'], 0) + 1
+    phase_results = list(phase_results)
+    blockers = []
+    for result in phase_results:
+        blockers.extend(str(item) for item in result.get('blockers') or ())
+    return {
+        'format': REPORT_FORMAT, 'version': REPORT_VERSION, 'title': title, 'generated': generated or utc_now_iso(),
+        'check_mode': bool(check_mode),
+        'totals': totals, 'skipped_by_verdict': dict(sorted(skipped_by_verdict.items(), key=lambda item: str(item[0]))),
+        'verdicts': {'before': verdict_counts(before_records) if before_records is not None else None,
+                     'after': verdict_counts(after_records) if after_records is not None else None},
+        'assignment_paths': {'before': path_counts(before_records) if before_records is not None else None,
+                             'after': path_counts(after_records) if after_records is not None else None},
+        'plan': plan_facts, 'journal': journal_facts, 'rollback_script_path': rollback_script_path,
+        'batches': batch_figures(plan_sizes, outcome_rows, phase_results),
+        'phases': phase_results, 'blockers': blockers,
+        'failures': [row for row in outcome_rows if row['outcome'] in (FAILED, UNKNOWN)],
+        'users': outcome_rows,
+    }
+
+
+def render_json(report):
+    return json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True) + '\n'
+
+
+def _csv_cell(value):
+    if isinstance(value, (list, tuple)):
+        value = ';'.join(str(item) for item in value)
+    if value is None:
+        return ''
+    return neutralize_formula(str(value))
+
+
+def render_csv(report):
+    """One row per user and SKU; cells from the tenant are neutralised against spreadsheet formulas."""
+    stream = io.StringIO()
+    writer = csv.writer(stream, lineterminator='\r\n')
+    writer.writerow(CSV_COLUMNS)
+    for row in report['users']:
+        writer.writerow([_csv_cell(row.get(column)) for column in CSV_COLUMNS])
+    return stream.getvalue()
+
+
+# ---- HTML -----------------------------------------------------------------------------------
+
+def _e(value):
+    return escape('' if value is None else str(value), quote=True)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;margin:24px;color:#1f2933;background:#fff}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d9e2ec;padding-bottom:4px}
+.meta{color:#52606d;font-size:13px}.cards{display:flex;gap:12px;flex-wrap:wrap;margin:16px 0}
+.card{border:1px solid #d9e2ec;border-radius:6px;padding:10px 16px;min-width:120px}
+.card .n{font-size:26px;font-weight:600}.card .l{font-size:12px;color:#52606d;text-transform:uppercase}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{border:1px solid #d9e2ec;padding:4px 8px;text-align:left}
+th{background:#f0f4f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.blocker{color:#c62828}.ok{color:#2e7d32}.note{color:#52606d;font-size:12px}
+.legend span{display:inline-block;margin-right:14px;font-size:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
+svg text{font-size:12px;font-family:inherit}
+"""
+
+# Records what the browser laid out, so a headless test (and a curious reader) can check the charts rendered.
+_SCRIPT = """
+window.addEventListener('load',function(){var n=0;document.querySelectorAll('svg rect[data-value]').forEach(function(r){
+r.setAttribute('data-rendered-width',String(Math.round(r.getBBox().width)));n++;});
+document.body.setAttribute('data-rendered-bars',String(n));});
+"""
+
+
+def _card(label, value, css_id):
+    return '<div class="card" id="%s"><div class="n">%s</div><div class="l">%s</div></div>' % (_e(css_id), _e(value), _e(label))
+
+
+def _legend(keys, labels):
+    return '<div class="legend">%s</div>' % ''.join(
+        '<span><i style="background:%s"></i>%s</span>' % (_COLOURS[key], _e(labels.get(key, key))) for key in keys)
+
+
+def stacked_bars_svg(svg_id, rows, keys, width=640, bar_height=22, label_width=150):
+    """Horizontal stacked bars: rows are (label, {key: count}); each segment's width is proportional to the row's largest total."""
+    largest = max([sum(counts.get(key, 0) for key in keys) for _label, counts in rows] + [1])
+    scale = float(width - label_width - 60) / largest
+    height = len(rows) * (bar_height + 8) + 8
+    parts = ['<svg id="%s" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img">' % (_e(svg_id), width, height)]
+    for index, (label, counts) in enumerate(rows):
+        y = 4 + index * (bar_height + 8)
+        parts.append('<text x="0" y="%d">%s</text>' % (y + bar_height - 6, _e(label)))
+        x = float(label_width)
+        total = 0
+        for key in keys:
+            value = counts.get(key, 0)
+            total += value
+            segment = value * scale
+            parts.append('<rect class="bar-%s" data-row="%s" data-key="%s" data-value="%d" x="%.1f" y="%d" width="%.1f" height="%d" fill="%s">'
+                         '<title>%s: %d</title></rect>' % (_e(key), _e(label), _e(key), value, x, y, segment, bar_height, _COLOURS[key],
+                                                           _e(key), value))
+            x += segment
+        parts.append('<text x="%.1f" y="%d" data-total="%d">%d</text>' % (x + 6, y + bar_height - 6, total, total))
+    parts.append('</svg>')
+    return ''.join(parts)
+
+
+def _table(headers, rows, table_id):
+    head = ''.join('<th>%s</th>' % _e(header) for header in headers)
+    body = []
+    for row in rows:
+        cells = []
+        for value in row:
+            css = ' class="num"' if isinstance(value, int) and not isinstance(value, bool) else ''
+            cells.append('<td%s>%s</td>' % (css, _e(value)))
+        body.append('<tr>%s</tr>' % ''.join(cells))
+    return '<table id="%s"><thead><tr>%s</tr></thead><tbody>%s</tbody></table>' % (_e(table_id), head, ''.join(body))
+
+
+def _phases_html(report):
+    rows = []
+    for result in report['phases']:
+        label = result['phase'] + (' batch %s' % result['batch'] if result.get('batch') is not None else '')
+        rows.append((label, result.get('status') or '', result.get('time') or '', result.get('detail') or ''))
+    return _table(('phase', 'status', 'time', 'detail'), rows, 'phases') if rows else '<p class="note">No phase results.</p>'
+
+
+def _verdicts_html(report):
+    before, after = report['verdicts']['before'], report['verdicts']['after']
+    rows = []
+    for verdict in sorted(set(before or {}) | set(after or {}), key=lambda item: (VERDICTS.index(item) if item in VERDICTS else 99, str(item))):
+        rows.append((verdict, (before or {}).get(verdict, ''), (after or {}).get(verdict, ''), VERDICT_MEANINGS.get(verdict, '')))
+    return _table(('verdict', 'before removal', 'after', 'meaning'), rows, 'verdicts')
+
+
+def _user_rows_html(rows, table_id, max_rows):
+    shown = rows[:max_rows]
+    table = _table(('user', 'SKU', 'outcome', 'verdict', 'batch', 'reason'),
+                   [(row['user_principal_name'] or row['user_id'], row['sku_part_number'] or row['sku_id'], row['outcome'],
+                     row['verdict'] or '', '' if row['batch'] is None else row['batch'], row['reason']) for row in shown], table_id)
+    if len(rows) > max_rows:
+        table += '<p class="note">%d more in the CSV and JSON files.</p>' % (len(rows) - max_rows)
+    return table
+
+
+def render_html(report, max_rows=500):
+    """The self-contained HTML page for the change record."""
+    totals = report['totals']
+    parts = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             '<title>%s</title><style>%s</style></head><body>' % (_e(report['title']), _CSS),
+             '<h1>%s</h1>' % _e(report['title']),
+             '<div class="meta">Generated %s%s</div>' % (_e(report['generated']), ' &middot; <b>dry run (check mode)</b>' if report['check_mode'] else '')]
+    parts.append('<div class="cards">%s</div>' % ''.join((
+        _card('migrated', totals[MIGRATED], 'total-migrated'),
+        _card('already inherited', totals[ALREADY_INHERITED], 'total-already-inherited'),
+        _card('skipped', totals[SKIPPED], 'total-skipped'),
+        _card('pending (planned)', totals[PENDING], 'total-pending'),
+        _card('failed', totals[FAILED] + totals[UNKNOWN], 'total-failed'),
+        _card('restored', totals[RESTORED], 'total-restored'))))
+    if report['blockers']:
+        parts.append('<h2>Blockers</h2><ul id="blockers">%s</ul>' % ''.join('<li class="blocker">%s</li>' % _e(item) for item in report['blockers']))
+
+    parts.append('<h2>Batches</h2>')
+    if report['batches']:
+        keys = (MIGRATED, SKIPPED, FAILED, PENDING)
+        parts.append(_legend(keys, {}))
+        rows = [('canary (0)' if item['batch'] == 0 else 'batch %d' % item['batch'], item) for item in report['batches']]
+        parts.append(stacked_bars_svg('batch-chart', rows, keys))
+        parts.append(_table(('batch', 'planned', 'migrated', 'skipped', 'failed', 'pending', 'runs'),
+                            [(item['batch'], item['planned'], item[MIGRATED], item[SKIPPED], item[FAILED], item[PENDING], item['runs'])
+                             for item in report['batches']], 'batch-table'))
+    else:
+        parts.append('<p class="note">No plan batches.</p>')
+
+    paths = report['assignment_paths']
+    if paths['before'] is not None or paths['after'] is not None:
+        parts.append('<h2>Assignment paths before and after</h2>')
+        parts.append(_legend(PATHS, PATH_LABELS))
+        rows = [(label, paths[key]) for key, label in (('before', 'before removal'), ('after', 'after')) if paths[key] is not None]
+        parts.append(stacked_bars_svg('paths-chart', rows, PATHS))
+
+    parts.append('<h2>Verdicts</h2>')
+    parts.append(_verdicts_html(report))
+    if report['skipped_by_verdict']:
+        parts.append(_table(('skipped because', 'users'), sorted(report['skipped_by_verdict'].items(), key=lambda item: str(item[0])), 'skipped-by-verdict'))
+
+    parts.append('<h2>Phases</h2>')
+    parts.append(_phases_html(report))
+
+    parts.append('<h2>Failures</h2>')
+    parts.append(_user_rows_html(report['failures'], 'failures', max_rows) if report['failures'] else '<p class="ok" id="no-failures">None.</p>')
+    skipped = [row for row in report['users'] if row['outcome'] == SKIPPED]
+    parts.append('<h2>Users skipped and why</h2>')
+    parts.append(_user_rows_html(skipped, 'skipped', max_rows) if skipped else '<p class="ok">None.</p>')
+
+    parts.append('<h2>Files</h2>')
+    plan, journal = report['plan'] or {}, report['journal'] or {}
+    parts.append(_table(('file', 'path', 'facts'), [
+        ('plan', plan.get('path') or '', 'batches %s, canary %s, batch size %s' % (plan.get('batches'), plan.get('canary_size'), plan.get('batch_size'))
+         if plan else ''),
+        ('journal', journal.get('path') or '', '%s entries, %s runs' % (journal.get('entries'), journal.get('runs')) if journal else ''),
+        ('rollback script', report.get('rollback_script_path') or '', ''),
+    ], 'files'))
+    parts.append('<script>%s</script></body></html>\n' % _SCRIPT)
+    return ''.join(parts)
+
+
+def write_report_files(report, html_path=None, json_path=None, csv_path=None, max_rows=500):
+    """Write the requested files atomically; every path is checked before the first is written."""
+    targets = []
+    for path, what, render, newline in ((html_path, 'HTML report', lambda: render_html(report, max_rows), None),
+                                        (json_path, 'JSON report', lambda: render_json(report), None),
+                                        (csv_path, 'CSV report', lambda: render_csv(report), '')):
+        if path:
+            targets.append((resolve_output_path(path, what), what, render, newline))
+    written = {}
+    for absolute_path, what, render, newline in targets:
+        encoding = 'utf-8-sig' if what == 'CSV report' else 'utf-8'
+        with atomic_text_file(absolute_path, what, encoding=encoding, newline=newline) as stream:
+            stream.write(render())
+        written[what] = absolute_path
+    return written
