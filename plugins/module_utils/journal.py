@@ -87,6 +87,7 @@ except ImportError:  # pragma: no cover - not POSIX; the journal then works with
 
 from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
+    USER_DATA_FILE_MODE,
     RecordsError,
     atomic_text_file,
     fsync_directory,
@@ -201,7 +202,8 @@ class Journal:
     def _open(self):
         existed = os.path.exists(self.path)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, 'O_CLOEXEC', 0), 0o666)
+            # The journal names users and their licenses: readable by its owner only (an existing file keeps its mode).
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, 'O_CLOEXEC', 0), USER_DATA_FILE_MODE)
         except OSError as exc:
             raise RecordsError('cannot open journal %s for appending: %s' % (self.path, exc.strerror or exc))
         if not existed:

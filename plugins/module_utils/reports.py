@@ -117,13 +117,16 @@ def resolve_output_path(path, what='file'):
 
 
 def _default_file_mode(existing_path):
-    # mkstemp creates 0600 files; keep what a plain open() would give (umask) or the mode of the file replaced.
+    # Reports, plans and rollback scripts hold user data: a new file is readable by its owner only
+    # (0600, as mkstemp creates it). A file replaced keeps the mode its owner gave it.
     try:
         return os.stat(existing_path).st_mode & 0o7777
     except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return USER_DATA_FILE_MODE
+
+
+# Files holding user data (reports, plans, journals, rollback scripts) are created readable by the owner only.
+USER_DATA_FILE_MODE = 0o600
 
 
 def fsync_directory(directory):

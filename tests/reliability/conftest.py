@@ -91,12 +91,17 @@ def pytest_terminal_summary(terminalreporter):
         write('  pending = journal intents left without a result after the resume')
     explorer = [row for row in _FIGURES if row['kind'] == 'single_fault']
     if explorer:
-        runs = sum(row['runs'] for row in explorer)
-        write('single-fault explorer: %d run(s) over %s call index(es) of a %d-call fault-free run, %d loss(es), %d state mismatch(es), '
-              '%d pending intent(s) [%s]' % (runs, '/'.join(str(row['indices']) for row in explorer), explorer[0]['calls'],
-                                             sum(row['losses'] for row in explorer), sum(row['mismatches'] for row in explorer),
-                                             sum(row['pending'] for row in explorer),
-                                             ', '.join('%s %s' % (row['fault'], _outcome(row)) for row in explorer)))
+        by_fault = {}
+        for row in explorer:
+            total = by_fault.setdefault(row['fault'], dict(runs=0, losses=0, mismatches=0, pending=0, outcome='PASS'))
+            for name in ('runs', 'losses', 'mismatches', 'pending'):
+                total[name] += row[name]
+            if _outcome(row) != 'PASS':
+                total['outcome'] = 'FAIL'
+        write('single-fault explorer (fault-free run: %d Graph calls):' % explorer[0]['calls'])
+        for fault, total in sorted(by_fault.items()):
+            write('  %-11s %-4s %4d run(s), %d loss(es), %d final-state mismatch(es), %d intent(s) left pending'
+                  % (fault, total['outcome'], total['runs'], total['losses'], total['mismatches'], total['pending']))
     bad = [row for row in _FIGURES if row['kind'] == 'bad_input']
     if bad:
         write('bad input: %d distinct case(s) tried over %d module(s), %d wrote to Graph, %d traceback(s), %d message(s) not naming the value [%s]'
@@ -110,4 +115,4 @@ def pytest_terminal_summary(terminalreporter):
                  sum(row.get('files', 0) for row in leaks), sum(row.get('open_files', 0) for row in leaks)))
     transport = [row for row in _FIGURES if row['kind'] == 'transport']
     if transport:
-        write('transport: %d check(s), %s' % (len(transport), ', '.join('%s %s' % (row['check'], _outcome(row)) for row in transport)))
+        write('transport and files: %d check(s), %s' % (len(transport), ', '.join('%s %s' % (row['check'], _outcome(row)) for row in transport)))
