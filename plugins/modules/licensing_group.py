@@ -159,6 +159,8 @@ nested_groups:
   sample: 0
 '''
 
+import unicodedata
+
 from ansible_collections.entraops.licensing.plugins.module_utils.directory import (
     DirectoryInputError,
     add_members,
@@ -212,6 +214,22 @@ def diff_list(labels_by_id, ids):
     return listed
 
 
+# Entra's limits for a group's displayName and description (Graph group resource).
+MAX_NAME_LENGTH = 256
+MAX_DESCRIPTION_LENGTH = 1024
+
+
+def text_problem(value, limit):
+    """Why ``value`` cannot be a group name or description (control characters, too long), or None."""
+    if value is None:
+        return None
+    if any(unicodedata.category(character) == "Cc" for character in value):
+        return "contains control characters: expected printable text"
+    if len(value) > limit:
+        return "is %d characters long: expected at most %d" % (len(value), limit)
+    return None
+
+
 class LicensingGroup:
     def __init__(self, module):
         self.module = module
@@ -222,6 +240,10 @@ class LicensingGroup:
         name = (self.params["name"] or "").strip()
         if not name:
             self.module.fail_json(msg="name %r is empty: expected the display name of the group" % self.params["name"])
+        for option, limit in (("name", MAX_NAME_LENGTH), ("description", MAX_DESCRIPTION_LENGTH)):
+            problem = text_problem(self.params[option], limit)
+            if problem:
+                self.module.fail_json(msg="%s %r %s" % (option, self.params[option], problem))
         if self.params["state"] == "absent":
             return self.absent(name)
         return self.present(name)
