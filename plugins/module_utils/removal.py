@@ -40,6 +40,12 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
 # skipped_by_verdict key for a row whose user holds the SKU in no way (not a DESIGN verdict: nothing to classify).
 NOT_HELD = 'not_held'
 ROWS_PER_CHUNK = 10   # two reads per user: 20 items, one $batch request
+# Removal chunks grow from ROWS_PER_CHUNK to MAX_ROWS_PER_CHUNK while chunks go clean, and fall back to
+# ROWS_PER_CHUNK after any failure. Each chunk costs about five round trips (read, groups, write,
+# re-read, groups): with 10 rows at ~100 ms per trip the engine cannot reach Graph's 20 writes/s, with
+# 50 it can (benchmarks/README.md). Starting small keeps the first writes of a run, and those after a
+# failure, to 10 users; the fresh read stays a couple of seconds at most before the write it checks.
+MAX_ROWS_PER_CHUNK = 50
 SAMPLE_SIZE = 100
 
 
@@ -215,9 +221,12 @@ class RemovalEngine:
 
     def remove(self, rows):
         """Remove the direct assignments of ``rows`` (dicts with user_id, sku_id, optional batch/UPN/part number) where safe."""
+        sizer = ChunkSizer()
         try:
-            for chunk in _chunks_one_row_per_user(rows, ROWS_PER_CHUNK):
+            for chunk in _chunks_one_row_per_user(rows, sizer.next_size):
+                failures_before = len(self.failures)
                 self._remove_chunk(chunk)
+                sizer.after_chunk(clean=len(self.failures) == failures_before)
         except MaxFailuresExceeded:
             pass
         return self
@@ -413,8 +422,25 @@ def _request_id(result):
     return error.request_id if error is not None else None
 
 
+class ChunkSizer:
+    """Removal chunk sizes: ROWS_PER_CHUNK first, doubling after each clean chunk up to MAX_ROWS_PER_CHUNK, back after a failure."""
+
+    def __init__(self, first=ROWS_PER_CHUNK, largest=MAX_ROWS_PER_CHUNK):
+        self.first = first
+        self.largest = largest
+        self.size = first
+
+    def next_size(self):
+        return self.size
+
+    def after_chunk(self, clean):
+        self.size = min(self.largest, self.size * 2) if clean else self.first
+
+
 def _chunks_one_row_per_user(rows, size):
-    """Chunks of up to ``size`` rows with no user twice: a user's second SKU goes to a later round."""
+    """Chunks of up to ``size`` rows (a number, or a callable asked before each chunk) with no user twice:
+    a user's second SKU goes to a later round."""
+    next_size = size if callable(size) else (lambda: size)
     rounds = []
     seen = {}
     for row in rows:
@@ -424,5 +450,8 @@ def _chunks_one_row_per_user(rows, size):
             rounds.append([])
         rounds[position].append(row)
     for round_rows in rounds:
-        for offset in range(0, len(round_rows), size):
-            yield round_rows[offset:offset + size]
+        offset = 0
+        while offset < len(round_rows):
+            count = max(1, next_size())
+            yield round_rows[offset:offset + count]
+            offset += count
