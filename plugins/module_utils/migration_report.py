@@ -287,6 +287,9 @@ def build_report(title, plan_path=None, journal_path=None, before_records=None, 
         totals[row['outcome']] += 1
         if row['outcome'] == SKIPPED:
             skipped_by_verdict[row['verdict']] = skipped_by_verdict.get(row['verdict'], 0) + 1
+    # Direct assignments that disabled plans the group enables: the user gains services (the rule allows it).
+    had_disabled = set(_key(record.get('user_id'), record.get('sku_id')) for record in before_records or () if record.get('direct_disabled_plans'))
+    more_plans = sum(1 for row in outcome_rows if row['outcome'] == MIGRATED and _key(row['user_id'], row['sku_id']) in had_disabled)
     phase_results = list(phase_results)
     blockers = []
     for result in phase_results:
@@ -294,7 +297,7 @@ def build_report(title, plan_path=None, journal_path=None, before_records=None, 
     return {
         'format': REPORT_FORMAT, 'version': REPORT_VERSION, 'title': title, 'generated': generated or utc_now_iso(),
         'check_mode': bool(check_mode),
-        'totals': totals, 'skipped_by_verdict': dict(sorted(skipped_by_verdict.items(), key=lambda item: str(item[0]))),
+        'totals': totals, 'migrated_with_more_plans': more_plans, 'skipped_by_verdict': dict(sorted(skipped_by_verdict.items(), key=lambda item: str(item[0]))),
         'verdicts': {'before': verdict_counts(before_records) if before_records is not None else None,
                      'after': verdict_counts(after_records) if after_records is not None else None},
         'assignment_paths': {'before': path_counts(before_records) if before_records is not None else None,
@@ -442,6 +445,9 @@ def render_html(report, max_rows=500):
         _card('pending (planned)', totals[PENDING], 'total-pending'),
         _card('failed', totals[FAILED] + totals[UNKNOWN], 'total-failed'),
         _card('restored', totals[RESTORED], 'total-restored'))))
+    if report.get('migrated_with_more_plans'):
+        parts.append('<p class="note" id="more-plans">%d migrated user(s) had plans disabled in their direct assignment that the group enables: '
+                     'they gained those services.</p>' % report['migrated_with_more_plans'])
     if report['blockers']:
         parts.append('<h2>Blockers</h2><ul id="blockers">%s</ul>' % ''.join('<li class="blocker">%s</li>' % _e(item) for item in report['blockers']))
 

@@ -98,6 +98,11 @@ totals:
   returned: always
   type: dict
   sample: {"migrated": 990, "already_inherited": 0, "pending": 0, "skipped": 10, "failed": 0, "restored": 0, "unknown": 0}
+migrated_with_more_plans:
+  description: Migrated users whose direct assignment disabled plans that the group enables (they gained those services).
+  returned: always
+  type: int
+  sample: 97
 skipped_by_verdict:
   description: Skipped users counted by verdict.
   returned: always
@@ -187,7 +192,8 @@ def run(module):
     except RecordsError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(
-        changed=False, totals=report['totals'], skipped_by_verdict=report['skipped_by_verdict'],
+        changed=False, totals=report['totals'], migrated_with_more_plans=report['migrated_with_more_plans'],
+        skipped_by_verdict=report['skipped_by_verdict'],
         assignment_paths=report['assignment_paths'], batches=report['batches'], blockers=report['blockers'],
         failures=report['failures'][:100], html_path=written.get('HTML report'), json_path=written.get('JSON report'),
         csv_path=written.get('CSV report'))

@@ -178,3 +178,11 @@ def test_report_without_any_input_is_empty_but_valid():
     report = mr.build_report('t')
     assert report['batches'] == [] and report['users'] == []
     assert 'No plan batches.' in mr.render_html(report)
+
+
+def test_migrated_users_who_gain_plans_are_counted(run_files):
+    run_files['before'][0]['direct_disabled_plans'] = [SWAY]
+    run_files['before'][3]['direct_disabled_plans'] = [SWAY]   # failed in the journal: not counted
+    report = build(run_files)
+    assert report['migrated_with_more_plans'] == 1
+    assert 'id="more-plans">1 migrated user(s)' in mr.render_html(report)
