@@ -202,8 +202,12 @@ def inherited_e3_healthy(emu, user_id):
 # ------------------------------------------------------------------------------- killed processes
 
 def graph_calls(emu):
-    """Graph calls seen so far (token requests excluded): the index space of the single-fault explorer."""
-    return [entry for entry in emu.request_log() if entry['path'].startswith('/v1.0/')]
+    """Graph calls seen so far: the index space of the single-fault explorer.
+
+    Token requests and $batch envelopes are left out: the emulator matches faults per Graph call
+    (each batch item, each top-level request), and a fault's ``skip`` counts those.
+    """
+    return [entry for entry in emu.request_log() if entry['path'].startswith('/v1.0/') and entry['path'].lower() != '/v1.0/$batch']
 
 
 def wait_until_quiet(emu, quiet_seconds=0.3, limit_seconds=15):
