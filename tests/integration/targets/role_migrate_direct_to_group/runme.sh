@@ -55,7 +55,6 @@ check dry_run
 
 # Change window 1: preflight and groups; window 2: licenses, wait, verify (the plan).
 migrate -e '{"migrate_direct_to_group_phases": ["preflight", "group"]}'
-check grouped
 migrate -e '{"migrate_direct_to_group_phases": ["assign", "wait", "verify", "report"]}'
 check planned
 
