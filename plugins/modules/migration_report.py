@@ -63,6 +63,8 @@ options:
     description: Rows shown per user table in the HTML page; the JSON and CSV files hold them all.
     type: int
     default: 500
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
