@@ -32,6 +32,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'exhaustive: the single-fault explorer over every call index (run by scripts/reliability)')
+    config.addinivalue_line('markers', 'role: the role end to end through ansible-playbook, minutes each (run by scripts/reliability)')
 
 
 @pytest.fixture(scope='session')
