@@ -106,6 +106,10 @@ class RemovalEngine:
         self.skipped_sample = []
         self.reconciled = []
         self.stopped = False
+        pacer = getattr(client, 'pacer', None)
+        if pacer is not None and getattr(pacer, 'rate', 0):
+            # the refill earned while a chunk is read and re-read is spent on the next chunk's writes
+            pacer.ensure_burst(MAX_ROWS_PER_CHUNK)
 
     # ------------------------------------------------------------------ reads
 

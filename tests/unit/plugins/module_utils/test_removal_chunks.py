@@ -43,3 +43,28 @@ def test_adaptive_chunks_cover_every_row_once_and_never_hold_a_user_twice():
 
 def test_a_fixed_size_still_works():
     assert [len(chunk) for chunk in _chunks_one_row_per_user(rows_for(25), 10)] == [10, 10, 5]
+
+
+def test_pacer_banks_a_chunk_of_writes_during_reads():
+    from ansible_collections.entraops.licensing.plugins.module_utils.graph import WritePacer
+
+    class Clock:
+        now = 0.0
+        sleeps = []
+
+        def __call__(self):
+            return self.now
+
+        def sleep(self, seconds):
+            self.sleeps.append(seconds)
+            self.now += seconds
+
+    clock = Clock()
+    pacer = WritePacer(20, clock=clock, sleep=clock.sleep)
+    pacer.ensure_burst(MAX_ROWS_PER_CHUNK)
+    assert pacer.acquire(MAX_ROWS_PER_CHUNK) == 1.5   # one second's worth was in the bucket
+    clock.now += 2.5                       # a read phase of 2.5 s earns 50 writes at 20/s, none lost
+    assert pacer.acquire(MAX_ROWS_PER_CHUNK) == 0
+    assert pacer.acquire(20) == 1.0        # then the rate applies again
+    pacer.ensure_burst(5)                  # never shrinks
+    assert pacer.capacity == MAX_ROWS_PER_CHUNK
