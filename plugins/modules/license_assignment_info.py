@@ -271,7 +271,13 @@ from ansible_collections.entraops.licensing.plugins.module_utils.assignments imp
     resolve_skus,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
-from ansible_collections.entraops.licensing.plugins.module_utils.licensing import VERDICTS, LicensingInputError, assign_batches, user_not_found_record
+from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
+    VERDICTS,
+    LicensingInputError,
+    assign_batches,
+    plan_row,
+    user_not_found_record,
+)
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
 from ansible_collections.entraops.licensing.plugins.module_utils.plan import batch_counts, write_plan
 from ansible_collections.entraops.licensing.plugins.module_utils.powershell import (
@@ -307,7 +313,7 @@ class Collector:
             if self.all_records is not None:
                 self.all_records.append(record)
             if self.safe is not None and record['verdict'] == 'safe_to_remove':
-                self.safe.append(record)
+                self.safe.append(plan_row(record))   # only what the plan keeps: memory grows with the tenant
             yield record
 
 
@@ -441,6 +447,7 @@ def main():
     if params['plan_path']:
         try:
             rows = assign_batches(collector.safe, canary_size=params['canary_size'], batch_size=params['batch_size'])
+            collector.safe = None
             written = write_plan(params['plan_path'], rows, meta={
                 'tenant_id': tenant_guid, 'trusted_groups': trusted, 'canary_size': params['canary_size'],
                 'batch_size': params['batch_size'], 'scope_summary': collector.summary})
