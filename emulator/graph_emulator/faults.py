@@ -1,10 +1,14 @@
-"""Fault injection: make chosen Graph requests fail, stall, vanish, or race with a directory change.
+r"""Fault injection: make chosen Graph requests fail, stall, vanish, or race with a directory change.
 
 A fault spec (JSON-friendly dict, every key optional except one action):
 
     method      "POST" | "GET" | ... (default: any)
     route       regular expression searched in the path, e.g. "/users/[^/]+/assignLicense$"
-                (paths are matched as "/v1.0/..." for top-level requests and $batch items alike)
+                (paths are matched as "/v1.0/..." for top-level requests and $batch items alike).
+                The outer $batch request ("/v1.0/$batch") is matched only by a fault that has a
+                route, e.g. route=r"/\$batch$", in_batch=False: faults without a route count
+                Graph calls (requests and items), never envelopes. apply_then on the envelope runs
+                every item, then answers the status or drops.
     in_batch    also match $batch items (default true); false = top-level requests only
     skip        let this many matching requests through first (default 0)
     count       fire this many times, then retire (default 1; null = forever)
@@ -105,13 +109,19 @@ class FaultRegistry:
             self._faults = [fault for fault in self._faults if fault["id"] != fault_id]
             return len(self._faults) != before
 
-    def match(self, method, path, in_batch):
-        """The fault to fire for this request (already counted as fired), or None."""
+    def match(self, method, path, in_batch, needs_route=False):
+        """The fault to fire for this request (already counted as fired), or None.
+
+        ``needs_route``: only faults with a route match (the $batch envelope, which faults without
+        a route leave alone so that their ``skip`` counts Graph calls, not envelopes).
+        """
         with self._lock:
             for fault in self._faults:
                 if fault["method"] and fault["method"].upper() != method:
                     continue
                 if in_batch and not fault["in_batch"]:
+                    continue
+                if needs_route and not fault["route"]:
                     continue
                 if fault["route"] and not re.search(fault["route"], path):
                     continue

@@ -103,6 +103,7 @@ def throttled_outcome(call, retry_after, headers=None):
 # -- routing ------------------------------------------------------------------------------------
 
 ID = r"(?P<id>[^/]+)"
+BATCH_ROUTE_KEY = "POST /v1.0/$batch"
 ROUTES = []
 
 
@@ -265,7 +266,7 @@ class GraphApp:
         if outcome is not None:
             self.finish(call, self.route_key(call), outcome, write=call.method in WRITE_METHODS)
         elif re.fullmatch(r"/v1\.0/\$batch", call.path, re.IGNORECASE):
-            outcome = self.batch(call)
+            outcome = self.batch_envelope(call)
         else:
             outcome = self.execute(call)
         return self.graph_response(outcome, call)
@@ -368,7 +369,7 @@ class GraphApp:
         self.finish(call, route_key, outcome, is_write)
         return outcome
 
-    def fault_before(self, fault, call):
+    def fault_before(self, fault, call, route_key=None):
         """Run a fault's pre-request parts; an Outcome means "answer this instead of running the call"."""
         emu = self.emu
         if fault.get("op") or fault.get("ops"):
@@ -382,7 +383,7 @@ class GraphApp:
         if fault.get("apply_then"):
             return None
         if fault.get("drop"):
-            self.finish(call, self.route_key(call), Outcome(0), call.method in WRITE_METHODS)
+            self.finish(call, route_key or self.route_key(call), Outcome(0), call.method in WRITE_METHODS)
             raise DropConnection()
         if fault.get("status"):
             return self.fault_status_outcome(fault, call)
@@ -433,28 +434,49 @@ class GraphApp:
                              app_id=(call.claims or {}).get("appid"))
 
     # -- $batch ----------------------------------------------------------------------------------
+    def batch_envelope(self, call):
+        """The outer $batch request: its own faults (status, drop, apply_then) around running the items."""
+        emu = self.emu
+        route_key = BATCH_ROUTE_KEY
+        early = self.early_retry_of_fault(call)
+        if early is not None:
+            self.finish(call, route_key, early, False)
+            return early
+        # Faults without a route count Graph calls (top-level requests and items), not envelopes:
+        # only a fault whose route matches /v1.0/$batch fires on the envelope itself.
+        fault = emu.faults.match(call.method, call.path, in_batch=False, needs_route=True)
+        if fault is not None:
+            emu.counters.add("faults_fired")
+            early = self.fault_before(fault, call, route_key)
+            if early is not None:
+                self.finish(call, route_key, early, False)
+                return early
+        outcome = self.batch(call)
+        if fault is not None and fault.get("apply_then"):
+            # The items ran (their writes happened); the client sees only the injected answer.
+            if fault.get("drop"):
+                self.finish(call, route_key, Outcome(0), False)
+                raise DropConnection()
+            outcome = self.fault_status_outcome(fault, call)
+        self.finish(call, route_key, outcome, False)
+        return outcome
+
     def batch(self, call):
-        route_key = "POST /v1.0/$batch"
+        """Run a $batch's items; the caller logs the outer request."""
         if call.method != "POST":
-            outcome = Outcome(405, error_body(405, "Request_BadRequest",
-                                              "Specified HTTP method is not allowed for the request target.", call))
-            self.finish(call, route_key, outcome, False)
-            return outcome
+            return Outcome(405, error_body(405, "Request_BadRequest",
+                                           "Specified HTTP method is not allowed for the request target.", call))
         try:
             items = self.validate_batch(call.body)
         except GraphError as error:
-            outcome = error_outcome(error, call)
-            self.finish(call, route_key, outcome, False)
-            return outcome
+            return error_outcome(error, call)
         responses = {}
         by_id = {item["id"].lower(): item for item in items}
         for item in items:
             self.run_batch_item(call, item, by_id, responses, ())
         ordered = [responses[item["id"].lower()] for item in items]
         total_units = sum(int(r.get("headers", {}).get("x-ms-resource-unit", 0)) for r in ordered)
-        outcome = Outcome(200, {"responses": ordered}, {"x-ms-resource-unit": str(max(1, total_units))})
-        self.finish(call, route_key, outcome, False)
-        return outcome
+        return Outcome(200, {"responses": ordered}, {"x-ms-resource-unit": str(max(1, total_units))})
 
     @staticmethod
     def validate_batch(body):

@@ -126,3 +126,81 @@ def test_fault_specs_are_validated(fresh_emu):
     assert len(fresh_emu.list_faults()) == 1
     fresh_emu.clear_faults()
     assert fresh_emu.list_faults() == []
+
+
+# -- the outer $batch request ------------------------------------------------------------------------
+
+BATCH_ROUTE = r"/\$batch$"
+
+
+def assign_batch(user_id):
+    return {"requests": [{"id": "1", "method": "POST", "url": f"/users/{user_id}/assignLicense",
+                          "headers": {"Content-Type": "application/json"}, "body": ADD_EMS}]}
+
+
+def envelope_log(emu):
+    return [entry for entry in emu.request_log() if entry["path"].lower() == "/v1.0/$batch"]
+
+
+def item_log(emu):
+    return [entry for entry in emu.request_log() if entry["in_batch"]]
+
+
+@pytest.mark.parametrize("status, retry_after", [(429, 2), (503, 1), (500, None), (504, None)])
+def test_outer_batch_status_fault_runs_no_item(fresh_emu, fresh_graph, status, retry_after):
+    user = licensed_user(fresh_emu)
+    fresh_emu.add_fault(method="POST", route=BATCH_ROUTE, in_batch=False, status=status, retry_after=retry_after)
+    response = fresh_graph.post("$batch", assign_batch(user["id"]))
+    assert response.status_code == status
+    assert response.headers.get("Retry-After") == (None if retry_after is None else str(retry_after))
+    assert EMS_E5 not in held_skus(fresh_emu, user["id"])
+    assert item_log(fresh_emu) == []
+    assert [entry["status"] for entry in envelope_log(fresh_emu)] == [status]
+    assert fresh_emu.stats()["faults_fired"] == 1
+
+
+def test_outer_batch_429_window_counts_an_early_resend(fresh_emu, fresh_graph):
+    user = licensed_user(fresh_emu)
+    fresh_emu.add_fault(method="POST", route=BATCH_ROUTE, in_batch=False, status=429, retry_after=1)
+    assert fresh_graph.post("$batch", assign_batch(user["id"])).status_code == 429
+    time.sleep(0.2)                     # past the in-flight grace, before Retry-After
+    assert fresh_graph.post("$batch", assign_batch(user["id"])).status_code == 429
+    assert fresh_emu.stats()["early_retries"] == 1
+    time.sleep(1)
+    assert fresh_graph.post("$batch", assign_batch(user["id"])).json()["responses"][0]["status"] == 200
+    assert EMS_E5 in held_skus(fresh_emu, user["id"])
+
+
+def test_outer_batch_drop_runs_no_item(fresh_emu, fresh_graph):
+    user = licensed_user(fresh_emu)
+    fresh_emu.add_fault(method="POST", route=BATCH_ROUTE, in_batch=False, drop=True)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        fresh_graph.post("$batch", assign_batch(user["id"]))
+    assert EMS_E5 not in held_skus(fresh_emu, user["id"])
+    assert item_log(fresh_emu) == []
+    assert [entry["status"] for entry in envelope_log(fresh_emu)] == [0]
+    assert fresh_emu.stats()["dropped"] == 1
+
+
+@pytest.mark.parametrize("answer", [{"drop": True}, {"status": 504}])
+def test_outer_batch_apply_then_runs_the_items_first(fresh_emu, fresh_graph, answer):
+    user = licensed_user(fresh_emu)
+    fresh_emu.add_fault(method="POST", route=BATCH_ROUTE, in_batch=False, apply_then=True, **answer)
+    if answer.get("drop"):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            fresh_graph.post("$batch", assign_batch(user["id"]))
+    else:
+        assert fresh_graph.post("$batch", assign_batch(user["id"])).status_code == 504
+    assert EMS_E5 in held_skus(fresh_emu, user["id"]), "the item's write happened"
+    assert [entry["status"] for entry in item_log(fresh_emu)] == [200]
+    assert [entry["status"] for entry in envelope_log(fresh_emu)] == [0 if answer.get("drop") else 504]
+
+
+def test_faults_without_a_route_leave_the_envelope_alone(fresh_emu, fresh_graph):
+    # skip counts Graph calls (items and top-level requests), not $batch envelopes
+    users = users_of(fresh_emu)[:2]
+    fresh_emu.add_fault(status=500, skip=1)
+    body = {"requests": [{"id": str(n), "method": "GET", "url": f"/users/{u['id']}"} for n, u in enumerate(users)]}
+    response = fresh_graph.post("$batch", body)
+    assert response.status_code == 200
+    assert [item["status"] for item in sorted(response.json()["responses"], key=lambda i: i["id"])] == [200, 500]
