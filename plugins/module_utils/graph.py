@@ -637,6 +637,8 @@ class GraphClient:
         timeouts and dropped connections. Other writes are repeated only on 429
         and on 503 with Retry-After (Graph applied nothing); any other failure
         whose outcome is unknown raises GraphOutcomeUnknown and is never re-sent.
+        ``paced=False`` (the $batch envelope) leaves counting writes and unknown
+        outcomes to the caller, which counts them per item.
         """
         method = method.upper()
         is_write = method not in READ_METHODS
@@ -664,7 +666,7 @@ class GraphClient:
             try:
                 reply = self.session.request(method, url, json=body, headers=send_headers)
             except requests.exceptions.RequestException as exc:
-                self._after_transport_error(exc, method, url, idempotent, started, attempt, client_request_id)
+                self._after_transport_error(exc, method, url, idempotent, started, attempt, client_request_id, count_unknown=paced)
                 continue
             received = self._clock()
             response = self._to_response(reply, client_request_id)
@@ -688,7 +690,8 @@ class GraphClient:
                 self._wait_before_retry(wait, started, received, error, attempt)
                 continue
             if is_write and not idempotent and response.status in UNKNOWN_OUTCOME_STATUSES:
-                self.stats_counter.add("outcome_unknown")
+                if paced:
+                    self.stats_counter.add("outcome_unknown")
                 raise GraphOutcomeUnknown(
                     "%s (outcome unknown: the write may or may not have been applied; it was not re-sent)" % (error.message or "server error"),
                     status=error.status, code=error.code, request_id=error.request_id,
@@ -711,7 +714,7 @@ class GraphClient:
         return GraphAuthError(error.message, status=error.status, code=error.code, request_id=error.request_id,
                               client_request_id=error.client_request_id, method=error.method, path=error.path)
 
-    def _after_transport_error(self, exc, method, url, idempotent, started, attempt, client_request_id):
+    def _after_transport_error(self, exc, method, url, idempotent, started, attempt, client_request_id, count_unknown=True):
         """Decide what a transport failure means; returns to retry, raises otherwise."""
         path = _path_only(url)
         if isinstance(exc, requests.exceptions.SSLError):
@@ -721,7 +724,8 @@ class GraphClient:
             raise GraphConfigError("Invalid request to %s: %s" % (path, _short(exc)), method=method, path=path)
         not_sent = _never_sent(exc)
         if not (idempotent or not_sent):
-            self.stats_counter.add("outcome_unknown")
+            if count_unknown:
+                self.stats_counter.add("outcome_unknown")
             raise GraphOutcomeUnknown(
                 "%s (outcome unknown: the write may or may not have been applied; it was not re-sent)" % _transport_text(exc, url),
                 method=method, path=path, client_request_id=client_request_id)

@@ -304,8 +304,8 @@ class TestBatch:
         assert emulator.stats()["early_retries"] == 0
 
     def test_outer_batch_timeout_marks_writes_unknown_and_retries_reads(self, emulator, make_client):
-        # The emulator cannot fault the outer $batch request itself, so a slow item makes the
-        # whole $batch time out on the client: its write may have been applied, its read is safe to repeat.
+        # A slow item makes the whole $batch time out on the client: its write may have been
+        # applied, its read is safe to repeat.
         client = make_client(timeout=1, backoff_base=0.01, backoff_cap=0.05)
         ids = user_ids(client, 2)
         emulator.reset_stats()
@@ -316,6 +316,48 @@ class TestBatch:
         assert "outcome unknown" in str(results[0].error())
         assert results[1].ok and results[1].attempts == 2
         assert len(log_for(emulator, "POST", "/users/%s/assignLicense" % ids[0], in_batch=True)) == 1
+        # The timed-out $batch is still running on the emulator: let it finish so that its log
+        # entries do not land in the next test's request log.
+        deadline = time.monotonic() + 5
+        while len(log_for(emulator, "POST", "/$batch", in_batch=False)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(log_for(emulator, "POST", "/$batch", in_batch=False)) == 2
+
+    def test_outer_batch_429_is_resent_after_exactly_retry_after(self, emulator, client):
+        ids = user_ids(client, 3)
+        emulator.reset_stats()
+        emulator.add_fault(method="POST", route=r"/\$batch$", in_batch=False, status=429, retry_after=1, count=1)
+        started = time.monotonic()
+        results = client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % user_id, "body": NOOP_LICENSE_CHANGE}
+                                for user_id in ids])
+        elapsed = time.monotonic() - started
+        assert all(result.ok for result in results)
+        assert [result.attempts for result in results] == [1, 1, 1]  # the envelope was re-sent, not the items
+        assert [entry["status"] for entry in log_for(emulator, "POST", "/$batch", in_batch=False)] == [429, 200]
+        for user_id in ids:
+            assert [entry["status"] for entry in log_for(emulator, "POST", "/users/%s/assignLicense" % user_id, in_batch=True)] == [200]
+        assert emulator.stats()["early_retries"] == 0
+        stats = client.statistics()
+        assert stats["throttled"] == 1 and stats["retries"] == 1
+        assert 1.0 <= stats["seconds_waited"] < 1.3 and 1.0 <= elapsed < 2.0
+
+    def test_outer_batch_dropped_after_apply_leaves_writes_unknown_and_not_resent(self, emulator, client):
+        ids = user_ids(client, 3)
+        emulator.reset_stats()
+        emulator.add_fault(method="POST", route=r"/\$batch$", in_batch=False, apply_then=True, drop=True, count=1)
+        results = client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % ids[0], "body": NOOP_LICENSE_CHANGE},
+                                {"method": "POST", "url": "/users/%s/assignLicense" % ids[1], "body": NOOP_LICENSE_CHANGE},
+                                {"method": "GET", "url": "/users/%s" % ids[2]}])
+        for result in results[:2]:
+            assert result.outcome_unknown and not result.ok and result.status is None and result.attempts == 1
+            assert isinstance(result.error(), GraphOutcomeUnknown) and "outcome unknown" in str(result.error())
+        assert results[2].ok and results[2].attempts == 2  # the read is safe to repeat
+        for user_id in ids[:2]:
+            # applied once by the dropped envelope, never re-sent
+            assert [entry["status"] for entry in log_for(emulator, "POST", "/users/%s/assignLicense" % user_id, in_batch=True)] == [200]
+        assert [entry["status"] for entry in log_for(emulator, "GET", "/users/%s" % ids[2], in_batch=True)] == [200, 200]
+        assert [entry["status"] for entry in log_for(emulator, "POST", "/$batch", in_batch=False)] == [0, 200]
+        assert client.statistics()["outcome_unknown"] == 2
 
     def test_write_rate_paces_batch_items(self, emulator, make_client):
         client = make_client(write_rate=20)
