@@ -81,13 +81,13 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section('reliability campaign')
     scenarios = sorted((row for row in _FIGURES if row['kind'] == 'scenario'), key=lambda row: row['scenario'])
     if scenarios:
-        header = '%-44s %-7s %8s  %-40s %6s %9s %7s' % ('scenario', 'outcome', 'migrated', 'skipped (reason: users)', 'losses',
-                                                         'injected', 'pending')
+        header = '%-54s %-7s %8s  %-40s %6s %9s %7s' % ('scenario', 'outcome', 'migrated', 'skipped (reason: users)', 'losses', 'injected', 'pending')
         write(header)
         write('-' * len(header))
         for row in scenarios:
-            write('%-44s %-7s %8d  %-40s %6d %9s %7d' % (row['scenario'][:44], _outcome(row), row['migrated'], _format_skips(row['skipped'])[:40],
-                                                       row['losses'], row.get('injected_losses', 0), row.get('pending', 0)))
+            cells = (row['scenario'][:54], _outcome(row), row['migrated'], _format_skips(row['skipped'])[:40], row['losses'],
+                     row.get('injected_losses', 0), row.get('pending', 0))
+            write('%-54s %-7s %8d  %-40s %6d %9s %7d' % cells)
         write('  losses = loss-ledger entries caused by the collection; injected = caused by the scenario\'s own out-of-band change;')
         write('  pending = journal intents left without a result after the resume')
     explorer = [row for row in _FIGURES if row['kind'] == 'single_fault']

@@ -126,7 +126,8 @@ def test_no_secret_in_output_or_files_and_user_data_is_owner_only(campaign_emula
     written = [name for name in USER_DATA_FILES if os.path.exists(str(out_dir / name))]
     too_open = ['%s %o' % (name, stat.S_IMODE(os.stat(str(out_dir / name)).st_mode)) for name in written
                 if stat.S_IMODE(os.stat(str(out_dir / name)).st_mode) & 0o077]
-    figures(kind='secrets', what='%s%s at -vvvv' % (kind, ' (whole chain)' if kind == 'secret' else ''), places=len(places), leaks=len(leaks), files=len(written), open_files=len(too_open))
+    figures(kind='secrets', what='%s%s at -vvvv' % (kind, ' (whole chain)' if kind == 'secret' else ''), places=len(places), leaks=len(leaks),
+            files=len(written), open_files=len(too_open))
     assert leaks == []
     # The secret run goes through the whole chain; the others through reads, the report, the plan and the failing tasks.
     assert set(written) == (set(USER_DATA_FILES) if kind == 'secret' else set(['report.csv', 'plan.json']))
