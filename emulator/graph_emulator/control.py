@@ -15,7 +15,7 @@ process drive the emulator the same way.
     DELETE /_emulator/requests        empty the request log
     GET    /_emulator/faults          active faults
     POST   /_emulator/faults          add a fault (see faults.py) -> {"id": ...}
-    DELETE /_emulator/faults          remove every fault
+    DELETE /_emulator/faults          remove every fault and close the Retry-After windows faults opened
     DELETE /_emulator/faults/{id}     remove one fault
     POST   /_emulator/apps            {"permissions": [...], "client_id", "secret", "certificate_pem", "display_name"}
     POST   /_emulator/tokens          {"client_id", "permissions", "expires_in"} -> {"access_token": ...}

@@ -389,6 +389,10 @@ class GraphApp:
             return self.fault_status_outcome(fault, call)
         return None
 
+    def clear_fault_windows(self):
+        with self._fault_windows_lock:
+            self._fault_windows.clear()
+
     def early_retry_of_fault(self, call):
         """The same request sent again before an injected Retry-After elapsed: refused and counted."""
         key = ((call.claims or {}).get("appid"), call.method, call.path.lower())
@@ -1398,7 +1402,13 @@ class Emulator:
         return self.faults.add(spec)
 
     def clear_faults(self):
+        """Remove every fault and close the Retry-After windows injected faults opened.
+
+        A window left open would answer the next test's first request to the same app, method and
+        path with a 429 counted as an early retry.
+        """
         self.faults.clear()
+        self.app.clear_fault_windows()
 
     def list_faults(self):
         return self.faults.list()

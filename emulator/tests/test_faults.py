@@ -204,3 +204,23 @@ def test_faults_without_a_route_leave_the_envelope_alone(fresh_emu, fresh_graph)
     response = fresh_graph.post("$batch", body)
     assert response.status_code == 200
     assert [item["status"] for item in sorted(response.json()["responses"], key=lambda i: i["id"])] == [200, 500]
+
+
+def test_clear_faults_closes_fault_retry_after_windows(fresh_emu, fresh_graph):
+    fresh_emu.add_fault(method="GET", route=r"/v1\.0/users$", status=429, retry_after=5)
+    assert fresh_graph.get("users?$top=1").status_code == 429
+    fresh_emu.clear_faults()
+    fresh_emu.reset_stats()
+    time.sleep(0.2)                     # past the in-flight grace: only the window could refuse it now
+    assert fresh_graph.get("users?$top=1").status_code == 200
+    assert fresh_emu.stats()["early_retries"] == 0
+
+
+def test_control_api_clear_closes_fault_windows_too(fresh_emu, fresh_graph):
+    control = fresh_graph.session
+    fresh_emu.add_fault(method="GET", route=r"/organization$", status=503, retry_after=5)
+    assert fresh_graph.get("organization").status_code == 503
+    assert control.delete(f"{fresh_emu.base_url}/_emulator/faults").status_code == 200
+    time.sleep(0.2)
+    assert fresh_graph.get("organization").status_code == 200
+    assert fresh_emu.stats()["early_retries"] == 0
