@@ -155,10 +155,9 @@ def bench_size(users, wanted, time_scale, latency_ms, workdir, log):
                         write_rate=bounds.WRITE_RATE * time_scale)
             figures = run_module("direct_license", args, workdir)
             result = figures["result"]
-            removed = result.get("removed")
-            removed_count = removed if isinstance(removed, int) else len(removed or [])
+            removed_count = result.get("removed_total", len(result.get("removed") or []))
             run = dict(base, run="write", ok=not result.get("failed"), removed=removed_count, planned=plan_rows,
-                       failures=len(result.get("failures") or []), error=result.get("msg"))
+                       failures=result.get("failures_total", len(result.get("failures") or [])), error=result.get("msg"))
             finish(run, emu, figures, bounds.write_path_minimum(facts, plan_rows, latency_s), time_scale, startup_s)
             run["throttled_share_of_writes"] = round(run["throttled_429"] / max(1, run["writes"]), 4)
             runs.append(run)

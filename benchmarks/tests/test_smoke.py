@@ -1,0 +1,35 @@
+"""Smoke run of the benchmark harness: 1,000 users, Graph's budgets on, a few seconds.
+
+Keeps benchmarks/run.py working; it asserts correctness of the runs (everything safe removed,
+no loss, no 429 thanks to client-side pacing), not performance figures.
+"""
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import run  # noqa: E402
+
+
+def test_read_and_write_runs_at_1000_users(tmp_path, capsys):
+    out = tmp_path / "smoke.json"
+    status = run.main(["--users", "1000", "--runs", "read", "write", "--time-scale", "10", "--latency-ms", "100",
+                       "--out", str(out), "--quiet"])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    document = json.loads(out.read_text())
+    runs = dict((entry["run"], entry) for entry in document["runs"])
+    read, write = runs["read"], runs["write"]
+    assert read["ok"] and write["ok"]
+    # every user holds E3 directly and from a healthy licensing group: all are safe to remove
+    assert read["summary"]["safe_to_remove"] == 1000
+    assert read["graph_calls"] == read["minimum"]["graph_calls"]
+    assert write["removed"] == write["planned"] == 1000 and write["failures"] == 0
+    assert write["writes"] == 1000 and write["loss_ledger"] == 0
+    assert write["throttled_429"] == 0 and write["early_retries"] == 0
+    assert write["minimum"]["bound_kind"] == "writes" and write["minimum"]["write_bound_s"] == 50.0
+    assert write["ratio_wall_bound"] > 0 and write["peak_rss_mb"] > 0
+    assert "wall/bound" in printed and "JSON:" in printed
