@@ -13,7 +13,9 @@ A fault spec (JSON-friendly dict, every key optional except one action):
     skip        let this many matching requests through first (default 0)
     count       fire this many times, then retire (default 1; null = forever)
     status      answer with this status (429, 500, 503, 504, ...) instead of running the request
-    retry_after seconds for the Retry-After header (429/503; default 1 for 429)
+    retry_after seconds for the Retry-After header (429/503; default 1 for 429); a fraction is
+                rounded up (0.5 -> "1", HTTP sends whole seconds) and the early-retry window lasts
+                what the header says
     delay_ms    sleep before running the request (outside any lock)
     drop        close the connection without any response
     apply_then  run the request first, then answer with `status` or drop (a write Graph applied
@@ -28,6 +30,7 @@ A fault spec (JSON-friendly dict, every key optional except one action):
                 {"op": "process_all"}
 """
 
+import math
 import re
 import threading
 import uuid
@@ -62,8 +65,10 @@ def _validate(spec):
         raise FaultSpecError(f"fault route {spec.get('route')!r} is not a valid regular expression: {error}") from None
     for key in ("skip", "count", "delay_ms", "retry_after"):
         value = spec.get(key)
-        if value is not None and (not isinstance(value, (int, float)) or value < 0):
-            raise FaultSpecError(f"fault {key} must be a non-negative number, got {value!r}")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value < 0):
+            unit = " of seconds (fractions are rounded up on the wire)" if key == "retry_after" else ""
+            raise FaultSpecError(f"fault {key} must be a non-negative number{unit}, got {value!r}")
 
 
 def _operations(spec):

@@ -8,6 +8,7 @@ one by one, with the outer request's token.
 import base64
 import io
 import json
+import math
 import os
 import re
 import secrets as secrets_module
@@ -414,11 +415,14 @@ class GraphApp:
         status = fault["status"]
         headers = {}
         if fault.get("retry_after") is not None:
-            headers["Retry-After"] = str(int(fault["retry_after"]))
+            # Retry-After is whole seconds on the wire: round up (0.5 -> 1) and hold the window for
+            # exactly what the header says, so a client sleeping Retry-After is never early.
+            seconds = math.ceil(fault["retry_after"])
+            headers["Retry-After"] = str(seconds)
             key = ((call.claims or {}).get("appid"), call.method, call.path.lower())
             now = self.emu.clock.wall()
             with self._fault_windows_lock:
-                self._fault_windows[key] = (now, now + int(fault["retry_after"]))
+                self._fault_windows[key] = (now, now + seconds)
         if status == 429:
             return throttled_outcome(call, fault.get("retry_after") or 1, headers)
         code, message = FAULT_ERRORS.get(status, ("UnknownError", "An error was injected by the emulator."))

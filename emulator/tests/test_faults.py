@@ -224,3 +224,27 @@ def test_control_api_clear_closes_fault_windows_too(fresh_emu, fresh_graph):
     time.sleep(0.2)
     assert fresh_graph.get("organization").status_code == 200
     assert fresh_emu.stats()["early_retries"] == 0
+
+
+@pytest.mark.parametrize("retry_after, header", [(0.5, "1"), (1.2, "2"), (0, "0")])
+def test_fractional_retry_after_is_rounded_up_and_the_window_matches(fresh_emu, fresh_graph, retry_after, header):
+    fresh_emu.add_fault(method="GET", route=r"/organization$", status=503, retry_after=retry_after)
+    response = fresh_graph.get("organization")
+    assert response.status_code == 503 and response.headers["Retry-After"] == header
+    seconds = int(header)
+    if seconds:
+        time.sleep(seconds - 0.5)       # past the in-flight grace, still inside what the header said
+        assert fresh_graph.get("organization").status_code == 429
+        assert fresh_emu.stats()["early_retries"] == 1
+        time.sleep(0.5)
+    assert fresh_graph.get("organization").status_code == 200, "honouring the header is never early"
+    assert fresh_emu.stats()["early_retries"] == (1 if seconds else 0)
+
+
+def test_negative_retry_after_is_refused_on_the_control_api(fresh_emu, fresh_graph):
+    url = f"{fresh_emu.base_url}/_emulator/faults"
+    for bad in (-1, -0.5, "soon", True):
+        response = fresh_graph.session.post(url, json={"route": "/organization$", "status": 429, "retry_after": bad})
+        assert response.status_code == 400
+        assert "retry_after" in response.json()["error"] and repr(bad) in response.json()["error"]
+    assert fresh_emu.list_faults() == []
