@@ -58,6 +58,7 @@ class Migration:
         self.plan_rows = []
         self.results = []
         self.resume = None
+        self.unfired = []
         reset(emu, tenant)
         self.direct_before = direct_state(emu)
         self.holders_before = holders_of_direct_e3(emu)
@@ -82,6 +83,8 @@ class Migration:
         return self.results
 
     def resume_run(self):
+        # Every fault a scenario sets must have fired, or the scenario tested less than it says.
+        self.unfired = [fault for fault in self.emu.list_faults() if fault['fired'] < (fault['count'] or 1)]
         self.emu.clear_faults()
         self.resume = rerun_removal(self.emu, self.plan_path, self.journal_path)
         return self.resume
@@ -97,6 +100,7 @@ class Migration:
         """
         if self.resume is None:
             self.resume_run()
+        assert self.unfired == [], 'faults that did not fire: %s' % self.unfired
         ours, injected = split_ledger(self.emu)
         pending = unresolved_intents(self.journal_path)
         migrated = self.migrated()
@@ -146,14 +150,14 @@ def test_baseline_without_faults(migration, figures):
 
 def test_429_storm_on_top_level_requests(migration, figures):
     emu = migration.emu
-    # ($batch envelopes cannot be faulted: the emulator matches faults per Graph call, items included)
     emu.add_fault(method='GET', in_batch=False, status=429, retry_after=0, count=40)
+    emu.add_fault(method='POST', route=r'/\$batch$', in_batch=False, status=429, retry_after=0, count=8)
     emu.add_fault(method='POST', route=r'/groups/[^/]+/assignLicense$', status=429, retry_after=0, count=2)
     emu.add_fault(method='PATCH', route=r'/groups/[^/]+$', status=429, retry_after=0, count=2)
     migration.prepare()
     migration.remove()
     assert all(not failed for dummy, failed in migration.results)
-    assert emu.stats()['faults_fired'] >= 42
+    assert emu.stats()['faults_fired'] >= 50
     assert migration.resume_run()['removed_total'] == 0   # the storm was absorbed: nothing left to resume
     migration.check(figures, '429 storm, top-level requests')
 
@@ -227,6 +231,8 @@ def test_dropped_connections(migration, figures):
         emu.add_fault(method='GET', in_batch=False, drop=True, skip=skip, count=1)
     migration.prepare()
     emu.add_fault(method='POST', route=ASSIGN_LICENSE_ROUTE, drop=True, apply_then=True, skip=12, count=1)
+    emu.add_fault(method='POST', route=r'/\$batch$', in_batch=False, drop=True, skip=9, count=1)
+    emu.add_fault(method='POST', route=r'/\$batch$', in_batch=False, drop=True, apply_then=True, skip=31, count=1)
     emu.add_fault(method='GET', route=r'/users/[^/]+$', drop=True, skip=100, count=1)
     migration.remove()
     migration.check(figures, 'dropped connections', restore=True)
