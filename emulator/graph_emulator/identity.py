@@ -131,9 +131,10 @@ class TokenEndpointError(Exception):
     def body(self, correlation_id):
         now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
         trace_id = str(uuid.uuid4())
+        # Entra puts the trace, correlation and time on lines of their own, separated by CRLF.
         return {"error": self.error,
-                "error_description": f"AADSTS{self.aadsts}: {self.description} Trace ID: {trace_id} "
-                                     f"Correlation ID: {correlation_id} Timestamp: {now}",
+                "error_description": f"AADSTS{self.aadsts}: {self.description}\r\nTrace ID: {trace_id}\r\n"
+                                     f"Correlation ID: {correlation_id}\r\nTimestamp: {now}",
                 "error_codes": [self.aadsts], "timestamp": now, "trace_id": trace_id,
                 "correlation_id": correlation_id}
 

@@ -1,5 +1,6 @@
 """Identity endpoints with real msal (secret and certificate) and Graph token checks."""
 
+import re
 import tempfile
 
 import jwt
@@ -175,3 +176,15 @@ def test_tokens_and_secrets_never_reach_the_request_log(emu):
     assert "wrong-secret-abc" not in logged
     assert token not in logged
     assert "$select" not in logged
+
+
+def test_token_error_description_lines_are_separated_like_entra(emu):
+    result = msal_token(emu, credential="not-the-secret")
+    lines = result["error_description"].split("\r\n")
+    assert lines[0] == ("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is "
+                        "the client secret value, not the client secret ID, for a secret added to app "
+                        f"'{emu.client_id}'.")
+    assert re.fullmatch(r"Trace ID: [0-9a-f-]{36}", lines[1]) and lines[1] == f"Trace ID: {result['trace_id']}"
+    assert lines[2] == f"Correlation ID: {result['correlation_id']}"
+    assert re.fullmatch(r"Timestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", lines[3]) and lines[3] == f"Timestamp: {result['timestamp']}"
+    assert len(lines) == 4
