@@ -346,3 +346,42 @@ def test_legacy_automation_re_adds_direct_licenses(migration, figures):
     resume = migration.resume_run()
     assert resume['removed_total'] == len(readded)   # the re-run takes the re-added copies away again
     migration.check(figures, 'legacy automation re-adds direct licenses')
+
+
+def test_rollback_under_kills_504_and_drops(migration, figures):
+    """The way back must survive the same faults: restore from the journal, killed and faulted, then run again."""
+    emu = migration.emu
+    migration.prepare()
+    migration.remove()
+    migration.resume_run()
+    assert holders_of_direct_e3(emu) == []
+    restore_options = dict(state='present', restore_from=migration.journal_path)
+    rng = random.Random(20261127)
+    kills = 0
+    for cycle in range(8):
+        restored = len(holders_of_direct_e3(emu))
+        call_index = 4 + 3 * restored + rng.randrange(0, 40)   # a resumed restore re-reads what it already put back
+        outcome, dummy, stderr = kill_at_call(emu, migration.folder, call_index, applied=cycle % 2 == 0, **restore_options)
+        assert b'Traceback' not in stderr, stderr.decode('utf-8', 'replace')[-2000:]
+        kills += outcome == 'killed'
+    emu.add_fault(method='POST', route=ASSIGN_LICENSE_ROUTE, status=504, apply_then=True, count=3)
+    emu.add_fault(method='POST', route=ASSIGN_LICENSE_ROUTE, drop=True, apply_then=True, skip=5, count=1)
+    emu.add_fault(method='POST', route=ASSIGN_LICENSE_ROUTE, status=500, skip=20, count=2)
+    result, failed = run(emu, direct_license, max_failures=1000, **restore_options)
+    unfired = [fault for fault in emu.list_faults() if fault['fired'] < fault['count']]
+    emu.clear_faults()
+    assert unfired == [] and 'Traceback' not in str(result)
+    final, failed = run(emu, direct_license, **restore_options)
+    assert not failed, final.get('msg')
+    ours, injected = split_ledger(emu)
+    pending = unresolved_intents(migration.journal_path)
+    still_removed = [user_id for user_id, licenses in migration.direct_before.items() if direct_state(emu)[user_id] != licenses]
+    restored = len(migration.holders_before) - len(still_removed)
+    # (for this row "migrated" counts direct assignments still missing after the rollback: 0 expected)
+    figures(kind='scenario', scenario='rollback of %d: SIGKILL at %d points, 504, drops, re-run' % (restored, kills), migrated=len(still_removed),
+            skipped={}, losses=len(ours), injected_losses=len(injected), pending=len(pending))
+    assert kills >= 5
+    assert ours == [] and pending == []
+    assert still_removed == []   # every direct assignment is back, with its disabled plans
+    again, failed = run(emu, direct_license, **restore_options)
+    assert not failed and again['changed'] is False and again['restored_total'] == 0
