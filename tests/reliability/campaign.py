@@ -63,12 +63,12 @@ def new_hire_ids(tenant):
 
 
 def connection(emu, **overrides):
-    """Module connection options for the emulator's default app; short retry budgets keep failures fast."""
+    """Module connection options for the emulator's default app; an override of None leaves that option out."""
     options = dict(tenant_id=emu.tenant_id, client_id=emu.client_id, client_secret=emu.client_secret,
                    graph_url=emu.base_url, authority_url=emu.authority_url, ca_bundle=emu.ca_path,
                    max_retry_time=60)
     options.update(overrides)
-    return options
+    return dict((name, value) for name, value in options.items() if value is not None)
 
 
 def run(emu, module, connection_overrides=None, **options):

@@ -13,8 +13,10 @@ result, and the final state the scenario expects. Each adds a row to the campaig
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import json
 import os
 import random
+import time
 
 import pytest
 
@@ -38,6 +40,7 @@ from ansible_collections.entraops.licensing.tests.reliability.campaign import (
     run,
     skip_reasons,
     split_ledger,
+    start_module,
     unresolved_intents,
 )
 
@@ -385,3 +388,43 @@ def test_rollback_under_kills_504_and_drops(migration, figures):
     assert still_removed == []   # every direct assignment is back, with its disabled plans
     again, failed = run(emu, direct_license, **restore_options)
     assert not failed and again['changed'] is False and again['restored_total'] == 0
+
+
+def test_static_token_expiring_mid_run_stops_cleanly(migration, figures):
+    """A token acquired elsewhere cannot be refreshed: the run stops cleanly, the journal stays complete, a re-run finishes."""
+    emu = migration.emu
+    migration.prepare()
+    from graph_emulator.identity import DEFAULT_APP_PERMISSIONS  # pylint: disable=import-outside-toplevel
+    token = emu.issue_token(permissions=list(DEFAULT_APP_PERMISSIONS), expires_in=2)
+    emu.configure(latency_ms=6)
+    static = dict(access_token=token, client_secret=None, client_id=None, tenant_id=None)
+    result, failed = run(emu, direct_license, static, plan_path=migration.plan_path, journal_path=migration.journal_path, max_failures=1000)
+    emu.configure(latency_ms=0)
+    assert failed and 'Traceback' not in str(result) and 'exception' not in result
+    assert '401' in result['msg'] or 'expired' in result['msg']
+    assert token not in str(result)
+    assert 0 < len(holders_of_direct_e3(emu)) < len(migration.holders_before)   # it stopped half way
+    assert unresolved_intents(migration.journal_path) == []   # even the interrupted run left every intent with a result
+    migration.check(figures, 'access token (not refreshable) expiring mid-run', restore=True)
+
+
+def test_two_runs_on_one_journal_at_once(migration, figures):
+    """A second run on the same journal while the first is writing refuses at once; nobody is removed twice."""
+    emu = migration.emu
+    migration.prepare()
+    emu.configure(latency_ms=10)
+    options = dict(plan_path=migration.plan_path, journal_path=migration.journal_path, max_failures=1000)
+    first = start_module(emu, migration.folder, **options)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(migration.journal_path) and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.01)
+    second = start_module(emu, migration.folder, **options)
+    second_out, dummy = second.communicate(timeout=120)
+    first.communicate(timeout=300)
+    emu.configure(latency_ms=0)
+    second_result = json.loads(second_out.decode('utf-8'))
+    assert second_result.get('failed') and 'locked' in second_result['msg'], second_result.get('msg')
+    assert first.returncode == 0
+    removals = [entry['path'] for entry in emu.request_log() if entry['method'] == 'POST' and entry['path'].startswith('/v1.0/users/')]
+    assert len(removals) == len(set(removals)) == len(migration.holders_before)
+    migration.check(figures, 'two runs on one journal at once')
