@@ -463,38 +463,44 @@ _PLANNED_ROW = """# {number} of {total}: {user}, {sku}; kept through group(s) {g
 
 def planned_script_text(rows, plan_name, tenant_id=None, generated_at=None):
     """The text of the "what this run will do" script for plan ``rows`` (each with a ``batch``)."""
+    return ''.join(_planned_script_parts(rows, plan_name, tenant_id=tenant_id, generated_at=generated_at))
+
+
+def _planned_script_parts(rows, plan_name, tenant_id=None, generated_at=None):
+    """The script piece by piece, so a plan of 100,000 rows is written without holding its text."""
     rows = sorted(rows, key=lambda row: row.get('batch') if isinstance(row.get('batch'), int) else -1)
-    parts = [_PLANNED_HEADER.format(
+    per_batch = {}
+    for row in rows:
+        per_batch[row.get('batch')] = per_batch.get(row.get('batch'), 0) + 1
+    yield _PLANNED_HEADER.format(
         plan_name=_comment_text(plan_name), generated_at=_comment_text(generated_at or utc_now_iso()),
-        tenant=_comment_text(tenant_id or 'not recorded'), total=len(rows),
-        batches=len(set(row.get('batch') for row in rows)),
-        notice=powershell_quote('This script only documents the planned removals of %s; it changes nothing.' % plan_name))]
+        tenant=_comment_text(tenant_id or 'not recorded'), total=len(rows), batches=len(per_batch),
+        notice=powershell_quote('This script only documents the planned removals of %s; it changes nothing.' % plan_name))
     current_batch = object()
     for number, row in enumerate(rows, start=1):
         if row.get('batch') != current_batch:
             current_batch = row.get('batch')
-            count = len([other for other in rows if other.get('batch') == current_batch])
-            parts.append(_PLANNED_BATCH.format(batch=current_batch, canary=' (canary)' if current_batch == 0 else '', count=count))
+            yield _PLANNED_BATCH.format(batch=current_batch, canary=' (canary)' if current_batch == 0 else '', count=per_batch[current_batch])
         try:
             user_id = normalize_guid(row.get('user_id'), 'user id')
             sku_id = normalize_guid(row.get('sku_id'), 'SKU id')
         except LicensingInputError as exc:
             raise RecordsError('planned script row %d: %s' % (number, exc))
         disabled = row.get('direct_disabled_plan_names') or row.get('direct_disabled_plans') or []
-        parts.append(_PLANNED_ROW.format(
+        yield _PLANNED_ROW.format(
             number=number, total=len(rows), user=_comment_text(row.get('user_principal_name') or user_id),
             sku=_comment_text(row.get('sku_part_number') or sku_id),
             groups=_comment_text(', '.join(row.get('healthy_inherited_from') or []) or 'none'),
             disabled=_comment_text(', '.join(disabled) or 'none'),
-            user_id=powershell_quote(user_id), sku_id=powershell_quote(sku_id)))
-    return ''.join(parts)
+            user_id=powershell_quote(user_id), sku_id=powershell_quote(sku_id))
 
 
 def write_planned_script(rows, plan_path, tenant_id=None, generated_at=None):
     """Write the script beside ``plan_path`` (UTF-8 with BOM for Windows PowerShell 5.1, CRLF); ``{"path", "rows"}``."""
-    rows = list(rows)
+    rows = rows if isinstance(rows, list) else list(rows)
     absolute_path = resolve_output_path(planned_script_path(os.path.abspath(os.path.expanduser(plan_path))), 'planned removals script')
-    text = planned_script_text(rows, os.path.basename(plan_path), tenant_id=tenant_id, generated_at=generated_at)
+    parts = _planned_script_parts(rows, os.path.basename(plan_path), tenant_id=tenant_id, generated_at=generated_at)
     with atomic_text_file(absolute_path, 'planned removals script', encoding='utf-8-sig', newline='\r\n') as stream:
-        stream.write(text)
+        for part in parts:
+            stream.write(part)
     return {'path': absolute_path, 'rows': len(rows)}
