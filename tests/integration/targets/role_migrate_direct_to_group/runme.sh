@@ -9,6 +9,7 @@ INFO="$WORK/emulator.json"
 "$PYTHON" build_tenant.py "$WORK/tenant.json"
 "$PYTHON" -m graph_emulator.cli serve --port 0 --tenant "$WORK/tenant.json" --info-file "$INFO" >"$WORK/emulator.log" 2>&1 &
 EMULATOR_PID=$!
+# KEEP_WORK=1 keeps the tenant, inventory and run files (plan, journal, report) for debugging.
 trap 'kill "$EMULATOR_PID" 2>/dev/null || true; wait "$EMULATOR_PID" 2>/dev/null || true; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 
 for _ in $(seq 1 100); do
