@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 
-from .tenant import generate_tenant
+from .tenant import PROFILES, generate_tenant
 
 
 def _positive_float(text):
@@ -42,6 +42,8 @@ def build_parser():
     source.add_argument("--tenant", metavar="FILE", help="tenant JSON file (docs/tenant-format.md)")
     source.add_argument("--users", type=_non_negative_int, help="generate a tenant with N users (default 100)")
     serve.add_argument("--seed", type=int, default=0, help="seed for --users (default 0)")
+    serve.add_argument("--profile", choices=PROFILES, default="default",
+                       help="generator profile for --users: 'seed' is the migration's seed example (docs/tenant-format.md)")
     serve.add_argument("--info-file", metavar="PATH",
                        help="write {base_url, ca_path, tenant_id, client_id, client_secret, pid} as JSON once listening")
     serve.add_argument("--state-dir", metavar="DIR", help="where to write the CA and server certificate "
@@ -62,6 +64,8 @@ def build_parser():
     generate = commands.add_parser("generate", help="write a generated tenant JSON file")
     generate.add_argument("--users", type=_non_negative_int, default=1000, help="number of users (default 1000)")
     generate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    generate.add_argument("--profile", choices=PROFILES, default="default",
+                          help="generator profile: 'seed' is the migration's seed example (docs/tenant-format.md)")
     generate.add_argument("--out", required=True, metavar="FILE", help="output file ('-' for stdout)")
     return parser
 
@@ -83,7 +87,7 @@ def _load_tenant(args):
             raise SystemExit(f"graph-emulator: cannot read --tenant {args.tenant!r}: {error.strerror}") from None
         except ValueError as error:
             raise SystemExit(f"graph-emulator: --tenant {args.tenant!r} is not valid JSON: {error}") from None
-    return generate_tenant(users=100 if args.users is None else args.users, seed=args.seed)
+    return generate_tenant(users=100 if args.users is None else args.users, seed=args.seed, profile=args.profile)
 
 
 def serve(args):
@@ -125,7 +129,7 @@ def serve(args):
 
 
 def generate(args):
-    tenant = generate_tenant(users=args.users, seed=args.seed)
+    tenant = generate_tenant(users=args.users, seed=args.seed, profile=args.profile)
     text = json.dumps(tenant, indent=1) + "\n"
     if args.out == "-":
         sys.stdout.write(text)

@@ -89,7 +89,7 @@ class ControlApi:
     def post_generate(self, request, rest):
         options = _object(request)
         allowed = {"users", "seed", "sku", "units", "disabled_plan_ratio", "no_usage_location", "nested_users",
-                   "extra_skus", "apps"}
+                   "extra_skus", "apps", "profile", "plan_exceptions"}
         unknown = set(options) - allowed
         if unknown:
             raise ControlError(400, f"unknown generate option(s) {sorted(unknown)}; expected some of {sorted(allowed)}")

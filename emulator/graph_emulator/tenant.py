@@ -407,6 +407,12 @@ _COUNTRIES = ("US", "US", "US", "GB", "DE", "FR", "NL", "JP", "CA", "AU", "IN", 
 _COMMONLY_DISABLED = ("SWAY", "YAMMER_ENTERPRISE", "KAIZALA_O365_P3", "Deskless", "MYANALYTICS_P2",
                       "MICROSOFTBOOKINGS", "BPOS_S_TODO_2", "STREAM_O365_E3", "PROJECT_O365_P2", "FORMS_PLAN_E1")
 
+PROFILES = ("default", "seed")
+# The seed example's legacy automation assigns E3 with these plans off: Kaizala (retired by Microsoft) and
+# Yammer (replaced by Teams channels) are what tenants standardising on Teams commonly switched off.
+STANDARD_DISABLED_PLANS = ("KAIZALA_O365_P3", "YAMMER_ENTERPRISE")
+SEED_GROUP_NAME = "All users"
+
 DEFAULT_EXTRA_SKUS = ("STANDARDPACK", "ENTERPRISEPREMIUM", "SPE_E3", "EMS", "EMSPREMIUM", "EXCHANGESTANDARD",
                       "AAD_PREMIUM", "MCOMEETADV", "WORKPLACE_ANALYTICS")
 # Realistic small purchases for the SKUs nobody holds in a generated tenant.
@@ -458,24 +464,66 @@ def _default_rules(catalog):
     return {"mutuallyExclusivePlans": [], "planDependencies": dependencies, "prohibitedUsageLocations": {}}
 
 
+def _default_groups(user_docs, users, nested_users, new_id):
+    """"Contractors" (the last ``nested_users`` users) inside "All users (nested)": nested members are never licensed."""
+    contractors_id, nested_parent_id = new_id(), new_id()
+    contractor_members = [u["id"] for u in user_docs[-min(nested_users, users):]] if nested_users and users else []
+    return [
+        {"id": contractors_id, "displayName": "Contractors", "description": "Contractors (nested inside All users (nested))",
+         "securityEnabled": True, "mailEnabled": False, "mailNickname": "Contractors", "groupTypes": [],
+         "members": contractor_members, "assignedLicenses": []},
+        {"id": nested_parent_id, "displayName": "All users (nested)", "description": "Holds only the Contractors group",
+         "securityEnabled": True, "mailEnabled": False, "mailNickname": "AllUsersNested", "groupTypes": [],
+         "members": [contractors_id], "assignedLicenses": []},
+    ]
+
+
+def _seed_groups(user_docs, nested_indexes, new_id):
+    """"All users": every user directly, except the members of its nested "Contractors" group."""
+    contractors_id, all_users_id = new_id(), new_id()
+    contractor_members = [u["id"] for index, u in enumerate(user_docs) if index in nested_indexes]
+    direct_members = [u["id"] for index, u in enumerate(user_docs) if index not in nested_indexes]
+    return [
+        {"id": all_users_id, "displayName": SEED_GROUP_NAME, "description": "Every employee; contractors through the Contractors group",
+         "securityEnabled": True, "mailEnabled": False, "mailNickname": "AllUsers", "groupTypes": [],
+         "members": direct_members + [contractors_id], "assignedLicenses": []},
+        {"id": contractors_id, "displayName": "Contractors", "description": "Contractors (nested inside All users)",
+         "securityEnabled": True, "mailEnabled": False, "mailNickname": "Contractors", "groupTypes": [],
+         "members": contractor_members, "assignedLicenses": []},
+    ]
+
+
 def generate_tenant(users=1000, seed=0, sku="ENTERPRISEPACK", units=None, disabled_plan_ratio=0.1,
                     no_usage_location=3, nested_users=5, extra_skus=DEFAULT_EXTRA_SKUS, apps=None,
-                    fixture_path=SKU_FIXTURE_PATH) -> dict:
-    """A deterministic tenant in the documented format: ``users`` users holding ``sku`` directly."""
+                    fixture_path=SKU_FIXTURE_PATH, profile="default", plan_exceptions=12) -> dict:
+    """A deterministic tenant in the documented format: ``users`` users holding ``sku`` directly.
+
+    ``profile="seed"`` is the migration's seed example (docs/tenant-format.md section 3): every direct copy
+    has the legacy automation's STANDARD_DISABLED_PLANS off except ``plan_exceptions`` users whose copy
+    enables one of them, and an "All users" group holds everyone directly except ``nested_users`` users,
+    who are in it only through its nested "Contractors" group. ``disabled_plan_ratio`` is not used there.
+    """
     if not isinstance(users, int) or users < 0:
         raise ValueError(f"users: got {users!r}, expected a non-negative integer")
+    if profile not in PROFILES:
+        raise ValueError(f"profile: got {profile!r}, expected one of {', '.join(PROFILES)}")
+    for name, value in (("no_usage_location", no_usage_location), ("nested_users", nested_users), ("plan_exceptions", plan_exceptions)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name}: got {value!r}, expected a non-negative integer")
     if not 0.0 <= disabled_plan_ratio <= 1.0:
         raise ValueError(f"disabled_plan_ratio: got {disabled_plan_ratio!r}, expected a number between 0 and 1")
     collecting = gc.isenabled()
     gc.disable()  # many small long-lived dicts: cyclic GC passes only cost time
     try:
-        return _generate(users, seed, sku, units, disabled_plan_ratio, no_usage_location, nested_users, extra_skus, apps, fixture_path)
+        return _generate(users, seed, sku, units, disabled_plan_ratio, no_usage_location, nested_users, extra_skus, apps, fixture_path,
+                         profile, plan_exceptions)
     finally:
         if collecting:
             gc.enable()
 
 
-def _generate(users, seed, sku, units, disabled_plan_ratio, no_usage_location, nested_users, extra_skus, apps, fixture_path):
+def _generate(users, seed, sku, units, disabled_plan_ratio, no_usage_location, nested_users, extra_skus, apps, fixture_path,
+              profile="default", plan_exceptions=0):
     catalog = load_sku_fixture(fixture_path)
     if sku not in catalog:
         raise ValueError(f"sku: got {sku!r}, expected one of {', '.join(sorted(catalog))}")
@@ -496,7 +544,21 @@ def _generate(users, seed, sku, units, disabled_plan_ratio, no_usage_location, n
     user_plans = [p for p in skus[0]["servicePlans"] if p["appliesTo"] == "User"]
     common = [p["servicePlanId"] for p in user_plans if p["servicePlanName"] in _COMMONLY_DISABLED]
     candidates = common or [p["servicePlanId"] for p in user_plans]
-    without_location = set(rng.sample(range(users), min(no_usage_location, users)))
+    seed_profile = profile == "seed"
+    if seed_profile:
+        standard = [p["servicePlanId"] for p in user_plans if p["servicePlanName"] in STANDARD_DISABLED_PLANS]
+        if len(standard) != len(STANDARD_DISABLED_PLANS):
+            raise ValueError(f"profile: 'seed' needs a sku with the plans {', '.join(STANDARD_DISABLED_PLANS)}; {sku} lacks some")
+        # Disjoint sets, so each user of the seed example has one reason to be special.
+        special = rng.sample(range(users), min(users, plan_exceptions + no_usage_location + nested_users))
+        exceptions = special[:plan_exceptions]
+        without_location = set(special[plan_exceptions:plan_exceptions + no_usage_location])
+        nested_indexes = set(special[plan_exceptions + no_usage_location:])
+        # An exception enables one plan of the standard set (alternately each): the group will not match it.
+        exception_disabled = dict((index, sorted(set(standard) - {standard[position % len(standard)]}))
+                                  for position, index in enumerate(exceptions))
+    else:
+        without_location = set(rng.sample(range(users), min(no_usage_location, users)))
 
     user_docs = []
     for index in range(users):
@@ -504,7 +566,9 @@ def _generate(users, seed, sku, units, disabled_plan_ratio, no_usage_location, n
         surname = _SURNAMES[(index // len(_GIVEN_NAMES)) % len(_SURNAMES)]
         alias = f"{given}.{surname}".lower().replace(" ", "").replace("-", "") + f".{index:06d}"
         disabled = []
-        if candidates and rng.random() < disabled_plan_ratio:
+        if seed_profile:
+            disabled = exception_disabled.get(index, sorted(standard))
+        elif candidates and rng.random() < disabled_plan_ratio:
             disabled = sorted(rng.sample(candidates, min(len(candidates), rng.choice((1, 1, 2)))))
         user_docs.append({
             "id": new_id(),
@@ -520,16 +584,10 @@ def _generate(users, seed, sku, units, disabled_plan_ratio, no_usage_location, n
             "directLicenses": [{"skuId": skus[0]["skuId"], "disabledPlans": disabled}],
         })
 
-    contractors_id, nested_parent_id = new_id(), new_id()
-    contractor_members = [u["id"] for u in user_docs[-min(nested_users, users):]] if nested_users and users else []
-    groups = [
-        {"id": contractors_id, "displayName": "Contractors", "description": "Contractors (nested inside All users (nested))",
-         "securityEnabled": True, "mailEnabled": False, "mailNickname": "Contractors", "groupTypes": [],
-         "members": contractor_members, "assignedLicenses": []},
-        {"id": nested_parent_id, "displayName": "All users (nested)", "description": "Holds only the Contractors group",
-         "securityEnabled": True, "mailEnabled": False, "mailNickname": "AllUsersNested", "groupTypes": [],
-         "members": [contractors_id], "assignedLicenses": []},
-    ]
+    if seed_profile:
+        groups = _seed_groups(user_docs, nested_indexes, new_id)
+    else:
+        groups = _default_groups(user_docs, users, nested_users, new_id)
     if apps is None:
         apps = [{"clientId": new_id(), "displayName": "entraops-licensing (emulated)",
                  "secrets": [f"emu~{rng.getrandbits(160):040x}"], "certificates": [],

@@ -70,6 +70,14 @@ def test_generate_writes_a_tenant_file(tmp_path):
     assert json.loads(again.read_text()) == tenant
 
 
+def test_generate_with_the_seed_profile_writes_the_seed_example(tmp_path):
+    out = tmp_path / "seed.json"
+    subprocess.run(CLI + ["generate", "--users", "30", "--seed", "1", "--profile", "seed", "--out", str(out)],
+                   check=True, capture_output=True, timeout=60)
+    tenant = json.loads(out.read_text())
+    assert [g["displayName"] for g in tenant["groups"]] == ["All users", "Contractors"]
+
+
 def test_bad_arguments_are_refused_with_a_clear_message(tmp_path):
     result = subprocess.run(CLI + ["serve", "--time-scale", "0"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "time-scale" in result.stderr

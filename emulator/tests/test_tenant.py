@@ -7,7 +7,7 @@ import time
 import pytest
 
 from graph_emulator.engine import Directory, RequestContext
-from graph_emulator.tenant import (COLLECTION_PERMISSIONS, TenantFormatError, generate_tenant, load_sku_fixture,
+from graph_emulator.tenant import (COLLECTION_PERMISSIONS, STANDARD_DISABLED_PLANS, TenantFormatError, generate_tenant, load_sku_fixture,
                                    validate_tenant)
 
 CATALOG = load_sku_fixture()
@@ -150,3 +150,57 @@ def test_twenty_thousand_users_load_and_iterate_compactly():
     assert count == d.user_count() == 20_000
     selected = [u for _, u in d.iter_users(start=19_990, select=("id",))]
     assert len(selected) == 10 and "assignedPlans" not in selected[0]
+
+
+# ---------------------------------------------------------------------------------------------- seed profile
+def _plan_id(name):
+    return next(p["servicePlanId"].lower() for p in CATALOG["ENTERPRISEPACK"]["servicePlans"] if p["servicePlanName"] == name)
+
+
+def test_seed_profile_is_the_migration_seed_example():
+    tenant = generate_tenant(users=1000, seed=1, profile="seed")
+    assert tenant == generate_tenant(users=1000, seed=1, profile="seed")
+    users = {u["id"]: u for u in tenant["users"]}
+    standard = sorted(_plan_id(name) for name in STANDARD_DISABLED_PLANS)
+    exceptions = [u for u in users.values() if u["directLicenses"][0]["disabledPlans"] != standard]
+    assert len(exceptions) == 12
+    # each exception enables exactly one plan of the standard set, and both plans occur
+    assert all(len(u["directLicenses"][0]["disabledPlans"]) == 1 for u in exceptions)
+    assert {u["directLicenses"][0]["disabledPlans"][0] for u in exceptions} == set(standard)
+    without_location = [u for u in users.values() if u["usageLocation"] is None]
+    assert len(without_location) == 3
+    all_users, contractors = tenant["groups"]
+    assert (all_users["displayName"], contractors["displayName"]) == ("All users", "Contractors")
+    assert all_users["assignedLicenses"] == [] and all_users["securityEnabled"]
+    assert len(contractors["members"]) == 5 and contractors["id"] in all_users["members"]
+    assert set(contractors["members"]).isdisjoint(all_users["members"])
+    assert set(all_users["members"]) | set(contractors["members"]) == set(users) | {contractors["id"]}
+    special = [{u["id"] for u in exceptions}, {u["id"] for u in without_location}, set(contractors["members"])]
+    assert sum(len(s) for s in special) == len(set().union(*special)) == 20   # one reason per special user
+
+
+def test_seed_profile_under_group_licensing_the_nested_lose_nothing_and_exceptions_keep_their_plan_only_directly():
+    tenant = generate_tenant(users=60, seed=2, profile="seed", plan_exceptions=2, no_usage_location=2, nested_users=2)
+    d = Directory(tenant)
+    all_users, contractors = tenant["groups"]
+    standard = sorted(_plan_id(name) for name in STANDARD_DISABLED_PLANS)
+    d.assign_group_license(all_users["id"], [{"skuId": E3, "disabledPlans": standard}], [], RequestContext(request_id="r1"))
+    d.process_all()
+    for user in tenant["users"]:
+        states = d.get_user(user["id"])["licenseAssignmentStates"]
+        inherited = [s for s in states if s["assignedByGroup"]]
+        if user["id"] in contractors["members"]:
+            assert inherited == []                       # nested: Entra licenses direct members only
+        else:
+            # tenant country stands in for a missing usage location
+            assert [s["state"] for s in inherited] == ["Active"], (user["usageLocation"], inherited)
+    assert d.loss_ledger() == []
+
+
+def test_generator_rejects_an_unknown_profile_and_negative_counts():
+    with pytest.raises(ValueError, match="profile: got 'demo'"):
+        generate_tenant(users=1, profile="demo")
+    with pytest.raises(ValueError, match="plan_exceptions: got -1"):
+        generate_tenant(users=1, profile="seed", plan_exceptions=-1)
+    with pytest.raises(ValueError, match="KAIZALA_O365_P3"):
+        generate_tenant(users=1, profile="seed", sku="STANDARDPACK")
