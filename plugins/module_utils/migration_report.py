@@ -274,6 +274,19 @@ def _journal_facts(journal_path):
     return facts, states
 
 
+def _gains_plans(record):
+    """True when the healthy inherited copies enable a plan the direct copy disables.
+
+    Compared on the enabled plan names of the record: a direct copy that disables the same plans as the
+    group (a standard disabled set) gains nothing. A record without those names (an older report) is
+    counted when its direct copy disabled anything, as this report did before it had them.
+    """
+    direct_names, inherited_names = record.get('direct_enabled_plan_names'), record.get('inherited_enabled_plan_names')
+    if direct_names is None or inherited_names is None:
+        return bool(record.get('direct_disabled_plans'))
+    return bool(set(inherited_names) - set(direct_names))
+
+
 def build_report(title, plan_path=None, journal_path=None, before_records=None, after_records=None,
                  phase_results=(), check_mode=False, generated=None, rollback_script_path=None):
     """Everything the change record needs, as one JSON-serialisable dict."""
@@ -287,8 +300,8 @@ def build_report(title, plan_path=None, journal_path=None, before_records=None, 
         totals[row['outcome']] += 1
         if row['outcome'] == SKIPPED:
             skipped_by_verdict[row['verdict']] = skipped_by_verdict.get(row['verdict'], 0) + 1
-    # Direct assignments that disabled plans the group enables: the user gains services (the rule allows it).
-    had_disabled = set(_key(record.get('user_id'), record.get('sku_id')) for record in before_records or () if record.get('direct_disabled_plans'))
+    # Direct assignments that disabled plans the groups enable: the user gains services (the rule allows it).
+    had_disabled = set(_key(record.get('user_id'), record.get('sku_id')) for record in before_records or () if _gains_plans(record))
     more_plans = sum(1 for row in outcome_rows if row['outcome'] == MIGRATED and _key(row['user_id'], row['sku_id']) in had_disabled)
     phase_results = list(phase_results)
     blockers = []

@@ -186,3 +186,13 @@ def test_migrated_users_who_gain_plans_are_counted(run_files):
     report = build(run_files)
     assert report['migrated_with_more_plans'] == 1
     assert 'id="more-plans">1 migrated user(s)' in mr.render_html(report)
+
+
+def test_a_direct_copy_disabling_what_the_group_disables_gains_nothing(run_files):
+    for number in (0, 1, 2):   # migrated, all three with SWAY disabled directly
+        run_files['before'][number]['direct_disabled_plans'] = [SWAY]
+        run_files['before'][number]['direct_enabled_plan_names'] = ['EXCHANGE_S_ENTERPRISE']
+    run_files['before'][0]['inherited_enabled_plan_names'] = ['EXCHANGE_S_ENTERPRISE', 'SWAY']   # the group enables SWAY
+    run_files['before'][1]['inherited_enabled_plan_names'] = ['EXCHANGE_S_ENTERPRISE']           # the group disables it too
+    run_files['before'][2]['inherited_enabled_plan_names'] = ['EXCHANGE_S_ENTERPRISE']
+    assert build(run_files)['migrated_with_more_plans'] == 1
