@@ -361,7 +361,7 @@ def test_rollback_under_kills_504_and_drops(migration, figures):
     restore_options = dict(state='present', restore_from=migration.journal_path)
     rng = random.Random(20261127)
     kills = 0
-    for cycle in range(8):
+    for cycle in range(6):
         restored = len(holders_of_direct_e3(emu))
         call_index = 4 + 3 * restored + rng.randrange(0, 40)   # a resumed restore re-reads what it already put back
         outcome, dummy, stderr = kill_at_call(emu, migration.folder, call_index, applied=cycle % 2 == 0, **restore_options)
@@ -373,7 +373,8 @@ def test_rollback_under_kills_504_and_drops(migration, figures):
     result, failed = run(emu, direct_license, max_failures=1000, **restore_options)
     unfired = [fault for fault in emu.list_faults() if fault['fired'] < fault['count']]
     emu.clear_faults()
-    assert unfired == [] and 'Traceback' not in str(result)
+    assert unfired == [], 'faults that did not fire (%d restores were left for this run): %s' % (len(holders_of_direct_e3(emu)), unfired)
+    assert 'Traceback' not in str(result)
     final, failed = run(emu, direct_license, **restore_options)
     assert not failed, final.get('msg')
     ours, injected = split_ledger(emu)
@@ -383,7 +384,7 @@ def test_rollback_under_kills_504_and_drops(migration, figures):
     # (for this row "migrated" counts direct assignments still missing after the rollback: 0 expected)
     figures(kind='scenario', scenario='rollback of %d: SIGKILL at %d points, 504, drops, re-run' % (restored, kills), migrated=len(still_removed),
             skipped={}, losses=len(ours), injected_losses=len(injected), pending=len(pending))
-    assert kills >= 5
+    assert kills >= 4
     assert ours == [] and pending == []
     assert still_removed == []   # every direct assignment is back, with its disabled plans
     again, failed = run(emu, direct_license, **restore_options)
@@ -395,11 +396,12 @@ def test_static_token_expiring_mid_run_stops_cleanly(migration, figures):
     emu = migration.emu
     migration.prepare()
     from graph_emulator.identity import DEFAULT_APP_PERMISSIONS  # pylint: disable=import-outside-toplevel
-    token = emu.issue_token(permissions=list(DEFAULT_APP_PERMISSIONS), expires_in=2)
-    emu.configure(latency_ms=6)
+    token = emu.issue_token(permissions=list(DEFAULT_APP_PERMISSIONS), expires_in=3)
+    # The second chunk's first removal is held until the token has expired: whatever the machine's speed, the run
+    # starts with a valid token and meets an expired one half way.
+    emu.add_fault(method='POST', route=ASSIGN_LICENSE_ROUTE, skip=10, count=1, delay_ms=3500)
     static = dict(access_token=token, client_secret=None, client_id=None, tenant_id=None)
     result, failed = run(emu, direct_license, static, plan_path=migration.plan_path, journal_path=migration.journal_path, max_failures=1000)
-    emu.configure(latency_ms=0)
     assert failed and 'Traceback' not in str(result) and 'exception' not in result
     assert '401' in result['msg'] or 'expired' in result['msg']
     assert token not in str(result)
