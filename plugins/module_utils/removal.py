@@ -39,6 +39,11 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
 
 # skipped_by_verdict key for a row whose user holds the SKU in no way (not a DESIGN verdict: nothing to classify).
 NOT_HELD = 'not_held'
+# failures[].kind: what went wrong, for callers that must not parse the reason text.
+SERVICE_LOSS = 'service_loss'          # the removal was applied and the user lacked a plan afterwards (put back, or not)
+GRAPH_ERROR = 'graph_error'            # Graph refused the write with a definite error
+OUTCOME_UNKNOWN = 'outcome_unknown'    # no definite answer and the re-read shows the write not applied
+FAILURE_KINDS = (SERVICE_LOSS, GRAPH_ERROR, OUTCOME_UNKNOWN)
 ROWS_PER_CHUNK = 10   # two reads per user: 20 items, one $batch request
 # Removal chunks grow from ROWS_PER_CHUNK to MAX_ROWS_PER_CHUNK while chunks go clean, and fall back to
 # ROWS_PER_CHUNK after any failure. Each chunk costs about five round trips (read, groups, write,
@@ -174,9 +179,9 @@ class RemovalEngine:
                                         'verdict': verdict, 'plans_lost': (record or {}).get('plans_lost', []),
                                         'reason': (record or {}).get('reason', 'the user no longer holds this SKU')})
 
-    def _fail(self, row, reason, status=None):
+    def _fail(self, row, kind, reason, status=None):
         self.failures.append({'user': row.get('user_principal_name') or row['user_id'], 'user_id': row['user_id'],
-                              'sku': row.get('sku_part_number') or row['sku_id'], 'reason': reason, 'status': status})
+                              'sku': row.get('sku_part_number') or row['sku_id'], 'kind': kind, 'reason': reason, 'status': status})
         if len(self.failures) > self.max_failures:
             self.stopped = True
             raise MaxFailuresExceeded()
@@ -285,7 +290,7 @@ class RemovalEngine:
         if not result.ok and not result.outcome_unknown:
             error = result.error()
             self.journal.result(op_id, 'failed', request_id=request_id, status=result.status, error=error.code, detail=error.message)
-            self._fail(row, 'Graph refused the removal: %s' % error, status=result.status)
+            self._fail(row, GRAPH_ERROR, 'Graph refused the removal: %s' % error, status=result.status)
             return
         if still_direct:
             # Unknown outcome and the direct copy is still there: not applied yet. Never re-sent here. A request the
@@ -293,7 +298,8 @@ class RemovalEngine:
             # removal "unknown" (restorable): a restore reads the user first and puts it back only if it is gone.
             detail = 'outcome unknown (%s); the re-read shows the direct assignment still in place (a late write may still land)' % result.status
             self.journal.result(op_id, 'unknown', request_id=request_id, status=result.status, error='OutcomeUnknownNotApplied', detail=detail)
-            self._fail(row, 'the removal got no definite answer and was not applied; it was not re-sent (run again to retry)', status=result.status)
+            self._fail(row, OUTCOME_UNKNOWN, 'the removal got no definite answer and was not applied; it was not re-sent (run again to retry)',
+                       status=result.status)
             return
         lost = self._loss_after(row, record, before, after)
         if not lost:
@@ -312,7 +318,7 @@ class RemovalEngine:
         else:
             self.journal.result(op_id, 'ok', request_id=request_id, status=result.status,
                                 detail='plans lost after the removal: %s; putting the direct assignment back FAILED' % names)
-        self._fail(row, 'after the removal the user lacked %s; the direct assignment was %s' % (
+        self._fail(row, SERVICE_LOSS, 'after the removal the user lacked %s; the direct assignment was %s' % (
             names, 'put back with the same disabled plans' if restored else 'NOT put back: restore it from the journal'))
 
     def _loss_after(self, row, record, before, after):
@@ -332,15 +338,16 @@ class RemovalEngine:
     def _put_back(self, row, disabled_plans):
         op_id = self.journal.intent('restore_direct', row['user_id'], row.get('user_principal_name'), row['sku_id'],
                                     row.get('sku_part_number'), disabled_plans, batch=row.get('batch'))
-        return self._send_restore(row, disabled_plans, op_id)
+        return self._send_restore(row, disabled_plans, op_id) is None
 
     def _send_restore(self, row, disabled_plans, op_id):
+        """None when the direct assignment is in place afterwards, else the failure kind (GRAPH_ERROR or OUTCOME_UNKNOWN)."""
         body = {'addLicenses': [{'skuId': row['sku_id'], 'disabledPlans': list(disabled_plans)}], 'removeLicenses': []}
         result = self.client.batch([{'method': 'POST', 'url': '/users/%s/assignLicense' % row['user_id'], 'body': body}])[0]
         request_id = _request_id(result)
         if result.ok:
             self.journal.result(op_id, 'ok', request_id=request_id, status=result.status)
-            return True
+            return None
         if result.outcome_unknown:
             # Adding is idempotent in effect, but the rule stays "re-read, never re-send blindly".
             check = self.read([row['user_id']])
@@ -348,13 +355,13 @@ class RemovalEngine:
             if user is not None and direct_entry(user, row['sku_id']) is not None:
                 self.journal.result(op_id, 'ok', request_id=request_id, status=result.status,
                                     detail='outcome unknown; the re-read shows the direct assignment in place')
-                return True
+                return None
             self.journal.result(op_id, 'unknown', request_id=request_id, status=result.status,
                                 detail='outcome unknown; the re-read shows no direct assignment')
-            return False
+            return OUTCOME_UNKNOWN
         error = result.error()
         self.journal.result(op_id, 'failed', request_id=request_id, status=result.status, error=error.code, detail=error.message)
-        return False
+        return GRAPH_ERROR
 
     # ------------------------------------------------------------------ restore
 
@@ -389,10 +396,11 @@ class RemovalEngine:
                 continue
             op_id = self.journal.intent('restore_direct', row['user_id'], row['user_principal_name'], row['sku_id'],
                                         row.get('sku_part_number'), row['disabled_plans'], batch=row.get('batch'))
-            if self._send_restore(row, row['disabled_plans'], op_id):
+            kind = self._send_restore(row, row['disabled_plans'], op_id)
+            if kind is None:
                 self.restored.append(entry)
             else:
-                self._fail(row, 'the direct assignment could not be put back')
+                self._fail(row, kind, 'the direct assignment could not be put back (%s; see the journal)' % kind)
 
     def result(self):
         return {

@@ -190,10 +190,36 @@ skipped_sample:
   type: list
   elements: dict
 failures:
-  description: Rows that failed, each with C(user), C(user_id), C(sku), C(reason) and C(status).
+  description:
+    - Rows that failed. Decide on RV(failures[].kind), not on the wording of RV(failures[].reason).
   returned: always
   type: list
   elements: dict
+  contains:
+    user:
+      description: User principal name (or id).
+      type: str
+    user_id:
+      description: User object id.
+      type: str
+    sku:
+      description: SKU part number (or id).
+      type: str
+    kind:
+      description:
+        - V(service_loss) the removal was applied and the fresh read afterwards showed the user without a plan they had;
+          the direct assignment was put back at once (the reason says if putting it back failed). A migration stops here.
+        - V(graph_error) Graph refused the write (removal or restore) with a definite error; nothing changed.
+        - V(outcome_unknown) the write got no definite answer (timeout, dropped connection, 5xx) and the re-read shows it
+          not applied; it was not re-sent, and the journal keeps it restorable. Running again retries it.
+      type: str
+      choices: [service_loss, graph_error, outcome_unknown]
+    reason:
+      description: What happened, for people (plans lost by name, Graph's error).
+      type: str
+    status:
+      description: HTTP status of the write, when there was one.
+      type: int
 reconciled:
   description:
     - Writes whose outcome was unknown (this run) or whose run was killed before journaling a result (earlier runs),

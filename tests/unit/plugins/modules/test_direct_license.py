@@ -205,6 +205,7 @@ def test_membership_lost_during_the_write_is_put_back(emu, roles, tmp_path):
     assert not failed, result.get('msg')
     assert [failure['user_id'] for failure in result['failures']] == [victim]
     assert 'put back' in result['failures'][0]['reason']
+    assert result['failures'][0]['kind'] == 'service_loss'
     assert result['removed_total'] == 5
     assert direct_sku_ids(emu, victim) == [E3]
     outcomes = [entry['outcome'] for entry in read_journal(journal_path)['entries'] if entry['type'] == 'result' and entry['user_id'] == victim]
@@ -260,6 +261,7 @@ def test_dropped_connection_then_rerun_finishes_once(emu, roles, tmp_path):
     assert_migrated(emu, roles)
     assert [entry['outcome'] for entry in first['reconciled']] == ['applied']
     assert first['failures'] and all('not re-sent' in failure['reason'] for failure in first['failures'])
+    assert set(failure['kind'] for failure in first['failures']) == set(['outcome_unknown'])
     # every safe user got exactly one removal request over both runs (the lost one was never re-sent)
     assert sorted(removal_writes(emu, status=None)) == sorted(roles[role] for role in SAFE_ROLES)
     assert first['removed_total'] + second['removed_total'] == len(SAFE_ROLES)
@@ -338,6 +340,7 @@ def test_refused_writes_stop_at_max_failures(emu, roles, tmp_path):
     assert failed and result['stopped'] is True
     assert 'max_failures=1' in result['msg']
     assert len(result['failures']) == 2
+    assert [failure['kind'] for failure in result['failures']] == ['graph_error', 'graph_error']
     # the first chunk (10 rows) was attempted, the rest never sent
     assert len(removal_writes(emu, 400)) == 10
     assert all(direct_sku_ids(emu, user) == [E3] for user in users)
