@@ -12,8 +12,10 @@ client-side write pacing. It knows nothing about licensing.
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import base64
 import email.utils
 import datetime
+import json
 import ipaddress
 import logging
 import math
@@ -461,6 +463,24 @@ class _GraphSession(_SessionBase):
         return super(_GraphSession, self).request(method, url, *args, **kwargs)
 
 
+def token_claims(token):
+    """The payload claims of a JWT (its base64url JSON middle part) as a dict, or None when ``token`` is not one.
+
+    No signature check and no exception that could carry the token: callers use the claims as hints only.
+    """
+    if not isinstance(token, str):
+        return None
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1]:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode((parts[1] + "=" * (-len(parts[1]) % 4)).encode("ascii"))
+        claims = json.loads(payload.decode("utf-8"))
+    except (ValueError, TypeError, UnicodeError):   # binascii.Error and JSONDecodeError are ValueErrors
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
 class _StaticToken:
     """A token acquired elsewhere: used as is, cannot be refreshed."""
 
@@ -601,6 +621,20 @@ class GraphClient:
 
     def close(self):
         self.session.close()
+
+    def granted_permissions(self):
+        """The application permissions the access token carries (its ``roles`` claim), sorted; None when it does not say.
+
+        Read from the token's payload without checking its signature: the list only informs a
+        preflight, Graph itself enforces the permissions. None for a token that is not a JWT or has
+        no ``roles`` claim (a delegated token, or an app with no application permission).
+        The token itself is never returned or logged.
+        """
+        claims = token_claims(self._token_provider.get_token())
+        roles = claims.get("roles") if claims else None
+        if not isinstance(roles, list):
+            return None
+        return sorted(set(str(role) for role in roles if isinstance(role, str) and role))
 
     # ------------------------------------------------------------------ URLs
 

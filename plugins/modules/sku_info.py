@@ -28,6 +28,19 @@ options:
       - When not set, every subscribed SKU is returned.
     type: list
     elements: str
+  permissions_for:
+    description:
+      - Compare the application permissions of the token (RV(granted_permissions)) with what this work needs, and list
+        what is missing in RV(missing_permissions). Higher permissions that Microsoft documents as also granting a need
+        are accepted.
+      - V(read) users, licenses, groups, members, SKUs (C(User.Read.All), C(GroupMember.Read.All), C(Organization.Read.All));
+        V(group) create a group and add members (C(Group.Create) or C(Group.ReadWrite.All), and C(GroupMember.ReadWrite.All));
+        V(assign) group licenses and V(remove) direct ones (C(LicenseAssignment.ReadWrite.All));
+        V(restore) direct assignments (C(LicenseAssignment.ReadWrite.All), and C(User.ReadWrite.All) to set the usage location of
+        users who have none).
+    type: list
+    elements: str
+    choices: [read, group, assign, remove, restore]
 extends_documentation_fragment:
   - entraops.licensing.graph
   - entraops.licensing.graph.action_group
@@ -163,9 +176,31 @@ skus:
       type: list
       elements: str
       sample: [EXCHANGE_S_ENTERPRISE, SHAREPOINTENTERPRISE, TEAMS1]
+granted_permissions:
+  description:
+    - The Microsoft Graph application permissions the access token carries (its C(roles) claim), sorted.
+      Read from the token's payload without checking its signature; the token itself is never returned.
+    - Empty when the token does not say (RV(permissions_known) is false), for example a token given as O(access_token)
+      that is not a JWT or has no C(roles) claim.
+  returned: always
+  type: list
+  elements: str
+  sample: [GroupMember.Read.All, LicenseAssignment.ReadWrite.All, Organization.Read.All, User.Read.All]
+permissions_known:
+  description: Whether the token lists its application permissions; when false RV(missing_permissions) is empty because nothing can be compared.
+  returned: always
+  type: bool
+missing_permissions:
+  description: What O(permissions_for) needs that the token lacks, each with C(operation), C(permission) and C(accepted) (any of these would do).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{operation: group, permission: Group.Create, accepted: [Group.Create, Group.ReadWrite.All, Directory.ReadWrite.All]}]
 '''
 
 import re
+
+from ansible_collections.entraops.licensing.plugins.module_utils.permissions import missing_permissions
 
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
@@ -226,7 +261,8 @@ def select_skus(records, wanted):
 
 def main():
     module = GraphModule(
-        argument_spec=dict(skus=dict(type="list", elements="str")),
+        argument_spec=dict(skus=dict(type="list", elements="str"),
+                           permissions_for=dict(type="list", elements="str", choices=["read", "group", "assign", "remove", "restore"])),
         supports_check_mode=True,
     )
     try:
@@ -237,7 +273,11 @@ def main():
         skus = select_skus(records, module.params["skus"])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, skus=skus)
+    # After the read above, so the token is the one Graph just accepted; only its roles claim leaves this function.
+    granted = module.client.granted_permissions()
+    missing = missing_permissions(granted, module.params["permissions_for"]) if granted is not None else []
+    module.exit_json(changed=False, skus=skus, granted_permissions=granted or [], permissions_known=granted is not None,
+                     missing_permissions=missing)
 
 
 if __name__ == "__main__":

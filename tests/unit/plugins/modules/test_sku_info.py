@@ -7,6 +7,8 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import re
+
 import pytest
 
 from ansible_collections.entraops.licensing.plugins.modules import sku_info
@@ -163,3 +165,17 @@ def test_sku_record_reports_over_consumption_honestly():
     assert record["available"] == -5 and record["warning"] == 5
     assert record["service_plans"][0]["service_plan_id"] == "8c098270-9dd4-4350-9b30-ba4703f3b36b"
     assert record["user_service_plan_names"] == []
+
+
+def test_granted_and_missing_permissions_from_the_token_never_the_token(emulator, capsys):
+    app = emulator.add_app(permissions=["Organization.Read.All", "User.Read.All", "Group.Create"], secret="perm-reader-secret")
+    result, failed = run_module(sku_info.main, emulator_connection(emulator, client_id=app["clientId"], client_secret="perm-reader-secret",
+                                                                   permissions_for=["read", "group", "assign"]))
+    assert not failed, result.get("msg")
+    assert result["granted_permissions"] == ["Group.Create", "Organization.Read.All", "User.Read.All"]
+    assert result["permissions_known"] is True
+    assert [(need["operation"], need["permission"]) for need in result["missing_permissions"]] == [
+        ("read", "GroupMember.Read.All"), ("group", "GroupMember.ReadWrite.All"), ("assign", "LicenseAssignment.ReadWrite.All")]
+    captured = capsys.readouterr()
+    for text in (repr(result), captured.out, captured.err):
+        assert not re.search(r"eyJ[A-Za-z0-9_-]+\.eyJ", text) and "perm-reader-secret" not in text   # no JWT, no secret
