@@ -94,6 +94,7 @@ class MembershipIndex:
         self.groups = {}
         self._direct = {}
         self._nested = {}
+        self._combinations = {}
         self._read = set()
 
     def load_licensed_groups(self):
@@ -141,10 +142,16 @@ class MembershipIndex:
         self.groups[facts.group_id] = facts
         self._read.add(facts.group_id)
         for user_id in direct_users:
-            self._direct.setdefault(user_id, set()).add(facts.group_id)
+            self._direct[user_id] = self._with(self._direct.get(user_id), facts.group_id)
         for user_id in nested_users or ():
-            self._nested.setdefault(user_id, set()).add(facts.group_id)
+            self._nested[user_id] = self._with(self._nested.get(user_id), facts.group_id)
         return facts
+
+    def _with(self, group_ids, group_id):
+        """The shared frozenset of ``group_ids`` plus ``group_id``: users share a handful of group
+        combinations, so one object per combination instead of one set per user (100,000 users)."""
+        combined = frozenset((group_id,)) | group_ids if group_ids else frozenset((group_id,))
+        return self._combinations.setdefault(combined, combined)
 
     def ensure_groups(self, group_ids):
         """Read groups a user's entries name that were not read yet (for example a group that lost its licenses)."""
