@@ -31,7 +31,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
 )
 
 USER_SELECT = 'id,userPrincipalName,usageLocation,assignedLicenses,licenseAssignmentStates'
-FRESH_USER_SELECT = 'id,userPrincipalName,licenseAssignmentStates,assignedLicenses'
+FRESH_USER_SELECT = 'id,userPrincipalName,licenseAssignmentStates,assignedLicenses,usageLocation'
 GROUP_SELECT = 'id,displayName,assignedLicenses,licenseProcessingState,securityEnabled'
 PAGE_SIZE = 999
 # Users resolved per $batch round when the scope is a list of users (the client splits it into 20s).
@@ -55,6 +55,19 @@ def read_tenant_id(client):
     """The tenant's GUID (GET /organization), recorded in plans so a plan is never run against another tenant."""
     organizations = list(client.get_all('/organization', params={'$select': 'id'}))
     return normalize_guid(organizations[0]['id'], 'tenant id') if organizations else None
+
+
+def read_tenant(client):
+    """``(tenant GUID or None, countryLetterCode or None)`` from one GET /organization.
+
+    The country is the usage location Entra applies to group-licensed users who have none; a restore
+    gives it to such a user before the direct assignment, which needs one.
+    """
+    organizations = list(client.get_all('/organization', params={'$select': 'id,countryLetterCode'}))
+    if not organizations:
+        return None, None
+    country = organizations[0].get('countryLetterCode')
+    return normalize_guid(organizations[0]['id'], 'tenant id'), (country.upper() if isinstance(country, str) and country else None)
 
 
 def resolve_skus(catalog, values):

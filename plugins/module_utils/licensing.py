@@ -89,7 +89,7 @@ PROCESSING_COMPLETE = 'ProcessingComplete'
 RECORD_FIELDS = (
     'user_id', 'user_principal_name', 'sku_id', 'sku_part_number', 'verdict', 'direct',
     'direct_disabled_plans', 'inherited_from', 'healthy_inherited_from', 'plans_lost', 'errors',
-    'reason', 'blocking_groups', 'direct_enabled_plan_names', 'inherited_enabled_plan_names',
+    'reason', 'blocking_groups', 'direct_enabled_plan_names', 'inherited_enabled_plan_names', 'usage_location',
 )
 
 # What a plan row keeps of a record (DESIGN section 4, plus the reason for the change record). The
@@ -567,6 +567,8 @@ def _record(user, sku_id, catalog):
         'blocking_groups': [],
         'direct_enabled_plan_names': [],
         'inherited_enabled_plan_names': [],
+        # None when the user has none: group licensing then uses the tenant's country, a direct assignment cannot.
+        'usage_location': (user.get('usageLocation') or None) if isinstance(user, dict) else None,
     }
 
 
@@ -748,7 +750,7 @@ def user_not_found_record(key, sku_id=None, sku_part_number=None):
         'user_id': None, 'user_principal_name': None, 'sku_id': None, 'sku_part_number': sku_part_number,
         'verdict': USER_NOT_FOUND, 'direct': False, 'direct_disabled_plans': [], 'inherited_from': [],
         'healthy_inherited_from': [], 'plans_lost': [], 'errors': [], 'reason': 'user {0!r} was not found'.format(key),
-        'blocking_groups': [], 'direct_enabled_plan_names': [], 'inherited_enabled_plan_names': [],
+        'blocking_groups': [], 'direct_enabled_plan_names': [], 'inherited_enabled_plan_names': [], 'usage_location': None,
     }
     if is_guid(key):
         record['user_id'] = normalize_guid(key, 'user id')

@@ -43,7 +43,8 @@ NOT_HELD = 'not_held'
 SERVICE_LOSS = 'service_loss'          # the removal was applied and the user lacked a plan afterwards (put back, or not)
 GRAPH_ERROR = 'graph_error'            # Graph refused the write with a definite error
 OUTCOME_UNKNOWN = 'outcome_unknown'    # no definite answer and the re-read shows the write not applied
-FAILURE_KINDS = (SERVICE_LOSS, GRAPH_ERROR, OUTCOME_UNKNOWN)
+USAGE_LOCATION_MISSING = 'usage_location_missing'   # a restore of a user without usage location, none to give them
+FAILURE_KINDS = (SERVICE_LOSS, GRAPH_ERROR, OUTCOME_UNKNOWN, USAGE_LOCATION_MISSING)
 ROWS_PER_CHUNK = 10   # two reads per user: 20 items, one $batch request
 # Removal chunks grow from ROWS_PER_CHUNK to MAX_ROWS_PER_CHUNK while chunks go clean, and fall back to
 # ROWS_PER_CHUNK after any failure. Each chunk costs about five round trips (read, groups, write,
@@ -94,8 +95,10 @@ class RemovalEngine:
     """Runs removals and restores for one module run; accumulates the module's result fields."""
 
     def __init__(self, client, catalog, journal=None, trusted_groups=None, allow_service_loss=False, max_failures=0,
-                 check_mode=False, transitive_of=None, licensed_group_ids=None):
+                 check_mode=False, transitive_of=None, licensed_group_ids=None, restore_usage_location=None):
         self.client = client
+        # Country code given to a user without usage location before a direct assignment is put back (None: never).
+        self.restore_usage_location = restore_usage_location
         self.catalog = catalog
         self.journal = journal
         self.trusted_groups = frozenset(trusted_groups) if trusted_groups is not None else None
@@ -311,7 +314,7 @@ class RemovalEngine:
             self.removed.append(_removed_entry(row, record))
             return
         names = dict((self.catalog.label(lost_sku), self.catalog.plan_names(lost_sku, plans)) for lost_sku, plans in lost.items())
-        restored = self._put_back(row, record['direct_disabled_plans'])
+        restored = self._put_back(row, record['direct_disabled_plans'], after.users.get(user_id))
         if restored:
             self.journal.result(op_id, 'rolled_back', request_id=request_id, status=result.status,
                                 detail='plans lost after the removal: %s; direct assignment put back' % names)
@@ -335,18 +338,44 @@ class RemovalEngine:
             expected[row['sku_id']] = frozenset(expected[row['sku_id']]) - accepted
         return lost_plans(expected, durable)
 
-    def _put_back(self, row, disabled_plans):
+    def _put_back(self, row, disabled_plans, user=None):
+        location = self._location_to_set(user)
         op_id = self.journal.intent('restore_direct', row['user_id'], row.get('user_principal_name'), row['sku_id'],
-                                    row.get('sku_part_number'), disabled_plans, batch=row.get('batch'))
-        return self._send_restore(row, disabled_plans, op_id) is None
+                                    row.get('sku_part_number'), disabled_plans, batch=row.get('batch'), extra=_location_extra(location))
+        return self._send_restore(row, disabled_plans, op_id, location) is None
 
-    def _send_restore(self, row, disabled_plans, op_id):
-        """None when the direct assignment is in place afterwards, else the failure kind (GRAPH_ERROR or OUTCOME_UNKNOWN)."""
+    def _location_to_set(self, user):
+        """The usage location to give ``user`` before a direct assignment: None when they have one (or none is to be given)."""
+        if user is None or user.get('usageLocation'):
+            return None
+        return self.restore_usage_location
+
+    def _set_usage_location(self, row, location, op_id):
+        """PATCH the user's usageLocation; None when done, else the failure kind (the restore's journal line says why)."""
+        result = self.client.batch([{'method': 'PATCH', 'url': '/users/%s' % row['user_id'], 'body': {'usageLocation': location}}])[0]
+        if result.ok:
+            return None
+        error = result.error()
+        # The license was not sent: the restore did not happen, whatever became of the usage location.
+        self.journal.result(op_id, 'failed', request_id=_request_id(result), status=result.status, error=error.code,
+                            detail='setting the usage location to %s before the restore failed: %s' % (location, error.message))
+        return OUTCOME_UNKNOWN if result.outcome_unknown else GRAPH_ERROR
+
+    def _send_restore(self, row, disabled_plans, op_id, usage_location=None):
+        """None when the direct assignment is in place afterwards, else the failure kind (GRAPH_ERROR or OUTCOME_UNKNOWN).
+
+        ``usage_location``: first give the user this usage location (they have none; a direct assignment needs one).
+        """
+        if usage_location:
+            kind = self._set_usage_location(row, usage_location, op_id)
+            if kind is not None:
+                return kind
         body = {'addLicenses': [{'skuId': row['sku_id'], 'disabledPlans': list(disabled_plans)}], 'removeLicenses': []}
         result = self.client.batch([{'method': 'POST', 'url': '/users/%s/assignLicense' % row['user_id'], 'body': body}])[0]
         request_id = _request_id(result)
         if result.ok:
-            self.journal.result(op_id, 'ok', request_id=request_id, status=result.status)
+            self.journal.result(op_id, 'ok', request_id=request_id, status=result.status,
+                                detail='usage location set to %s first' % usage_location if usage_location else None)
             return None
         if result.outcome_unknown:
             # Adding is idempotent in effect, but the rule stays "re-read, never re-send blindly".
@@ -389,14 +418,20 @@ class RemovalEngine:
                     self.journal.result(op_id, 'skipped', detail='the direct assignment is already in place')
                 self.skipped_by_verdict['already_present'] = self.skipped_by_verdict.get('already_present', 0) + 1
                 continue
+            location = self._location_to_set(user)
+            if not user.get('usageLocation') and location is None:
+                self._fail(row, USAGE_LOCATION_MISSING, 'the user has no usage location, which a direct assignment needs: set one '
+                                                        '(restore_usage_location=tenant gives the tenant\'s country); nothing was sent')
+                continue
             entry = {'user': row['user_principal_name'] or row['user_id'], 'user_id': row['user_id'],
-                     'sku': row.get('sku_part_number') or row['sku_id'], 'disabled_plans': list(row['disabled_plans'])}
+                     'sku': row.get('sku_part_number') or row['sku_id'], 'disabled_plans': list(row['disabled_plans']),
+                     'usage_location_set': location}
             if self.check_mode:
                 self.restored.append(entry)
                 continue
             op_id = self.journal.intent('restore_direct', row['user_id'], row['user_principal_name'], row['sku_id'],
-                                        row.get('sku_part_number'), row['disabled_plans'], batch=row.get('batch'))
-            kind = self._send_restore(row, row['disabled_plans'], op_id)
+                                        row.get('sku_part_number'), row['disabled_plans'], batch=row.get('batch'), extra=_location_extra(location))
+            kind = self._send_restore(row, row['disabled_plans'], op_id, location)
             if kind is None:
                 self.restored.append(entry)
             else:
@@ -412,6 +447,11 @@ class RemovalEngine:
             'reconciled': self.reconciled,
             'stopped': self.stopped,
         }
+
+
+def _location_extra(location):
+    """The restore intent's ``extra`` when a usage location is set first (so the journal says so before the write)."""
+    return {'usage_location_set': location} if location else None
 
 
 def _label(row, record):

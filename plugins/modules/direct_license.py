@@ -80,6 +80,18 @@ options:
       - Never relaxes the requirement of healthy inheritance from a direct-member group.
     type: bool
     default: false
+  restore_usage_location:
+    description:
+      - What to do when a direct assignment is put back (O(state=present), or at once after a service loss) for a user who
+        has no usage location. A direct assignment needs one; group licensing does not (it uses the tenant's country), so
+        such users can be migrated and then cannot be restored as they are (Graph answers 400 "invalid usage location").
+      - V(tenant) first sets the user's C(usageLocation) to the tenant's country (C(countryLetterCode) of C(GET /organization)),
+        the location Entra already applies to them under group licensing, so their services do not change. The journal's
+        C(restore_direct) line says so (C(extra.usage_location_set)) before anything is sent. Needs C(User.ReadWrite.All).
+      - V(none) leaves users as they are: their restore fails before anything is sent, with the kind V(usage_location_missing).
+    type: str
+    choices: [tenant, none]
+    default: tenant
   max_failures:
     description:
       - Stop, and fail the task, once more than this many rows failed. V(0) stops at the first failure.
@@ -98,7 +110,8 @@ attributes:
 notes:
   - A plan made for another tenant (its C(tenant_id)) is refused.
   - Needs the Microsoft Graph application permissions C(LicenseAssignment.ReadWrite.All), C(User.Read.All),
-    C(GroupMember.Read.All) and C(Organization.Read.All).
+    C(GroupMember.Read.All) and C(Organization.Read.All); restoring users without usage location with
+    O(restore_usage_location=tenant) also needs C(User.ReadWrite.All) (C(PATCH /users/{id})).
   - Check mode re-reads and classifies every row and reports what would be removed or restored, without writing to Graph or
     to the journal.
 seealso:
@@ -169,7 +182,9 @@ removed_total:
   returned: always
   type: int
 restored:
-  description: The direct assignments put back (in check mode, that would be), first 100.
+  description:
+    - The direct assignments put back (in check mode, that would be), first 100, each with C(user), C(user_id), C(sku),
+      C(disabled_plans) and C(usage_location_set) (the country given to a user who had no usage location first, or null).
   returned: always
   type: list
   elements: dict
@@ -212,8 +227,10 @@ failures:
         - V(graph_error) Graph refused the write (removal or restore) with a definite error; nothing changed.
         - V(outcome_unknown) the write got no definite answer (timeout, dropped connection, 5xx) and the re-read shows it
           not applied; it was not re-sent, and the journal keeps it restorable. Running again retries it.
+        - V(usage_location_missing) a restore of a user without usage location with O(restore_usage_location=none) (or a
+          tenant without a country); nothing was sent.
       type: str
-      choices: [service_loss, graph_error, outcome_unknown]
+      choices: [service_loss, graph_error, outcome_unknown, usage_location_missing]
     reason:
       description: What happened, for people (plans lost by name, Graph's error).
       type: str
@@ -251,7 +268,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.assignments imp
     MembershipIndex,
     iter_users_by_key,
     read_catalog,
-    read_tenant_id,
+    read_tenant,
     resolve_groups,
     resolve_skus,
 )
@@ -349,6 +366,7 @@ def main():
             journal_path=dict(type='path'),
             restore_from=dict(type='path'),
             allow_service_loss=dict(type='bool', default=False),
+            restore_usage_location=dict(type='str', choices=['tenant', 'none'], default='tenant'),
             max_failures=dict(type='int', default=0),
         ),
         supports_check_mode=True,
@@ -363,7 +381,7 @@ def main():
     missing_users = []
     try:
         catalog = read_catalog(client)
-        tenant_guid = read_tenant_id(client)
+        tenant_guid, tenant_country = read_tenant(client)
         sku_ids = resolve_skus(catalog, params['skus'])
         trusted = list(resolve_groups(client, params['trusted_groups'])) if params['trusted_groups'] is not None else None
         if params['state'] == 'absent':
@@ -383,7 +401,8 @@ def main():
             journal = Journal(params['journal_path'])
         engine = RemovalEngine(client, catalog, journal=journal, trusted_groups=trusted, allow_service_loss=params['allow_service_loss'],
                                max_failures=params['max_failures'], check_mode=module.check_mode, transitive_of=index.transitive_of,
-                               licensed_group_ids=list(index.groups))
+                               licensed_group_ids=list(index.groups),
+                               restore_usage_location=tenant_country if params['restore_usage_location'] == 'tenant' else None)
         for key in missing_users:
             engine.skipped_by_verdict['user_not_found'] += 1
             engine.skipped_sample.append({'user': key, 'user_id': None, 'sku': None, 'verdict': 'user_not_found',

@@ -184,7 +184,8 @@ records:
   description:
     - The first O(sample_size) records. Each has C(user_id), C(user_principal_name), C(sku_id), C(sku_part_number), C(verdict),
       C(direct), C(direct_disabled_plans), C(inherited_from), C(healthy_inherited_from), C(plans_lost) (plan names),
-      C(errors) (error codes), C(reason), C(blocking_groups), C(direct_enabled_plan_names), C(inherited_enabled_plan_names).
+      C(errors) (error codes), C(reason), C(blocking_groups), C(direct_enabled_plan_names), C(inherited_enabled_plan_names),
+      C(usage_location) (the user's two-letter C(usageLocation), or null when the user has none).
     - With O(expected_state_path), also C(expected_state) (V(reproduced), V(plans_missing), V(sku_missing), V(user_not_found), or
       null when the file does not name this user and SKU) and C(expected_plans_missing) (plan names).
   returned: always
@@ -194,6 +195,18 @@ records_total:
   description: Number of records classified (the report holds them all).
   returned: always
   type: int
+users_without_usage_location:
+  description:
+    - Users in scope (counted once) without a usage location. Group licensing uses the tenant's country for them; a direct
+      assignment, such as a rollback with M(entraops.licensing.direct_license), needs one (that module can set the tenant's).
+  returned: always
+  type: int
+  sample: 3
+users_without_usage_location_sample:
+  description: User principal names of the first 20 of them.
+  returned: always
+  type: list
+  elements: str
 report_path:
   description: Absolute path of the report written, or null.
   returned: always
@@ -291,6 +304,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.powershell impo
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError, write_report
 
 EXPECTED_COLUMNS = ('expected_state', 'expected_plans_missing')
+WITHOUT_LOCATION_SAMPLE = 20
 
 
 class Collector:
@@ -298,6 +312,10 @@ class Collector:
 
     def __init__(self, sample_size, keep_all, keep_safe):
         self.summary = dict((verdict, 0) for verdict in VERDICTS)
+        # Users without usage location: group licensing falls back to the tenant's country, a direct assignment
+        # (a rollback) cannot. Ids only, to count each user once however many SKUs they hold.
+        self.without_location = set()
+        self.without_location_sample = []
         self.sample = []
         self.total = 0
         self.sample_size = sample_size
@@ -308,6 +326,10 @@ class Collector:
         for record in records:
             self.total += 1
             self.summary[record['verdict']] = self.summary.get(record['verdict'], 0) + 1
+            if record.get('user_id') and not record.get('usage_location') and record['user_id'] not in self.without_location:
+                self.without_location.add(record['user_id'])
+                if len(self.without_location_sample) < WITHOUT_LOCATION_SAMPLE:
+                    self.without_location_sample.append(record.get('user_principal_name') or record['user_id'])
             if len(self.sample) < self.sample_size:
                 self.sample.append(record)
             if self.all_records is not None:
@@ -441,6 +463,8 @@ def main():
         module.fail_from_graph_error(exc, msg='Cannot read the license assignments')
 
     result = dict(changed=False, summary=collector.summary, records=collector.sample, records_total=collector.total,
+                  users_without_usage_location=len(collector.without_location),
+                  users_without_usage_location_sample=collector.without_location_sample,
                   report_path=report['path'] if report else None, plan_path=None, planned_script_path=None, batches=0)
     if check is not None:
         result['expected_state'] = check.result()

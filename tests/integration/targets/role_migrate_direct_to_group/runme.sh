@@ -45,10 +45,32 @@ request = urllib.request.Request(info['base_url'] + '/_emulator/' + sys.argv[3],
 urllib.request.urlopen(request, context=ssl.create_default_context(cafile=info['ca_path'])).read()
 PY
 }
+python_json() {
+    "$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
 check() {
     ansible-playbook -i localhost, -c local -e "ansible_python_interpreter=$PYTHON" -e "emulator_info_file=$INFO" \
         -e "out_dir=$OUT" -e "check_step=$1" check.yml
 }
+
+# Preflight stops on the permissions the selected phases need and the token lacks (an app that may only read).
+control POST apps '{"client_id": "0d9c4b52-4a8e-4c0e-9f1e-7d3b2a1c0e01", "secret": "reader-only-secret",
+                    "permissions": ["User.Read.All", "GroupMember.Read.All", "Organization.Read.All"]}'
+if denied="$(migrate -e '{"migrate_direct_to_group_phases": ["preflight", "group", "assign"]}' -e "migrate_direct_to_group_output_dir=$WORK/denied" \
+        -e entra_client_id=0d9c4b52-4a8e-4c0e-9f1e-7d3b2a1c0e01 -e entra_client_secret=reader-only-secret 2>&1)"; then
+    echo "preflight should have stopped on the missing permissions"
+    exit 1
+fi
+for needed in "Group.Create, needed by the group phase" "GroupMember.ReadWrite.All, needed by the group phase" \
+        "LicenseAssignment.ReadWrite.All, needed by the assign phase"; do
+    grep -q "lacks the Graph application permission $needed" <<<"$denied"
+done
+# No blocker for the reading permissions it has; the preflight recorded the stop.
+if grep -q "needed to read" <<<"$denied"; then
+    echo "the reading permissions it holds were reported missing"
+    exit 1
+fi
+[ "$(python_json "$WORK/denied/contoso-phase-preflight.json" status)" = blocked ]
 
 # A dry run of everything, removal included, writes nothing to the tenant.
 migrate --check --diff -e '{"migrate_direct_to_group_remove_batches": "all"}'

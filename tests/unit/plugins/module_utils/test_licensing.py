@@ -22,6 +22,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
     GroupFacts,
     LicensingInputError,
     SkuCatalog,
+    _record,
     SkuNotSubscribedError,
     assign_batches,
     classify,
@@ -651,3 +652,9 @@ class TestUnits:
 
     def test_members_already_holding_the_sku_need_nothing(self, catalog):
         assert unit_shortfall(catalog, [EMS], {}) == {}
+
+
+def test_records_carry_the_usage_location_or_none():
+    assert _record({'id': 'B7B1E1A6-0000-4000-8000-000000000001', 'usageLocation': 'FR'}, 'x', SkuCatalog({}))['usage_location'] == 'FR'
+    assert _record({'id': 'B7B1E1A6-0000-4000-8000-000000000001', 'usageLocation': ''}, 'x', SkuCatalog({}))['usage_location'] is None
+    assert user_not_found_record('ghost@contoso.example')['usage_location'] is None

@@ -394,3 +394,38 @@ def test_failed_reread_still_leaves_a_complete_journal(emu, roles, tmp_path):
     assert again['skipped_by_verdict'] == {'inherited_only': 4, 'direct_only': 1, 'not_held': 5}
     emu.process_all()
     assert emu.loss_ledger() == []
+
+
+def test_a_user_without_usage_location_is_migrated_then_restored_with_the_tenant_country(emu, roles, tenant_and_roles, tmp_path):
+    tenant = copy.deepcopy(tenant_and_roles[0])
+    user_id = roles['safe_0']
+    next(user for user in tenant['users'] if user['id'] == user_id)['usageLocation'] = None
+    emu.load_state(tenant)
+    journal_path = str(tmp_path / 'journal.jsonl')
+    removed, failed = run(emu, users=[user_id], skus=[E3], journal_path=journal_path)
+    assert not failed and removed['removed_total'] == 1   # group licensing uses the tenant's country: nothing stands in the way
+    assert direct_sku_ids(emu, user_id) == []
+
+    writes_before = len(graph_writes(emu))
+    refused, failed = run(emu, state='present', restore_from=journal_path, restore_usage_location='none', max_failures=1)
+    assert [failure['kind'] for failure in refused['failures']] == ['usage_location_missing']
+    assert len(graph_writes(emu)) == writes_before   # nothing sent that Graph would refuse
+
+    # the default app may not PATCH users: Graph's 403 is a graph_error, the license is not sent
+    denied, failed = run(emu, state='present', restore_from=journal_path, max_failures=1)
+    assert [failure['kind'] for failure in denied['failures']] == ['graph_error'] and direct_sku_ids(emu, user_id) == []
+
+    app = emu.add_app(permissions=['LicenseAssignment.ReadWrite.All', 'User.ReadWrite.All', 'GroupMember.Read.All', 'Organization.Read.All'],
+                      secret='restorer-secret')
+    restored, failed = run_module(direct_license.main, dict(connection(emu), client_id=app['clientId'], client_secret='restorer-secret',
+                                                            state='present', restore_from=journal_path))
+    assert not failed, restored.get('msg')
+    assert restored['restored_total'] == 1 and restored['failures'] == []
+    assert restored['restored'][0]['usage_location_set'] == 'US'   # the tenant's countryLetterCode
+    assert direct_sku_ids(emu, user_id) == [E3]
+    assert emu.directory.get_user(user_id, select=('id', 'usageLocation'))['usageLocation'] == 'US'
+    entries = read_journal(journal_path)['entries']
+    assert restorable(entries) == []
+    intents = [entry for entry in entries if entry.get('type') == 'intent' and entry['op'] == 'restore_direct']
+    assert intents[-1]['extra'] == {'usage_location_set': 'US'}
+    assert emu.loss_ledger() == []

@@ -125,3 +125,24 @@ def test_user_scope_reports_unknown_users(emu, roles):
 def test_bad_input_names_the_value(emu, options, expected):
     result, failed = run(emu, **options)
     assert failed and expected in result['msg']
+
+
+def test_users_without_usage_location_are_counted_once_and_named(emu, roles):
+    original = emu.export_state()
+    changed = copy.deepcopy(original)
+    without = [roles['safe_1'], roles['two_groups']]   # two_groups holds E3 from two groups: still one user
+    for user in changed['users']:
+        if user['id'] in without:
+            user['usageLocation'] = None
+    emu.load_state(changed)
+    try:
+        result, failed = run(emu, skus=[E3], sample_size=1000)
+    finally:
+        emu.load_state(original)
+    assert not failed, result.get('msg')
+    assert result['users_without_usage_location'] == 2
+    upns = dict((record['user_id'], record['user_principal_name']) for record in result['records'])
+    assert sorted(result['users_without_usage_location_sample']) == sorted(upns[user_id] for user_id in without)
+    records = by_user(result['records'])
+    assert records[roles['safe_1']]['usage_location'] is None
+    assert len(records[roles['safe_2']]['usage_location']) == 2   # a two-letter country code
