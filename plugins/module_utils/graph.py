@@ -834,7 +834,10 @@ class GraphClient:
                 yield page
                 next_url, next_params = page.get("@odata.nextLink"), None
             return
-        fetch = (lambda url, query: self.request("GET", url, params=query, headers=headers).body or {})
+
+        def fetch(url, query):
+            return self.request("GET", url, params=query, headers=headers).body or {}
+
         executor = ThreadPoolExecutor(max_workers=1)
         try:
             pending = executor.submit(fetch, path, params)
