@@ -88,7 +88,7 @@ options:
       - V(tenant) first sets the user's C(usageLocation) to the tenant's country (C(countryLetterCode) of C(GET /organization)),
         the location Entra already applies to them under group licensing, so their services do not change. The journal's
         C(restore_direct) line says so (C(extra.usage_location_set)) before anything is sent. Needs C(User.ReadWrite.All).
-      - V(none) leaves users as they are: their restore fails before anything is sent, with the kind V(usage_location_missing).
+      - V(none) leaves users as they are; their restore fails before anything is sent, with the kind V(usage_location_missing).
     type: str
     choices: [tenant, none]
     default: tenant
