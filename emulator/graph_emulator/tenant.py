@@ -591,7 +591,8 @@ def _generate(users, seed, sku, units, disabled_plan_ratio, no_usage_location, n
     if apps is None:
         apps = [{"clientId": new_id(), "displayName": "entraops-licensing (emulated)",
                  "secrets": [f"emu~{rng.getrandbits(160):040x}"], "certificates": [],
-                 "permissions": list(COLLECTION_PERMISSIONS)}]
+                 # the seed example is also for rehearsing the rollback, which gives users without one a usage location
+                 "permissions": list(COLLECTION_PERMISSIONS) + (["User.ReadWrite.All"] if seed_profile else [])}]
     return {
         "tenant": {"id": tenant_id, "displayName": "Contoso (emulated)", "defaultDomain": domain, "countryLetterCode": "US"},
         "apps": apps,

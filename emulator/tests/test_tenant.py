@@ -177,6 +177,9 @@ def test_seed_profile_is_the_migration_seed_example():
     assert set(all_users["members"]) | set(contractors["members"]) == set(users) | {contractors["id"]}
     special = [{u["id"] for u in exceptions}, {u["id"] for u in without_location}, set(contractors["members"])]
     assert sum(len(s) for s in special) == len(set().union(*special)) == 20   # one reason per special user
+    # a rehearsed rollback sets the usage location of users who have none (PATCH /users needs User.ReadWrite.All)
+    assert "User.ReadWrite.All" in tenant["apps"][0]["permissions"]
+    assert "User.ReadWrite.All" not in generate_tenant(users=1, seed=1)["apps"][0]["permissions"]
 
 
 def test_seed_profile_under_group_licensing_the_nested_lose_nothing_and_exceptions_keep_their_plan_only_directly():
