@@ -21,12 +21,14 @@ import time
 import pytest
 
 from ansible_collections.entraops.licensing.plugins.module_utils.plan import read_plan
-from ansible_collections.entraops.licensing.plugins.modules import direct_license
+from ansible_collections.entraops.licensing.plugins.modules import direct_license, group_license, licensing_group
 from ansible_collections.entraops.licensing.tests.reliability.campaign import (
     ASSIGN_LICENSE_ROUTE,
+    DIRECT_LICENSE_PATH,
     assert_clean_failure,
     E3,
     GROUP_NAME,
+    graph_calls,
     direct_state,
     group_phase,
     holders_of_direct_e3,
@@ -430,3 +432,38 @@ def test_two_runs_on_one_journal_at_once(migration, figures):
     removals = [entry['path'] for entry in emu.request_log() if entry['method'] == 'POST' and entry['path'].startswith('/v1.0/users/')]
     assert len(removals) == len(set(removals)) == len(migration.holders_before)
     migration.check(figures, 'two runs on one journal at once')
+
+
+def test_group_side_killed_then_rerun_makes_one_group(migration, figures):
+    """licensing_group and group_license SIGKILLed mid-run (the group create applied but unanswered, members half added):
+    the re-runs make exactly one group with every member and the license, and the migration then goes through."""
+    emu = migration.emu
+    module_dir = os.path.dirname(DIRECT_LICENSE_PATH)
+    group_options = dict(name=GROUP_NAME, members_from_direct_sku='ENTERPRISEPACK')
+    license_options = dict(group=GROUP_NAME, licenses=[dict(sku='ENTERPRISEPACK', disabled_plans=[])])
+    # Kill points from a fault-free run: while the group create is in flight, and half way through adding members.
+    dry_calls = []
+    for module, options in ((licensing_group, group_options), (group_license, license_options)):
+        emu.reset_stats()
+        result, failed = run(emu, module, **options)
+        assert not failed, result.get('msg')
+        dry_calls.append([(entry['method'], entry['path']) for entry in graph_calls(emu)])
+    reset(emu, migration.tenant)
+    create = dry_calls[0].index(('POST', '/v1.0/groups'))
+    member_writes = [index for index, (method, dummy) in enumerate(dry_calls[0]) if method in ('PATCH', 'POST') and index > create]
+    license_write = next(index for index, (method, dummy) in enumerate(dry_calls[1]) if method == 'POST')
+    outcomes = []
+    for module, options, call_index in (('licensing_group', group_options, create), ('licensing_group', group_options, create - 1),
+                                        ('licensing_group', group_options, member_writes[len(member_writes) // 2] - create),
+                                        ('group_license', license_options, license_write)):
+        outcome, dummy, stderr = kill_at_call(emu, migration.folder, call_index, module_path=os.path.join(module_dir, module + '.py'),
+                                              **options)
+        assert b'Traceback' not in stderr, stderr.decode('utf-8', 'replace')[-2000:]
+        outcomes.append((module, call_index, outcome))
+    kills = sum(1 for dummy, dummy_index, outcome in outcomes if outcome == 'killed')
+    migration.prepare()   # the chain from the top: the re-runs
+    groups = [group for group in emu.export_state()['groups'] if group['displayName'] == GROUP_NAME]
+    assert len(groups) == 1 and sorted(groups[0]['members']) == migration.holders_before
+    migration.remove()
+    migration.check(figures, 'group side SIGKILLed at %d points, then re-run' % kills, restore=True)
+    assert kills == 4, outcomes
