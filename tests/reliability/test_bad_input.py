@@ -34,7 +34,7 @@ from ansible_collections.entraops.licensing.plugins.modules import (
 )
 from ansible_collections.entraops.licensing.tests.reliability.campaign import E3, GROUP_NAME, build_tenant, group_phase, reset, run
 
-EXAMPLES = 24
+EXAMPLES = 30
 SUBSCRIBED_PARTS = ('AAD_PREMIUM', 'EMS', 'EMSPREMIUM', 'ENTERPRISEPACK', 'ENTERPRISEPREMIUM', 'EXCHANGESTANDARD', 'MCOMEETADV',
                     'SPE_E3', 'STANDARDPACK', 'WORKPLACE_ANALYTICS')
 CONTROL_CHARACTERS = [chr(code) for code in list(range(0, 32)) + [127]]
@@ -325,6 +325,9 @@ def direct_license_cases(prepared):
                                           journal_path=journal), ['plan_path', 'users'], 'plan with users')),
         not_an_int().map(lambda value: Case(direct_license, dict(plan_path=prepared['garbage'], batches=[value], journal_path=journal),
                                             ['batches'], 'batch numbers not ints')),
+        unknown_part_numbers().map(lambda value: Case(direct_license, dict(state='present', restore_from=prepared['garbage'],
+                                                                           restore_usage_location=value.lower()), [value.lower()],
+                                                      'unknown restore_usage_location')),
     )
 
 
