@@ -233,7 +233,7 @@ def start_module(emu, folder, module_path=DIRECT_LICENSE_PATH, **options):
     return subprocess.Popen([sys.executable, module_path, args_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def kill_at_call(emu, folder, call_index, applied=True, hold_ms=400, limit_seconds=60, **options):
+def kill_at_call(emu, folder, call_index, applied=True, hold_ms=250, limit_seconds=60, **options):
     """Run direct_license as a process and SIGKILL it while Graph call ``call_index`` (0-based, this run) is in flight.
 
     The call is held by a delay fault; ``applied`` decides whether Graph then runs it (the write happens
@@ -263,7 +263,8 @@ def kill_at_call(emu, folder, call_index, applied=True, hold_ms=400, limit_secon
     finally:
         stdout, stderr = process.communicate()
     emu.clear_faults()
-    wait_until_quiet(emu)
+    # The held call is counted when it ends: wait longer than the hold, or the next run would race with it.
+    wait_until_quiet(emu, quiet_seconds=hold_ms / 1000.0 + 0.25)
     if outcome == 'finished':
         assert process.returncode is not None
     return outcome, stdout, stderr
