@@ -79,6 +79,7 @@ MS_DIRECT_VS_INHERITED_COLUMNS = ('ObjectId', 'SkuId', 'AssignedDirectly', 'Assi
 _FORMULA_TRIGGERS = frozenset(('=', '+', '-', '@', '\t', '\r'))
 _LIST_SEPARATOR = ';'
 
+
 def normalize_guid(value, what):
     """Return ``value`` as a lower-case GUID, or raise RecordsError naming ``what`` and the value."""
     guid = canonical_guid(value)
