@@ -24,6 +24,8 @@ from .migration_tenant import E3, GROUPS, SAFE_USERS, build_tenant, connection, 
 from .utils import run_module
 
 MODULE_PATH = os.path.join(os.path.dirname(direct_license.__file__), 'direct_license.py')
+# .../ansible_collections/entraops/licensing/plugins/modules/direct_license.py -> the directory holding ansible_collections
+COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(MODULE_PATH), *(['..'] * 5)))
 SAFE_ROLES = ['safe_%d' % index for index in range(SAFE_USERS)] + ['two_groups', 'sway_off']
 KEEP_ROLES = ['lossy', 'nested', 'count_violation', 'exclusive', 'direct_only']
 REMOVE_ROUTE = r'/users/[^/]+/assignLicense$'
@@ -279,14 +281,17 @@ def test_killed_process_then_rerun_and_restore(emu, roles, tmp_path):
     journal_path = str(tmp_path / 'journal.jsonl')
     args_path = tmp_path / 'args.json'
     args_path.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': dict(connection(emu), plan_path=plan_path, journal_path=journal_path)}))
-    process = subprocess.Popen([sys.executable, MODULE_PATH, str(args_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # The module runs as its own process: give it the collection root this test imported, whichever
+    # interpreter or ansible-test leg runs it (only the main venv has a .pth for the checkout).
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    process = subprocess.Popen([sys.executable, MODULE_PATH, str(args_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 60
     while len(removal_writes(emu)) < 3 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
-    process.communicate()
+    dummy_stdout, stderr = process.communicate()
     done_before_kill = len(set(removal_writes(emu)))
-    assert 3 <= done_before_kill < len(SAFE_ROLES)
+    assert 3 <= done_before_kill < len(SAFE_ROLES), stderr.decode('utf-8', 'replace')[-2000:]
     emu.configure(latency_ms=0)
 
     wait_until_quiet(emu)   # the emulator finishes the $batch the killed process had sent
