@@ -777,9 +777,13 @@ def _check_size(value, name, minimum):
 
 
 def batch_sort_key(record):
-    """Stable plan order: part number, then UPN case-folded, then user id, then SKU id."""
-    return ((record.get('sku_part_number') or ''), (record.get('user_principal_name') or '').casefold(),
-            record.get('user_id') or '', record.get('sku_id') or '')
+    """Stable plan order: part number, then UPN case-folded, then user id, then SKU id.
+
+    The UPN as written breaks the last tie, so the order is total and a plan never depends on the
+    order Graph returned the users in (hypothesis found 'a' and 'A' with one user id swapping places).
+    """
+    upn = record.get('user_principal_name') or ''
+    return ((record.get('sku_part_number') or ''), upn.casefold(), record.get('user_id') or '', record.get('sku_id') or '', upn)
 
 
 def plan_row(record):
