@@ -18,7 +18,7 @@ import os
 
 import pytest
 
-from ansible_collections.entraops.licensing.tests.reliability.campaign import E3, build_tenant, direct_state, reset
+from ansible_collections.entraops.licensing.tests.reliability.campaign import build_tenant, direct_state, reset
 from ansible_collections.entraops.licensing.tests.reliability.test_role import GROUP, HOST, ROLE_USERS, RoleRun
 
 pytestmark = pytest.mark.role
@@ -39,9 +39,9 @@ def test_role_stops_on_the_first_service_loss_within_its_failure_budget(campaign
     group_id = next(group['id'] for group in emu.export_state()['groups'] if group['displayName'] == GROUP)
     emu.add_fault(method='POST', route='/users/%s/assignLicense$' % victim, op={'op': 'remove_member', 'group': group_id, 'user': victim})
 
-    status, stdout, stderr = role.run('migrate', '-e', json.dumps({'migrate_direct_to_group_phases': ['remove', 'report'],
-                                                                  'migrate_direct_to_group_remove_batches': 'all',
-                                                                  'migrate_direct_to_group_max_failures': 100}))
+    phases = {'migrate_direct_to_group_phases': ['remove', 'report'], 'migrate_direct_to_group_remove_batches': 'all',
+              'migrate_direct_to_group_max_failures': 100}
+    status, stdout, stderr = role.run('migrate', '-e', json.dumps(phases))
     assert status != 0, 'the role went on after a service loss'
     assert 'a removal took a service away and was put back; stopping' in stdout, stdout[-3000:]
     after = direct_state(emu)
