@@ -2,18 +2,8 @@
 # Start the Graph emulator on a free loopback port, run the playbook against it, stop it.
 set -eux
 
-PYTHON="${ANSIBLE_TEST_PYTHON_INTERPRETER:-python3}"
-WORK="$(mktemp -d)"
-INFO="$WORK/emulator.json"
-"$PYTHON" -m graph_emulator.cli serve --port 0 --users 40 --seed 3 --info-file "$INFO" >"$WORK/emulator.log" 2>&1 &
-EMULATOR_PID=$!
-trap 'kill "$EMULATOR_PID" 2>/dev/null || true; wait "$EMULATOR_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-
-for _ in $(seq 1 100); do
-    [ -s "$INFO" ] && break
-    kill -0 "$EMULATOR_PID" || { cat "$WORK/emulator.log"; exit 1; }
-    sleep 0.1
-done
-[ -s "$INFO" ] || { echo "the emulator wrote no info file"; cat "$WORK/emulator.log"; exit 1; }
+# shellcheck source=../setup_emulator/emulator.sh
+source ../setup_emulator/emulator.sh
+start_emulator --users 40 --seed 3
 
 ansible-playbook -i localhost, -c local -e "ansible_python_interpreter=$PYTHON" -e "emulator_info_file=$INFO" play.yml "$@"

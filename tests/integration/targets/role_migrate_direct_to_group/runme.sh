@@ -3,21 +3,10 @@
 # an interrupted batch and its resumption, the rest, the report, then the rollback playbook.
 set -eux
 
-PYTHON="${ANSIBLE_TEST_PYTHON_INTERPRETER:-python3}"
-WORK="$(mktemp -d)"
-INFO="$WORK/emulator.json"
+# shellcheck source=../setup_emulator/emulator.sh
+source ../setup_emulator/emulator.sh
 "$PYTHON" build_tenant.py "$WORK/tenant.json"
-"$PYTHON" -m graph_emulator.cli serve --port 0 --tenant "$WORK/tenant.json" --info-file "$INFO" >"$WORK/emulator.log" 2>&1 &
-EMULATOR_PID=$!
-# KEEP_WORK=1 keeps the tenant, inventory and run files (plan, journal, report) for debugging.
-trap 'kill "$EMULATOR_PID" 2>/dev/null || true; wait "$EMULATOR_PID" 2>/dev/null || true; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
-
-for _ in $(seq 1 100); do
-    [ -s "$INFO" ] && break
-    kill -0 "$EMULATOR_PID" || { cat "$WORK/emulator.log"; exit 1; }
-    sleep 0.1
-done
-[ -s "$INFO" ] || { echo "the emulator wrote no info file"; cat "$WORK/emulator.log"; exit 1; }
+start_emulator --tenant "$WORK/tenant.json"
 
 # One inventory host per tenant, its connection in host variables (as an operator's inventory would have it).
 "$PYTHON" - "$INFO" "$WORK/inventory.yml" "$PYTHON" <<'PY'
