@@ -32,6 +32,7 @@ from ansible_collections.entraops.licensing.plugins.modules import (
     licensing_group,
     sku_info,
 )
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import graph_writes
 from ansible_collections.entraops.licensing.tests.reliability.campaign import E3, GROUP_NAME, build_tenant, group_phase, reset, run
 
 EXAMPLES = 30
@@ -111,10 +112,6 @@ def renderings(value):
     except UnicodeError:
         pass
     return shown
-
-
-def graph_writes(emu):
-    return [entry for entry in emu.request_log() if entry['write'] and entry['path'].startswith('/v1.0/')]
 
 
 class Harness:

@@ -27,6 +27,8 @@ from ansible_collections.entraops.licensing.plugins.module_utils.directory impor
 
 from graph_emulator import generate_tenant
 
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import graph_writes as writes
+
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 
 
@@ -47,11 +49,6 @@ def graph(emu, make_client):
 
 def users(emu):
     return list(emu.export_state()["users"])
-
-
-def writes(emu):
-    """Graph writes (the token endpoint's POST is not one)."""
-    return [entry for entry in emu.request_log() if entry["write"] and entry["path"].startswith("/v1.0/")]
 
 
 def test_resolve_users_by_upn_and_id_in_batches(emu, graph):

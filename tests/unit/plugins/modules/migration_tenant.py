@@ -9,6 +9,8 @@ __metaclass__ = type
 
 import uuid
 
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import emulator_connection
+
 E3 = '6fd2c87f-b296-42f0-b197-1e91e994b900'
 E1 = '18181a46-0d4e-45cd-891e-60aabd171b4e'
 EMS_PART = 'EMS'
@@ -90,9 +92,7 @@ def build_tenant(extra_safe=0):
 
 def connection(emu):
     """Module connection options for the emulator's default app."""
-    return dict(tenant_id=emu.tenant_id, client_id=emu.client_id, client_secret=emu.client_secret,
-                graph_url=emu.base_url, authority_url=emu.authority_url, ca_bundle=emu.ca_path,
-                max_retry_time=60)
+    return emulator_connection(emu, max_retry_time=60)
 
 
 def direct_sku_ids(emu, user_id):

@@ -21,7 +21,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.journal import 
 from ansible_collections.entraops.licensing.plugins.modules import direct_license, license_assignment_info
 
 from .migration_tenant import E3, GROUPS, SAFE_USERS, build_tenant, connection, direct_sku_ids
-from .utils import run_module
+from .utils import graph_writes, run_module
 
 MODULE_PATH = os.path.join(os.path.dirname(direct_license.__file__), 'direct_license.py')
 # .../ansible_collections/entraops/licensing/plugins/modules/direct_license.py -> the directory holding ansible_collections
@@ -76,11 +76,6 @@ def removal_writes(emu, status=200):
     """user ids of assignLicense requests (removals and restores) that returned ``status`` (None: any)."""
     return [entry['path'].split('/')[3] for entry in emu.request_log()
             if entry['method'] == 'POST' and entry['path'].endswith('/assignLicense') and status in (None, entry['status'])]
-
-
-def graph_writes(emu):
-    """Graph writes in the request log (the token request is not a directory write)."""
-    return [entry for entry in emu.request_log() if entry['write'] and entry['path'].startswith('/v1.0/')]
 
 
 def wait_until_quiet(emu, quiet_seconds=0.3, limit_seconds=10):

@@ -15,7 +15,8 @@ from graph_emulator import generate_tenant
 
 from ansible_collections.entraops.licensing.plugins.module_utils.directory import add_members, create_security_group
 from ansible_collections.entraops.licensing.plugins.modules import group_license
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import run_module
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import (
+    emulator_connection as connection, graph_writes as writes, run_module)
 
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
@@ -37,17 +38,8 @@ def graph(emu, make_client):
     return make_client(backoff_base=0.01, backoff_cap=0.05, max_retry_time=20)
 
 
-def connection(emu):
-    return dict(tenant_id=emu.tenant_id, client_id=emu.client_id, client_secret=emu.client_secret,
-                graph_url=emu.base_url, authority_url=emu.authority_url, ca_bundle=emu.ca_path)
-
-
 def run(emu, **args):
     return run_module(group_license.main, dict(connection(emu), **args))
-
-
-def writes(emu):
-    return [entry for entry in emu.request_log() if entry["write"] and entry["path"].startswith("/v1.0/")]
 
 
 def full_e3_user_ids(emu, count):

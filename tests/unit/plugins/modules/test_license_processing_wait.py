@@ -13,7 +13,8 @@ from graph_emulator import generate_tenant
 
 from ansible_collections.entraops.licensing.plugins.module_utils.directory import add_members, create_security_group, find_group
 from ansible_collections.entraops.licensing.plugins.modules import group_license, license_processing_wait, licensing_group
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import run_module
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import (
+    emulator_connection as connection, graph_writes as writes, run_module)
 
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 EMSPREMIUM = "b05e124f-c7cc-45a0-a6aa-8cf78c946968"
@@ -47,19 +48,10 @@ def graph(emu, make_client):
     return make_client(backoff_base=0.01, backoff_cap=0.05, max_retry_time=20)
 
 
-def connection(emu):
-    return dict(tenant_id=emu.tenant_id, client_id=emu.client_id, client_secret=emu.client_secret,
-                graph_url=emu.base_url, authority_url=emu.authority_url, ca_bundle=emu.ca_path)
-
-
 def wait(emu, **args):
     args.setdefault("poll_interval", 0.2)
     args.setdefault("wait_timeout", 30)
     return run_module(license_processing_wait.main, dict(connection(emu), **args))
-
-
-def writes(emu):
-    return [entry for entry in emu.request_log() if entry["write"] and entry["path"].startswith("/v1.0/")]
 
 
 def full_e3_user_ids(emu, count):

@@ -13,7 +13,8 @@ from graph_emulator import generate_tenant
 
 from ansible_collections.entraops.licensing.plugins.modules import licensing_group
 from ansible_collections.entraops.licensing.plugins.modules.licensing_group import membership_changes
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import run_module
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import (
+    emulator_connection as connection, graph_writes as writes, run_module)
 
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 RESERVED = {"failed", "skipped", "invocation", "ansible_facts", "warnings", "deprecations"}
@@ -35,17 +36,8 @@ def graph(emu, make_client):
     return make_client(backoff_base=0.01, backoff_cap=0.05, max_retry_time=20)
 
 
-def connection(emu):
-    return dict(tenant_id=emu.tenant_id, client_id=emu.client_id, client_secret=emu.client_secret,
-                graph_url=emu.base_url, authority_url=emu.authority_url, ca_bundle=emu.ca_path)
-
-
 def run(emu, **args):
     return run_module(licensing_group.main, dict(connection(emu), **args))
-
-
-def writes(emu):
-    return [entry for entry in emu.request_log() if entry["write"] and entry["path"].startswith("/v1.0/")]
 
 
 def upns(emu, count=None):

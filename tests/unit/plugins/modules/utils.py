@@ -21,6 +21,17 @@ except ImportError:
     patch_module_args = None
 
 
+def emulator_connection(emu, **extra):
+    """Module connection options for the emulator's default app (plus any ``extra`` options)."""
+    return dict(tenant_id=emu.tenant_id, client_id=emu.client_id, client_secret=emu.client_secret,
+                graph_url=emu.base_url, authority_url=emu.authority_url, ca_bundle=emu.ca_path, **extra)
+
+
+def graph_writes(emu):
+    """Graph writes in the emulator's request log (the token endpoint's POST is not a directory write)."""
+    return [entry for entry in emu.request_log() if entry["write"] and entry["path"].startswith("/v1.0/")]
+
+
 class AnsibleExitJson(Exception):
     """Raised instead of exit_json; ``result`` holds the module's return values."""
 
