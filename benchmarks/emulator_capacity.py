@@ -10,7 +10,7 @@ Prints:
 
 Throttling is ON (Graph's real budgets at time scale 1) so the figures include its cost.
 
-    /work/main/.venv/bin/python benchmarks/emulator_capacity.py [--users 100000] [--threads 4] [--seconds 5]
+    .venv/bin/python benchmarks/emulator_capacity.py [--users 100000] [--threads 4] [--seconds 5]
 """
 
 import argparse

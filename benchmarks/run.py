@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Performance benchmarks of entraops.licensing against the Graph emulator with Graph's budgets on.
 
-    /work/main/.venv/bin/python benchmarks/run.py --users 1000 10000 --runs read write baseline
+    .venv/bin/python benchmarks/run.py --users 1000 10000 --runs read write baseline
 
 Per tenant size: builds a tenant (benchmarks/tenants.py), starts the emulator in this process
 (throttling on, Graph's real budgets, latency, time scale), and runs each requested task as a

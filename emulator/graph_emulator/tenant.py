@@ -39,7 +39,9 @@ COLLECTION_PERMISSIONS = (
     "Directory.Read.All", "Organization.Read.All", "AuditLog.Read.All",
 )
 
-SKU_FIXTURE_PATH = Path("/work/shared/fixtures/skus.json")
+# A copy of the project's shared/fixtures/skus.json (real SKU and service plan GUIDs) ships with the package, so
+# the emulator runs wherever it is installed, not only beside the project's shared folder.
+SKU_FIXTURE_PATH = Path(__file__).resolve().parent / "data" / "skus.json"
 
 # The only plan Microsoft's own subscribedSkus example shows with appliesTo "Company" (graph-api.md section 4).
 # Every other fixture plan is "User": skus.json carries no appliesTo column.
