@@ -233,7 +233,7 @@ def start_module(emu, folder, module_path=DIRECT_LICENSE_PATH, **options):
     return subprocess.Popen([sys.executable, module_path, args_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def kill_at_call(emu, folder, call_index, applied=True, hold_ms=250, limit_seconds=60, **options):
+def kill_at_call(emu, folder, call_index, applied=True, hold_ms=250, limit_seconds=60, route=None, **options):
     """Run direct_license as a process and SIGKILL it while Graph call ``call_index`` (0-based, this run) is in flight.
 
     The call is held by a delay fault; ``applied`` decides whether Graph then runs it (the write happens
@@ -241,6 +241,9 @@ def kill_at_call(emu, folder, call_index, applied=True, hold_ms=250, limit_secon
     before reaching that call, 'finished'.
     """
     fault = dict(skip=call_index, count=1, delay_ms=hold_ms)
+    if route:
+        # count only the calls on this route (e.g. the removals), so the kill lands in that phase
+        fault.update(method='POST', route=route)
     if not applied:
         fault['status'] = 503
     fired_before = emu.stats()['faults_fired']

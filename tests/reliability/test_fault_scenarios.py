@@ -49,6 +49,7 @@ from ansible_collections.entraops.licensing.tests.reliability.campaign import (
 BATCH_SIZE = 50
 CANARY_SIZE = 10
 KILL_CYCLES = 22
+WRITE_KILL_CYCLES = (7, 15)
 
 
 class Migration:
@@ -279,11 +280,17 @@ def test_sigkill_at_22_points_then_rerun(migration, figures):
     rng = random.Random(20260915)
     kills = 0
     for cycle in range(KILL_CYCLES):
-        done_chunks = (len(migration.holders_before) - len(holders_of_direct_e3(emu))) // 10
-        # A resumed run reads the catalog (4 calls) and re-reads the chunks already done (20 calls each: user and
-        # memberOf) before new work: a chunk is 20 reads, 10 removals and 20 re-reads.
-        call_index = 0 if cycle == 0 else 4 + 20 * done_chunks + rng.randrange(0, 90)
-        outcome, dummy, stderr = kill_at_call(emu, migration.folder, call_index, applied=cycle % 2 == 0,
+        if cycle in WRITE_KILL_CYCLES:
+            # These kills land on one of the run's removals (the k-th assignLicense it sends), so the killed runs get
+            # into the write phase whatever chunk sizes the removal engine picks (chunks grow to 50 rows while clean,
+            # and the rest of a held $batch still lands: each such kill moves the migration on by up to 50 users).
+            call_index, route = rng.randrange(0, 8), r'/assignLicense$'
+        else:
+            done_chunks = (len(migration.holders_before) - len(holders_of_direct_e3(emu))) // 10
+            # A resumed run reads the catalog (4 calls) and re-reads the chunks already done (20 calls each: user
+            # and memberOf) before new work: a chunk is 20 reads, 10 removals and 20 re-reads.
+            call_index, route = (0 if cycle == 0 else 4 + 20 * done_chunks + rng.randrange(0, 90)), None
+        outcome, dummy, stderr = kill_at_call(emu, migration.folder, call_index, applied=cycle % 2 == 0, route=route,
                                               plan_path=migration.plan_path, journal_path=migration.journal_path, max_failures=1000)
         assert b'Traceback' not in stderr, stderr.decode('utf-8', 'replace')[-2000:]
         kills += outcome == 'killed'
