@@ -76,13 +76,18 @@ def load_assignment_report(path):
 
 
 def load_phase_results(paths):
-    """Phase result objects, each with at least ``phase``; sorted as the run produced them."""
+    """Phase result objects, each with at least ``phase``; sorted as the run produced them.
+
+    A file holds one object, or a list of them (the role's remove phase writes one file per run with
+    one object per batch).
+    """
     results = []
     for path in paths:
-        result = load_json_file(path, 'phase result file')
-        if not isinstance(result, dict) or not isinstance(result.get('phase'), str):
-            raise RecordsError('phase result file %s: expected a JSON object with a "phase" name' % path)
-        results.append(result)
+        document = load_json_file(path, 'phase result file')
+        for result in document if isinstance(document, list) else [document]:
+            if not isinstance(result, dict) or not isinstance(result.get('phase'), str):
+                raise RecordsError('phase result file %s: expected a JSON object with a "phase" name, or a list of them' % path)
+            results.append(result)
     return sorted(results, key=lambda item: (str(item.get('time') or ''), item['phase'], _int_or(item.get('batch'), -1)))
 
 

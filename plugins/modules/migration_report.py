@@ -43,7 +43,7 @@ options:
       - The per-user outcomes come from it (or from O(before_report_path) when it is not given).
     type: path
   phase_results:
-    description: JSON files, each an object with at least C(phase) (and C(batch), C(status), C(time), C(detail), C(blockers) when known).
+    description: JSON files, each an object with at least C(phase) (and C(batch), C(status), C(time), C(detail), C(blockers) when known), or a list of such objects.
     type: list
     elements: path
     default: []

@@ -174,6 +174,19 @@ def test_phase_result_needs_a_phase_name(tmp_path):
         mr.load_phase_results([str(path)])
 
 
+def test_a_phase_result_file_may_hold_a_list_of_results(tmp_path):
+    single, several = tmp_path / 'verify.json', tmp_path / 'remove.json'
+    single.write_text('{"phase": "verify", "time": "2026-01-01T00:00:00Z"}', encoding='utf-8')
+    several.write_text('[{"phase": "remove", "batch": 1, "time": "2026-01-01T00:02:00Z"},'
+                       ' {"phase": "remove", "batch": 0, "time": "2026-01-01T00:01:00Z"}]', encoding='utf-8')
+    results = mr.load_phase_results([str(several), str(single)])
+    assert [(item['phase'], item.get('batch')) for item in results] == [('verify', None), ('remove', 0), ('remove', 1)]
+    assert [item['runs'] for item in mr.batch_figures({0: 5, 1: 5}, [], results)] == [1, 1]
+    several.write_text('[{"phase": "remove"}, {"batch": 2}]', encoding='utf-8')
+    with pytest.raises(RecordsError, match='remove.json.*"phase"'):
+        mr.load_phase_results([str(several)])
+
+
 def test_report_without_any_input_is_empty_but_valid():
     report = mr.build_report('t')
     assert report['batches'] == [] and report['users'] == []
