@@ -43,7 +43,9 @@ options:
       - The per-user outcomes come from it (or from O(before_report_path) when it is not given).
     type: path
   phase_results:
-    description: JSON files, each an object with at least C(phase) (and C(batch), C(status), C(time), C(detail), C(blockers) when known), or a list of such objects.
+    description:
+      - JSON files, each an object with at least C(phase) (and C(batch), C(status), C(time), C(detail), C(blockers) when known).
+      - A file may also hold a list of such objects (the role's remove phase writes one per batch into one file per run).
     type: list
     elements: path
     default: []
