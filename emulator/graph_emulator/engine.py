@@ -261,6 +261,11 @@ class Directory:
             self._load(validate_tenant(tenant))
         finally:
             if collecting:
+                # ... and so do full collections after it: each one walks the whole tenant again (at 50,000
+                # users about half the CPU of serving a page of 999). Frozen objects are still freed by
+                # reference counting when the state is replaced; only cyclic garbage made before this
+                # point stays (the records hold no cycles).
+                gc.freeze()
                 gc.enable()
 
     def _load(self, doc):
@@ -626,12 +631,21 @@ class Directory:
         return data
 
     @_locked
-    def list_members(self, group_id, select=None) -> list[dict]:
-        group = self._group(group_id)
-        return [self._member_dict(mid, kind, select) for mid, kind in group.members.items()]
+    def member_dict(self, member_id, kind, select=None) -> dict:
+        """One entry of list_members & co. from its ``(id, kind)`` reference."""
+        return self._member_dict(member_id, kind, select)
 
     @_locked
-    def list_transitive_members(self, group_id, select=None) -> list[dict]:
+    def member_refs(self, group_id) -> list[tuple[str, str]]:
+        """``(id, "user" | "group")`` of the direct members, in list_members order (no dict built)."""
+        return list(self._group(group_id).members.items())
+
+    @_locked
+    def list_members(self, group_id, select=None) -> list[dict]:
+        return [self._member_dict(mid, kind, select) for mid, kind in self.member_refs(group_id)]
+
+    @_locked
+    def transitive_member_refs(self, group_id) -> list[tuple[str, str]]:
         group = self._group(group_id)
         seen, result, stack = {group.id}, [], [group]
         while stack:
@@ -640,10 +654,14 @@ class Directory:
                 if mid in seen:
                     continue
                 seen.add(mid)
-                result.append(self._member_dict(mid, kind, select))
+                result.append((mid, kind))
                 if kind == "group":
                     stack.append(self._groups[mid])
         return result
+
+    @_locked
+    def list_transitive_members(self, group_id, select=None) -> list[dict]:
+        return [self._member_dict(mid, kind, select) for mid, kind in self.transitive_member_refs(group_id)]
 
     @_locked
     def member_of(self, user_key) -> list[dict]:
@@ -665,10 +683,13 @@ class Directory:
         return [dict(self._group_dict(g), **{"@odata.type": GROUP_TYPE}) for g in ordered]
 
     @_locked
-    def members_with_license_errors(self, group_id, select=None) -> list[dict]:
+    def license_error_member_refs(self, group_id) -> list[tuple[str, str]]:
         group = self._group(group_id)
-        users = sorted((self._users[u] for u in group.error_users), key=lambda u: u.seq)
-        return [dict(self._user_dict(u, select), **{"@odata.type": USER_TYPE}) for u in users]
+        return [(u.id, "user") for u in sorted((self._users[u] for u in group.error_users), key=lambda u: u.seq)]
+
+    @_locked
+    def members_with_license_errors(self, group_id, select=None) -> list[dict]:
+        return [self._member_dict(mid, kind, select) for mid, kind in self.license_error_member_refs(group_id)]
 
     @_locked
     def subscribed_skus(self) -> list[dict]:

@@ -255,10 +255,14 @@ def _tokens(text):
     return found
 
 
+DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?")
+
+
 def _normalise(value):
     """Comparable form: strings case-insensitively, GUID literals lower-case, datetimes as UTC."""
     if isinstance(value, str):
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?", value):
+        # value[4] == "-" and value[10] == "T" are necessary for the pattern: most strings (GUIDs, names) skip the regex
+        if len(value) > 10 and value[10] == "T" and value[4] == "-" and DATETIME_RE.fullmatch(value):
             try:
                 parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
                 return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
@@ -269,26 +273,50 @@ def _normalise(value):
 
 
 def _compare(left, operator, right):
-    left, right = _normalise(left), _normalise(right)
+    return _comparison(operator, right)(left)
+
+
+def _comparison(operator, literal):
+    """``left -> bool`` comparing with ``literal`` as _compare did; the literal is normalised once, not per entity."""
+    right = _normalise(literal)
     if operator == "eq":
-        return left == right
+        return lambda left: _normalise(left) == right
     if operator == "ne":
-        return left != right
-    if left is None or right is None:
-        return False
-    try:
-        return {"gt": left > right, "ge": left >= right, "lt": left < right, "le": left <= right}[operator]
-    except TypeError:
-        return False
+        return lambda left: _normalise(left) != right
+    if right is None:
+        return lambda left: False
+    compare = {"gt": lambda a, b: a > b, "ge": lambda a, b: a >= b, "lt": lambda a, b: a < b, "le": lambda a, b: a <= b}[operator]
+
+    def ordered(left):
+        left = _normalise(left)
+        if left is None:
+            return False
+        try:
+            return compare(left, right)
+        except TypeError:
+            return False
+    return ordered
 
 
 def _value_at(entity, path):
-    value = entity
-    for part in path.split("/"):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
+    return _getter(path)(entity)
+
+
+def _getter(path):
+    """``entity -> value at path`` (``a/b``: nested dicts; None where a step is not a dict); the path is split once."""
+    parts = path.split("/")
+    if len(parts) == 1:
+        name = parts[0]
+        return lambda entity: entity.get(name) if isinstance(entity, dict) else None
+
+    def walk(entity):
+        value = entity
+        for part in parts:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(part)
+        return value
+    return walk
 
 
 class FilterParser:
@@ -301,6 +329,7 @@ class FilterParser:
         self.rules, self.resource = FILTER_RULES[kind]
         self.tokens = _tokens(text)
         self.position = 0
+        self.properties = set()   # root properties the filter reads (property_path records them)
 
     # token helpers
     def peek(self, offset=0):
@@ -380,6 +409,7 @@ class FilterParser:
             parts[0] = canonical
         path = "/".join(parts)
         self.last_property = path
+        self.properties.add(parts[0])
         return path
 
     def allow(self, path, operator):
@@ -425,29 +455,30 @@ class FilterParser:
         if variable is not None:
             relative = self.relative_path(raw, variable)
             path = None
+            value_of = _getter(relative) if relative else (lambda item: item)
         else:
             path = self.property_path(raw)
+            value_of = _getter(path)
         operator_kind, operator = self.take()
         operator = (operator or "").lower()
         if operator == "in":
-            values = self.parse_list()
+            wanted = {_normalise(v) for v in self.parse_list()}
             if path is not None:
                 self.allow(path, "in")
-                return lambda entity: _normalise(_value_at(entity, path)) in {_normalise(v) for v in values}
-            return lambda item: _normalise(_value_at(item, relative) if relative else item) in \
-                {_normalise(v) for v in values}
+            return lambda entity: _normalise(value_of(entity)) in wanted
         if operator not in COMPARISONS:
             raise _bad_filter(f"Unknown operator '{operator}' in '{self.text}'.")
         literal = self.parse_literal()
+        matches = _comparison(operator, literal)
         if count_segment:
             self.allow(path, "$count")
-            return lambda entity: _compare(len(_value_at(entity, path) or []), operator, literal)
+            return lambda entity: matches(len(value_of(entity) or []))
         if path is not None:
             self.allow(path, "null" if literal is None else operator)
-            return lambda entity: _compare(_value_at(entity, path), operator, literal)
+            return lambda entity: matches(value_of(entity))
         if operator != "eq":
             self.require_advanced(collection, operator)
-        return lambda item: _compare(_value_at(item, relative) if relative else item, operator, literal)
+        return lambda item: matches(value_of(item))
 
     def parse_list(self):
         self.expect("(")
@@ -484,11 +515,13 @@ class FilterParser:
         if root:
             path = self.property_path(raw)
             self.allow(path, name)
-            return lambda entity: test(_value_at(entity, path))
+            value_of = _getter(path)
+            return lambda entity: test(value_of(entity))
         relative = self.relative_path(raw, variable)
         if name == "endswith":
             self.require_advanced(collection, name)
-        return lambda item: test(_value_at(item, relative) if relative else item)
+        value_of = _getter(relative) if relative else (lambda item: item)
+        return lambda item: test(value_of(item))
 
     def parse_lambda(self):
         _, raw = self.take()
@@ -503,19 +536,27 @@ class FilterParser:
         else:
             inner = self.parse_comparison(variable=variable, collection=path)
         self.expect(")")
+        value_of = _getter(path)
         if operator.lower() == "all":
             self.require_advanced(path, "all")
-            return lambda entity: all(inner(item) for item in (_value_at(entity, path) or []))
-        return lambda entity: any(inner(item) for item in (_value_at(entity, path) or []))
+            return lambda entity: all(inner(item) for item in (value_of(entity) or []))
+        return lambda entity: any(inner(item) for item in (value_of(entity) or []))
 
 
 def parse_filter(text, kind, advanced):
     """Predicate for ``$filter`` on entities of ``kind`` ('user', 'group', 'audit'), or None."""
+    return parse_filter_with_properties(text, kind, advanced)[0]
+
+
+def parse_filter_with_properties(text, kind, advanced):
+    """``(predicate or None, frozenset of the root properties it reads)``: a listing builds only those
+    (and the selected ones) for each entity, instead of every computed property."""
     if text is None or not text.strip():
-        return None
+        return None, frozenset()
     parser = FilterParser(text, kind, advanced)
     parser.last_property = None
-    return parser.parse()
+    predicate = parser.parse()
+    return predicate, frozenset(parser.properties)
 
 
 def simple_id_lookup(text):

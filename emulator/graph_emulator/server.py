@@ -679,10 +679,11 @@ def list_users(app, call, params, ctx):
     reject_search(call)
     select = odata.parse_select(call.query.get("$select"), "user")
     advanced = odata.is_advanced(call.query, call.headers)
-    predicate = odata.parse_filter(call.query.get("$filter"), "user", advanced)
+    predicate, filtered = odata.parse_filter_with_properties(call.query.get("$filter"), "user", advanced)
     directory = app.emu.directory
-    # the engine skips computing licensing properties nobody asked for; a filter may need any of them
-    engine_select = None if predicate is not None else tuple(select) if select is not None else odata.USER_DEFAULT
+    # the engine skips computing licensing properties nobody asked for: the selected ones and those the filter reads
+    engine_select = tuple(select) if select is not None else odata.USER_DEFAULT
+    engine_select += tuple(sorted(filtered.difference(engine_select)))
     ids = odata.simple_id_lookup(call.query.get("$filter"))
 
     def iterate(start):
@@ -943,7 +944,31 @@ def delete_group(app, call, params, ctx):
     return Outcome(204)
 
 
-def member_listing(app, call, members, users_only=False):
+class LazyMembers:
+    """The member dicts of a listing, built on access: a page of 999 builds 999, not the whole group.
+
+    Only used inside a route handler, which runs under the directory lock, so every dict is built
+    from the same state the ``(id, kind)`` references were taken from.
+    """
+
+    def __init__(self, directory, refs, select):
+        self.directory = directory
+        self.refs = refs
+        self.select = select
+
+    def __len__(self):
+        return len(self.refs)
+
+    def __getitem__(self, index):
+        member_id, kind = self.refs[index]
+        return self.directory.member_dict(member_id, kind, self.select)
+
+    def __iter__(self):
+        return (self[index] for index in range(len(self.refs)))
+
+
+def member_listing(app, call, refs, engine_select, users_only=False):
+    """A member collection from ``(id, kind)`` references (engine order); dicts are built for the page only."""
     advanced = odata.is_advanced(call.query, call.headers)
     if "$filter" in call.query and not advanced:
         raise GraphError(400, "Request_UnsupportedQuery",
@@ -953,11 +978,14 @@ def member_listing(app, call, members, users_only=False):
         parse_member_select(call.query.get("$select"))
     predicate = odata.parse_filter(call.query.get("$filter"), "user", advanced) if "$filter" in call.query else None
     if users_only:
-        members = [m for m in members if m.get("@odata.type", "").endswith(".user")]
+        refs = [ref for ref in refs if ref[1] == "user"]
+    members = LazyMembers(app.emu.directory, refs, engine_select)
     count_total = None
     if advanced:
         def count_total():
-            return sum(1 for m in members if predicate is None or predicate(m))
+            if predicate is None:
+                return len(members)
+            return sum(1 for m in members if predicate(m))
     fragment = "users" if users_only else "directoryObjects"
     return app.list_response(call, app.context_url(call, fragment), lambda start: enumerate_from(members, start),
                              predicate, select, "user", with_type=True, count_total=count_total)
@@ -972,26 +1000,26 @@ def member_select(call):
 
 @route("GET", r"/v1\.0/groups/" + ID + r"/members", "/v1.0/groups/{id}/members")
 def list_members(app, call, params, ctx):
-    members = app.emu.directory.list_members(params["id"], select=member_select(call))
-    return member_listing(app, call, members)
+    engine_select = member_select(call)   # first, as before: a bad $select answers 400 even for an unknown group
+    return member_listing(app, call, app.emu.directory.member_refs(params["id"]), engine_select)
 
 
 @route("GET", r"/v1\.0/groups/" + ID + r"/members/microsoft\.graph\.user", "/v1.0/groups/{id}/members/microsoft.graph.user")
 def list_user_members(app, call, params, ctx):
-    members = app.emu.directory.list_members(params["id"], select=member_select(call))
-    return member_listing(app, call, members, users_only=True)
+    engine_select = member_select(call)   # first, as before: a bad $select answers 400 even for an unknown group
+    return member_listing(app, call, app.emu.directory.member_refs(params["id"]), engine_select, users_only=True)
 
 
 @route("GET", r"/v1\.0/groups/" + ID + r"/transitiveMembers", "/v1.0/groups/{id}/transitiveMembers")
 def list_transitive_members(app, call, params, ctx):
-    members = app.emu.directory.list_transitive_members(params["id"], select=member_select(call))
-    return member_listing(app, call, members)
+    engine_select = member_select(call)   # first, as before: a bad $select answers 400 even for an unknown group
+    return member_listing(app, call, app.emu.directory.transitive_member_refs(params["id"]), engine_select)
 
 
 @route("GET", r"/v1\.0/groups/" + ID + r"/membersWithLicenseErrors", "/v1.0/groups/{id}/membersWithLicenseErrors")
 def list_members_with_license_errors(app, call, params, ctx):
-    members = app.emu.directory.members_with_license_errors(params["id"], select=member_select(call))
-    return member_listing(app, call, members)
+    engine_select = member_select(call)   # first, as before: a bad $select answers 400 even for an unknown group
+    return member_listing(app, call, app.emu.directory.license_error_member_refs(params["id"]), engine_select)
 
 
 @route("POST", r"/v1\.0/groups/" + ID + r"/members/\$ref", "/v1.0/groups/{id}/members/$ref")
