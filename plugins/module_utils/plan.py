@@ -276,3 +276,81 @@ def select_batches(plan, batches=None):
     selected = [row for row in plan['rows'] if row.get('batch') in wanted]
     selected.sort(key=lambda row: row['batch'])
     return selected
+
+
+def scan_plan(path, on_row):
+    """Read and validate a plan file row by row, without holding its rows: for large plans.
+
+    Calls ``on_row(row)`` for every valid row (GUIDs lower-case, as ``read_plan`` gives them), in
+    file order, and returns the plan's other keys with ``batches`` and ``summary`` computed from the
+    rows, plus ``batch_counts`` (``{batch: rows}`` in batch order). Validates as ``read_plan`` does
+    (a duplicate user and SKU, a bad GUID or batch ... raise RecordsError naming the row); a file
+    that turns out not to be a plan (format or version) raises too, after its rows were passed on
+    when the header comes after them. Memory: one row at a time plus a key per row.
+    """
+    from ansible_collections.entraops.licensing.plugins.module_utils.reports import JsonStream
+
+    if not isinstance(path, str) or not path:
+        raise RecordsError('plan path must be a non-empty string, got %r' % (path,))
+    header = {}
+    counts, batch_sizes, seen = {}, {}, {}
+    guids = _GuidNormaliser()
+    skus = {}
+    rows_seen = False
+    rows_type = 'NoneType'
+
+    def check_header():
+        if header.get('format') != PLAN_FORMAT:
+            raise RecordsError('%s is not a plan file: format is %r, expected %r' % (path, header.get('format'), PLAN_FORMAT))
+        if header.get('version') != PLAN_VERSION:
+            raise RecordsError('plan %s has version %r; this collection reads version %d' % (path, header.get('version'), PLAN_VERSION))
+
+    try:
+        with open(path, 'r', encoding='utf-8-sig') as stream:
+            for event, key, value in JsonStream(stream).events(('rows',)):
+                if key != 'rows':
+                    header[key] = value
+                    continue
+                if event == 'value':
+                    rows_type = type(value).__name__ if value is not None else 'NoneType'
+                    continue
+                if event == 'start':
+                    rows_seen = True
+                    if 'format' in header:
+                        check_header()
+                    continue
+                if event != 'item':
+                    continue
+                index = sum(counts.values())
+                problem = _row_problem(value, guids)
+                if problem:
+                    raise RecordsError('plan %s: row %d (rows[%d]) %s' % (path, index + 1, index, problem))
+                value['sku_id'] = skus.setdefault(value['sku_id'], value['sku_id'])
+                row_key = (value['user_id'], value['sku_id'])
+                if row_key in seen:
+                    raise RecordsError('plan %s: row %d (rows[%d]) repeats user %s and SKU %s of row %d'
+                                       % (path, index + 1, index, row_key[0], row_key[1], seen[row_key] + 1))
+                seen[row_key] = index
+                counts[value['verdict']] = counts.get(value['verdict'], 0) + 1
+                if value.get('batch') is not None:
+                    batch_sizes[value['batch']] = batch_sizes.get(value['batch'], 0) + 1
+                on_row(value)
+    except FileNotFoundError:
+        raise RecordsError('plan file %s does not exist' % path)
+    except IsADirectoryError:
+        raise RecordsError('plan path %s is a directory, not a plan file' % path)
+    except UnicodeDecodeError:
+        raise RecordsError('%s is not a plan file: it is not UTF-8 text' % path)
+    except ValueError as exc:
+        if isinstance(exc, RecordsError):
+            raise
+        raise RecordsError('%s is not a plan file: it is not valid JSON (%s)' % (path, exc))
+    except OSError as exc:
+        raise RecordsError('cannot read plan file %s: %s' % (path, exc.strerror or exc))
+    check_header()
+    if not rows_seen:
+        raise RecordsError('plan %s: rows must be a list, got %s' % (path, rows_type))
+    header['batches'] = len(batch_sizes)
+    header['summary'] = verdict_summary(counts)
+    header['batch_counts'] = dict(sorted(batch_sizes.items()))
+    return header

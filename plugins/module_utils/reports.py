@@ -373,3 +373,115 @@ def write_report(path, records, report_format=None, plan_name_lookup=None, extra
     else:
         rows = _write_ms_report(absolute_path, checked, counts)
     return {'path': absolute_path, 'format': report_format, 'rows': rows, 'summary': verdict_summary(counts)}
+
+
+# ---- streaming reads of large JSON documents ---------------------------------------------------
+
+_JSON_WHITESPACE = ' \t\n\r'
+_JSON_NUMBER_PART = '0123456789+-.eE'
+
+
+class JsonNotAnObject(ValueError):
+    """The document is JSON of another kind (an array, a string ...) where an object was expected."""
+
+
+class JsonStream:
+    """Reads one top-level JSON object from a text stream without holding the whole document.
+
+    ``events(array_keys)`` yields ``('value', key, value)`` for each top-level member, except that
+    the elements of a member named in ``array_keys`` whose value is an array come one by one:
+    ``('start', key, None)``, ``('item', key, element)`` per element, ``('end', key, None)``.
+    Only one element (or one other member) is in memory at a time, plus the read buffer.
+    Raises ValueError on anything that is not well-formed JSON (or not an object at the top).
+    """
+
+    def __init__(self, stream, chunk_size=1 << 16):
+        self.stream = stream
+        self.chunk_size = chunk_size
+        self.buffer = ''
+        self.position = 0
+        self.eof = False
+        self.decoder = json.JSONDecoder()
+
+    def _fill(self, size=None):
+        data = self.stream.read(size or self.chunk_size)
+        if not data:
+            self.eof = True
+            return False
+        self.buffer = self.buffer[self.position:] + data
+        self.position = 0
+        return True
+
+    def _peek(self):
+        """The next character that is not whitespace ('' at the end of the document)."""
+        while True:
+            buffer, position = self.buffer, self.position
+            while position < len(buffer) and buffer[position] in _JSON_WHITESPACE:
+                position += 1
+            self.position = position
+            if position < len(buffer) or not self._fill():
+                return buffer[position] if position < len(buffer) else ''
+
+    def _expect(self, characters):
+        found = self._peek()
+        if not found or found not in characters:
+            raise ValueError('expected %s at character %r' % (' or '.join(repr(c) for c in characters), found or 'end of document'))
+        self.position += 1
+        return found
+
+    def _value(self):
+        self._peek()
+        size = self.chunk_size
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buffer, self.position)
+            except ValueError:
+                if self.eof or not self._fill(size):
+                    raise
+                size *= 2   # a value longer than the buffer: read more at a time, not quadratically
+                continue
+            if not self.eof and self._may_go_on(value, end) and self._fill(size):
+                continue    # a number at the end of the buffer ("-1." or "1e") may go on in the next chunk
+            self.position = end
+            return value
+
+    def _may_go_on(self, value, end):
+        if end == len(self.buffer):
+            return True
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        buffer = self.buffer
+        for index in range(end, len(buffer)):
+            if buffer[index] not in _JSON_NUMBER_PART:
+                return False
+        return True
+
+    def events(self, array_keys=()):
+        if self._peek() != '{':
+            raise JsonNotAnObject('the document is not a JSON object')
+        self.position += 1
+        if self._peek() == '}':
+            self.position += 1
+        else:
+            while True:
+                key = self._value()
+                if not isinstance(key, str):
+                    raise ValueError('expected an object member name, got %r' % (key,))
+                self._expect(':')
+                if key in array_keys and self._peek() == '[':
+                    self.position += 1
+                    yield ('start', key, None)
+                    if self._peek() == ']':
+                        self.position += 1
+                    else:
+                        while True:
+                            yield ('item', key, self._value())
+                            if self._expect(',]') == ']':
+                                break
+                    yield ('end', key, None)
+                else:
+                    yield ('value', key, self._value())
+                if self._expect(',}') == '}':
+                    break
+        if self._peek():
+            raise ValueError('extra data after the top-level object')
