@@ -112,6 +112,8 @@ _SECRET_KEY = re.compile(r'token|secret|passw(or)?d|authori[sz]ation|credential|
 _BEARER = re.compile(r'\bBearer\s+[A-Za-z0-9\-._~+/]+=*', re.IGNORECASE)
 _JWT = re.compile(r'\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*')
 _READ_CHUNK = 1 << 20
+# What Journal keeps of an intent once its result is written (has_result is all that is asked of it then).
+_DONE = {'has_result': True}
 
 
 def redact(text):
@@ -311,12 +313,12 @@ class Journal:
         """Intents of earlier runs found in the journal file (read once), by op_id, with has_result."""
         if self._file_intents is None:
             from_file = {}
-            for entry in read_journal(self.path)['entries']:
+            for entry in JournalReader(self.path):
                 if entry['type'] == 'intent':
                     from_file[entry['op_id']] = {'op': entry['op'], 'user_id': entry['user_id'], 'sku_id': entry['sku_id'],
                                                  'run_id': entry.get('run_id'), 'has_result': False}
                 elif entry['type'] == 'result' and entry['op_id'] in from_file:
-                    from_file[entry['op_id']]['has_result'] = True
+                    from_file[entry['op_id']] = _DONE
             self._file_intents = from_file
         return self._file_intents
 
@@ -347,7 +349,11 @@ class Journal:
             entry.update(extra)
         self._ensure_run_line()
         self._append(entry)
-        intent['has_result'] = True
+        if op_id in self._intents:
+            # One shared marker instead of the intent's own dict: a run of 100,000 writes keeps only their op_ids.
+            self._intents[op_id] = _DONE
+        else:
+            intent['has_result'] = True
 
     def pending_op_ids(self):
         """op_ids of this run whose write has no result yet."""
@@ -412,70 +418,130 @@ def _parse_line(raw):
     return (None, problem) if problem else (entry, None)
 
 
+class JournalReader:
+    """Iterates over a journal's entries one at a time (``for entry in JournalReader(path)``).
+
+    Same checks as read_journal (which collects it): after the iteration ``truncated_last_line``,
+    ``warnings`` and ``entries`` (the count) are set. Memory stays flat in the journal's length.
+    """
+
+    def __init__(self, path):
+        if not isinstance(path, str) or not path:
+            raise RecordsError('journal path must be a non-empty string, got %r' % (path,))
+        self.path = os.path.abspath(os.path.expanduser(path))
+        self.warnings = []
+        self.truncated_last_line = False
+        self.entries = 0
+
+    def __iter__(self):
+        absolute_path = self.path
+        bad_line = None   # (line number, problem, ended with a newline) awaiting a repair line or EOF
+        try:
+            with open(absolute_path, 'rb') as stream:
+                for line_number, raw in enumerate(stream, start=1):
+                    if not raw.strip():
+                        continue
+                    entry, problem = _parse_line(raw)
+                    if bad_line is not None:
+                        if entry is not None and entry['type'] == 'repair' and entry['ignored_line'] == bad_line[0]:
+                            self.warnings.append('journal %s line %d was cut short by a stopped run and is ignored' % (absolute_path, bad_line[0]))
+                            bad_line = None
+                        else:
+                            raise RecordsError('journal %s line %d %s' % (absolute_path, bad_line[0], bad_line[1]))
+                    if problem:
+                        bad_line = (line_number, problem, raw.endswith(b'\n'))
+                        continue
+                    self.entries += 1
+                    yield entry
+        except FileNotFoundError:
+            raise RecordsError('journal %s does not exist' % absolute_path)
+        except IsADirectoryError:
+            raise RecordsError('journal path %s is a directory, not a journal file' % absolute_path)
+        except OSError as exc:
+            raise RecordsError('cannot read journal %s: %s' % (absolute_path, exc.strerror or exc))
+        if bad_line is not None:
+            if bad_line[2]:
+                raise RecordsError('journal %s line %d %s' % (absolute_path, bad_line[0], bad_line[1]))
+            self.truncated_last_line = True
+            self.warnings.append('journal %s: the last line (%d) was cut short, probably by a stopped run, and is ignored'
+                                 % (absolute_path, bad_line[0]))
+
+
 def read_journal(path):
     """Read a journal; return ``{"path", "entries", "truncated_last_line", "warnings"}``.
 
     A last line cut short by a killed process is ignored (``truncated_last_line`` true and a
     warning), as is a cut line the journal itself marked with a ``repair`` line. Any other
-    malformed line raises RecordsError naming the file and the line number.
+    malformed line raises RecordsError naming the file and the line number. For a large journal
+    iterate over JournalReader(path) instead, which holds one entry at a time.
     """
-    if not isinstance(path, str) or not path:
-        raise RecordsError('journal path must be a non-empty string, got %r' % (path,))
-    absolute_path = os.path.abspath(os.path.expanduser(path))
-    entries = []
-    warnings = []
-    bad_line = None   # (line number, problem, ended with a newline) awaiting a repair line or EOF
-    truncated = False
-    try:
-        with open(absolute_path, 'rb') as stream:
-            for line_number, raw in enumerate(stream, start=1):
-                if not raw.strip():
-                    continue
-                entry, problem = _parse_line(raw)
-                if bad_line is not None:
-                    if entry is not None and entry['type'] == 'repair' and entry['ignored_line'] == bad_line[0]:
-                        warnings.append('journal %s line %d was cut short by a stopped run and is ignored' % (absolute_path, bad_line[0]))
-                        bad_line = None
-                    else:
-                        raise RecordsError('journal %s line %d %s' % (absolute_path, bad_line[0], bad_line[1]))
-                if problem:
-                    bad_line = (line_number, problem, raw.endswith(b'\n'))
-                    continue
-                entries.append(entry)
-    except FileNotFoundError:
-        raise RecordsError('journal %s does not exist' % absolute_path)
-    except IsADirectoryError:
-        raise RecordsError('journal path %s is a directory, not a journal file' % absolute_path)
-    except OSError as exc:
-        raise RecordsError('cannot read journal %s: %s' % (absolute_path, exc.strerror or exc))
-    if bad_line is not None:
-        if bad_line[2]:
-            raise RecordsError('journal %s line %d %s' % (absolute_path, bad_line[0], bad_line[1]))
-        truncated = True
-        warnings.append('journal %s: the last line (%d) was cut short, probably by a stopped run, and is ignored' % (absolute_path, bad_line[0]))
-    return {'path': absolute_path, 'entries': entries, 'truncated_last_line': truncated, 'warnings': warnings}
+    reader = JournalReader(path)
+    entries = list(reader)
+    return {'path': reader.path, 'entries': entries, 'truncated_last_line': reader.truncated_last_line, 'warnings': reader.warnings}
+
+
+class _State:
+    """Where the journal leaves one user's direct assignment of one SKU, as journal_state describes it.
+
+    A slotted object read and written like a dict (``state['op']``, ``update``, ``pop``): a journal of
+    100,000 removals holds 100,000 of these while it is folded, and a dict of 15 keys is several times larger.
+    """
+
+    __slots__ = ('user_id', 'user_principal_name', 'sku_id', 'sku_part_number', 'op', 'op_id', 'outcome', 'pending', 'reconciled',
+                 'removal_op_id', 'removal_outcome', 'removed_disabled_plans', 'restorable', '_removal_order', '_previous_removal')
+
+    def __init__(self, user_id, sku_id):
+        self.user_id, self.sku_id = user_id, sku_id
+        self.user_principal_name = self.sku_part_number = self.op = self.op_id = self.outcome = None
+        self.pending = self.reconciled = self.restorable = False
+        self.removal_op_id = self.removal_outcome = self.removed_disabled_plans = self._removal_order = self._previous_removal = None
+
+    def __getitem__(self, name):
+        return getattr(self, name)
+
+    def __setitem__(self, name, value):
+        setattr(self, name, value)
+
+    def update(self, values=None, **more):
+        for name, value in list((values or {}).items()) + list(more.items()):
+            setattr(self, name, value)
+
+    def pop(self, name, default=None):
+        value = getattr(self, name)
+        setattr(self, name, None)
+        return default if value is None else value
+
+    def items(self):
+        return ((name, getattr(self, name)) for name in self.__slots__)
+
+
+# Strings that repeat on every journal line, shared instead of one copy per state (see _State).
+_SHARED = dict((value, value) for value in OPERATIONS + OUTCOMES + ('pending',))
+
+
+def _shared(value, pool):
+    if not isinstance(value, str):
+        return value
+    return pool.setdefault(value, value)
 
 
 def _new_state(entry):
-    return {
-        'user_id': entry['user_id'], 'user_principal_name': None, 'sku_id': entry['sku_id'], 'sku_part_number': None,
-        'op': None, 'op_id': None, 'outcome': None, 'pending': False, 'reconciled': False,
-        'removal_op_id': None, 'removal_outcome': None, 'removed_disabled_plans': None, 'restorable': False,
-        '_removal_order': None, '_previous_removal': None,
-    }
+    return _State(entry['user_id'], entry['sku_id'])
 
 
-def _apply_intent(state, entry, order):
+def _apply_intent(state, entry, order, pool=None):
+    pool = _SHARED if pool is None else pool
     state['user_principal_name'] = entry.get('user_principal_name') or state['user_principal_name']
-    state['sku_part_number'] = entry.get('sku_part_number') or state['sku_part_number']
-    state.update(op=entry['op'], op_id=entry['op_id'], outcome=None, pending=True, reconciled=False)
+    state['sku_part_number'] = _shared(entry.get('sku_part_number'), pool) or state['sku_part_number']
+    state.update(op=_SHARED.get(entry['op'], entry['op']), op_id=entry['op_id'], outcome=None, pending=True, reconciled=False)
     if entry['op'] == 'remove_direct':
         # An earlier removal still in effect comes back if this one turns out not to have happened
         # (a re-run that journals "skipped" for a row it already removed must not hide it).
         state['_previous_removal'] = _removal_fields(state) if state['restorable'] else None
         # From here the direct assignment may be gone, until a result says otherwise.
-        state.update(removal_op_id=entry['op_id'], removal_outcome='pending', removed_disabled_plans=list(entry['disabled_plans']),
-                     restorable=True, _removal_order=order)
+        plans = entry['disabled_plans']
+        state.update(removal_op_id=entry['op_id'], removal_outcome='pending',
+                     removed_disabled_plans=tuple(_shared(plan, pool) for plan in plans) if plans else (), restorable=True, _removal_order=order)
 
 
 def _removal_fields(state):
@@ -483,10 +549,11 @@ def _removal_fields(state):
 
 
 def _apply_result(state, entry):
+    outcome = _SHARED.get(entry['outcome'], entry['outcome'])
     if entry['op_id'] == state['op_id']:
-        state.update(outcome=entry['outcome'], pending=False, reconciled=bool(entry.get('reconciled')))
+        state.update(outcome=outcome, pending=False, reconciled=bool(entry.get('reconciled')))
     if entry['op'] == 'remove_direct' and entry['op_id'] == state['removal_op_id']:
-        state['removal_outcome'] = entry['outcome']
+        state['removal_outcome'] = outcome
         if entry['outcome'] not in _REMOVAL_IN_EFFECT:
             previous = state.pop('_previous_removal', None)
             if previous:
@@ -498,19 +565,28 @@ def _apply_result(state, entry):
 
 
 def _states(entries):
+    """Fold entries (any iterable, e.g. a JournalReader) into one _State per (user_id, sku_id)."""
     states = {}
+    pool = dict(_SHARED)
     for order, entry in enumerate(entries):
         if entry.get('type') not in ('intent', 'result'):
             continue
-        key = (entry['user_id'], entry['sku_id'])
+        key = (entry['user_id'], _shared(entry['sku_id'], pool))
         state = states.get(key)
         if state is None:
-            state = states[key] = _new_state(entry)
+            state = states[key] = _State(*key)
         if entry['type'] == 'intent':
-            _apply_intent(state, entry, order)
+            _apply_intent(state, entry, order, pool)
         else:
             _apply_result(state, entry)
     return states
+
+
+def _public(state):
+    public = dict((name, value) for name, value in state.items() if not name.startswith('_'))
+    if public['removed_disabled_plans'] is not None:
+        public['removed_disabled_plans'] = list(public['removed_disabled_plans'])
+    return public
 
 
 def journal_state(entries):
@@ -524,8 +600,16 @@ def journal_state(entries):
     removal; and ``restorable``: the direct assignment was, or may have been, removed and has not
     been restored since. Pass the entries of several journals oldest first.
     """
-    return dict((key, dict((name, value) for name, value in state.items() if not name.startswith('_')))
-                for key, state in _states(entries).items())
+    return dict((key, _public(state)) for key, state in _states(entries).items())
+
+
+def pending_states(entries):
+    """The journal_state() values whose ``pending`` is true (an intent without a result), in journal order.
+
+    ``entries`` may be a JournalReader; only those states are built as dicts, so a run that starts
+    on a journal of 100,000 removals does not hold a dict for each of them.
+    """
+    return [_public(state) for state in _states(entries).values() if state['pending']]
 
 
 def restorable(entries):
@@ -537,9 +621,24 @@ def restorable(entries):
     needed). Journal each restore (``restore_direct``) with outcome ``ok``, or ``skipped`` when the
     assignment was found in place, and the next call no longer lists it.
     """
+    count, rows = iter_restorable(entries)
+    return list(rows)
+
+
+def iter_restorable(entries):
+    """``(count, rows)``: how many direct assignments restorable() lists and an iterator over them.
+
+    ``entries`` may be a JournalReader: the journal is read once, one entry at a time, and only a
+    compact state per user and SKU is kept; each row dict is built when the iterator reaches it
+    (write_rollback_script takes them this way for journals of 100,000 removals).
+    """
     states = [state for state in _states(entries).values() if state['restorable']]
     states.sort(key=lambda state: state['_removal_order'])
-    return [{
+    return len(states), (_restorable_item(state) for state in states)
+
+
+def _restorable_item(state):
+    return {
         'user_id': state['user_id'],
         'user_principal_name': state['user_principal_name'],
         'sku_id': state['sku_id'],
@@ -547,7 +646,7 @@ def restorable(entries):
         'disabled_plans': list(state['removed_disabled_plans']),
         'removal_op_id': state['removal_op_id'],
         'removal_outcome': state['removal_outcome'],
-    } for state in states]
+    }
 
 
 # PowerShell treats these four typographic quotes as single quotes too; each must be doubled.
@@ -649,27 +748,33 @@ def _script_row(row, number, total):
     )
 
 
-def write_rollback_script(restorable_rows, path, tenant_id=None, generated_at=None):
+def write_rollback_script(restorable_rows, path, tenant_id=None, generated_at=None, total=None):
     """Write a Microsoft Graph PowerShell script that restores ``restorable_rows`` without Ansible.
 
-    ``restorable_rows`` are items of ``restorable()``. The script is UTF-8 with a byte order mark
-    (Windows PowerShell 5.1 reads UTF-8 without one as the ANSI code page) and CRLF line endings,
-    written atomically. Returns ``{"path": absolute path, "rows": count}``.
+    ``restorable_rows`` are items of ``restorable()``; with ``total`` (their number, as
+    ``iter_restorable`` gives it) they may be an iterator, written one at a time. The script is UTF-8
+    with a byte order mark (Windows PowerShell 5.1 reads UTF-8 without one as the ANSI code page) and
+    CRLF line endings, written atomically: a bad row (or a count that does not match ``total``) leaves
+    no script, half-written or not, and an earlier script as it was. Returns ``{"path": absolute path, "rows": count}``.
     """
     if tenant_id is not None and (not isinstance(tenant_id, str) or not _TENANT_PATTERN.match(tenant_id)):
         raise RecordsError('tenant_id must be a tenant GUID or domain name, got %r' % (tenant_id,))
-    rows = list(restorable_rows)
+    if total is None:
+        restorable_rows = list(restorable_rows)
+        total = len(restorable_rows)
     absolute_path = resolve_output_path(path, 'rollback script')
-    # Build every row before opening the file so a bad row leaves no half-written script.
-    row_texts = [_script_row(row, number, len(rows)) for number, row in enumerate(rows, start=1)]
     header = _SCRIPT_HEADER.format(
         generated_at=_printable(generated_at or utc_now_iso()),
         tenant_argument=(' -TenantId ' + powershell_quote(tenant_id)) if tenant_id else '',
-        total=len(rows),
+        total=total,
     )
+    count = 0
     with atomic_text_file(absolute_path, 'rollback script', encoding='utf-8-sig', newline='\r\n') as stream:
         stream.write(header)
-        for text in row_texts:
-            stream.write(text)
+        for number, row in enumerate(restorable_rows, start=1):
+            stream.write(_script_row(row, number, total))
+            count = number
+        if count != total:
+            raise RecordsError('rollback script %s: %d rows given, %d announced' % (absolute_path, count, total))
         stream.write(_SCRIPT_FOOTER)
-    return {'path': absolute_path, 'rows': len(rows)}
+    return {'path': absolute_path, 'rows': count}

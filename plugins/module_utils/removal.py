@@ -92,10 +92,14 @@ class Snapshot:
 
 
 class RemovalEngine:
-    """Runs removals and restores for one module run; accumulates the module's result fields."""
+    """Runs removals and restores for one module run; accumulates the module's result fields.
+
+    ``removed`` and ``restored`` hold the first SAMPLE_SIZE entries (all of them with ``keep_all``);
+    ``removed_total`` and ``restored_total`` count them all.
+    """
 
     def __init__(self, client, catalog, journal=None, trusted_groups=None, allow_service_loss=False, max_failures=0,
-                 check_mode=False, transitive_of=None, licensed_group_ids=None, restore_usage_location=None):
+                 check_mode=False, transitive_of=None, licensed_group_ids=None, restore_usage_location=None, keep_all=False):
         self.client = client
         # Country code given to a user without usage location before a direct assignment is put back (None: never).
         self.restore_usage_location = restore_usage_location
@@ -107,8 +111,13 @@ class RemovalEngine:
         self.check_mode = check_mode
         self.transitive_of = transitive_of or (lambda user_id: frozenset())
         self.licensed_group_ids = frozenset(licensed_group_ids or ())
+        # Counts, and the first SAMPLE_SIZE entries (every entry with keep_all, for a diff): memory stays flat in
+        # the number of rows a run removes (100,000 in one task) instead of holding an entry per removal.
+        self.keep_all = keep_all
         self.removed = []
+        self.removed_total = 0
         self.restored = []
+        self.restored_total = 0
         self.failures = []
         self.skipped_by_verdict = dict((verdict, 0) for verdict in VERDICTS)
         self.skipped_sample = []
@@ -181,6 +190,16 @@ class RemovalEngine:
             self.skipped_sample.append({'user': _label(row, record), 'user_id': row['user_id'], 'sku': row.get('sku_part_number') or row['sku_id'],
                                         'verdict': verdict, 'plans_lost': (record or {}).get('plans_lost', []),
                                         'reason': (record or {}).get('reason', 'the user no longer holds this SKU')})
+
+    def _removed(self, row, record):
+        self.removed_total += 1
+        if self.keep_all or len(self.removed) < SAMPLE_SIZE:
+            self.removed.append(_removed_entry(row, record))
+
+    def _restored(self, entry):
+        self.restored_total += 1
+        if self.keep_all or len(self.restored) < SAMPLE_SIZE:
+            self.restored.append(entry)
 
     def _fail(self, row, kind, reason, status=None):
         self.failures.append({'user': row.get('user_principal_name') or row['user_id'], 'user_id': row['user_id'],
@@ -258,7 +277,7 @@ class RemovalEngine:
             return
         if self.check_mode:
             for row, record in safe:
-                self.removed.append(_removed_entry(row, record))
+                self._removed(row, record)
             return
         before = dict((row['user_id'], effective_enabled_plans(snapshot.users[row['user_id']], self.catalog)) for row, dummy in safe)
         op_ids = [self.journal.intent('remove_direct', row['user_id'], row['user_principal_name'], row['sku_id'], row['sku_part_number'],
@@ -311,7 +330,7 @@ class RemovalEngine:
             if not result.ok:
                 self.reconciled.append({'user': row['user_principal_name'] or user_id, 'user_id': user_id, 'sku': row['sku_part_number'],
                                         'op_id': op_id, 'outcome': 'applied'})
-            self.removed.append(_removed_entry(row, record))
+            self._removed(row, record)
             return
         names = dict((self.catalog.label(lost_sku), self.catalog.plan_names(lost_sku, plans)) for lost_sku, plans in lost.items())
         restored = self._put_back(row, record['direct_disabled_plans'], after.users.get(user_id))
@@ -427,20 +446,22 @@ class RemovalEngine:
                      'sku': row.get('sku_part_number') or row['sku_id'], 'disabled_plans': list(row['disabled_plans']),
                      'usage_location_set': location}
             if self.check_mode:
-                self.restored.append(entry)
+                self._restored(entry)
                 continue
             op_id = self.journal.intent('restore_direct', row['user_id'], row['user_principal_name'], row['sku_id'],
                                         row.get('sku_part_number'), row['disabled_plans'], batch=row.get('batch'), extra=_location_extra(location))
             kind = self._send_restore(row, row['disabled_plans'], op_id, location)
             if kind is None:
-                self.restored.append(entry)
+                self._restored(entry)
             else:
                 self._fail(row, kind, 'the direct assignment could not be put back (%s; see the journal)' % kind)
 
     def result(self):
         return {
             'removed': self.removed,
+            'removed_total': self.removed_total,
             'restored': self.restored,
+            'restored_total': self.restored_total,
             'failures': self.failures,
             'skipped_by_verdict': dict((verdict, count) for verdict, count in self.skipped_by_verdict.items() if count),
             'skipped_sample': self.skipped_sample,

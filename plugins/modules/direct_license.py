@@ -275,26 +275,46 @@ from ansible_collections.entraops.licensing.plugins.module_utils.assignments imp
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.journal import (
     Journal,
-    journal_state,
-    read_journal,
+    JournalReader,
+    iter_restorable,
+    pending_states,
     restorable,
     rollback_script_path,
     write_rollback_script,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import SAFE_TO_REMOVE, LicensingInputError
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
-from ansible_collections.entraops.licensing.plugins.module_utils.plan import read_plan, select_batches
+from ansible_collections.entraops.licensing.plugins.module_utils.plan import scan_plan, select_batches
 from ansible_collections.entraops.licensing.plugins.module_utils.removal import SAMPLE_SIZE, RemovalEngine
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
 
 
+# What the removal engine reads of a plan row; the rest of the row (plan lists, reasons) is not kept.
+PLAN_ROW_FIELDS = ('user_id', 'user_principal_name', 'sku_id', 'sku_part_number', 'batch')
+
+
 def read_plan_rows(path, batches, tenant_id):
-    """(rows, plan trusted group ids or None) of the chosen batches; refuses a plan made for another tenant."""
-    plan = read_plan(path)
+    """(rows, plan trusted group ids or None) of the chosen batches; refuses a plan made for another tenant.
+
+    The plan is read row by row (plan.scan_plan) and only the fields the engine needs are kept, so a
+    100,000-row plan is never in memory as a whole. Rows come batch by batch, in plan order within a batch.
+    """
+    rows = []
+
+    def keep(row):
+        if row.get('verdict') == SAFE_TO_REMOVE and row.get('batch') is not None:
+            rows.append(dict((field, row.get(field)) for field in PLAN_ROW_FIELDS))
+
+    plan = scan_plan(path, keep)
     planned_tenant = plan.get('tenant_id')
     if planned_tenant and tenant_id and planned_tenant.lower() != tenant_id.lower():
         raise RecordsError('plan %s was made for tenant %s, not for tenant %s' % (path, planned_tenant, tenant_id))
-    rows = [row for row in select_batches(plan, batches) if row.get('verdict') == SAFE_TO_REMOVE]
+    # The batch numbers are checked against the plan's (every batched row's), as select_batches does.
+    select_batches({'rows': [{'batch': batch} for batch in plan['batch_counts']]}, batches)
+    if batches is not None:
+        wanted = set(batches)
+        rows = [row for row in rows if row['batch'] in wanted]
+    rows.sort(key=lambda row: row['batch'])
     return rows, plan.get('trusted_groups')
 
 
@@ -393,7 +413,7 @@ def main():
             else:
                 rows, missing_users = rows_from_users(client, params['users'], sku_ids, catalog)
         elif params['restore_from']:
-            rows = restorable(read_journal(params['restore_from'])['entries'])
+            rows = restorable(JournalReader(params['restore_from']))
         else:
             rows, missing_users = rows_from_users(client, params['users'], sku_ids, catalog, disabled_plans=params['disabled_plans'])
         index = MembershipIndex(client).load_licensed_groups()
@@ -401,6 +421,7 @@ def main():
             journal = Journal(params['journal_path'])
         engine = RemovalEngine(client, catalog, journal=journal, trusted_groups=trusted, allow_service_loss=params['allow_service_loss'],
                                max_failures=params['max_failures'], check_mode=module.check_mode, transitive_of=index.transitive_of,
+                               keep_all=module.diff_mode,
                                licensed_group_ids=list(index.groups),
                                restore_usage_location=tenant_country if params['restore_usage_location'] == 'tenant' else None)
         for key in missing_users:
@@ -409,11 +430,12 @@ def main():
                                           'plans_lost': [], 'reason': 'user %r was not found' % key})
         if params['journal_path'] and os.path.exists(params['journal_path']):
             # Settle (and journal) what a killed run left in flight before acting on anything.
-            engine.reconcile_pending(journal_state(read_journal(params['journal_path'])['entries']).values())
+            engine.reconcile_pending(pending_states(JournalReader(params['journal_path'])))
         if params['state'] == 'absent':
             engine.remove(rows)
         else:
             engine.restore(rows)
+        rows = None   # a row per removal: let the rollback script (built below from the journal) reuse that memory
     except (LicensingInputError, RecordsError) as exc:
         _close(journal)
         module.fail_json(msg=str(exc), **_partial(engine, params))
@@ -424,8 +446,8 @@ def main():
     _close(journal)
     result = engine.result()
     script = _write_script(module, params, tenant_guid) if journal is not None else None
-    output = dict(changed=bool(result['removed'] or result['restored']), removed=result['removed'][:SAMPLE_SIZE],
-                  removed_total=len(result['removed']), restored=result['restored'][:SAMPLE_SIZE], restored_total=len(result['restored']),
+    output = dict(changed=bool(result['removed_total'] or result['restored_total']), removed=result['removed'][:SAMPLE_SIZE],
+                  removed_total=result['removed_total'], restored=result['restored'][:SAMPLE_SIZE], restored_total=result['restored_total'],
                   skipped_by_verdict=result['skipped_by_verdict'], skipped_sample=result['skipped_sample'], failures=result['failures'],
                   reconciled=result['reconciled'], stopped=result['stopped'],
                   journal_path=os.path.abspath(params['journal_path']) if params['journal_path'] else None, rollback_script_path=script)
@@ -449,7 +471,7 @@ def _partial(engine, params):
     if engine is None:
         return {}
     result = engine.result()
-    return dict(removed=result['removed'][:SAMPLE_SIZE], removed_total=len(result['removed']), restored=result['restored'][:SAMPLE_SIZE],
+    return dict(removed=result['removed'][:SAMPLE_SIZE], removed_total=result['removed_total'], restored=result['restored'][:SAMPLE_SIZE],
                 failures=result['failures'], journal_path=params.get('journal_path'))
 
 
@@ -458,8 +480,9 @@ def _write_script(module, params, tenant_guid):
     if module.check_mode or not params.get('journal_path') or not os.path.exists(params['journal_path']):
         return None
     try:
-        rows = restorable(read_journal(params['journal_path'])['entries'])
-        written = write_rollback_script(rows, rollback_script_path(os.path.abspath(params['journal_path'])), tenant_id=tenant_guid)
+        # Streamed: the journal is read one line at a time and the script written one row at a time.
+        total, rows = iter_restorable(JournalReader(params['journal_path']))
+        written = write_rollback_script(rows, rollback_script_path(os.path.abspath(params['journal_path'])), tenant_id=tenant_guid, total=total)
     except RecordsError as exc:
         module.warn('could not write the rollback script: %s' % exc)
         return None
