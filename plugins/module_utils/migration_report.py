@@ -19,12 +19,16 @@ __metaclass__ = type
 import csv
 import io
 import json
+import os
+import tempfile
 from html import escape
 
-from ansible_collections.entraops.licensing.plugins.module_utils.journal import read_journal
+from ansible_collections.entraops.licensing.plugins.module_utils.journal import JournalReader
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import VERDICT_MEANINGS, VERDICTS
-from ansible_collections.entraops.licensing.plugins.module_utils.plan import batch_counts, read_plan
+from ansible_collections.entraops.licensing.plugins.module_utils.plan import scan_plan
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
+    JsonNotAnObject,
+    JsonStream,
     RecordsError,
     atomic_text_file,
     neutralize_formula,
@@ -66,6 +70,31 @@ def load_json_file(path, what):
         raise RecordsError('%s %s cannot be read as JSON: %s' % (what, path, exc))
 
 
+def iter_assignment_records(path):
+    """The records of a JSON report of license_assignment_info, one at a time (the file is never read whole)."""
+    records_seen = False
+    try:
+        with open(path, 'r', encoding='utf-8-sig') as stream:
+            for event, key, value in JsonStream(stream).events(('records',)):
+                if key != 'records':
+                    continue
+                if event == 'item':
+                    yield value
+                elif event == 'start':
+                    records_seen = True
+    except FileNotFoundError:
+        raise RecordsError('assignment report %s does not exist' % path)
+    except RecordsError:
+        raise
+    except JsonNotAnObject:
+        records_seen = False
+    except (OSError, ValueError) as exc:
+        raise RecordsError('assignment report %s cannot be read as JSON: %s' % (path, exc))
+    if not records_seen:
+        raise RecordsError('assignment report %s: expected the JSON report of license_assignment_info '
+                           '(an object with "summary" and "records")' % path)
+
+
 def load_assignment_report(path):
     """Records of a JSON report of license_assignment_info (``{"summary", "records"}``)."""
     document = load_json_file(path, 'assignment report')
@@ -95,8 +124,15 @@ def _int_or(value, default):
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
-def _key(user_id, sku_id):
-    return (str(user_id or '').lower(), str(sku_id or '').lower())
+def _key(user_id, sku_id, pool=None):
+    sku = str(sku_id or '').lower()
+    if pool is not None:
+        sku = pool.setdefault(sku, sku)   # one string per SKU, not one per row
+    return (str(user_id or '').lower(), sku)
+
+
+def _pooled(value, pool):
+    return pool.setdefault(value, value) if isinstance(value, str) else value
 
 
 def assignment_path(record):
@@ -129,39 +165,52 @@ def verdict_counts(records):
     return counts
 
 
+def _fold_journal_compact(entries, pool=None):
+    """fold_journal's result with each state as a list ``[op, outcome, batch, upn, part number, error, detail, seen]``.
+
+    Keeps one small list per (user, SKU) and the intents still waiting for their result, so a
+    journal of 100,000 removals read with a JournalReader is never in memory as a whole.
+    """
+    pool = {} if pool is None else pool
+    intents = {}   # op_id -> (batch, user_principal_name, sku_part_number) until the op's result line
+    latest = {}
+    for entry in entries:
+        kind = entry.get('type')
+        if kind == 'intent':
+            part = _pooled(entry.get('sku_part_number'), pool)
+            intents[entry.get('op_id')] = (entry.get('batch'), entry.get('user_principal_name'), part)
+            latest[_key(entry.get('user_id'), entry.get('sku_id'), pool)] = [
+                _pooled(entry.get('op'), pool), None, entry.get('batch'), entry.get('user_principal_name'), part, None, None, False]
+        elif kind == 'result':
+            intent = intents.pop(entry.get('op_id'), None)
+            key = _key(entry.get('user_id'), entry.get('sku_id'), pool)
+            state = latest.get(key)
+            if state is None:
+                batch, upn, part = intent if intent is not None else (None, None, None)
+                state = latest[key] = [_pooled(entry.get('op'), pool), None, batch, upn, part, None, None, False]
+            if state[0] == entry.get('op'):
+                state[1], state[5], state[6] = _pooled(entry.get('outcome'), pool), entry.get('error'), entry.get('detail')
+            elif entry.get('op') == 'remove_direct' and entry.get('outcome') == 'rolled_back':
+                # The put-back is journaled inside the removal it undoes: the removal's own result is the outcome.
+                state[0], state[1] = 'remove_direct', 'rolled_back'
+                state[2] = intent[0] if intent is not None else state[2]
+                state[5], state[6] = entry.get('error'), entry.get('detail')
+    return latest
+
+
+_STATE_FIELDS = ('op', 'outcome', 'batch', 'user_principal_name', 'sku_part_number', 'error', 'detail')
+
+
 def fold_journal(entries):
     """Per (user, SKU): the last operation and its outcome, with the batch of its intent.
 
     A removal whose result line is missing (the run was killed) has outcome None: the write
     may or may not have happened, so it counts as unknown until a restore or re-run settles it.
     """
-    intents = {}
-    latest = {}
-    for entry in entries:
-        kind = entry.get('type')
-        if kind == 'intent':
-            intents[entry.get('op_id')] = entry
-            latest[_key(entry.get('user_id'), entry.get('sku_id'))] = {
-                'op': entry.get('op'), 'outcome': None, 'batch': entry.get('batch'),
-                'user_principal_name': entry.get('user_principal_name'), 'sku_part_number': entry.get('sku_part_number'),
-                'error': None, 'detail': None}
-        elif kind == 'result':
-            intent = intents.get(entry.get('op_id')) or {}
-            state = latest.setdefault(_key(entry.get('user_id'), entry.get('sku_id')), {
-                'op': entry.get('op'), 'batch': intent.get('batch'), 'user_principal_name': intent.get('user_principal_name'),
-                'sku_part_number': intent.get('sku_part_number')})
-            if state.get('op') == entry.get('op'):
-                state.update(outcome=entry.get('outcome'), error=entry.get('error'), detail=entry.get('detail'))
-            elif entry.get('op') == 'remove_direct' and entry.get('outcome') == 'rolled_back':
-                # The put-back is journaled inside the removal it undoes: the removal's own result is the outcome.
-                state.update(op='remove_direct', outcome='rolled_back', batch=intent.get('batch', state.get('batch')),
-                             error=entry.get('error'), detail=entry.get('detail'))
-    return latest
+    return dict((key, dict(zip(_STATE_FIELDS, state))) for key, state in _fold_journal_compact(entries).items())
 
 
-def journal_outcome(state):
-    """The report outcome of one folded journal state."""
-    op, outcome = state.get('op'), state.get('outcome')
+def _outcome_of(op, outcome):
     if op == 'remove_direct':
         if outcome == 'ok':
             return MIGRATED
@@ -177,6 +226,11 @@ def journal_outcome(state):
     return UNKNOWN
 
 
+def journal_outcome(state):
+    """The report outcome of one folded journal state."""
+    return _outcome_of(state.get('op'), state.get('outcome'))
+
+
 def _reason(record):
     verdict = record.get('verdict')
     reason = VERDICT_MEANINGS.get(verdict, verdict or '')
@@ -187,15 +241,19 @@ def _reason(record):
     return reason
 
 
-def user_outcomes(records, journal_states, plan_batches):
-    """One row per user and SKU: outcome, verdict and reason, batch."""
-    rows = []
-    seen = set()
+def _outcome_rows(records, states, plan_batches, pool=None):
+    """One row per user and SKU (a generator): outcome, verdict and reason, batch.
+
+    ``states``: _fold_journal_compact's result (its ``seen`` flags are set on the way);
+    ``plan_batches``: ``{key: batch}``. Rows of the journal the records did not name come last.
+    """
+    pool = {} if pool is None else pool
     for record in records or ():
-        key = _key(record.get('user_id'), record.get('sku_id'))
-        seen.add(key)
-        state = journal_states.get(key)
-        outcome = journal_outcome(state) if state else None
+        key = _key(record.get('user_id'), record.get('sku_id'), pool)
+        state = states.get(key)
+        if state is not None:
+            state[7] = True
+        outcome = _outcome_of(state[0], state[1]) if state else None
         verdict = record.get('verdict')
         if outcome is None:
             if verdict == 'inherited_only':
@@ -208,74 +266,102 @@ def user_outcomes(records, journal_states, plan_batches):
         if outcome == SKIPPED or outcome == PENDING:
             reason = _reason(record)
         elif outcome == FAILED and state:
-            reason = ' '.join(str(part) for part in (state.get('outcome'), state.get('error'), state.get('detail')) if part)
-        batch = state.get('batch') if state and state.get('batch') is not None else plan_batches.get(key)
-        rows.append({
+            reason = ' '.join(str(part) for part in (state[1], state[5], state[6]) if part)
+        batch = state[2] if state and state[2] is not None else plan_batches.get(key)
+        yield {
             'user_principal_name': record.get('user_principal_name'), 'user_id': record.get('user_id'),
             'sku_part_number': record.get('sku_part_number'), 'sku_id': record.get('sku_id'),
             'outcome': outcome, 'verdict': verdict, 'reason': reason, 'batch': batch,
             'plans_lost': list(record.get('plans_lost') or ()), 'errors': list(record.get('errors') or ()),
-        })
+        }
     # Journal rows the final reading did not see (for example a user deleted meanwhile) stay on record.
-    for key, state in sorted(journal_states.items()):
-        if key in seen:
-            continue
-        rows.append({
-            'user_principal_name': state.get('user_principal_name'), 'user_id': key[0],
-            'sku_part_number': state.get('sku_part_number'), 'sku_id': key[1],
-            'outcome': journal_outcome(state) or SKIPPED, 'verdict': None, 'reason': 'in the journal, not in the final reading',
-            'batch': state.get('batch'), 'plans_lost': [], 'errors': [],
-        })
-    return rows
+    for key in sorted(key for key, state in states.items() if not state[7]):
+        state = states[key]
+        yield {
+            'user_principal_name': state[3], 'user_id': key[0],
+            'sku_part_number': state[4], 'sku_id': key[1],
+            'outcome': _outcome_of(state[0], state[1]) or SKIPPED, 'verdict': None, 'reason': 'in the journal, not in the final reading',
+            'batch': state[2], 'plans_lost': [], 'errors': [],
+        }
+
+
+def user_outcomes(records, journal_states, plan_batches):
+    """One row per user and SKU: outcome, verdict and reason, batch (``journal_states`` as fold_journal gives them)."""
+    states = dict((key, [state.get(field) for field in _STATE_FIELDS] + [False]) for key, state in journal_states.items())
+    return list(_outcome_rows(records, states, plan_batches))
+
+
+class _BatchFigures:
+    """batch_figures, one outcome row at a time."""
+
+    def __init__(self, plan_sizes):
+        self.figures = {}
+        for batch, planned in plan_sizes.items():
+            self.figures[batch] = {'batch': batch, 'planned': planned, MIGRATED: 0, SKIPPED: 0, FAILED: 0, PENDING: 0, 'runs': 0}
+
+    def add(self, row):
+        batch = row.get('batch')
+        if not isinstance(batch, int) or batch not in self.figures:
+            return
+        outcome = row['outcome']
+        if outcome in (MIGRATED, FAILED, PENDING):
+            self.figures[batch][outcome] += 1
+        elif outcome in (SKIPPED, ALREADY_INHERITED, UNKNOWN):
+            self.figures[batch][SKIPPED] += 1
+
+    def result(self, phase_results):
+        for result in phase_results:
+            batch = result.get('batch')
+            if result.get('phase') == 'remove' and batch in self.figures:
+                self.figures[batch]['runs'] += 1
+        return [self.figures[batch] for batch in sorted(self.figures)]
 
 
 def batch_figures(plan_sizes, outcome_rows, phase_results):
     """Per plan batch: planned, migrated, skipped, failed (from the journal and the batch results)."""
-    figures = {}
-    for batch, planned in plan_sizes.items():
-        figures[batch] = {'batch': batch, 'planned': planned, MIGRATED: 0, SKIPPED: 0, FAILED: 0, PENDING: 0, 'runs': 0}
+    figures = _BatchFigures(plan_sizes)
     for row in outcome_rows:
-        batch = row.get('batch')
-        if not isinstance(batch, int) or batch not in figures:
-            continue
-        outcome = row['outcome']
-        if outcome in (MIGRATED, FAILED, PENDING):
-            figures[batch][outcome] += 1
-        elif outcome in (SKIPPED, ALREADY_INHERITED, UNKNOWN):
-            figures[batch][SKIPPED] += 1
-    for result in phase_results:
-        batch = result.get('batch')
-        if result.get('phase') == 'remove' and batch in figures:
-            figures[batch]['runs'] += 1
-    return [figures[batch] for batch in sorted(figures)]
+        figures.add(row)
+    return figures.result(phase_results)
 
 
-def _plan_facts(plan_path):
+def _plan_facts(plan_path, pool=None):
+    """(facts, batch sizes, ``{key: batch}``): the plan read row by row (plan.scan_plan), only the batch of each row kept."""
     if not plan_path:
         return None, {}, {}
-    plan = read_plan(plan_path)
+    pool = {} if pool is None else pool
     batches = {}
-    for row in plan['rows']:
+
+    def keep(row):
         if row.get('batch') is not None:
-            batches[_key(row.get('user_id'), row.get('sku_id'))] = row['batch']
+            batches[_key(row.get('user_id'), row.get('sku_id'), pool)] = row['batch']
+
+    plan = scan_plan(plan_path, keep)
     facts = {'path': plan_path, 'created': plan.get('created'), 'batches': plan['batches'],
              'canary_size': plan.get('canary_size'), 'batch_size': plan.get('batch_size'),
              'trusted_groups': plan.get('trusted_groups'), 'summary': plan['summary']}
-    return facts, batch_counts(plan), batches
+    return facts, plan['batch_counts'], batches
 
 
-def _journal_facts(journal_path):
+def _journal_facts(journal_path, pool=None):
     if not journal_path:
         return None, {}
-    journal = read_journal(journal_path)
-    states = fold_journal(journal['entries'])
+    reader = JournalReader(journal_path)
+    runs = [0]
+
+    def counted(entries):
+        for entry in entries:
+            if entry.get('type') == 'run':
+                runs[0] += 1
+            yield entry
+
+    states = _fold_journal_compact(counted(reader), pool)
     counts = {}
     for state in states.values():
-        outcome = journal_outcome(state)
+        outcome = _outcome_of(state[0], state[1])
         if outcome:
             counts[outcome] = counts.get(outcome, 0) + 1
-    facts = {'path': journal['path'], 'entries': len(journal['entries']), 'warnings': journal['warnings'],
-             'runs': sum(1 for entry in journal['entries'] if entry.get('type') == 'run'), 'outcomes': counts}
+    facts = {'path': reader.path, 'entries': reader.entries, 'warnings': reader.warnings, 'runs': runs[0], 'outcomes': counts}
     return facts, states
 
 
@@ -292,44 +378,133 @@ def _gains_plans(record):
     return bool(set(inherited_names) - set(direct_names))
 
 
-def build_report(title, plan_path=None, journal_path=None, before_records=None, after_records=None,
-                 phase_results=(), check_mode=False, generated=None, rollback_script_path=None):
-    """Everything the change record needs, as one JSON-serialisable dict."""
-    plan_facts, plan_sizes, plan_batches = _plan_facts(plan_path)
-    journal_facts, journal_states = _journal_facts(journal_path)
-    final_records = after_records if after_records is not None else before_records
-    outcome_rows = user_outcomes(final_records, journal_states, plan_batches)
+def _source(records):
+    """A function giving a fresh iterator over ``records`` (a list, None, or already such a function)."""
+    if records is None or callable(records):
+        return records
+    return lambda: iter(records)
+
+
+class _Counted:
+    """Verdict and assignment-path counts of records as they go by."""
+
+    def __init__(self):
+        self.verdicts = dict((verdict, 0) for verdict in VERDICTS)
+        self.paths = dict((path, 0) for path in PATHS)
+
+    def add(self, record):
+        verdict = record.get('verdict')
+        self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
+        path = assignment_path(record)
+        if path:
+            self.paths[path] += 1
+
+    def counting(self, records):
+        for record in records:
+            self.add(record)
+            yield record
+
+
+def fold_report(title, plan_path=None, journal_path=None, before_records=None, after_records=None, phase_results=(), check_mode=False,
+                generated=None, rollback_script_path=None, on_row=None, sample_size=None):
+    """build_report without ``users``: each outcome row goes to ``on_row`` as it is made, nothing keeps them all.
+
+    ``before_records`` and ``after_records``: lists, or functions giving a fresh iterator (read
+    once each, before twice when there is no after reading). The dict has ``skipped_total`` and,
+    when ``sample_size`` is given, ``skipped_sample`` (the first skipped rows) for the HTML page.
+    """
+    pool = {}
+    before, after = _source(before_records), _source(after_records)
+    plan_facts, plan_sizes, plan_batches = _plan_facts(plan_path, pool)
+    journal_facts, journal_states = _journal_facts(journal_path, pool)
+    # Direct assignments that disabled plans the groups enable: the user gains services (the rule allows it).
+    had_disabled = set()
+    before_counts = after_counts = None
+    if before is not None:
+        before_counts = _Counted()
+        for record in before_counts.counting(before()):
+            if _gains_plans(record):
+                had_disabled.add(_key(record.get('user_id'), record.get('sku_id'), pool))
+    final_records = None
+    if after is not None:
+        after_counts = _Counted()
+        final_records = after_counts.counting(after())
+    elif before is not None:
+        final_records = before()
     totals = dict((outcome, 0) for outcome in OUTCOMES)
     skipped_by_verdict = {}
-    for row in outcome_rows:
-        totals[row['outcome']] += 1
-        if row['outcome'] == SKIPPED:
+    more_plans = 0
+    failures = []
+    skipped_sample = []
+    figures = _BatchFigures(plan_sizes)
+    for row in _outcome_rows(final_records, journal_states, plan_batches, pool):
+        outcome = row['outcome']
+        totals[outcome] += 1
+        if outcome == SKIPPED:
             skipped_by_verdict[row['verdict']] = skipped_by_verdict.get(row['verdict'], 0) + 1
-    # Direct assignments that disabled plans the groups enable: the user gains services (the rule allows it).
-    had_disabled = set(_key(record.get('user_id'), record.get('sku_id')) for record in before_records or () if _gains_plans(record))
-    more_plans = sum(1 for row in outcome_rows if row['outcome'] == MIGRATED and _key(row['user_id'], row['sku_id']) in had_disabled)
+            if sample_size is not None and len(skipped_sample) < sample_size:
+                skipped_sample.append(row)
+        elif outcome == MIGRATED and had_disabled and _key(row['user_id'], row['sku_id'], pool) in had_disabled:
+            more_plans += 1
+        elif outcome in (FAILED, UNKNOWN):
+            failures.append(row)
+        figures.add(row)
+        if on_row is not None:
+            on_row(row)
     phase_results = list(phase_results)
     blockers = []
     for result in phase_results:
         blockers.extend(str(item) for item in result.get('blockers') or ())
-    return {
+    report = {
         'format': REPORT_FORMAT, 'version': REPORT_VERSION, 'title': title, 'generated': generated or utc_now_iso(),
         'check_mode': bool(check_mode),
         'totals': totals, 'migrated_with_more_plans': more_plans, 'skipped_by_verdict': dict(sorted(skipped_by_verdict.items(), key=lambda item: str(item[0]))),
-        'verdicts': {'before': verdict_counts(before_records) if before_records is not None else None,
-                     'after': verdict_counts(after_records) if after_records is not None else None},
-        'assignment_paths': {'before': path_counts(before_records) if before_records is not None else None,
-                             'after': path_counts(after_records) if after_records is not None else None},
+        'verdicts': {'before': before_counts.verdicts if before_counts else None, 'after': after_counts.verdicts if after_counts else None},
+        'assignment_paths': {'before': before_counts.paths if before_counts else None, 'after': after_counts.paths if after_counts else None},
         'plan': plan_facts, 'journal': journal_facts, 'rollback_script_path': rollback_script_path,
-        'batches': batch_figures(plan_sizes, outcome_rows, phase_results),
+        'batches': figures.result(phase_results),
         'phases': phase_results, 'blockers': blockers,
-        'failures': [row for row in outcome_rows if row['outcome'] in (FAILED, UNKNOWN)],
-        'users': outcome_rows,
+        'failures': failures,
     }
+    return report, skipped_sample, totals[SKIPPED]
+
+
+def build_report(title, plan_path=None, journal_path=None, before_records=None, after_records=None,
+                 phase_results=(), check_mode=False, generated=None, rollback_script_path=None):
+    """Everything the change record needs, as one JSON-serialisable dict (``users``: every outcome row).
+
+    For a large run write_migration_report gives the same files without holding every row.
+    """
+    users = []
+    report, dummy, dummy = fold_report(title, plan_path=plan_path, journal_path=journal_path, before_records=before_records,
+                                       after_records=after_records, phase_results=phase_results, check_mode=check_mode,
+                                       generated=generated, rollback_script_path=rollback_script_path, on_row=users.append)
+    report['users'] = users
+    return report
 
 
 def render_json(report):
     return json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True) + '\n'
+
+
+_USERS_PLACEHOLDER = '\n "users": []'
+
+
+def _write_json_streamed(stream, report, rows):
+    """Write what render_json(dict(report, users=list(rows))) returns, one row at a time (same bytes)."""
+    text = json.dumps(dict(report, users=[]), ensure_ascii=False, indent=1, sort_keys=True)
+    # The one top-level member at indent 1: nested keys are indented more, and quotes inside strings are escaped.
+    head, tail = text.split(_USERS_PLACEHOLDER)
+    stream.write(head)
+    stream.write('\n "users": [')
+    count = 0
+    for row in rows:
+        stream.write(',\n  ' if count else '\n  ')
+        stream.write(json.dumps(row, ensure_ascii=False, indent=1, sort_keys=True).replace('\n', '\n  '))
+        count += 1
+    stream.write('\n ]' if count else ']')
+    stream.write(tail)
+    stream.write('\n')
 
 
 def _csv_cell(value):
@@ -340,13 +515,17 @@ def _csv_cell(value):
     return neutralize_formula(str(value))
 
 
+def _write_csv(stream, rows):
+    writer = csv.writer(stream, lineterminator='\r\n')
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(column)) for column in CSV_COLUMNS])
+
+
 def render_csv(report):
     """One row per user and SKU; cells from the tenant are neutralised against spreadsheet formulas."""
     stream = io.StringIO()
-    writer = csv.writer(stream, lineterminator='\r\n')
-    writer.writerow(CSV_COLUMNS)
-    for row in report['users']:
-        writer.writerow([_csv_cell(row.get(column)) for column in CSV_COLUMNS])
+    _write_csv(stream, report['users'])
     return stream.getvalue()
 
 
@@ -438,18 +617,23 @@ def _verdicts_html(report):
     return _table(('verdict', 'before removal', 'after', 'meaning'), rows, 'verdicts')
 
 
-def _user_rows_html(rows, table_id, max_rows):
+def _user_rows_html(rows, table_id, max_rows, total=None):
     shown = rows[:max_rows]
+    total = len(rows) if total is None else total
     table = _table(('user', 'SKU', 'outcome', 'verdict', 'batch', 'reason'),
                    [(row['user_principal_name'] or row['user_id'], row['sku_part_number'] or row['sku_id'], row['outcome'],
                      row['verdict'] or '', '' if row['batch'] is None else row['batch'], row['reason']) for row in shown], table_id)
-    if len(rows) > max_rows:
-        table += '<p class="note">%d more in the CSV and JSON files.</p>' % (len(rows) - max_rows)
+    if total > max_rows:
+        table += '<p class="note">%d more in the CSV and JSON files.</p>' % (total - max_rows)
     return table
 
 
-def render_html(report, max_rows=500):
-    """The self-contained HTML page for the change record."""
+def render_html(report, max_rows=500, skipped=None):
+    """The self-contained HTML page for the change record.
+
+    ``skipped``: ``(first skipped rows, number of skipped rows)`` for a report without ``users``
+    (write_migration_report); taken from ``report['users']`` when not given.
+    """
     totals = report['totals']
     parts = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -498,9 +682,13 @@ def render_html(report, max_rows=500):
 
     parts.append('<h2>Failures</h2>')
     parts.append(_user_rows_html(report['failures'], 'failures', max_rows) if report['failures'] else '<p class="ok" id="no-failures">None.</p>')
-    skipped = [row for row in report['users'] if row['outcome'] == SKIPPED]
+    if skipped is None:
+        skipped_rows = [row for row in report['users'] if row['outcome'] == SKIPPED]
+        skipped_total = len(skipped_rows)
+    else:
+        skipped_rows, skipped_total = skipped
     parts.append('<h2>Users skipped and why</h2>')
-    parts.append(_user_rows_html(skipped, 'skipped', max_rows) if skipped else '<p class="ok">None.</p>')
+    parts.append(_user_rows_html(skipped_rows, 'skipped', max_rows, skipped_total) if skipped_total else '<p class="ok">None.</p>')
 
     parts.append('<h2>Files</h2>')
     plan, journal = report['plan'] or {}, report['journal'] or {}
@@ -529,3 +717,54 @@ def write_report_files(report, html_path=None, json_path=None, csv_path=None, ma
             stream.write(render())
         written[what] = absolute_path
     return written
+
+
+def _spooled_rows(spool):
+    spool.seek(0)
+    for line in spool:
+        yield json.loads(line)
+
+
+def write_migration_report(title, plan_path=None, journal_path=None, before_report_path=None, after_report_path=None, phase_results=(),
+                           check_mode=False, generated=None, rollback_script_path=None, html_path=None, json_path=None, csv_path=None,
+                           max_rows=500):
+    """build_report + write_report_files for a run of any size: ``(report without users, written)``.
+
+    The assignment reports, plan and journal are read one record at a time; each outcome row is
+    spooled to a temporary file (in the directory of the first output) as it is made and copied
+    into the JSON and CSV files from there, so memory does not grow with the users (100,000 and
+    more). The files are the same, byte for byte, as write_report_files(build_report(...)) writes.
+    Every output path is checked, and every input read, before the first file is written.
+    """
+    targets = []
+    for path, what in ((html_path, 'HTML report'), (json_path, 'JSON report'), (csv_path, 'CSV report')):
+        if path:
+            targets.append((resolve_output_path(path, what), what))
+    before = (lambda: iter_assignment_records(before_report_path)) if before_report_path else None
+    after = (lambda: iter_assignment_records(after_report_path)) if after_report_path else None
+    spool_dir = os.path.dirname(targets[0][0]) if targets else None
+    try:
+        spool = tempfile.TemporaryFile(mode='w+', encoding='utf-8', dir=spool_dir)
+    except OSError as exc:
+        raise RecordsError('cannot write the migration report: %s' % (exc.strerror or exc))
+    written = {}
+    with spool:
+        def on_row(row):
+            spool.write(json.dumps(row, ensure_ascii=False))
+            spool.write('\n')
+
+        report, skipped_sample, skipped_total = fold_report(
+            title, plan_path=plan_path, journal_path=journal_path, before_records=before, after_records=after, phase_results=phase_results,
+            check_mode=check_mode, generated=generated, rollback_script_path=rollback_script_path, on_row=on_row, sample_size=max_rows)
+        spool.flush()
+        for absolute_path, what in targets:
+            encoding = 'utf-8-sig' if what == 'CSV report' else 'utf-8'
+            with atomic_text_file(absolute_path, what, encoding=encoding, newline='' if what == 'CSV report' else None) as stream:
+                if what == 'HTML report':
+                    stream.write(render_html(report, max_rows, skipped=(skipped_sample, skipped_total)))
+                elif what == 'JSON report':
+                    _write_json_streamed(stream, report, _spooled_rows(spool))
+                else:
+                    _write_csv(stream, _spooled_rows(spool))
+            written[what] = absolute_path
+    return report, written

@@ -155,10 +155,8 @@ csv_path:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.entraops.licensing.plugins.module_utils.migration_report import (
-    build_report,
-    load_assignment_report,
     load_phase_results,
-    write_report_files,
+    write_migration_report,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
 
@@ -186,13 +184,14 @@ def run(module):
     if params['max_rows'] < 0:
         module.fail_json(msg='max_rows: got %d, expected 0 or more' % params['max_rows'])
     try:
-        before = load_assignment_report(params['before_report_path']) if params['before_report_path'] else None
-        after = load_assignment_report(params['after_report_path']) if params['after_report_path'] else None
-        report = build_report(
+        # Streamed: the reports, plan and journal are read one record at a time and the user rows go
+        # straight to the files, so memory does not grow with the number of users.
+        report, written = write_migration_report(
             params['title'], plan_path=params['plan_path'], journal_path=params['journal_path'],
-            before_records=before, after_records=after, phase_results=load_phase_results(params['phase_results']),
-            check_mode=module.check_mode, rollback_script_path=params['rollback_script_path'])
-        written = write_report_files(report, params['html_path'], params['json_path'], params['csv_path'], params['max_rows'])
+            before_report_path=params['before_report_path'], after_report_path=params['after_report_path'],
+            phase_results=load_phase_results(params['phase_results']), check_mode=module.check_mode,
+            rollback_script_path=params['rollback_script_path'], html_path=params['html_path'], json_path=params['json_path'],
+            csv_path=params['csv_path'], max_rows=params['max_rows'])
     except RecordsError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(
