@@ -13,6 +13,7 @@ failures.
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import glob
 import json
 import os
 
@@ -47,6 +48,10 @@ def test_role_stops_on_the_first_service_loss_within_its_failure_budget(campaign
     after = direct_state(emu)
     assert after[victim] == before[victim]                                  # put back with the same disabled plans
     assert all(after[user_id] == before[user_id] for user_id in batch_2)    # batch 2 never ran
-    with open(os.path.join(role.out_dir, '%s-phase-remove-0001.json' % HOST), encoding='utf-8') as stream:
-        batch_1 = json.load(stream)
-    assert [failure['kind'] for failure in batch_1['failures']] == ['service_loss']
+    # One phase file for the run, written although the run stopped: a result per batch it ran, batch 1 last.
+    [run_file] = glob.glob(os.path.join(role.out_dir, '%s-phase-remove-*.json' % HOST))
+    with open(run_file, encoding='utf-8') as stream:
+        batches = json.load(stream)
+    assert [result['batch'] for result in batches] == [0, 1]
+    assert [failure['kind'] for failure in batches[1]['failures']] == ['service_loss']
+    assert batches[1]['status'] == 'failed' and batches[0]['status'] == 'done'
