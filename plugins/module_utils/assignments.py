@@ -13,6 +13,7 @@ derived from the groups' member lists rather than one memberOf read per user.
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 try:
@@ -34,6 +35,11 @@ USER_SELECT = 'id,userPrincipalName,usageLocation,assignedLicenses,licenseAssign
 FRESH_USER_SELECT = 'id,userPrincipalName,licenseAssignmentStates,assignedLicenses,usageLocation'
 GROUP_SELECT = 'id,displayName,assignedLicenses,licenseProcessingState,securityEnabled'
 PAGE_SIZE = 999
+# User pages the chain may run ahead of classification (about 2 MB each once parsed) when the licensed
+# groups' member lists are read in the background (MembershipIndex.start_loading): the user chain and
+# the member chains then run side by side, as the bound assumes. Classification is faster than the
+# chain, so once the groups are read the backlog drains and one or two pages are held.
+PAGES_AHEAD_WHILE_LOADING = 16
 # Users resolved per $batch round when the scope is a list of users (the client splits it into 20s).
 USER_READ_CHUNK = 200
 
@@ -109,6 +115,42 @@ class MembershipIndex:
         self._nested = {}
         self._combinations = {}
         self._read = set()
+        self._loader = None
+        self._load_error = None
+
+    def start_loading(self):
+        """load_licensed_groups() in a background thread, so the caller can page users meanwhile.
+
+        classify() waits for it; wait() does too and raises what the loading raised (call it once
+        the records are consumed, so an error surfaces even when no user was classified).
+        """
+        def load():
+            try:
+                self.load_licensed_groups()
+            except BaseException as exc:  # pylint: disable=broad-except - raised by wait() in the caller's thread
+                self._load_error = exc
+        self._loader = threading.Thread(target=load, name='licensed-group-members')
+        self._loader.daemon = True
+        self._loader.start()
+        return self
+
+    def loaded(self):
+        """True once the licensed groups are read (or were never read in the background)."""
+        return self._loader is None or not self._loader.is_alive()
+
+    def wait(self):
+        """Wait for start_loading() to finish; raise its error, if any."""
+        if self._loader is not None:
+            self._loader.join()
+            self._loader = None
+        if self._load_error is not None:
+            error, self._load_error = self._load_error, None
+            raise error
+        return self
+
+    def pages_ahead(self):
+        """GraphClient.iter_pages' ``prefetch`` for reading users now: far ahead while the groups load, else one page."""
+        return True if self.loaded() else PAGES_AHEAD_WHILE_LOADING
 
     def load_licensed_groups(self):
         """Read every group once; keep and index the members of those that carry licenses.
@@ -188,10 +230,13 @@ class MembershipIndex:
 
     def classify(self, user, catalog, trusted_groups=None, sku_ids=None):
         """Records of one Graph user (licensing.classify_user with this index's facts)."""
+        if self._loader is not None:
+            self.wait()
         user_id = normalize_guid(user['id'], 'user id')
-        self.ensure_groups(entry['group_id'] for entry in user_assignment_states(user) if entry['group_id'])
+        entries = user_assignment_states(user)
+        self.ensure_groups(entry['group_id'] for entry in entries if entry['group_id'])
         return classify_user(user, catalog, self.groups, self.direct_of(user_id), self.transitive_of(user_id),
-                             trusted_groups=trusted_groups, sku_ids=sku_ids)
+                             trusted_groups=trusted_groups, sku_ids=sku_ids, entries=entries)
 
 
 def iter_users_by_key(client, keys, select=USER_SELECT):
@@ -210,22 +255,23 @@ def iter_users_by_key(client, keys, select=USER_SELECT):
                 raise result.error()
 
 
-def iter_group_users(client, group_ids, select=USER_SELECT):
-    """Yield each user member of the groups, nested members included, once."""
+def iter_group_users(client, group_ids, select=USER_SELECT, prefetch=True):
+    """Yield each user member of the groups, nested members included, once (``prefetch``: see GraphClient.iter_pages)."""
     seen = set()
     for group_id in group_ids:
-        for member in client.get_all('/groups/%s/transitiveMembers' % group_id, params={'$select': select, '$top': PAGE_SIZE}, prefetch=True):
+        for member in client.get_all('/groups/%s/transitiveMembers' % group_id, params={'$select': select, '$top': PAGE_SIZE},
+                                     prefetch=prefetch):
             if _is_type(member, 'user') and member['id'].lower() not in seen:
                 seen.add(member['id'].lower())
                 yield member
 
 
-def iter_sku_holders(client, sku_ids, select=USER_SELECT):
-    """Yield each user whose assignedLicenses hold one of the SKUs, once."""
+def iter_sku_holders(client, sku_ids, select=USER_SELECT, prefetch=True):
+    """Yield each user whose assignedLicenses hold one of the SKUs, once (``prefetch``: see GraphClient.iter_pages)."""
     seen = set()
     for sku_id in sku_ids:
         params = {'$filter': 'assignedLicenses/any(x:x/skuId eq %s)' % sku_id, '$select': select, '$top': PAGE_SIZE}
-        for user in client.get_all('/users', params=params, prefetch=True):
+        for user in client.get_all('/users', params=params, prefetch=prefetch):
             if user['id'].lower() not in seen:
                 seen.add(user['id'].lower())
                 yield user
@@ -244,6 +290,8 @@ def iter_records(client, catalog, index, users=None, group_ids=None, sku_ids=Non
                 continue
             yield from index.classify(user, catalog, trusted_groups, sku_ids or None)
         return
-    source = iter_group_users(client, group_ids) if group_ids else iter_sku_holders(client, sku_ids)
+    # while ``index`` still reads its groups in the background (start_loading), users are read further ahead
+    ahead = index.pages_ahead() if hasattr(index, 'pages_ahead') else True
+    source = iter_group_users(client, group_ids, prefetch=ahead) if group_ids else iter_sku_holders(client, sku_ids, prefetch=ahead)
     for user in source:
         yield from index.classify(user, catalog, trusted_groups, sku_ids or None)

@@ -824,8 +824,12 @@ class GraphClient:
         """Yield each page (the JSON body) of a collection, following @odata.nextLink verbatim.
 
         ``headers`` (for example ConsistencyLevel) are sent with every page. With ``prefetch``
-        the next page is requested while the caller works on the current one (at most two pages
-        in memory): pages must follow one another, so this is the only overlap paging allows.
+        the next page is requested while the caller works on the current one: pages must follow
+        one another, so this is the only overlap paging allows. ``prefetch`` is True (one page
+        ahead) or the number of pages the chain may run ahead of the caller (a caller that cannot
+        consume yet, for example because it still reads what it needs to classify the items, lets
+        the chain go on meanwhile). At most that many pages, plus the one the caller holds, are
+        in memory; a caller faster than the chain holds one or two.
         """
         if not prefetch:
             next_url, next_params = path, params
@@ -834,21 +838,13 @@ class GraphClient:
                 yield page
                 next_url, next_params = page.get("@odata.nextLink"), None
             return
-
-        def fetch(url, query):
-            return self.request("GET", url, params=query, headers=headers).body or {}
-
-        executor = ThreadPoolExecutor(max_workers=1)
+        fetcher = _PageFetcher(self, path, params, headers, max(1, int(prefetch)))
         try:
-            pending = executor.submit(fetch, path, params)
-            while pending is not None:
-                page = pending.result()
-                next_url = page.get("@odata.nextLink")
-                pending = executor.submit(fetch, next_url, None) if next_url else None
+            for page in fetcher:
                 yield page
         finally:
             # A caller that stops early leaves at most one request in flight; its page is dropped.
-            executor.shutdown(wait=True)
+            fetcher.stop()
 
     def get_all(self, path, params=None, headers=None, prefetch=False):
         """Yield every item of a collection across pages, holding one page (two with ``prefetch``) in memory at a time."""
@@ -1006,6 +1002,64 @@ class GraphClient:
             return
         self.stats_counter.add("retries")
         not_before[item["index"]] = resume_at
+
+
+class _PageFetcher:
+    """Follows a collection's nextLink chain in a thread, up to ``ahead`` pages before the consumer."""
+
+    def __init__(self, client, path, params, headers, ahead):
+        self._client = client
+        self._headers = headers
+        self._ahead = ahead
+        self._ready = []          # pages fetched and not yet taken, then (None, error) or the end marker
+        self._done = False
+        self._stopped = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, args=(path, params), name="graph-page-fetcher")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self, url, params):
+        try:
+            while url:
+                with self._changed:
+                    while not self._stopped and len(self._ready) >= self._ahead:
+                        self._changed.wait()
+                    if self._stopped:
+                        return
+                page = self._client.request("GET", url, params=params, headers=self._headers).body or {}
+                url, params = page.get("@odata.nextLink"), None
+                with self._changed:
+                    self._ready.append((page, None))
+                    self._changed.notify_all()
+        except BaseException as exc:  # pylint: disable=broad-except - handed to the consumer, raised there
+            with self._changed:
+                self._ready.append((None, exc))
+                self._changed.notify_all()
+        finally:
+            with self._changed:
+                self._done = True
+                self._changed.notify_all()
+
+    def __iter__(self):
+        while True:
+            with self._changed:
+                while not self._ready and not self._done:
+                    self._changed.wait()
+                if not self._ready:
+                    return
+                page, error = self._ready.pop(0)
+                self._changed.notify_all()
+            if error is not None:
+                raise error
+            yield page
+
+    def stop(self):
+        with self._changed:
+            self._stopped = True
+            self._ready = []
+            self._changed.notify_all()
+        self._thread.join()
 
 
 def _never_sent(exc):

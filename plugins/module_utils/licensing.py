@@ -135,12 +135,32 @@ def normalize_guid(value, what='GUID'):
     return guid
 
 
+# Canonical forms of the GUID strings seen so far: SKU, plan and group ids repeat on every user, and
+# the pattern match costs ~30 times a lookup. Bounded (it starts over when full); a value that is not
+# a GUID is never kept, so it raises every time.
+_GUID_MEMO = {}
+_GUID_MEMO_LIMIT = 16384
+
+
+def _memo_guid(value, what):
+    """normalize_guid(value, what), remembered for string values."""
+    if not isinstance(value, str):
+        return normalize_guid(value, what)
+    guid = _GUID_MEMO.get(value)
+    if guid is None:
+        guid = normalize_guid(value, what)
+        if len(_GUID_MEMO) >= _GUID_MEMO_LIMIT:
+            _GUID_MEMO.clear()
+        _GUID_MEMO[value] = guid
+    return guid
+
+
 def _guid_set(values, what):
     if values is None:
         return frozenset()
     if isinstance(values, (str, bytes, dict)):
         raise LicensingInputError("{0!r} is not a valid list of {1}s: expected a list of GUIDs".format(values, what))
-    return frozenset(normalize_guid(value, what) for value in values)
+    return frozenset(_memo_guid(value, what) for value in values)
 
 
 def _require_list(values, what):
@@ -156,6 +176,10 @@ def _require_list(values, what):
 # SKU catalog
 # --------------------------------------------------------------------------------------------
 
+# Distinct (SKU, plan set) pairs whose sorted names SkuCatalog keeps; past this the cache starts over.
+_SORTED_NAMES_LIMIT = 4096
+
+
 class SkuCatalog:
     """The tenant's subscribed SKUs and their service plans, read from ``GET /subscribedSkus``.
 
@@ -168,6 +192,8 @@ class SkuCatalog:
         #              'enabled', 'consumed', 'capability_status', 'raw'}}
         self._skus = skus_by_id
         self._by_part_number = dict((sku['sku_part_number'].casefold(), sku_id) for sku_id, sku in skus_by_id.items())
+        # plan_names of plan sets: users share a handful of enabled sets, each sorted once
+        self._sorted_names = {}
 
     @classmethod
     def from_subscribed_skus(cls, skus):
@@ -291,6 +317,17 @@ class SkuCatalog:
 
     def plan_names(self, sku_id, plan_ids):
         """Sorted (case-insensitive) names of plan ids; ids the SKU does not know appear as the GUID."""
+        if not isinstance(plan_ids, (set, frozenset)):
+            return self._plan_names(sku_id, plan_ids)
+        key = (sku_id, plan_ids if isinstance(plan_ids, frozenset) else frozenset(plan_ids))
+        names = self._sorted_names.get(key)
+        if names is None:
+            if len(self._sorted_names) >= _SORTED_NAMES_LIMIT:
+                self._sorted_names.clear()
+            names = self._sorted_names[key] = tuple(self._plan_names(sku_id, plan_ids))
+        return list(names)
+
+    def _plan_names(self, sku_id, plan_ids):
         plans = self._skus[sku_id]['plans'] if sku_id in self._skus else {}
         names = [plans[plan_id][0] if plan_id in plans else plan_id for plan_id in plan_ids]
         return sorted(names, key=lambda name: (name.casefold(), name))
@@ -363,8 +400,8 @@ def user_assignment_states(user):
     for raw in _require_list(user.get('licenseAssignmentStates'), 'licenseAssignmentStates'):
         group = raw.get('assignedByGroup')
         entries.append({
-            'sku_id': normalize_guid(raw.get('skuId'), 'SKU id'),
-            'group_id': None if group is None else normalize_guid(group, 'group id'),
+            'sku_id': _memo_guid(raw.get('skuId'), 'SKU id'),
+            'group_id': None if group is None else _memo_guid(group, 'group id'),
             'disabled_plans': _guid_set(raw.get('disabledPlans'), 'service plan id'),
             'state': raw.get('state'),
             'error': raw.get('error'),
@@ -577,8 +614,21 @@ def _user_id(user):
     return normalize_guid(user.get('id'), 'user id')
 
 
+# Normalised forms of group-id frozensets: assignments.MembershipIndex hands out one shared frozenset per
+# combination of groups, so the same few sets come back for every user. Bounded like _GUID_MEMO.
+_MEMBERSHIP_MEMO = {}
+
+
 def _membership_set(values, what):
-    return _guid_set(_require_list(values, what), what.rstrip('s'))
+    if not isinstance(values, frozenset):
+        return _guid_set(_require_list(values, what), what.rstrip('s'))
+    normalised = _MEMBERSHIP_MEMO.get(values)
+    if normalised is None:
+        normalised = _guid_set(_require_list(values, what), what.rstrip('s'))
+        if len(_MEMBERSHIP_MEMO) >= _GUID_MEMO_LIMIT:
+            _MEMBERSHIP_MEMO.clear()
+        _MEMBERSHIP_MEMO[values] = normalised
+    return normalised
 
 
 def classify(user, sku_id, catalog, groups, direct_member_of, transitive_member_of=(), trusted_groups=None, allow_service_loss=False):
@@ -630,11 +680,23 @@ def classify(user, sku_id, catalog, groups, direct_member_of, transitive_member_
     """
     sku_id = normalize_guid(sku_id, 'SKU id')
     groups = index_groups(groups)
+    direct_member_of, transitive_member_of, trusted_groups = _memberships(direct_member_of, transitive_member_of, trusted_groups)
+    return _classify(user, user_assignment_states(user), sku_id, catalog, groups, direct_member_of, transitive_member_of,
+                     trusted_groups, allow_service_loss)
+
+
+def _memberships(direct_member_of, transitive_member_of, trusted_groups):
+    """The three group-id arguments of classify() as normalised frozensets (trusted_groups may stay None)."""
     direct_member_of = _membership_set(direct_member_of, 'direct member-of group ids')
     transitive_member_of = _membership_set(transitive_member_of, 'transitive member-of group ids')
     if trusted_groups is not None:
         trusted_groups = _membership_set(trusted_groups, 'trusted group ids')
-    entries = user_assignment_states(user)
+    return direct_member_of, transitive_member_of, trusted_groups
+
+
+def _classify(user, entries, sku_id, catalog, groups, direct_member_of, transitive_member_of, trusted_groups, allow_service_loss):
+    """classify() once its arguments are normalised: ``entries`` = user_assignment_states(user), ``sku_id``
+    canonical, ``groups`` an index_groups() mapping, the memberships as _memberships() gives them."""
     direct = direct_entry(user, sku_id, entries)
     inherited = inherited_entries(user, sku_id, entries)
     if direct is None and not inherited:
@@ -712,21 +774,26 @@ def classify(user, sku_id, catalog, groups, direct_member_of, transitive_member_
     return record
 
 
-def classify_user(user, catalog, groups, direct_member_of, transitive_member_of=(), trusted_groups=None, sku_ids=None, allow_service_loss=False):
+def classify_user(user, catalog, groups, direct_member_of, transitive_member_of=(), trusted_groups=None, sku_ids=None, allow_service_loss=False,
+                  entries=None):
     """Classify every SKU a user holds; a list of records (see classify()) sorted by part number.
 
     ``sku_ids`` (optional) limits the scope to those SKU ids: a SKU in scope that the user does
     not hold gives no record (there is nothing to migrate); a SKU in scope that the tenant does
     not subscribe to gives a ``sku_not_subscribed`` record. A SKU the user holds but the tenant
     no longer lists also gives ``sku_not_subscribed``.
+
+    ``entries``: ``user_assignment_states(user)`` when the caller already has it (read once per user).
     """
     groups = index_groups(groups)
-    held = user_sku_ids(user)
+    entries = user_assignment_states(user) if entries is None else entries
+    held = frozenset(entry['sku_id'] for entry in entries)
     if sku_ids is None:
         scope = held
     else:
-        scope = frozenset(normalize_guid(sku_id, 'SKU id') for sku_id in _require_list(sku_ids, 'list of SKU ids'))
+        scope = frozenset(_memo_guid(sku_id, 'SKU id') for sku_id in _require_list(sku_ids, 'list of SKU ids'))
     records = []
+    memberships = None   # normalised at the first SKU classified, where classify() would check them
     for sku_id in scope:
         if sku_id not in held:
             if sku_id not in catalog:
@@ -735,8 +802,10 @@ def classify_user(user, catalog, groups, direct_member_of, transitive_member_of=
                 record['reason'] = 'SKU {0} is not subscribed in this tenant'.format(sku_id)
                 records.append(record)
             continue
-        records.append(classify(user, sku_id, catalog, groups, direct_member_of, transitive_member_of,
-                                trusted_groups=trusted_groups, allow_service_loss=allow_service_loss))
+        if memberships is None:
+            memberships = _memberships(direct_member_of, transitive_member_of, trusted_groups)
+        records.append(_classify(user, entries, sku_id, catalog, groups, memberships[0], memberships[1], memberships[2],
+                                 allow_service_loss))
     return sorted(records, key=lambda record: ((record['sku_part_number'] or '').casefold(), record['sku_id']))
 
 

@@ -146,3 +146,15 @@ def test_users_without_usage_location_are_counted_once_and_named(emu, roles):
     records = by_user(result['records'])
     assert records[roles['safe_1']]['usage_location'] is None
     assert len(records[roles['safe_2']]['usage_location']) == 2   # a two-letter country code
+
+
+@pytest.mark.parametrize('options', [dict(skus=[E3]), dict(users=['nobody@contoso.onmicrosoft.com'])])
+def test_failed_member_read_fails_the_task_even_with_nothing_classified(emu, options):
+    # the licensed groups' members are read in the background while users are paged
+    emu.add_fault(method='GET', route=r'/groups/[^/]+/members$', status=403, count=None)
+    try:
+        result, failed = run(emu, **options)
+    finally:
+        emu.clear_faults()
+    assert failed
+    assert 'Cannot read the license assignments' in result['msg']
