@@ -218,9 +218,9 @@ from ansible_collections.entraops.licensing.plugins.module_utils.directory impor
     find_group,
     get_group,
     iter_direct_members,
+    iter_user_members,
     members_with_license_errors,
     reprocess_users,
-    split_members,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import GroupFacts, normalize_guid
@@ -247,8 +247,11 @@ def read_progress(client, group_id):
     group = get_group(client, group_id)
     if group is None:
         raise GraphError("group %s disappeared while waiting for it" % group_id, status=404)
-    users, nested, dummy = split_members(iter_direct_members(client, group_id, select=MEMBER_SELECT))
-    return group_progress(GroupFacts.from_graph(group), users, nested_groups=len(nested))
+    # One member at a time (a page in memory, not the group): 100,000 members with their states are ~200 MB as a list.
+    nested = []
+    progress = group_progress(GroupFacts.from_graph(group), iter_user_members(iter_direct_members(client, group_id, select=MEMBER_SELECT), nested))
+    progress["nested_groups"] = len(nested)
+    return progress
 
 
 def other_users_in_error(client, progress):
@@ -293,11 +296,12 @@ def main():
         reprocessed = dict((group_id, 0) for group_id in group_ids)
         changed = False
         if params["reprocess_errors"] and not timed_out:
-            in_error = []
+            in_error, seen = [], set()
             for group_id in group_ids:
                 for user_id in progress[group_id]["member_ids_in_error"]:
                     reprocessed[group_id] += 1
-                    if user_id not in in_error:
+                    if user_id not in seen:
+                        seen.add(user_id)
                         in_error.append(user_id)
             if in_error and not module.check_mode:
                 dummy, errors = reprocess_users(client, in_error)

@@ -19,6 +19,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.directory impor
     direct_user_member_ids,
     find_group,
     iter_direct_members,
+    iter_user_members,
     mail_nickname_for,
     remove_members,
     resolve_users,
@@ -122,6 +123,10 @@ def test_members_listing_paging_nested_groups_and_removal(emu, graph, monkeypatc
     add_members(graph, group["id"], [p["id"] for p in people[:10]] + [nested["id"]])
     members, nested_ids, others = split_members(iter_direct_members(graph, group["id"]))
     assert len(members) == 10 and nested_ids == [nested["id"]] and others == 0
+    streamed_nested = []
+    streamed = iter_user_members(iter_direct_members(graph, group["id"]), streamed_nested)
+    assert next(streamed)["id"] == members[0]["id"]    # one member at a time, before the listing is read to its end
+    assert [member["id"] for member in streamed] == [member["id"] for member in members[1:]] and streamed_nested == nested_ids
     assert len(direct_user_member_ids(graph, group["id"])) == 10  # the user cast leaves the group out
     pages = [entry for entry in emu.request_log() if entry["path"].endswith("/members/microsoft.graph.user")]
     assert len(pages) == 3
