@@ -33,3 +33,19 @@ def test_read_and_write_runs_at_1000_users(tmp_path, capsys):
     assert write["minimum"]["bound_kind"] == "writes" and write["minimum"]["write_bound_s"] == 50.0
     assert write["ratio_wall_bound"] > 0 and write["peak_rss_mb"] > 0
     assert "wall/bound" in printed and "JSON:" in printed
+
+
+def test_group_side_at_1000_users(tmp_path, capsys):
+    import group_side  # noqa: E402 (beside run.py)
+
+    out = tmp_path / "group.json"
+    status = group_side.main(["--users", "1000", "--time-scale", "10", "--latency-ms", "100", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    rows = dict((row["step"], row) for row in json.loads(out.read_text())["runs"])
+    assert list(rows) == ["sku_info", "licensing_group (check mode)", "licensing_group", "group_license", "license_processing_wait"]
+    assert rows["licensing_group (check mode)"]["writes"] == 0
+    # every direct holder of E3 joins the group, 20 per PATCH, paced: no 429
+    assert rows["licensing_group"]["members_added"] == 1000 and rows["licensing_group"]["writes"] == 51
+    assert all(row["throttled_429"] == 0 and row["loss_ledger"] == 0 and row["peak_rss_mb"] > 0 for row in rows.values())
+    assert "license_processing_wait" in printed and "JSON:" in printed
