@@ -39,7 +39,7 @@ PAGE_SIZE = 999
 # groups' member lists are read in the background (MembershipIndex.start_loading): the user chain and
 # the member chains then run side by side, as the bound assumes. Classification is faster than the
 # chain, so once the groups are read the backlog drains and one or two pages are held.
-PAGES_AHEAD_WHILE_LOADING = 16
+PAGES_AHEAD_WHILE_LOADING = 24
 # Users resolved per $batch round when the scope is a list of users (the client splits it into 20s).
 USER_READ_CHUNK = 200
 

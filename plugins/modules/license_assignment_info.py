@@ -485,6 +485,7 @@ def main():
         try:
             rows = assign_batches(collector.safe, canary_size=params['canary_size'], batch_size=params['batch_size'])
             collector.safe = None
+            gc.freeze()   # the plan rows live until the end too (see Collector.watch)
             written = write_plan(params['plan_path'], rows, meta={
                 'tenant_id': tenant_guid, 'trusted_groups': trusted, 'canary_size': params['canary_size'],
                 'batch_size': params['batch_size'], 'scope_summary': collector.summary})
