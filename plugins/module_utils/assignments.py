@@ -127,7 +127,8 @@ class MembershipIndex:
         def load():
             try:
                 self.load_licensed_groups()
-            except BaseException as exc:  # pylint: disable=broad-except - raised by wait() in the caller's thread
+            # raised by wait() in the caller's thread
+            except BaseException as exc:  # pylint: disable=broad-except
                 self._load_error = exc
         self._loader = threading.Thread(target=load, name='licensed-group-members')
         self._loader.daemon = True

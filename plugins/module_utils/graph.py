@@ -840,8 +840,7 @@ class GraphClient:
             return
         fetcher = _PageFetcher(self, path, params, headers, max(1, int(prefetch)))
         try:
-            for page in fetcher:
-                yield page
+            yield from fetcher
         finally:
             # A caller that stops early leaves at most one request in flight; its page is dropped.
             fetcher.stop()
@@ -1032,7 +1031,8 @@ class _PageFetcher:
                 with self._changed:
                     self._ready.append((page, None))
                     self._changed.notify_all()
-        except BaseException as exc:  # pylint: disable=broad-except - handed to the consumer, raised there
+        # handed to the consumer, raised there
+        except BaseException as exc:  # pylint: disable=broad-except
             with self._changed:
                 self._ready.append((None, exc))
                 self._changed.notify_all()

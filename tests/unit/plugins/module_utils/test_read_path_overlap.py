@@ -165,11 +165,11 @@ def test_memoised_normalisation_still_refuses_bad_ids_every_time():
     catalog = catalog_e3()
     user = a_user()
     bad = frozenset(["not-a-guid"])
-    for _ in range(2):
+    for dummy in range(2):
         with pytest.raises(LicensingInputError, match="not-a-guid"):
             classify_user(user, catalog, {}, bad)
     user["licenseAssignmentStates"][1]["assignedByGroup"] = "nope"
-    for _ in range(2):
+    for dummy in range(2):
         with pytest.raises(LicensingInputError, match="nope"):
             user_assignment_states(user)
     # a membership that is never checked because no SKU in scope is held raises nothing, as before
