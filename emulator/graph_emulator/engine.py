@@ -39,6 +39,11 @@ _USER_EXTRA_PROPS = frozenset({"officeLocation", "mobilePhone", "businessPhones"
                                "companyName", "employeeId", "state", "streetAddress", "postalCode", "otherMails", "userType"})
 _GROUP_READ_ONLY = frozenset({"id", "createdDateTime", "assignedLicenses", "licenseProcessingState",
                               "hasMembersWithLicenseErrors", "membersWithLicenseErrors"})
+# Properties _user_dict takes from a _User slot (the rest: extras, licensing, constants).
+_USER_VIEW_ATTRIBUTES = {"id": "id", "userPrincipalName": "upn", "displayName": "display_name", "givenName": "given_name",
+                         "surname": "surname", "mail": "mail", "mailNickname": "mail_nickname",
+                         "accountEnabled": "account_enabled", "usageLocation": "usage_location", "jobTitle": "job_title",
+                         "department": "department", "createdDateTime": "created"}
 _GROUP_WRITABLE = frozenset({"displayName", "description", "mailNickname", "securityEnabled", "mailEnabled", "groupTypes"})
 
 
@@ -579,6 +584,41 @@ class Directory:
             "createdDateTime": group.created, "membershipRule": None, "membershipRuleProcessingState": None,
             "hasMembersWithLicenseErrors": bool(group.error_users),
         }
+
+    def _user_view(self, user, names) -> dict:
+        """``{name: value}`` for ``names`` with the values _user_dict(user, names) holds (None where it has
+        no such key), built without the other properties: a listing with $select needs a handful."""
+        extra = user.extra
+        view = {}
+        for name in names:
+            if extra and name in extra:
+                view[name] = json.loads(json.dumps(extra[name]))
+            elif name in _USER_VIEW_ATTRIBUTES:
+                view[name] = getattr(user, _USER_VIEW_ATTRIBUTES[name])
+            elif name == "assignedLicenses":
+                view[name] = self._assigned_licenses(user)
+            elif name == "licenseAssignmentStates":
+                view[name] = self._assignment_states(user)
+            elif name == "assignedPlans":
+                view[name] = self._assigned_plans(user)
+            elif name == "businessPhones":
+                view[name] = []
+            else:
+                view[name] = None   # mobilePhone, officeLocation, preferredLanguage, or not a property _user_dict has
+        return view
+
+    def iter_user_views(self, start: int, names) -> Iterator[tuple[int, dict]]:
+        """iter_users with _user_view(user, names) instead of the whole dict."""
+        position = max(0, start)
+        while True:
+            with self.lock:
+                while position < len(self._user_order) and self._user_order[position] is None:
+                    position += 1
+                if position >= len(self._user_order):
+                    return
+                item = (position, self._user_view(self._user_order[position], names))
+            yield item
+            position += 1
 
     def iter_users(self, start: int = 0, select=None) -> Iterator[tuple[int, dict]]:
         """(position, user dict) in creation order from ``start``; dicts are built one at a time."""

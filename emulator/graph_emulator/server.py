@@ -621,7 +621,7 @@ class GraphApp:
         return page, next_start
 
     def list_response(self, call, context, iterator_factory, predicate, select, kind, with_type=False,
-                      count_total=None):
+                      count_total=None, shape=None):
         top = odata.parse_top(call.query.get("$top"))
         start = self.start_index(call)
         page, next_start = self.page_iterable(call, iterator_factory(start), predicate, top, None)
@@ -630,7 +630,10 @@ class GraphApp:
             body["@odata.count"] = count_total()
         if next_start is not None:
             body["@odata.nextLink"] = self.next_link(call, next_start)
-        body["value"] = [odata.project(entity, select, kind_of(entity, kind), with_type) for entity in page]
+        if shape is not None:   # the iterator's entities only need finishing (list_users with $select)
+            body["value"] = [shape(entity) for entity in page]
+        else:
+            body["value"] = [odata.project(entity, select, kind_of(entity, kind), with_type) for entity in page]
         return Outcome(200, body)
 
     def context_url(self, call, fragment):
@@ -697,12 +700,31 @@ def list_users(app, call, params, ctx):
             return iter(found[start:]) if start < len(found) else iter(())
         return directory.iter_users(start, select=engine_select)
 
+    shape = None
+    if select is not None and ids is None:
+        # only the selected properties and those the filter reads are built (_user_view); the filter sees the
+        # values _user_dict would give, then the page is shaped as odata.project would shape it
+        names = tuple(select) + tuple(sorted(filtered.difference(select)))
+        dropped = tuple(name for name in names if name not in select or name in odata.NEVER_RETURNED or name.startswith("@"))
+        empty_lists = tuple(name for name in select if name in odata.COLLECTION_PROPERTIES)
+
+        def iterate(start):   # noqa: F811 - replaces the general iterator above
+            return directory.iter_user_views(start, names)
+
+        def shape(view):
+            for name in dropped:
+                del view[name]
+            for name in empty_lists:
+                if view[name] is None:
+                    view[name] = []
+            return view
+
     count_total = None
     if advanced:
         def count_total():
             return sum(1 for _, user in iterate(0) if predicate is None or predicate(user))
     return app.list_response(call, app.context_url(call, select_fragment("users", select)), iterate, predicate,
-                             select, "user", count_total=count_total)
+                             select, "user", count_total=count_total, shape=shape)
 
 
 @route("GET", r"/v1\.0/users/\$count", "/v1.0/users/$count")
