@@ -39,6 +39,7 @@ import json
 
 from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
+    JsonStream,
     RecordsError,
     atomic_text_file,
     resolve_output_path,
@@ -288,8 +289,6 @@ def scan_plan(path, on_row):
     that turns out not to be a plan (format or version) raises too, after its rows were passed on
     when the header comes after them. Memory: one row at a time plus a key per row.
     """
-    from ansible_collections.entraops.licensing.plugins.module_utils.reports import JsonStream
-
     if not isinstance(path, str) or not path:
         raise RecordsError('plan path must be a non-empty string, got %r' % (path,))
     header = {}
