@@ -653,14 +653,20 @@ def _restorable_item(state):
 _POWERSHELL_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
 
 
+_QUOTE_DOUBLING = dict((ord(char), char * 2) for char in _POWERSHELL_SINGLE_QUOTES)
+
+
 def _printable(text):
     # Line and paragraph separators and control characters would end a comment or mangle output.
-    return ''.join(' ' if unicodedata.category(char) in ('Cc', 'Cf', 'Zl', 'Zp') else char for char in str(text))
+    text = str(text)
+    if text.isascii() and text.isprintable():
+        return text   # printable ASCII has no Cc, Cf, Zl or Zp character: nothing to replace
+    return ''.join(' ' if unicodedata.category(char) in ('Cc', 'Cf', 'Zl', 'Zp') else char for char in text)
 
 
 def powershell_quote(text):
     """``text`` as a PowerShell single-quoted string literal (no expansion of $ or backticks)."""
-    return "'" + ''.join(char * 2 if char in _POWERSHELL_SINGLE_QUOTES else char for char in _printable(text)) + "'"
+    return "'" + _printable(text).translate(_QUOTE_DOUBLING) + "'"
 
 
 def rollback_script_path(journal_path):

@@ -430,9 +430,13 @@ def planned_script_path(plan_path):
     return (root if extension else plan_path) + '.planned.ps1'
 
 
+# A newline or control character would end the comment and turn the rest into code.
+_COMMENT_BREAKERS = re.compile('[\x00-\x1f\x7f\u0085\u2028\u2029]')
+
+
 def _comment_text(value):
-    # A newline or control character would end the comment and turn the rest into code.
-    return ''.join(' ' if (ord(char) < 32 or char in '\u0085\u2028\u2029\x7f') else char for char in str(value))
+    # One regular expression pass (a per-character loop cost ~1 s per 50,000 planned rows).
+    return _COMMENT_BREAKERS.sub(' ', str(value))
 
 
 _PLANNED_HEADER = """<#
