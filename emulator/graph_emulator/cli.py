@@ -54,6 +54,9 @@ def build_parser():
     serve.add_argument("--time-scale", type=_positive_float, default=1.0,
                        help="emulated seconds per wall second for throttling and group processing (default 1)")
     serve.add_argument("--latency-ms", type=_non_negative_float, default=0.0, help="added latency per request")
+    serve.add_argument("--answer-time-ms", type=_non_negative_float, default=0.0,
+                       help="answer no Graph request sooner than this after it arrived; the emulator's own work counts "
+                            "inside it, as Graph's answer time includes Graph's work (default 0: off)")
     serve.add_argument("--processing-rate", type=_non_negative_float, default=1000.0,
                        help="group-license evaluations per emulated second (default 1000)")
     serve.add_argument("--token-lifetime", type=_non_negative_int, default=3599,
@@ -95,7 +98,7 @@ def serve(args):
     tenant = _load_tenant(args)
     try:
         emulator = Emulator(tenant=tenant, port=args.port, host=args.host, throttling=args.throttling,
-                            time_scale=args.time_scale, latency_ms=args.latency_ms,
+                            time_scale=args.time_scale, latency_ms=args.latency_ms, answer_time_ms=args.answer_time_ms,
                             processing_rate=args.processing_rate, token_lifetime=args.token_lifetime,
                             budget_scale=args.budget_scale, state_dir=args.state_dir)
     except ValueError as error:

@@ -20,7 +20,7 @@ process drive the emulator the same way.
     POST   /_emulator/apps            {"permissions": [...], "client_id", "secret", "certificate_pem", "display_name"}
     POST   /_emulator/tokens          {"client_id", "permissions", "expires_in"} -> {"access_token": ...}
     GET    /_emulator/config          current knobs
-    POST   /_emulator/config          change knobs (throttling, time_scale, latency_ms, processing_rate,
+    POST   /_emulator/config          change knobs (throttling, time_scale, latency_ms, answer_time_ms, processing_rate,
                                       token_lifetime, budget_scale, early_retry_grace_ms)
     POST   /_emulator/process         drain pending group-license processing now
 """

@@ -1,8 +1,9 @@
 """The Microsoft Graph emulator's HTTPS server and the ``Emulator`` context manager.
 
 One request goes through: latency -> fault -> authentication -> permission -> throttling ->
-engine (under the directory lock) -> fault "apply_then". ``$batch`` items take the same path,
-one by one, with the outer request's token.
+engine (under the directory lock) -> fault "apply_then" -> what is left of the answer time.
+``$batch`` items take the same path, one by one, with the outer request's token (latency and
+answer time apply to the outer request only).
 """
 
 import base64
@@ -246,6 +247,7 @@ class GraphApp:
         latency = self.emu.latency_ms
         if latency:
             time.sleep(latency / 1000.0)
+        answer_time, answer_from = self.emu.answer_time_ms, self.emu.clock.wall()
         call = Call(method=request.method.upper(), path=request.path, query=self.query_dict(request.query_string),
                     headers={k.lower(): v for k, v in request.headers.items()}, in_batch=False, arrival=arrival,
                     request_id=request_id, client_request_id=client_request_id, base_url=self.base_url(request),
@@ -270,7 +272,13 @@ class GraphApp:
             outcome = self.batch_envelope(call)
         else:
             outcome = self.execute(call)
-        return self.graph_response(outcome, call)
+        response = self.graph_response(outcome, call)
+        if answer_time:
+            # Graph's answer time includes its own work: wait only for what is left of it.
+            remaining = answer_time / 1000.0 - (self.emu.clock.wall() - answer_from)
+            if remaining > 0:
+                time.sleep(remaining)
+        return response
 
     @staticmethod
     def query_dict(raw):
@@ -1256,7 +1264,7 @@ def _close_open_connections(server):
             pass
 
 
-CONFIG_KEYS = ("throttling", "time_scale", "latency_ms", "processing_rate", "token_lifetime", "budget_scale",
+CONFIG_KEYS = ("throttling", "time_scale", "latency_ms", "answer_time_ms", "processing_rate", "token_lifetime", "budget_scale",
                "early_retry_grace_ms")
 
 
@@ -1265,7 +1273,7 @@ class Emulator:
 
     def __init__(self, tenant=None, port=0, host="127.0.0.1", throttling=False, time_scale=1.0, latency_ms=0,
                  processing_rate=1000.0, token_lifetime=3599, budget_scale=1.0, early_retry_grace_ms=100,
-                 state_dir=None):
+                 state_dir=None, answer_time_ms=0):
         from .control import ControlApi
         if host not in LOOPBACK:
             raise ValueError(f"host: got {host!r}, expected a loopback address ({', '.join(LOOPBACK)})")
@@ -1280,6 +1288,9 @@ class Emulator:
         self.counters = Stats()
         self.control = ControlApi(self)
         self.latency_ms = float(latency_ms)
+        if isinstance(answer_time_ms, bool) or not isinstance(answer_time_ms, (int, float)) or answer_time_ms < 0:
+            raise ValueError(f"answer_time_ms: got {answer_time_ms!r}, expected a non-negative number")
+        self.answer_time_ms = float(answer_time_ms)
         self._requests = deque(maxlen=REQUEST_LOG_LIMIT)
         self._requests_lock = threading.Lock()
         self._own_state_dir = state_dir is None
@@ -1469,7 +1480,7 @@ class Emulator:
 
     def config(self):
         return {"throttling": self.throttler.enabled, "time_scale": self.clock.time_scale,
-                "latency_ms": self.latency_ms, "processing_rate": self.directory._rate,
+                "latency_ms": self.latency_ms, "answer_time_ms": self.answer_time_ms, "processing_rate": self.directory._rate,
                 "token_lifetime": self.identity.token_lifetime, "budget_scale": self.throttler.budget_scale,
                 "early_retry_grace_ms": self.throttler.early_retry_grace * 1000.0}
 
@@ -1477,7 +1488,7 @@ class Emulator:
         unknown = set(knobs) - set(CONFIG_KEYS)
         if unknown:
             raise ValueError(f"unknown emulator setting(s) {sorted(unknown)}; expected some of {list(CONFIG_KEYS)}")
-        for name in ("time_scale", "latency_ms", "processing_rate", "token_lifetime", "budget_scale",
+        for name in ("time_scale", "latency_ms", "answer_time_ms", "processing_rate", "token_lifetime", "budget_scale",
                      "early_retry_grace_ms"):
             value = knobs.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
@@ -1490,6 +1501,8 @@ class Emulator:
             self.directory.configure(processing_rate=knobs.get("processing_rate"), time_scale=knobs.get("time_scale"))
         if knobs.get("latency_ms") is not None:
             self.latency_ms = float(knobs["latency_ms"])
+        if knobs.get("answer_time_ms") is not None:
+            self.answer_time_ms = float(knobs["answer_time_ms"])
         if knobs.get("token_lifetime") is not None:
             self.identity.token_lifetime = int(knobs["token_lifetime"])
         if "throttling" in knobs and not isinstance(knobs["throttling"], bool):

@@ -127,3 +127,24 @@ def test_identity_requests_are_logged_but_are_not_graph_writes(fresh_emu, contro
     assert token_posts and all(entry["method"] == "POST" and entry["write"] is False for entry in token_posts)
     assert [entry["path"] for entry in log if entry["write"]] == [f"/v1.0/users/{user['id']}/assignLicense"]
     assert control("GET", "stats").json()["writes"] == 1
+
+
+def test_answer_time_counts_the_emulators_own_work_and_latency_adds_to_it(fresh_emu, control, fresh_graph):
+    import time
+
+    def seconds(path):
+        started = time.perf_counter()
+        response = fresh_graph.get(path)
+        assert response.status_code == 200
+        return time.perf_counter() - started
+
+    fresh_graph.get("users?$top=1")                       # connection and token in place
+    quick = min(seconds("users?$top=1") for _ in range(3))
+    assert control("POST", "config", {"answer_time_ms": 300}).json()["answer_time_ms"] == 300.0
+    answered = [seconds("users?$top=1") for _ in range(3)]
+    assert min(answered) >= 0.3 and max(answered) < 0.3 + quick + 0.25   # the emulator's work is inside the 300 ms
+    control("POST", "config", {"latency_ms": 200})
+    assert seconds("users?$top=1") >= 0.5                  # latency comes on top
+    control("POST", "config", {"latency_ms": 0, "answer_time_ms": 0})
+    assert min(seconds("users?$top=1") for _ in range(3)) < 0.3
+    assert control("POST", "config", {"answer_time_ms": -1}).status_code == 400
