@@ -14,7 +14,8 @@ Steps: ``sku_info``; ``licensing_group`` in check mode (the preflight: members r
 written); ``licensing_group`` (creates the group, adds every direct holder of E3 as a member through
 $batch); ``group_license`` (assigns E3 to the group); ``license_processing_wait`` (until Entra has
 processed every member; the emulator processes at --processing-rate users per emulated second).
-Budgets are on (Graph's), as in run.py; latency and time scale apply the same way (see README.md), and
+Budgets are on (Graph's), as in run.py; latency (its ``answer`` model) and time scale apply the same way
+(see README.md), and
 the writing steps pace themselves to Graph's write budget as the role has them do
 (``migrate_direct_to_group_write_rate``).
 """
@@ -32,7 +33,7 @@ sys.path.insert(0, HERE)
 from graph_emulator import Emulator, generate_tenant  # noqa: E402
 
 import bounds  # noqa: E402
-from run import connection_args, graph_figures, run_module  # noqa: E402
+from run import connection_args, graph_figures, latency_knobs, run_module  # noqa: E402
 
 GROUP = "LIC E3 all"
 
@@ -52,8 +53,8 @@ def bench(users, latency_ms, time_scale, processing_rate, workdir, log):
     tenant = generate_tenant(users=users, seed=7)
     sku = tenant["subscribedSkus"][0]["skuPartNumber"]
     rows = []
-    with Emulator(tenant, throttling=True, time_scale=time_scale, latency_ms=latency_ms / time_scale,
-                  processing_rate=processing_rate) as emu:
+    with Emulator(tenant, throttling=True, time_scale=time_scale, processing_rate=processing_rate,
+                  **latency_knobs(latency_ms, time_scale)) as emu:
         emu.clear_ledger()
         # The role's pacing (migrate_direct_to_group_write_rate, Graph's 20 writes/s) in the emulator's time scale.
         for label, module, args in steps(sku, bounds.WRITE_RATE * time_scale):

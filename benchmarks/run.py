@@ -152,28 +152,45 @@ def finish(run, emu, figures, minimum, time_scale, startup_s):
     return run
 
 
-def reset(emu, tenant, time_scale, latency_ms, state=None):
+LATENCY_MODELS = ("answer", "added")
+
+
+def latency_knobs(latency_ms, time_scale, model="answer"):
+    """Emulator settings for ``latency_ms`` (emulated) per Graph request, in the emulator's wall clock.
+
+    ``answer`` (default): every request is answered ``latency`` after it arrived, the emulator's own
+    work inside it (``answer_time_ms``), which is what the latency bound assumes of Graph; ``added``:
+    the latency is added to the emulator's own work (``latency_ms``; the model before 2026-11-27).
+    """
+    if model not in LATENCY_MODELS:
+        raise ValueError("latency model: got %r, expected one of %s" % (model, ", ".join(LATENCY_MODELS)))
+    wall_ms = latency_ms / time_scale
+    return {"latency_ms": wall_ms if model == "added" else 0.0, "answer_time_ms": wall_ms if model == "answer" else 0.0}
+
+
+def reset(emu, tenant, time_scale, latency_ms, state=None, latency_model="answer"):
     emu.load_state(state if state is not None else tenant)
-    emu.configure(throttling=True, time_scale=time_scale, latency_ms=latency_ms / time_scale)
+    emu.configure(throttling=True, time_scale=time_scale, **latency_knobs(latency_ms, time_scale, latency_model))
     emu.clear_ledger()
     emu.reset_stats()
 
 
-def bench_size(users, wanted, time_scale, latency_ms, workdir, log):
+def bench_size(users, wanted, time_scale, latency_ms, workdir, log, latency_model="answer"):
     runs = []
     started = time.perf_counter()
     tenant, facts = tenants.build_tenant(users)
     latency_s = latency_ms / 1000.0
-    with Emulator(tenant=tenant, throttling=True, time_scale=time_scale, latency_ms=latency_ms / time_scale) as emu:
+    with Emulator(tenant=tenant, throttling=True, time_scale=time_scale, **latency_knobs(latency_ms, time_scale, latency_model)) as emu:
         initial_state = emu.export_state()
         log(f"[{users:,} users] tenant ready in {time.perf_counter() - started:.1f}s")
         startup_s = module_startup_seconds(workdir)
-        base = {"users": users, "time_scale": time_scale, "latency_ms": latency_ms, "module_startup_s": round(startup_s, 3)}
+        base = {"users": users, "time_scale": time_scale, "latency_ms": latency_ms, "latency_model": latency_model,
+                "module_startup_s": round(startup_s, 3)}
         plan_path = os.path.join(workdir, f"plan-{users}.json")
         report_path = os.path.join(workdir, f"report-{users}.csv")
         plan_rows = None
         if "read" in wanted or "write" in wanted:
-            reset(emu, tenant, time_scale, latency_ms, initial_state)
+            reset(emu, tenant, time_scale, latency_ms, initial_state, latency_model)
             args = dict(connection_args(emu), skus=[facts["sku_part_number"]], report_path=report_path, plan_path=plan_path,
                         canary_size=10, batch_size=500)
             figures = run_module("license_assignment_info", args, workdir)
@@ -200,7 +217,7 @@ def bench_size(users, wanted, time_scale, latency_ms, workdir, log):
             runs.append(run)
             log(_line(run))
         if "baseline" in wanted:
-            reset(emu, tenant, time_scale, latency_ms, initial_state)
+            reset(emu, tenant, time_scale, latency_ms, initial_state, latency_model)
             figures = ProcessRun([sys.executable, os.path.join(HERE, "baselines", "ms_sample.py")], env=bench_env(emu)).run()
             try:
                 summary = json.loads(figures["stdout"].strip().splitlines()[-1])
@@ -214,7 +231,7 @@ def bench_size(users, wanted, time_scale, latency_ms, workdir, log):
             log(_line(run))
         if "e2e" in wanted:
             import e2e  # only needs ansible-playbook when asked for
-            reset(emu, tenant, time_scale, latency_ms, initial_state)
+            reset(emu, tenant, time_scale, latency_ms, initial_state, latency_model)
             run = e2e.run_role(emu, facts, base, time_scale, workdir, log)
             finish_e2e(run, emu, facts, latency_s, time_scale)
             runs.append(run)
@@ -313,6 +330,9 @@ def main(argv=None):
     parser.add_argument("--users", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--runs", nargs="+", choices=RUNS, default=["read", "write", "baseline"])
     parser.add_argument("--latency-ms", type=float, default=100.0, help="emulated Graph latency per request (default 100)")
+    parser.add_argument("--latency-model", choices=LATENCY_MODELS, default="answer",
+                        help="answer: Graph answers LATENCY after a request arrives, its work included (the bound's model; "
+                             "default); added: LATENCY on top of the emulator's own work")
     parser.add_argument("--time-scale", nargs="*", default=[],
                         help="emulated seconds per wall second: one value, and/or SIZE=VALUE per tenant size (default 1)")
     parser.add_argument("--out", help="JSON output path (default benchmarks/results/run-<timestamp>.json)")
@@ -324,7 +344,8 @@ def main(argv=None):
     all_runs = []
     with tempfile.TemporaryDirectory(prefix="entraops-bench-") as workdir:
         for users in args.users:
-            all_runs.extend(bench_size(users, args.runs, per_size.get(users, default_scale), args.latency_ms, workdir, log))
+            all_runs.extend(bench_size(users, args.runs, per_size.get(users, default_scale), args.latency_ms, workdir, log,
+                                       latency_model=args.latency_model))
             _write(out, args, all_runs)
     print(table(all_runs))
     print(f"JSON: {out}")
@@ -334,7 +355,7 @@ def main(argv=None):
 def _write(path, args, runs):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     document = {"command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]), "latency_ms": args.latency_ms,
-                "budgets": {"write_rate_per_s": bounds.WRITE_RATE, "write_bucket": bounds.WRITE_BUCKET,
+                "latency_model": args.latency_model, "budgets": {"write_rate_per_s": bounds.WRITE_RATE, "write_bucket": bounds.WRITE_BUCKET,
                             "ru_rate_per_s_over_500_users": bounds.ru_rate(1000)},
                 "cpu_count": os.cpu_count(), "runs": runs}
     with open(path, "w", encoding="utf-8") as handle:
