@@ -155,6 +155,7 @@ class GraphResponse:
         self.status = status
         self.headers = headers
         self.body = body
+        self.content = None       # the unparsed body, for request(raw_body=True) only
         self.request_id = request_id
         self.client_request_id = client_request_id
 
@@ -664,8 +665,11 @@ class GraphClient:
     def delete(self, path, headers=None, idempotent=False):
         return self.request("DELETE", path, headers=headers, idempotent=idempotent)
 
-    def request(self, method, path, params=None, body=None, headers=None, idempotent=None, paced=True):
+    def request(self, method, path, params=None, body=None, headers=None, idempotent=None, paced=True, raw_body=False):
         """Send one request with retries; return a GraphResponse for 2xx or raise GraphError.
+
+        ``raw_body``: a 2xx answer keeps its body unparsed, as bytes in ``content`` (``body`` is
+        None); the paging thread uses it to send the next request before the page is parsed.
 
         Reads (and writes marked ``idempotent``) are repeated on 429/502/503/504,
         timeouts and dropped connections. Other writes are repeated only on 429
@@ -703,7 +707,7 @@ class GraphClient:
                 self._after_transport_error(exc, method, url, idempotent, started, attempt, client_request_id, count_unknown=paced)
                 continue
             received = self._clock()
-            response = self._to_response(reply, client_request_id)
+            response = self._to_response(reply, client_request_id, raw_body=raw_body)
             _LOGGER.debug("%s %s -> %s (request-id %s)", method, _path_only(url), response.status, response.request_id)
             if response.ok:
                 return response
@@ -798,8 +802,13 @@ class GraphClient:
         if waited:
             self.stats_counter.add("seconds_paced", waited)
 
-    def _to_response(self, reply, client_request_id):
+    def _to_response(self, reply, client_request_id, raw_body=False):
         body = None
+        if raw_body and 200 <= reply.status_code < 300:
+            response = GraphResponse(reply.status_code, reply.headers, None, request_id=reply.headers.get("request-id"),
+                                     client_request_id=reply.headers.get("client-request-id") or client_request_id)
+            response.content = reply.content
+            return response
         if reply.content:
             try:
                 body = reply.json()
@@ -1026,10 +1035,11 @@ class _PageFetcher:
                         self._changed.wait()
                     if self._stopped:
                         return
-                page = self._client.request("GET", url, params=params, headers=self._headers).body or {}
-                url, params = page.get("@odata.nextLink"), None
+                # The next request goes out as soon as this page has arrived; the consumer parses it.
+                content = self._client.request("GET", url, params=params, headers=self._headers, raw_body=True).content
+                url, params = _next_link(content), None
                 with self._changed:
-                    self._ready.append((page, None))
+                    self._ready.append(((content, url), None))
                     self._changed.notify_all()
         # handed to the consumer, raised there
         except BaseException as exc:  # pylint: disable=broad-except
@@ -1048,10 +1058,17 @@ class _PageFetcher:
                     self._changed.wait()
                 if not self._ready:
                     return
-                page, error = self._ready.pop(0)
+                item, error = self._ready.pop(0)
                 self._changed.notify_all()
             if error is not None:
                 raise error
+            content, followed = item
+            page = _parse_page(content)
+            if page.get("@odata.nextLink") != followed:
+                # Cannot happen with JSON as Graph writes it; never page on from a link the page does not hold.
+                self.stop()
+                raise GraphError("paging stopped: the @odata.nextLink found in the raw page (%r) is not the page's own (%r)"
+                                 % (followed, page.get("@odata.nextLink")))
             yield page
 
     def stop(self):
@@ -1060,6 +1077,34 @@ class _PageFetcher:
             self._ready = []
             self._changed.notify_all()
         self._thread.join()
+
+
+# The top-level "@odata.nextLink" member of a page, found in its raw JSON. In JSON text a quote inside a
+# string is always escaped, so this cannot match inside a value; _PageFetcher still checks it against
+# the parsed page.
+_NEXT_LINK = re.compile(br'"@odata\.nextLink"\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+def _next_link(content):
+    """The page's @odata.nextLink, read from its raw JSON without parsing the page (None at the end)."""
+    match = _NEXT_LINK.search(content or b"")
+    if match is None:
+        return None
+    try:
+        return json.loads(match.group(1).decode("utf-8"))
+    except ValueError:
+        return None
+
+
+def _parse_page(content):
+    """A page's JSON body as a dict ({} for an empty or unreadable body, as request() gives)."""
+    if not content:
+        return {}
+    try:
+        page = json.loads(content)
+    except ValueError:
+        return {}
+    return page if isinstance(page, dict) else {}
 
 
 def _never_sent(exc):
