@@ -609,19 +609,14 @@ class Directory:
 
     def iter_user_views(self, start: int, names) -> Iterator[tuple[int, dict]]:
         """iter_users with _user_view(user, names) instead of the whole dict."""
-        position = max(0, start)
-        while True:
-            with self.lock:
-                while position < len(self._user_order) and self._user_order[position] is None:
-                    position += 1
-                if position >= len(self._user_order):
-                    return
-                item = (position, self._user_view(self._user_order[position], names))
-            yield item
-            position += 1
+        return self._iter_built_users(start, lambda user: self._user_view(user, names))
 
     def iter_users(self, start: int = 0, select=None) -> Iterator[tuple[int, dict]]:
         """(position, user dict) in creation order from ``start``; dicts are built one at a time."""
+        return self._iter_built_users(start, lambda user: self._user_dict(user, select))
+
+    def _iter_built_users(self, start: int, build) -> Iterator[tuple[int, dict]]:
+        """(position, build(user)) in creation order from ``start``, each built under the lock, one at a time."""
         position = max(0, start)
         while True:
             with self.lock:
@@ -629,7 +624,7 @@ class Directory:
                     position += 1
                 if position >= len(self._user_order):
                     return
-                item = (position, self._user_dict(self._user_order[position], select))
+                item = (position, build(self._user_order[position]))
             yield item
             position += 1
 

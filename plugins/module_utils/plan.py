@@ -35,6 +35,7 @@ Other keys in ``rows`` and at the top level are kept. GUIDs are lower-case.
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import contextlib
 import json
 
 from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
@@ -191,10 +192,13 @@ def write_plan(path, rows, meta=None):
     return {'path': absolute_path, 'rows': len(rows), 'batches': len(batch_numbers), 'summary': header['summary']}
 
 
-def _load_json(path):
+@contextlib.contextmanager
+def _reading_plan_file(path):
+    """Turn what reading the file at ``path`` raises into a RecordsError naming it (a RecordsError passes)."""
     try:
-        with open(path, 'r', encoding='utf-8-sig') as stream:
-            return json.load(stream)
+        yield
+    except RecordsError:
+        raise
     except FileNotFoundError:
         raise RecordsError('plan file %s does not exist' % path)
     except IsADirectoryError:
@@ -205,6 +209,12 @@ def _load_json(path):
         raise RecordsError('%s is not a plan file: it is not valid JSON (%s)' % (path, exc))
     except OSError as exc:
         raise RecordsError('cannot read plan file %s: %s' % (path, exc.strerror or exc))
+
+
+def _load_json(path):
+    with _reading_plan_file(path):
+        with open(path, 'r', encoding='utf-8-sig') as stream:
+            return json.load(stream)
 
 
 def read_plan(path):
@@ -304,7 +314,7 @@ def scan_plan(path, on_row):
         if header.get('version') != PLAN_VERSION:
             raise RecordsError('plan %s has version %r; this collection reads version %d' % (path, header.get('version'), PLAN_VERSION))
 
-    try:
+    with _reading_plan_file(path):
         with open(path, 'r', encoding='utf-8-sig') as stream:
             for event, key, value in JsonStream(stream).events(('rows',)):
                 if key != 'rows':
@@ -334,18 +344,6 @@ def scan_plan(path, on_row):
                 if value.get('batch') is not None:
                     batch_sizes[value['batch']] = batch_sizes.get(value['batch'], 0) + 1
                 on_row(value)
-    except FileNotFoundError:
-        raise RecordsError('plan file %s does not exist' % path)
-    except IsADirectoryError:
-        raise RecordsError('plan path %s is a directory, not a plan file' % path)
-    except UnicodeDecodeError:
-        raise RecordsError('%s is not a plan file: it is not UTF-8 text' % path)
-    except ValueError as exc:
-        if isinstance(exc, RecordsError):
-            raise
-        raise RecordsError('%s is not a plan file: it is not valid JSON (%s)' % (path, exc))
-    except OSError as exc:
-        raise RecordsError('cannot read plan file %s: %s' % (path, exc.strerror or exc))
     check_header()
     if not rows_seen:
         raise RecordsError('plan %s: rows must be a list, got %s' % (path, rows_type))
