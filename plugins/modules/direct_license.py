@@ -114,7 +114,7 @@ notes:
     O(restore_usage_location=tenant) also needs C(User.ReadWrite.All) (C(PATCH /users/{id})).
   - Check mode re-reads and classifies every row and reports what would be removed or restored, without writing to Graph or
     to the journal.
-  - Memory grows little with the number of rows a run removes (a whole 100,000-row plan in one task: 142 MB peak), except in diff mode,
+  - Memory grows little with the number of rows a run removes (a whole 100,000-row plan in one task peaks at 142 MB), except in diff mode,
     whose diff names every user changed.
 seealso:
   - module: entraops.licensing.license_assignment_info

@@ -166,7 +166,7 @@ def test_streamed_journal_folds_give_what_the_whole_journal_gives(tmp_path):
     assert [state['user_id'] for state in pending_states(JournalReader(path))] == [user_id(6)]
     # journal_state keeps its documented shape: plain dicts, lists of plans.
     state = journal_state(JournalReader(path))[(user_id(1), SKU)]
-    assert type(state) is dict and state['removed_disabled_plans'] == [SWAY] and '_removal_order' not in state
+    assert state.__class__ is dict and state['removed_disabled_plans'] == [SWAY] and '_removal_order' not in state   # a plain dict, not a subclass
 
 
 def test_streamed_rollback_script_is_the_whole_list_script(tmp_path):
