@@ -296,13 +296,10 @@ def main():
         reprocessed = dict((group_id, 0) for group_id in group_ids)
         changed = False
         if params["reprocess_errors"] and not timed_out:
-            in_error, seen = [], set()
             for group_id in group_ids:
-                for user_id in progress[group_id]["member_ids_in_error"]:
-                    reprocessed[group_id] += 1
-                    if user_id not in seen:
-                        seen.add(user_id)
-                        in_error.append(user_id)
+                reprocessed[group_id] = len(progress[group_id]["member_ids_in_error"])
+            # Each user once, in order, though in error in several groups.
+            in_error = list(dict.fromkeys(user_id for group_id in group_ids for user_id in progress[group_id]["member_ids_in_error"]))
             if in_error and not module.check_mode:
                 dummy, errors = reprocess_users(client, in_error)
                 if errors:
