@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The read path's minimum work done by a bare client: how fast THIS emulator can serve it.
 
-The bound (bounds.py) assumes Graph answers in exactly ``latency`` per request. The emulator
-adds its own service time (building and serialising 999 users in Python, TLS), so a second
+The bound (bounds.py) assumes Graph answers in exactly ``latency`` per request. Even when the
+emulator answers in that time (run.py's ``answer`` latency model), sending a page of 999 users
+over TLS and reading it take a little more (with the ``added`` model the emulator's own work comes
+on top as well), so a second
 reference is measured: the minimum requests of the read path, issued with the same parallelism
 the bound assumes (user pages in one chain, each licensed group's member pages in its own
 chain, catalog and tenant id alongside), by plain requests with no processing of the results.

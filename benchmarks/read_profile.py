@@ -64,7 +64,7 @@ def main(argv=None):
     tenant, facts = tenants.build_tenant(args.users)
     report = {"users": args.users, "latency_ms": args.latency_ms, "load_average": os.getloadavg(),
               "bound_s": bounds.read_path_minimum(facts, args.latency_ms / 1000.0)["bound_s"]}
-    with Emulator(tenant=tenant, throttling=True, latency_ms=args.latency_ms) as emu, \
+    with Emulator(tenant=tenant, throttling=True, **harness.latency_knobs(args.latency_ms, 1.0)) as emu, \
             tempfile.TemporaryDirectory(prefix="entraops-read-profile-") as scratch:
         workdir = args.keep or scratch
         os.makedirs(workdir, exist_ok=True)
