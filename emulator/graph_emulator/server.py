@@ -1288,9 +1288,8 @@ class Emulator:
         self.counters = Stats()
         self.control = ControlApi(self)
         self.latency_ms = float(latency_ms)
-        if isinstance(answer_time_ms, bool) or not isinstance(answer_time_ms, (int, float)) or answer_time_ms < 0:
-            raise ValueError(f"answer_time_ms: got {answer_time_ms!r}, expected a non-negative number")
-        self.answer_time_ms = float(answer_time_ms)
+        self.answer_time_ms = 0.0
+        self.configure(answer_time_ms=answer_time_ms)   # checked as the control API checks it
         self._requests = deque(maxlen=REQUEST_LOG_LIMIT)
         self._requests_lock = threading.Lock()
         self._own_state_dir = state_dir is None
