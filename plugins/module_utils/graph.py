@@ -151,11 +151,11 @@ class GraphRetryBudgetExceeded(GraphError):
 class GraphResponse:
     """Status, headers (case-insensitive) and parsed JSON body of one Graph reply."""
 
-    def __init__(self, status, headers, body, request_id=None, client_request_id=None):
+    def __init__(self, status, headers, body, request_id=None, client_request_id=None, content=None):
         self.status = status
         self.headers = headers
         self.body = body
-        self.content = None       # the unparsed body, for request(raw_body=True) only
+        self.content = content    # the unparsed body, for request(raw_body=True) only
         self.request_id = request_id
         self.client_request_id = client_request_id
 
@@ -805,10 +805,8 @@ class GraphClient:
     def _to_response(self, reply, client_request_id, raw_body=False):
         body = None
         if raw_body and 200 <= reply.status_code < 300:
-            response = GraphResponse(reply.status_code, reply.headers, None, request_id=reply.headers.get("request-id"),
-                                     client_request_id=reply.headers.get("client-request-id") or client_request_id)
-            response.content = reply.content
-            return response
+            return GraphResponse(reply.status_code, reply.headers, None, request_id=reply.headers.get("request-id"),
+                                 client_request_id=reply.headers.get("client-request-id") or client_request_id, content=reply.content)
         if reply.content:
             try:
                 body = reply.json()
@@ -1065,8 +1063,8 @@ class _PageFetcher:
             content, followed = item
             page = _parse_page(content)
             if page.get("@odata.nextLink") != followed:
-                # Cannot happen with JSON as Graph writes it; never page on from a link the page does not hold.
-                self.stop()
+                # Cannot happen with JSON as Graph writes it; never page on from a link the page does not hold
+                # (iter_pages stops the thread as the error leaves it).
                 raise GraphError("paging stopped: the @odata.nextLink found in the raw page (%r) is not the page's own (%r)"
                                  % (followed, page.get("@odata.nextLink")))
             yield page
