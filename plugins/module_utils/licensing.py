@@ -871,12 +871,22 @@ def assign_batches(records, canary_size=10, batch_size=500):
     batches, so a plan written twice names the same batches for the change record.
     ``canary_size`` 0 means no canary (batch 0 is empty and the first batch is 1).
     """
-    _check_size(canary_size, 'canary_size', 0)
-    _check_size(batch_size, 'batch_size', 1)
+    check_batch_sizes(canary_size, batch_size)
     rows = sorted((plan_row(record) for record in records if record.get('verdict') == SAFE_TO_REMOVE), key=batch_sort_key)
     for position, row in enumerate(rows):
-        row['batch'] = 0 if position < canary_size else 1 + (position - canary_size) // batch_size
+        row['batch'] = batch_number(position, canary_size, batch_size)
     return rows
+
+
+def check_batch_sizes(canary_size, batch_size):
+    """Raise LicensingInputError unless ``canary_size`` >= 0 and ``batch_size`` >= 1 (whole numbers)."""
+    _check_size(canary_size, 'canary_size', 0)
+    _check_size(batch_size, 'batch_size', 1)
+
+
+def batch_number(position, canary_size, batch_size):
+    """The batch of the row at ``position`` (from 0) in batch_sort_key order: 0 for the canary, then 1, 2, ..."""
+    return 0 if position < canary_size else 1 + (position - canary_size) // batch_size
 
 
 # --------------------------------------------------------------------------------------------

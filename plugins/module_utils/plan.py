@@ -39,6 +39,13 @@ import contextlib
 import json
 
 from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
+from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
+    SAFE_TO_REMOVE,
+    batch_number,
+    batch_sort_key,
+    check_batch_sizes,
+    plan_row,
+)
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
     JsonStream,
     RecordsError,
@@ -55,6 +62,10 @@ PLAN_VERSION = 1
 _COMPUTED_KEYS = ('format', 'version', 'batches', 'summary', 'rows')
 _GUID_LIST_FIELDS = ('direct_disabled_plans', 'inherited_from', 'healthy_inherited_from')
 _STRING_LIST_FIELDS = ('plans_lost', 'errors')
+# How a plan row is written: what json.dumps(row, ensure_ascii=False, sort_keys=True) gives, without
+# making an encoder for every row.
+_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+ROWS_PER_WRITE = 1000
 
 
 def _is_int(value):
@@ -79,7 +90,9 @@ def _row_problem(row, guids):
     for field in ('user_id', 'sku_id'):
         if field not in row:
             return 'is missing %s' % field
-        guid = canonical_guid(row[field])
+        # A plan's SKU ids repeat (remembered); its user ids do not (a cache would only grow).
+        value = row[field]
+        guid = (guids[value] if isinstance(value, str) else None) if field == 'sku_id' else canonical_guid(value)
         if guid is None:
             return '%s %r is not a GUID' % (field, row[field])
         row[field] = guid
@@ -177,6 +190,17 @@ def write_plan(path, rows, meta=None):
     absolute_path = resolve_output_path(path, 'plan')
     counts, batch_numbers = _check_rows(rows, 'plan %s' % absolute_path)
     header = _header(meta, counts, len(batch_numbers))
+    _write_plan_file(absolute_path, header, ([_ROW_ENCODER.encode(row) for row in rows[start:start + ROWS_PER_WRITE]]
+                                             for start in range(0, len(rows), ROWS_PER_WRITE)))
+    return {'path': absolute_path, 'rows': len(rows), 'batches': len(batch_numbers), 'summary': header['summary']}
+
+
+def _write_plan_file(absolute_path, header, row_chunks):
+    """Write the header, then the encoded rows one per line; ``row_chunks`` gives them a list at a time.
+
+    Never the plan as one string, nor a write() per row (a text file's write costs about as much as
+    encoding the row).
+    """
     try:
         header_text = json.dumps(header, ensure_ascii=False, indent=1)
     except (TypeError, ValueError) as exc:
@@ -185,11 +209,112 @@ def write_plan(path, rows, meta=None):
         # The header is written without its closing brace so the rows can stream after it.
         stream.write(header_text[:-2])
         stream.write(',\n "rows": [')
-        for index, row in enumerate(rows):
-            stream.write(',\n  ' if index else '\n  ')
-            stream.write(json.dumps(row, ensure_ascii=False, sort_keys=True))
-        stream.write('\n ]\n}\n' if rows else ']\n}\n')
-    return {'path': absolute_path, 'rows': len(rows), 'batches': len(batch_numbers), 'summary': header['summary']}
+        separator = '\n  '
+        for chunk in row_chunks:
+            if chunk:
+                stream.write(separator + ',\n  '.join(chunk))
+                separator = ',\n  '
+        stream.write('\n ]\n}\n' if separator != '\n  ' else ']\n}\n')
+
+
+class PlanBuilder:
+    """A plan built while its records arrive, so that little is left to do after the last one.
+
+    ``write_plan(path, licensing.assign_batches(records))`` needs every record before it can sort
+    them into batches, then validates and encodes every row. Here each ``safe_to_remove`` record is
+    turned into its plan row, validated, normalised and encoded as it arrives (``add``); ``write``
+    then sorts the rows' keys, numbers the batches and writes text that is ready. The file is the
+    one ``write_plan(path, assign_batches(records), meta)`` writes, byte for byte, and a bad row
+    fails ``write`` with the same message (both checked in tests/unit/plugins/module_utils/test_plan_builder.py).
+
+    ``companion``: an optional function of a validated, normalised row (its ``user_id`` and ``sku_id``
+    canonical GUIDs) whose result is kept beside it, for example
+    ``powershell.PlannedRowText(names, ids_checked=True)``; ``companions()`` gives ``(batch, result)``
+    in plan order after ``write``.
+    """
+
+    def __init__(self, canary_size=10, batch_size=500, companion=None):
+        check_batch_sizes(canary_size, batch_size)
+        self.canary_size = canary_size
+        self.batch_size = batch_size
+        self.companion = companion
+        # One tuple per row: (batch_sort_key, encoded row without its opening brace, companion result).
+        # A row that failed validation keeps (key, None, problem) and fails write() at its place in the order.
+        self._entries = []
+        self._guids = _GuidNormaliser()
+        self._seen = set()          # hashes of (user id, SKU id): a repeat sends write() to the exact check
+        self._suspect = False       # a row failed validation or may repeat another: write() checks in plan order
+        self._batches = None
+
+    def __len__(self):
+        return len(self._entries)
+
+    def add(self, record):
+        """Take one classification record; any verdict but ``safe_to_remove`` is ignored (as assign_batches does)."""
+        if record.get('verdict') != SAFE_TO_REMOVE:
+            return
+        row = plan_row(record)
+        key = batch_sort_key(row)
+        problem = _row_problem(row, self._guids)
+        if problem:
+            self._suspect = True
+            self._entries.append((key, None, problem))
+            return
+        identity = hash((row['user_id'], row['sku_id']))
+        if identity in self._seen:
+            self._suspect = True
+        self._seen.add(identity)
+        # sort_keys puts "batch" first (every plan row field sorts after it, a unit test checks): write() prefixes it.
+        self._entries.append((key, _ROW_ENCODER.encode(row)[1:],
+                              self.companion(row) if self.companion is not None else None))
+
+    def write(self, path, meta=None):
+        """Write the plan file atomically; ``{"path", "rows", "batches", "summary", "batch_sizes"}``.
+
+        ``meta`` as for write_plan. ``batch_sizes`` is ``{batch: rows}`` in batch order.
+        """
+        meta = _checked_meta(meta)
+        absolute_path = resolve_output_path(path, 'plan')
+        self._entries.sort(key=_first)
+        if self._suspect:
+            self._check_in_order('plan %s' % absolute_path)
+        self._batches = [batch_number(position, self.canary_size, self.batch_size) for position in range(len(self._entries))]
+        batch_sizes = {}
+        for batch in self._batches:
+            batch_sizes[batch] = batch_sizes.get(batch, 0) + 1
+        header = _header(meta, {SAFE_TO_REMOVE: len(self._entries)} if self._entries else {}, len(batch_sizes))
+        _write_plan_file(absolute_path, header, self._row_chunks(batch_sizes))
+        return {'path': absolute_path, 'rows': len(self._entries), 'batches': len(batch_sizes), 'summary': header['summary'],
+                'batch_sizes': batch_sizes}
+
+    def _row_chunks(self, batch_sizes):
+        entries, batches = self._entries, self._batches
+        opening = dict((batch, '{"batch": %d, ' % batch) for batch in batch_sizes)
+        for start in range(0, len(entries), ROWS_PER_WRITE):
+            end = start + ROWS_PER_WRITE
+            yield [opening[batch] + entry[1] for batch, entry in zip(batches[start:end], entries[start:end])]
+
+    def companions(self):
+        """``(batch, companion result)`` per row in plan order; only after write()."""
+        if self._batches is None:
+            raise RuntimeError('PlanBuilder.companions() before write()')
+        return ((batch, entry[2]) for batch, entry in zip(self._batches, self._entries))
+
+    def _check_in_order(self, where):
+        # Rare: the first bad or repeated row in plan order fails the plan with _check_rows' message.
+        seen = {}
+        for index, entry in enumerate(self._entries):
+            if entry[1] is None:
+                raise RecordsError('%s: row %d (rows[%d]) %s' % (where, index + 1, index, entry[2]))
+            row = json.loads('{' + entry[1])
+            key = (row['user_id'], row['sku_id'])
+            if key in seen:
+                raise RecordsError('%s: row %d (rows[%d]) repeats user %s and SKU %s of row %d' % (where, index + 1, index, key[0], key[1], seen[key] + 1))
+            seen[key] = index
+
+
+def _first(entry):
+    return entry[0]
 
 
 @contextlib.contextmanager

@@ -460,7 +460,8 @@ _PLANNED_BATCH = """
 # ---- Batch {batch}{canary}: {count} removal(s)
 """
 
-_PLANNED_ROW = """# {number} of {total}: {user}, {sku}; kept through group(s) {groups}; direct disabled plans: {disabled}
+# A row's text after "# {number} of {total}" (planned_row_tail): encoded once, possibly while the pages arrive.
+_PLANNED_ROW_TAIL = """: {user}, {sku}; kept through group(s) {groups}; direct disabled plans: {disabled}
 # Set-MgUserLicense -UserId {user_id} -AddLicenses @() -RemoveLicenses @({sku_id})
 """
 
@@ -470,41 +471,116 @@ def planned_script_text(rows, plan_name, tenant_id=None, generated_at=None):
     return ''.join(_planned_script_parts(rows, plan_name, tenant_id=tenant_id, generated_at=generated_at))
 
 
+def planned_row_tail(row, plan_names=None):
+    """One plan row's text in the script, after its ``# {number} of {total}``.
+
+    ``plan_names`` (``{plan id: name}``) names the directly disabled plans; without it the row's own
+    ``direct_disabled_plan_names`` (else the plan ids) are written. Raises LicensingInputError when
+    the row's user or SKU id is not a GUID.
+    """
+    return PlannedRowText(plan_names)(row)
+
+
+class PlannedRowText:
+    """planned_row_tail for many rows: the texts that repeat from row to row (SKU, group and plan lists) are made once.
+
+    ``ids_checked``: the rows' ``user_id`` and ``sku_id`` are known to be canonical GUIDs (plan.PlanBuilder
+    validates them before its companion sees the row), so they are not checked again.
+    """
+
+    def __init__(self, plan_names=None, ids_checked=False):
+        self.plan_names = plan_names
+        self.ids_checked = ids_checked
+        self._lists = {}      # (tuple of names or ids) -> comment text of the list joined
+        self._quoted = {}     # SKU id -> its PowerShell literal
+        self._skus = {}       # part number (or SKU id) -> comment text
+
+    def __call__(self, row):
+        if self.ids_checked:
+            user_id, sku_id = row['user_id'], row['sku_id']
+        else:
+            user_id = normalize_guid(row.get('user_id'), 'user id')
+            sku_id = normalize_guid(row.get('sku_id'), 'SKU id')
+        if self.plan_names is not None:
+            disabled = tuple(self.plan_names.get(plan, plan) for plan in row.get('direct_disabled_plans') or ())
+        else:
+            disabled = tuple(row.get('direct_disabled_plan_names') or row.get('direct_disabled_plans') or ())
+        sku = row.get('sku_part_number') or sku_id
+        sku_text = self._skus.get(sku) if isinstance(sku, str) else _comment_text(sku)
+        if sku_text is None:
+            sku_text = self._skus[sku] = _comment_text(sku)
+        quoted_sku = self._quoted.get(sku_id)
+        if quoted_sku is None:
+            quoted_sku = self._quoted[sku_id] = powershell_quote(sku_id)
+        return _PLANNED_ROW_TAIL.format(
+            user=_comment_text(row.get('user_principal_name') or user_id), sku=sku_text,
+            groups=self._list_text(tuple(row.get('healthy_inherited_from') or ())), disabled=self._list_text(disabled),
+            user_id=powershell_quote(user_id), sku_id=quoted_sku)
+
+    def _list_text(self, values):
+        text = self._lists.get(values)
+        if text is None:
+            text = self._lists[values] = _comment_text(', '.join(values) or 'none')
+        return text
+
+
 def _planned_script_parts(rows, plan_name, tenant_id=None, generated_at=None):
     """The script piece by piece, so a plan of 100,000 rows is written without holding its text."""
     rows = sorted(rows, key=lambda row: row.get('batch') if isinstance(row.get('batch'), int) else -1)
     per_batch = {}
     for row in rows:
         per_batch[row.get('batch')] = per_batch.get(row.get('batch'), 0) + 1
+
+    def tails():
+        text = PlannedRowText()
+        for number, row in enumerate(rows, start=1):
+            try:
+                yield row.get('batch'), text(row)
+            except LicensingInputError as exc:
+                raise RecordsError('planned script row %d: %s' % (number, exc))
+    return planned_script_parts(tails(), per_batch, plan_name, tenant_id=tenant_id, generated_at=generated_at)
+
+
+def planned_script_parts(batched_tails, per_batch, plan_name, tenant_id=None, generated_at=None):
+    """The script piece by piece from ``(batch, planned_row_tail)`` pairs in plan order.
+
+    ``per_batch`` is ``{batch: rows}`` for those pairs (the header and each batch's heading count them).
+    """
+    total = sum(per_batch.values())
     yield _PLANNED_HEADER.format(
         plan_name=_comment_text(plan_name), generated_at=_comment_text(generated_at or utc_now_iso()),
-        tenant=_comment_text(tenant_id or 'not recorded'), total=len(rows), batches=len(per_batch),
+        tenant=_comment_text(tenant_id or 'not recorded'), total=total, batches=len(per_batch),
         notice=powershell_quote('This script only documents the planned removals of %s; it changes nothing.' % plan_name))
     current_batch = object()
-    for number, row in enumerate(rows, start=1):
-        if row.get('batch') != current_batch:
-            current_batch = row.get('batch')
-            yield _PLANNED_BATCH.format(batch=current_batch, canary=' (canary)' if current_batch == 0 else '', count=per_batch[current_batch])
-        try:
-            user_id = normalize_guid(row.get('user_id'), 'user id')
-            sku_id = normalize_guid(row.get('sku_id'), 'SKU id')
-        except LicensingInputError as exc:
-            raise RecordsError('planned script row %d: %s' % (number, exc))
-        disabled = row.get('direct_disabled_plan_names') or row.get('direct_disabled_plans') or []
-        yield _PLANNED_ROW.format(
-            number=number, total=len(rows), user=_comment_text(row.get('user_principal_name') or user_id),
-            sku=_comment_text(row.get('sku_part_number') or sku_id),
-            groups=_comment_text(', '.join(row.get('healthy_inherited_from') or []) or 'none'),
-            disabled=_comment_text(', '.join(disabled) or 'none'),
-            user_id=powershell_quote(user_id), sku_id=powershell_quote(sku_id))
+    lines = []   # given a thousand rows at a time: a write() per row costs more than the row's text
+    for number, (batch, tail) in enumerate(batched_tails, start=1):
+        if batch != current_batch:
+            current_batch = batch
+            lines.append(_PLANNED_BATCH.format(batch=batch, canary=' (canary)' if batch == 0 else '', count=per_batch[batch]))
+        lines.append('# %d of %d%s' % (number, total, tail))
+        if len(lines) >= 1000:
+            yield ''.join(lines)
+            lines = []
+    if lines:
+        yield ''.join(lines)
 
 
 def write_planned_script(rows, plan_path, tenant_id=None, generated_at=None):
     """Write the script beside ``plan_path`` (UTF-8 with BOM for Windows PowerShell 5.1, CRLF); ``{"path", "rows"}``."""
     rows = rows if isinstance(rows, list) else list(rows)
-    absolute_path = resolve_output_path(planned_script_path(os.path.abspath(os.path.expanduser(plan_path))), 'planned removals script')
     parts = _planned_script_parts(rows, os.path.basename(plan_path), tenant_id=tenant_id, generated_at=generated_at)
+    return dict(_write_planned_parts(plan_path, parts), rows=len(rows))
+
+
+def write_planned_script_parts(batched_tails, per_batch, plan_path, tenant_id=None, generated_at=None):
+    """write_planned_script from ``(batch, planned_row_tail)`` pairs in plan order (plan.PlanBuilder's companions)."""
+    parts = planned_script_parts(batched_tails, per_batch, os.path.basename(plan_path), tenant_id=tenant_id, generated_at=generated_at)
+    return dict(_write_planned_parts(plan_path, parts), rows=sum(per_batch.values()))
+
+
+def _write_planned_parts(plan_path, parts):
+    absolute_path = resolve_output_path(planned_script_path(os.path.abspath(os.path.expanduser(plan_path))), 'planned removals script')
     with atomic_text_file(absolute_path, 'planned removals script', encoding='utf-8-sig', newline='\r\n') as stream:
         for part in parts:
             stream.write(part)
-    return {'path': absolute_path, 'rows': len(rows)}
+    return {'path': absolute_path}

@@ -264,6 +264,7 @@ query_result:
 
 import gc
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -288,19 +289,18 @@ from ansible_collections.entraops.licensing.plugins.module_utils.graph import Gr
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     VERDICTS,
     LicensingInputError,
-    assign_batches,
-    plan_row,
     user_not_found_record,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
-from ansible_collections.entraops.licensing.plugins.module_utils.plan import batch_counts, write_plan
+from ansible_collections.entraops.licensing.plugins.module_utils.plan import PlanBuilder
 from ansible_collections.entraops.licensing.plugins.module_utils.powershell import (
     EXPECTED_STATUSES,
     ExportFormatError,
     compare_expected,
     read_export_file,
     resolve_export,
-    write_planned_script,
+    PlannedRowText,
+    write_planned_script_parts,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError, write_report
 
@@ -313,7 +313,7 @@ FREEZE_EVERY = 5000
 class Collector:
     """Watches the record stream once: counts, sample, plan candidates, and (for a query) everything."""
 
-    def __init__(self, sample_size, keep_all, keep_safe):
+    def __init__(self, sample_size, keep_all, plan=None):
         self.summary = dict((verdict, 0) for verdict in VERDICTS)
         # Users without usage location: group licensing falls back to the tenant's country, a direct assignment
         # (a rollback) cannot. Ids only, to count each user once however many SKUs they hold.
@@ -323,7 +323,7 @@ class Collector:
         self.total = 0
         self.sample_size = sample_size
         self.all_records = [] if keep_all else None
-        self.safe = [] if keep_safe else None
+        self.plan = plan
 
     def watch(self, records):
         for record in records:
@@ -344,8 +344,10 @@ class Collector:
                 self.sample.append(record)
             if self.all_records is not None:
                 self.all_records.append(record)
-            if self.safe is not None and record['verdict'] == 'safe_to_remove':
-                self.safe.append(plan_row(record))   # only what the plan keeps: memory grows with the tenant
+            if self.plan is not None:
+                # Each safe row is validated and encoded now, while the next pages are on their way: after
+                # the last page only sorting and writing are left (plan.PlanBuilder).
+                self.plan.add(record)
             yield record
 
 
@@ -448,6 +450,7 @@ def main():
     parsed_expected = read_expected(module, params)
     client = module.client
     check = None
+    background = ThreadPoolExecutor(max_workers=1)
     try:
         catalog = read_catalog(client)
         if parsed_expected is not None:
@@ -458,8 +461,11 @@ def main():
         # The licensed groups' member lists are read in the background while the tenant id and the
         # first pages of users are read; classification waits for them (MembershipIndex.classify).
         index = MembershipIndex(client).start_loading()
-        tenant_guid = read_tenant_id(client)
-        collector = Collector(params['sample_size'], keep_all=query is not None, keep_safe=bool(params['plan_path']))
+        tenant_read = background.submit(read_tenant_id, client)   # the plan records it; nothing waits for it
+        plan = None
+        if params['plan_path']:
+            plan = PlanBuilder(params['canary_size'], params['batch_size'], companion=PlannedRowText(_plan_names(catalog), ids_checked=True))
+        collector = Collector(params['sample_size'], keep_all=query is not None, plan=plan)
         records = _scope_records(params, client, catalog, index, check, group_ids, sku_ids, trusted)
         records = collector.watch(records)
         report = None
@@ -470,10 +476,12 @@ def main():
             for dummy in records:
                 pass
         index.wait()   # a failed member read fails the task even when no user was classified
+        tenant_guid = tenant_read.result()
     except (LicensingInputError, RecordsError, ExportFormatError) as exc:
         module.fail_json(msg=str(exc))
     except GraphError as exc:
         module.fail_from_graph_error(exc, msg='Cannot read the license assignments')
+    background.shutdown(wait=False)
 
     result = dict(changed=False, summary=collector.summary, records=collector.sample, records_total=collector.total,
                   users_without_usage_location=len(collector.without_location),
@@ -483,22 +491,16 @@ def main():
         result['expected_state'] = check.result()
     if params['plan_path']:
         try:
-            rows = assign_batches(collector.safe, canary_size=params['canary_size'], batch_size=params['batch_size'])
-            collector.safe = None
-            gc.freeze()   # the plan rows live until the end too (see Collector.watch)
-            written = write_plan(params['plan_path'], rows, meta={
+            written = plan.write(params['plan_path'], meta={
                 'tenant_id': tenant_guid, 'trusted_groups': trusted, 'canary_size': params['canary_size'],
                 'batch_size': params['batch_size'], 'scope_summary': collector.summary})
-            names = _plan_names(catalog)
-            for row in rows:   # in place: the plan is written, and copies of 100,000 rows would double the peak
-                row['direct_disabled_plan_names'] = [names.get(plan, plan) for plan in row.get('direct_disabled_plans') or []]
-            script = write_planned_script(rows, written['path'], tenant_id=tenant_guid)
+            script = write_planned_script_parts(plan.companions(), written['batch_sizes'], written['path'], tenant_id=tenant_guid)
         except (RecordsError, LicensingInputError) as exc:
             module.fail_json(msg=str(exc))
         result['plan_path'] = written['path']
         result['planned_script_path'] = script['path']
         result['batches'] = written['batches']
-        result['batch_sizes'] = dict((str(batch), count) for batch, count in batch_counts({'rows': rows}).items())
+        result['batch_sizes'] = dict((str(batch), count) for batch, count in written['batch_sizes'].items())
     if query is not None:
         result['query_result'] = query.search(collector.all_records)
     module.exit_json(**result)
