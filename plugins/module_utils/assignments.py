@@ -157,11 +157,12 @@ class MembershipIndex:
         """Read every group once; keep and index the members of those that carry licenses.
 
         Each group's member list is a chain of pages; the chains of different groups are
-        independent, so they are read side by side (the client's max_concurrency).
+        independent, so they are read side by side (up to the client's read_chains at once: the
+        bound of the read path assumes every member chain runs beside the user chain).
         """
         licensed = [group for group in self.client.get_all('/groups', params={'$select': GROUP_SELECT, '$top': PAGE_SIZE})
                     if group.get('assignedLicenses')]
-        workers = max(1, min(len(licensed), getattr(self.client, 'max_concurrency', 1)))
+        workers = max(1, min(len(licensed), getattr(self.client, 'read_chains', 1)))
         if workers == 1:
             for group in licensed:
                 self.add_group(group)

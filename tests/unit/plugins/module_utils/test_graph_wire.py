@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright: entraops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The paging thread's turnaround (_PageFetcher's wire signals) and parallel member chains, against the emulator over HTTPS."""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import threading
+
+import pytest
+
+from ansible_collections.entraops.licensing.plugins.module_utils import graph
+from ansible_collections.entraops.licensing.plugins.module_utils.assignments import MembershipIndex
+
+PARAMS = {"$select": "id", "$top": 7}
+
+
+@pytest.fixture
+def events(monkeypatch):
+    """What the paging thread reported and when the consumer parsed, in one ordered list."""
+    seen = []
+    lock = threading.Lock()
+
+    def record(name, original):
+        def wrapper(*args):
+            with lock:
+                seen.append(name)
+            return original(*args)
+        return wrapper
+    monkeypatch.setattr(graph._PageFetcher, "waiting", record("sent", graph._PageFetcher.waiting))
+    monkeypatch.setattr(graph._PageFetcher, "answered", record("answered", graph._PageFetcher.answered))
+    monkeypatch.setattr(graph, "_parse_page", record("parse", graph._parse_page))
+    # a loaded test machine must not turn a late signal into a skipped hold-back
+    monkeypatch.setattr(graph, "WIRE_WAIT_LIMIT", 10.0)
+    return seen
+
+
+def ids(pages):
+    return [user["id"] for page in pages for user in page["value"]]
+
+
+def test_the_consumer_parses_a_page_only_once_the_next_request_is_on_the_wire(client, events):
+    plain = [user["id"] for user in client.get_all("/users", params=PARAMS)]
+    del events[:]
+    pages = -(-len(plain) // 7)
+    assert pages > 3
+    assert [user["id"] for user in client.get_all("/users", params=PARAMS, prefetch=True)] == plain
+    parses = [position for position, name in enumerate(events) if name == "parse"]
+    assert len(parses) == pages
+    for number, position in enumerate(parses[:-1]):
+        # page `number` (from 0) is parsed after request number+1 (from 0) was sent: number + 2 sends so far
+        assert events[:position].count("sent") >= number + 2, events
+    assert events.count("answered") == pages
+
+
+def test_with_a_chain_held_at_its_depth_the_consumer_still_lets_the_next_request_go_first(client, events):
+    plain = ids(client.iter_pages("/users", params=PARAMS))
+    del events[:]
+    assert ids(client.iter_pages("/users", params=PARAMS, prefetch=2)) == plain
+    parses = [position for position, name in enumerate(events) if name == "parse"]
+    for number, position in enumerate(parses[:-1]):
+        assert events[:position].count("sent") >= number + 2, events
+
+
+def test_a_transport_that_does_not_report_pages_as_before(client, monkeypatch):
+    plain = ids(client.iter_pages("/users", params=PARAMS))
+    monkeypatch.setattr(graph, "_wire_event", lambda name: None)
+    assert ids(client.iter_pages("/users", params=PARAMS, prefetch=True)) == plain
+    assert [user["id"] for user in client.get_all("/users", params=PARAMS, prefetch=3)] == plain
+
+
+def test_a_missed_signal_costs_at_most_one_wait_limit(emulator, client, monkeypatch):
+    """An answer reported but its next request never: the consumer stops holding back instead of stalling per item."""
+    plain = [user["id"] for user in client.get_all("/users", params=PARAMS)]
+    # pages trickle in, so the consumer works while answers arrive
+    emulator.configure(answer_time_ms=40)
+    waits = []
+    original_wait = threading.Event.wait
+
+    def counted_wait(self, timeout=None):
+        if timeout == 0.01:
+            waits.append(timeout)
+        return original_wait(self, timeout)
+    monkeypatch.setattr(graph, "WIRE_WAIT_LIMIT", 0.01)
+    monkeypatch.setattr(graph._PageFetcher, "waiting", lambda self: None)
+    monkeypatch.setattr(threading.Event, "wait", counted_wait)
+    try:
+        # deep enough that the paging thread never waits for the consumer (which would also open the gate)
+        assert [user["id"] for user in client.get_all("/users", params=PARAMS, prefetch=100)] == plain
+    finally:
+        emulator.configure(answer_time_ms=0)
+    # each answer closes the gate again, so a wait per page at most, never one per item
+    assert len(waits) <= -(-len(plain) // 7)
+
+
+def test_member_chains_of_every_licensed_group_run_side_by_side(emulator, client, monkeypatch):
+    original = emulator.export_state()
+    state = emulator.export_state()
+    sku_id = state["subscribedSkus"][0]["skuId"]
+    users = [user["id"] for user in state["users"][:12]]
+    group_ids = ["7d0c5a3e-0000-4000-8000-00000000010%d" % index for index in range(6)]
+    for index, group_id in enumerate(group_ids):
+        state["groups"].append({"id": group_id, "displayName": "chain test %d" % index, "description": None,
+                                "securityEnabled": True, "mailEnabled": False, "mailNickname": "chain%d" % index,
+                                "groupTypes": [], "members": users[index * 2:(index + 1) * 2],
+                                "assignedLicenses": [{"skuId": sku_id, "disabledPlans": []}]})
+    in_flight = []
+    peak = []
+    lock = threading.Lock()
+    original_request = client.request
+
+    def counting_request(method, path, *args, **kwargs):
+        if "/members" not in path:
+            return original_request(method, path, *args, **kwargs)
+        with lock:
+            in_flight.append(path)
+            peak.append(len(in_flight))
+        try:
+            return original_request(method, path, *args, **kwargs)
+        finally:
+            with lock:
+                in_flight.remove(path)
+    monkeypatch.setattr(client, "request", counting_request)
+    emulator.load_state(state)
+    # every answer takes 300 ms, so chains that run side by side are in flight together
+    emulator.configure(answer_time_ms=300)
+    try:
+        assert client.max_concurrency == 4 and client.read_chains >= 6
+        index = MembershipIndex(client).load_licensed_groups()
+        assert set(group_ids) <= set(index.groups)
+        for position, group_id in enumerate(group_ids):
+            for user_id in users[position * 2:(position + 1) * 2]:
+                assert group_id in index.direct_of(user_id.lower())
+        licensed = sum(1 for group in state["groups"] if group.get("assignedLicenses"))
+        assert max(peak) == min(licensed, client.read_chains) > client.max_concurrency
+    finally:
+        emulator.configure(answer_time_ms=0)
+        emulator.load_state(original)
