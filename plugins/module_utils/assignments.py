@@ -100,6 +100,36 @@ def resolve_groups(client, values):
     return found
 
 
+class InBackground:
+    """``function(*args)`` in a daemon thread: a task that fails early does not wait for it to end.
+
+    ``result()`` waits for it and returns its value or raises, in the caller's thread, what it raised.
+    """
+
+    def __init__(self, function, *args, **kwargs):
+        self._value = None
+        self._error = None
+
+        def run():
+            try:
+                self._value = function(*args)
+            # raised by result() in the caller's thread
+            except BaseException as exc:  # pylint: disable=broad-except
+                self._error = exc
+        self._thread = threading.Thread(target=run, name=kwargs.get('name', 'graph-background-read'))
+        self._thread.daemon = True
+        self._thread.start()
+
+    def done(self):
+        return not self._thread.is_alive()
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class MembershipIndex:
     """Facts and memberships of the groups that matter to the rule.
 
@@ -116,7 +146,6 @@ class MembershipIndex:
         self._combinations = {}
         self._read = set()
         self._loader = None
-        self._load_error = None
 
     def start_loading(self):
         """load_licensed_groups() in a background thread, so the caller can page users meanwhile.
@@ -124,29 +153,18 @@ class MembershipIndex:
         classify() waits for it; wait() does too and raises what the loading raised (call it once
         the records are consumed, so an error surfaces even when no user was classified).
         """
-        def load():
-            try:
-                self.load_licensed_groups()
-            # raised by wait() in the caller's thread
-            except BaseException as exc:  # pylint: disable=broad-except
-                self._load_error = exc
-        self._loader = threading.Thread(target=load, name='licensed-group-members')
-        self._loader.daemon = True
-        self._loader.start()
+        self._loader = InBackground(self.load_licensed_groups, name='licensed-group-members')
         return self
 
     def loaded(self):
         """True once the licensed groups are read (or were never read in the background)."""
-        return self._loader is None or not self._loader.is_alive()
+        return self._loader is None or self._loader.done()
 
     def wait(self):
         """Wait for start_loading() to finish; raise its error, if any."""
         if self._loader is not None:
-            self._loader.join()
-            self._loader = None
-        if self._load_error is not None:
-            error, self._load_error = self._load_error, None
-            raise error
+            loader, self._loader = self._loader, None
+            loader.result()
         return self
 
     def pages_ahead(self):

@@ -264,7 +264,6 @@ query_result:
 
 import gc
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -277,6 +276,7 @@ except ImportError:
     JMESPATH_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.entraops.licensing.plugins.module_utils.assignments import (
+    InBackground,
     MembershipIndex,
     iter_records,
     iter_users_by_key,
@@ -450,7 +450,6 @@ def main():
     parsed_expected = read_expected(module, params)
     client = module.client
     check = None
-    background = ThreadPoolExecutor(max_workers=1)
     try:
         catalog = read_catalog(client)
         if parsed_expected is not None:
@@ -461,7 +460,7 @@ def main():
         # The licensed groups' member lists are read in the background while the tenant id and the
         # first pages of users are read; classification waits for them (MembershipIndex.classify).
         index = MembershipIndex(client).start_loading()
-        tenant_read = background.submit(read_tenant_id, client)   # the plan records it; nothing waits for it
+        tenant_read = InBackground(read_tenant_id, client)   # the plan records it; nothing waits for it
         plan = None
         if params['plan_path']:
             plan = PlanBuilder(params['canary_size'], params['batch_size'], companion=PlannedRowText(_plan_names(catalog), ids_checked=True))
@@ -481,7 +480,6 @@ def main():
         module.fail_json(msg=str(exc))
     except GraphError as exc:
         module.fail_from_graph_error(exc, msg='Cannot read the license assignments')
-    background.shutdown(wait=False)
 
     result = dict(changed=False, summary=collector.summary, records=collector.sample, records_total=collector.total,
                   users_without_usage_location=len(collector.without_location),

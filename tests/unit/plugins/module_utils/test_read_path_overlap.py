@@ -176,3 +176,20 @@ def test_memoised_normalisation_still_refuses_bad_ids_every_time():
     other = "6fd2c87f-b296-42f0-b197-1e91e994b901"
     records = classify_user(a_user(), catalog, {}, bad, sku_ids=[other])
     assert [record["verdict"] for record in records] == ["sku_not_subscribed"]
+
+
+def test_in_background_returns_or_raises_in_the_caller_and_never_holds_the_process():
+    import threading
+    from ansible_collections.entraops.licensing.plugins.module_utils.assignments import InBackground
+    release = threading.Event()
+    slow = InBackground(lambda value: release.wait(5) and value * 2, 21)
+    assert not slow.done()
+    assert slow._thread.daemon   # a task that fails meanwhile exits without waiting for this read
+    release.set()
+    assert slow.result() == 42 and slow.done()
+
+    def fails():
+        raise ValueError('organization read failed')
+    failing = InBackground(fails, name='tenant-id')
+    with pytest.raises(ValueError, match='organization read failed'):
+        failing.result()
