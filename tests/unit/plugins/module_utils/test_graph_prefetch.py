@@ -7,6 +7,7 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import threading
 import time
 
 from ansible_collections.entraops.licensing.plugins.module_utils.assignments import MembershipIndex
@@ -41,17 +42,23 @@ def test_prefetch_stopped_early_leaves_nothing_running(emulator, client):
     assert len(user_page_requests(emulator)) == count <= 2
 
 
-def test_concurrent_member_reads_index_every_licensed_group(emulator, client):
-    original = emulator.export_state()
-    state = emulator.export_state()
+def add_licensed_groups(state, count, members_each):
+    """``count`` groups carrying the tenant's first SKU, each with its own ``members_each`` users; (users, group ids)."""
     sku_id = state["subscribedSkus"][0]["skuId"]
-    users = [user["id"] for user in state["users"][:30]]
-    group_ids = ["7d0c5a3e-0000-4000-8000-00000000000%d" % index for index in range(3)]
+    users = [user["id"] for user in state["users"][:count * members_each]]
+    group_ids = ["7d0c5a3e-0000-4000-8000-%012d" % index for index in range(count)]
     for index, group_id in enumerate(group_ids):
         state["groups"].append({"id": group_id, "displayName": "prefetch test %d" % index, "description": None,
                                 "securityEnabled": True, "mailEnabled": False, "mailNickname": "prefetch%d" % index,
-                                "groupTypes": [], "members": users[index * 10:(index + 1) * 10],
+                                "groupTypes": [], "members": users[index * members_each:(index + 1) * members_each],
                                 "assignedLicenses": [{"skuId": sku_id, "disabledPlans": []}]})
+    return users, group_ids
+
+
+def test_concurrent_member_reads_index_every_licensed_group(emulator, client):
+    original = emulator.export_state()
+    state = emulator.export_state()
+    users, group_ids = add_licensed_groups(state, 3, 10)
     state["processing"] = {"groupLicenses": "queued", "pending": []}
     emulator.load_state(state)
     try:
@@ -92,3 +99,41 @@ def test_prefetch_sends_the_next_request_before_the_caller_parses_and_checks_the
     monkeypatch.setattr(graph, "_next_link", lambda content: "https://graph.example/elsewhere")
     with pytest.raises(GraphError, match="is not the page's own"):
         list(client.iter_pages("/users", params=params, prefetch=True))
+
+
+def test_member_chains_of_every_licensed_group_run_side_by_side(emulator, client, monkeypatch):
+    original = emulator.export_state()
+    state = emulator.export_state()
+    users, group_ids = add_licensed_groups(state, 6, 2)
+    in_flight = []
+    peak = []
+    lock = threading.Lock()
+    original_request = client.request
+
+    def counting_request(method, path, *args, **kwargs):
+        if "/members" not in path:
+            return original_request(method, path, *args, **kwargs)
+        with lock:
+            in_flight.append(path)
+            peak.append(len(in_flight))
+        try:
+            return original_request(method, path, *args, **kwargs)
+        finally:
+            with lock:
+                in_flight.remove(path)
+    monkeypatch.setattr(client, "request", counting_request)
+    emulator.load_state(state)
+    # every answer takes 300 ms, so chains that run side by side are in flight together
+    emulator.configure(answer_time_ms=300)
+    try:
+        assert client.max_concurrency == 4 and client.read_chains >= 6
+        index = MembershipIndex(client).load_licensed_groups()
+        assert set(group_ids) <= set(index.groups)
+        for position, group_id in enumerate(group_ids):
+            for user_id in users[position * 2:(position + 1) * 2]:
+                assert group_id in index.direct_of(user_id.lower())
+        licensed = sum(1 for group in state["groups"] if group.get("assignedLicenses"))
+        assert max(peak) == min(licensed, client.read_chains) > client.max_concurrency
+    finally:
+        emulator.configure(answer_time_ms=0)
+        emulator.load_state(original)

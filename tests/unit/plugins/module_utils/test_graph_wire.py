@@ -2,7 +2,7 @@
 # Copyright: entraops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The paging thread's turnaround (_PageFetcher's wire signals) and parallel member chains, against the emulator over HTTPS."""
+"""The paging thread's turnaround (_PageFetcher's wire signals), against the emulator over HTTPS."""
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
@@ -12,7 +12,6 @@ import threading
 import pytest
 
 from ansible_collections.entraops.licensing.plugins.module_utils import graph
-from ansible_collections.entraops.licensing.plugins.module_utils.assignments import MembershipIndex
 
 PARAMS = {"$select": "id", "$top": 7}
 
@@ -93,48 +92,3 @@ def test_a_missed_signal_costs_at_most_one_wait_limit(emulator, client, monkeypa
         emulator.configure(answer_time_ms=0)
     # each answer closes the gate again, so a wait per page at most, never one per item
     assert len(waits) <= -(-len(plain) // 7)
-
-
-def test_member_chains_of_every_licensed_group_run_side_by_side(emulator, client, monkeypatch):
-    original = emulator.export_state()
-    state = emulator.export_state()
-    sku_id = state["subscribedSkus"][0]["skuId"]
-    users = [user["id"] for user in state["users"][:12]]
-    group_ids = ["7d0c5a3e-0000-4000-8000-00000000010%d" % index for index in range(6)]
-    for index, group_id in enumerate(group_ids):
-        state["groups"].append({"id": group_id, "displayName": "chain test %d" % index, "description": None,
-                                "securityEnabled": True, "mailEnabled": False, "mailNickname": "chain%d" % index,
-                                "groupTypes": [], "members": users[index * 2:(index + 1) * 2],
-                                "assignedLicenses": [{"skuId": sku_id, "disabledPlans": []}]})
-    in_flight = []
-    peak = []
-    lock = threading.Lock()
-    original_request = client.request
-
-    def counting_request(method, path, *args, **kwargs):
-        if "/members" not in path:
-            return original_request(method, path, *args, **kwargs)
-        with lock:
-            in_flight.append(path)
-            peak.append(len(in_flight))
-        try:
-            return original_request(method, path, *args, **kwargs)
-        finally:
-            with lock:
-                in_flight.remove(path)
-    monkeypatch.setattr(client, "request", counting_request)
-    emulator.load_state(state)
-    # every answer takes 300 ms, so chains that run side by side are in flight together
-    emulator.configure(answer_time_ms=300)
-    try:
-        assert client.max_concurrency == 4 and client.read_chains >= 6
-        index = MembershipIndex(client).load_licensed_groups()
-        assert set(group_ids) <= set(index.groups)
-        for position, group_id in enumerate(group_ids):
-            for user_id in users[position * 2:(position + 1) * 2]:
-                assert group_id in index.direct_of(user_id.lower())
-        licensed = sum(1 for group in state["groups"] if group.get("assignedLicenses"))
-        assert max(peak) == min(licensed, client.read_chains) > client.max_concurrency
-    finally:
-        emulator.configure(answer_time_ms=0)
-        emulator.load_state(original)
