@@ -47,6 +47,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
     plan_row,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
+    ROWS_PER_WRITE,
     JsonStream,
     RecordsError,
     atomic_text_file,
@@ -65,7 +66,6 @@ _STRING_LIST_FIELDS = ('plans_lost', 'errors')
 # How a plan row is written: what json.dumps(row, ensure_ascii=False, sort_keys=True) gives, without
 # making an encoder for every row.
 _ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
-ROWS_PER_WRITE = 1000
 
 
 def _is_int(value):
@@ -245,9 +245,6 @@ class PlanBuilder:
         self._seen = set()          # hashes of (user id, SKU id): a repeat sends write() to the exact check
         self._suspect = False       # a row failed validation or may repeat another: write() checks in plan order
         self._batches = None
-
-    def __len__(self):
-        return len(self._entries)
 
     def add(self, record):
         """Take one classification record; any verdict but ``safe_to_remove`` is ignored (as assign_batches does)."""

@@ -52,7 +52,13 @@ import re
 
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError, is_guid, normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.journal import powershell_quote
-from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError, atomic_text_file, resolve_output_path, utc_now_iso
+from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
+    ROWS_PER_WRITE,
+    RecordsError,
+    atomic_text_file,
+    resolve_output_path,
+    utc_now_iso,
+)
 
 
 class ExportFormatError(ValueError):
@@ -460,7 +466,7 @@ _PLANNED_BATCH = """
 # ---- Batch {batch}{canary}: {count} removal(s)
 """
 
-# A row's text after "# {number} of {total}" (planned_row_tail): encoded once, possibly while the pages arrive.
+# A row's text after "# {number} of {total}" (PlannedRowText): encoded once, possibly while the pages arrive.
 _PLANNED_ROW_TAIL = """: {user}, {sku}; kept through group(s) {groups}; direct disabled plans: {disabled}
 # Set-MgUserLicense -UserId {user_id} -AddLicenses @() -RemoveLicenses @({sku_id})
 """
@@ -471,21 +477,15 @@ def planned_script_text(rows, plan_name, tenant_id=None, generated_at=None):
     return ''.join(_planned_script_parts(rows, plan_name, tenant_id=tenant_id, generated_at=generated_at))
 
 
-def planned_row_tail(row, plan_names=None):
-    """One plan row's text in the script, after its ``# {number} of {total}``.
+class PlannedRowText:
+    """A plan row's text in the script after its ``# {number} of {total}``: ``PlannedRowText(...)(row)``.
 
     ``plan_names`` (``{plan id: name}``) names the directly disabled plans; without it the row's own
-    ``direct_disabled_plan_names`` (else the plan ids) are written. Raises LicensingInputError when
-    the row's user or SKU id is not a GUID.
-    """
-    return PlannedRowText(plan_names)(row)
-
-
-class PlannedRowText:
-    """planned_row_tail for many rows: the texts that repeat from row to row (SKU, group and plan lists) are made once.
-
-    ``ids_checked``: the rows' ``user_id`` and ``sku_id`` are known to be canonical GUIDs (plan.PlanBuilder
-    validates them before its companion sees the row), so they are not checked again.
+    ``direct_disabled_plan_names`` (else the plan ids) are written. The texts that repeat from row to
+    row (SKU, group and plan lists) are made once per instance. Raises LicensingInputError when the
+    row's user or SKU id is not a GUID, unless ``ids_checked``: the rows' ``user_id`` and ``sku_id``
+    are known to be canonical GUIDs (plan.PlanBuilder validates them before its companion sees the
+    row), so they are not checked again.
     """
 
     def __init__(self, plan_names=None, ids_checked=False):
@@ -542,7 +542,7 @@ def _planned_script_parts(rows, plan_name, tenant_id=None, generated_at=None):
 
 
 def planned_script_parts(batched_tails, per_batch, plan_name, tenant_id=None, generated_at=None):
-    """The script piece by piece from ``(batch, planned_row_tail)`` pairs in plan order.
+    """The script piece by piece from ``(batch, PlannedRowText text)`` pairs in plan order.
 
     ``per_batch`` is ``{batch: rows}`` for those pairs (the header and each batch's heading count them).
     """
@@ -552,13 +552,13 @@ def planned_script_parts(batched_tails, per_batch, plan_name, tenant_id=None, ge
         tenant=_comment_text(tenant_id or 'not recorded'), total=total, batches=len(per_batch),
         notice=powershell_quote('This script only documents the planned removals of %s; it changes nothing.' % plan_name))
     current_batch = object()
-    lines = []   # given a thousand rows at a time: a write() per row costs more than the row's text
+    lines = []   # given ROWS_PER_WRITE rows at a time: a write() per row costs more than the row's text
     for number, (batch, tail) in enumerate(batched_tails, start=1):
         if batch != current_batch:
             current_batch = batch
             lines.append(_PLANNED_BATCH.format(batch=batch, canary=' (canary)' if batch == 0 else '', count=per_batch[batch]))
         lines.append('# %d of %d%s' % (number, total, tail))
-        if len(lines) >= 1000:
+        if len(lines) >= ROWS_PER_WRITE:
             yield ''.join(lines)
             lines = []
     if lines:
@@ -573,7 +573,7 @@ def write_planned_script(rows, plan_path, tenant_id=None, generated_at=None):
 
 
 def write_planned_script_parts(batched_tails, per_batch, plan_path, tenant_id=None, generated_at=None):
-    """write_planned_script from ``(batch, planned_row_tail)`` pairs in plan order (plan.PlanBuilder's companions)."""
+    """write_planned_script from ``(batch, PlannedRowText text)`` pairs in plan order (plan.PlanBuilder's companions)."""
     parts = planned_script_parts(batched_tails, per_batch, os.path.basename(plan_path), tenant_id=tenant_id, generated_at=generated_at)
     return dict(_write_planned_parts(plan_path, parts), rows=sum(per_batch.values()))
 

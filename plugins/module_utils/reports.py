@@ -56,6 +56,10 @@ import tempfile
 
 from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
 
+# Rows a large record file (plan, script) is given per write(): one write() per row of a text file
+# costs about as much as encoding the row, one for the whole file would hold it all in memory.
+ROWS_PER_WRITE = 1000
+
 
 class RecordsError(ValueError):
     """A record file (report, plan, journal, rollback script) cannot be read or written.

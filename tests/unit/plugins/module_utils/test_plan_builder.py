@@ -31,7 +31,6 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
 from ansible_collections.entraops.licensing.plugins.module_utils.plan import PlanBuilder, read_plan
 from ansible_collections.entraops.licensing.plugins.module_utils.powershell import (
     PlannedRowText,
-    planned_row_tail,
     planned_script_path,
     write_planned_script,
     write_planned_script_parts,
@@ -271,11 +270,12 @@ def test_write_planned_script_still_writes_the_original_text(tmp_path, records):
     event('written')
 
 
-def test_planned_row_tail_is_the_row_text():
+def test_planned_row_text_is_the_row_text():
     row = plain(3, direct_disabled_plans=[YAMMER, TEAMS])
-    assert planned_row_tail(row, plan_names=NAMES) == (
+    text = PlannedRowText(NAMES)
+    assert text(row) == text(dict(row)) == (
         ': user003@contoso.com, ENTERPRISEPACK; kept through group(s) %s; direct disabled plans: YAMMER_ENTERPRISE, %s\n'
         "# Set-MgUserLicense -UserId '00000000-0000-4000-8000-000000000003' -AddLicenses @() -RemoveLicenses @('%s')\n"
         % (GROUPS[0], TEAMS, E3))
     with pytest.raises(LicensingInputError, match='not-a-guid'):
-        planned_row_tail(dict(row, user_id='not-a-guid'))
+        text(dict(row, user_id='not-a-guid'))
