@@ -296,10 +296,10 @@ from ansible_collections.entraops.licensing.plugins.module_utils.plan import Pla
 from ansible_collections.entraops.licensing.plugins.module_utils.powershell import (
     EXPECTED_STATUSES,
     ExportFormatError,
+    PlannedRowText,
     compare_expected,
     read_export_file,
     resolve_export,
-    PlannedRowText,
     write_planned_script_parts,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError, write_report

@@ -34,19 +34,20 @@ def wait_for(condition, seconds=5):
     return condition()
 
 
-def test_prefetch_depth_runs_the_chain_ahead_and_keeps_order(emulator, client):
-    params = {"$select": "id", "$top": 10}
+@pytest.mark.parametrize("prefetch, ahead, page_size", [(True, 1, 25), (4, 4, 10)])
+def test_prefetch_depth_runs_the_chain_ahead_and_keeps_order(emulator, client, prefetch, ahead, page_size):
+    params = {"$select": "id", "$top": page_size}
     plain = [user["id"] for page in client.iter_pages("/users", params=params) for user in page["value"]]
     emulator.reset_stats()
-    pages = client.iter_pages("/users", params=params, prefetch=4)
+    pages = client.iter_pages("/users", params=params, prefetch=prefetch)
     first = next(pages)
-    # four pages ahead of the one held, and no more
-    assert wait_for(lambda: len(user_page_requests(emulator)) == 5)
+    # `ahead` pages requested beyond the one the caller holds, and no more
+    assert wait_for(lambda: len(user_page_requests(emulator)) == ahead + 1)
     time.sleep(0.1)
-    assert len(user_page_requests(emulator)) == 5
+    assert len(user_page_requests(emulator)) == ahead + 1
     ids = [user["id"] for page in [first] + list(pages) for user in page["value"]]
     assert ids == plain
-    assert len(user_page_requests(emulator)) == -(-len(plain) // 10)
+    assert len(user_page_requests(emulator)) == -(-len(plain) // page_size)
 
 
 def test_prefetch_depth_stopped_early_leaves_nothing_running(emulator, client):
