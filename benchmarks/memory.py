@@ -100,7 +100,7 @@ def bench(users, workdir, skip_write, log):
             log(f"[{users:,} users] emulator ready in {time.perf_counter() - started:.1f}s (no throttling, no latency)")
             connection = harness.connection_args(emu)
             read_args = dict(connection, skus=[facts["sku_part_number"]], report_path=paths["baseline"], plan_path=paths["plan"],
-                             canary_size=10, batch_size=500, sample_size=0)
+                             replace_plan=True, canary_size=10, batch_size=500, sample_size=0)
             summary, _ = _module("license_assignment_info", read_args, workdir, log)
             runs.append(dict(summary, step="read_before"))
             summary, write_result = _module("direct_license", dict(connection, state="absent", plan_path=paths["plan"],

@@ -79,7 +79,7 @@ def main(argv=None):
             harness.reset(emu, tenant, 1.0, args.latency_ms, state)
             module_args = dict(harness.connection_args(emu), skus=[facts["sku_part_number"]],
                                report_path=os.path.join(workdir, "report.csv"), plan_path=os.path.join(workdir, "plan.json"),
-                               canary_size=10, batch_size=500)
+                               replace_plan=True, canary_size=10, batch_size=500)
             args_path = os.path.join(workdir, "args.json")
             with open(args_path, "w", encoding="utf-8") as handle:
                 json.dump({"ANSIBLE_MODULE_ARGS": module_args}, handle)

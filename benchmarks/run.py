@@ -192,7 +192,7 @@ def bench_size(users, wanted, time_scale, latency_ms, workdir, log, latency_mode
         if "read" in wanted or "write" in wanted:
             reset(emu, tenant, time_scale, latency_ms, initial_state, latency_model)
             args = dict(connection_args(emu), skus=[facts["sku_part_number"]], report_path=report_path, plan_path=plan_path,
-                        canary_size=10, batch_size=500)
+                        replace_plan=True, canary_size=10, batch_size=500)
             figures = run_module("license_assignment_info", args, workdir)
             result = figures["result"]
             run = dict(base, run="read", ok=not result.get("failed"), summary=result.get("summary"), error=result.get("msg"))

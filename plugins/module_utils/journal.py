@@ -20,7 +20,11 @@ next restore reads the user again to find out.
 ``run`` (first line written by a run)::
 
     {"type": "run", "format": "entraops.licensing/journal", "version": 1,
-     "run_id": "<id>", "time": "2025-06-30T12:00:00.000Z"}
+     "run_id": "<id>", "time": "2025-06-30T12:00:00.000Z",
+     "plan_path": "/var/tmp/migration/plan.json", "plan_fingerprint": "sha256:<64 hex digits>"}
+
+``plan_path`` and ``plan_fingerprint`` name the plan a removal run executed (the fingerprint of its
+content as the run read it, see plan.py); a run without a plan (a restore, named users) has no such keys.
 
 ``intent`` (written before the write is sent)::
 
@@ -187,9 +191,14 @@ class Journal:
     concurrent writer. Every line is written with one write call and fsynced.
     """
 
-    def __init__(self, path, run_id=None):
+    def __init__(self, path, run_id=None, run_meta=None):
         self.path = resolve_output_path(path, 'journal')
         self.run_id = _optional_text(run_id, 'run_id') or uuid.uuid4().hex
+        if run_meta is not None:
+            if not isinstance(run_meta, dict) or any(key in ('type', 'format', 'version', 'run_id', 'time') for key in run_meta):
+                raise RecordsError('run_meta must be a dict without the run line\'s own keys, got %r' % (run_meta,))
+            _check_no_secret_keys(run_meta, 'journal %s' % self.path)
+        self._run_meta = dict(run_meta or {})
         self._intents = {}
         self._file_intents = None   # intents of earlier runs, read from the file on first reconcile()
         self._run_line_written = False
@@ -254,7 +263,9 @@ class Journal:
 
     def _ensure_run_line(self):
         if not self._run_line_written:
-            self._append({'type': 'run', 'format': JOURNAL_FORMAT, 'version': JOURNAL_VERSION, 'run_id': self.run_id, 'time': utc_now_iso()})
+            line = {'type': 'run', 'format': JOURNAL_FORMAT, 'version': JOURNAL_VERSION, 'run_id': self.run_id, 'time': utc_now_iso()}
+            line.update(_redact_values(self._run_meta))
+            self._append(line)
             self._run_line_written = True
 
     def intent(self, op, user_id, user_principal_name, sku_id, sku_part_number, disabled_plans, batch=None, extra=None):

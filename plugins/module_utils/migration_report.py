@@ -339,7 +339,8 @@ def _plan_facts(plan_path, pool=None):
     plan = scan_plan(plan_path, keep)
     facts = {'path': plan_path, 'created': plan.get('created'), 'batches': plan['batches'],
              'canary_size': plan.get('canary_size'), 'batch_size': plan.get('batch_size'),
-             'trusted_groups': plan.get('trusted_groups'), 'summary': plan['summary']}
+             'trusted_groups': plan.get('trusted_groups'), 'summary': plan['summary'],
+             'fingerprint': plan['content_fingerprint'], 'fingerprint_recorded': plan.get('fingerprint')}
     return facts, plan['batch_counts'], batches
 
 
@@ -348,11 +349,14 @@ def _journal_facts(journal_path, pool=None):
         return None, {}
     reader = JournalReader(journal_path)
     runs = [0]
+    plan_fingerprints = set()
 
     def counted(entries):
         for entry in entries:
             if entry.get('type') == 'run':
                 runs[0] += 1
+                if entry.get('plan_fingerprint'):
+                    plan_fingerprints.add(entry['plan_fingerprint'])
             yield entry
 
     states = _fold_journal_compact(counted(reader), pool)
@@ -361,7 +365,8 @@ def _journal_facts(journal_path, pool=None):
         outcome = _outcome_of(state[0], state[1])
         if outcome:
             counts[outcome] = counts.get(outcome, 0) + 1
-    facts = {'path': reader.path, 'entries': reader.entries, 'warnings': reader.warnings, 'runs': runs[0], 'outcomes': counts}
+    facts = {'path': reader.path, 'entries': reader.entries, 'warnings': reader.warnings, 'runs': runs[0], 'outcomes': counts,
+             'plan_fingerprints': sorted(plan_fingerprints)}
     return facts, states
 
 
@@ -692,14 +697,32 @@ def render_html(report, max_rows=500, skipped=None):
 
     parts.append('<h2>Files</h2>')
     plan, journal = report['plan'] or {}, report['journal'] or {}
+    parts.append(_plan_fingerprint_html(plan, journal))
     parts.append(_table(('file', 'path', 'facts'), [
-        ('plan', plan.get('path') or '', 'batches %s, canary %s, batch size %s' % (plan.get('batches'), plan.get('canary_size'), plan.get('batch_size'))
-         if plan else ''),
-        ('journal', journal.get('path') or '', '%s entries, %s runs' % (journal.get('entries'), journal.get('runs')) if journal else ''),
+        ('plan', plan.get('path') or '', 'batches %s, canary %s, batch size %s; fingerprint %s' % (
+            plan.get('batches'), plan.get('canary_size'), plan.get('batch_size'), plan.get('fingerprint')) if plan else ''),
+        ('journal', journal.get('path') or '', '%s entries, %s runs; plans executed: %s' % (
+            journal.get('entries'), journal.get('runs'), ', '.join(journal.get('plan_fingerprints') or ()) or 'none recorded') if journal else ''),
         ('rollback script', report.get('rollback_script_path') or '', ''),
     ], 'files'))
     parts.append('<script>%s</script></body></html>\n' % _SCRIPT)
     return ''.join(parts)
+
+
+def _plan_fingerprint_html(plan, journal):
+    """The plan's fingerprint for the change record, and what does not match it: an edited plan, runs of another plan."""
+    if not plan:
+        return ''
+    lines = ['<p id="plan-fingerprint">Plan fingerprint (the content the change record approves): <code>%s</code></p>'
+             % _e(str(plan.get('fingerprint')))]
+    recorded = plan.get('fingerprint_recorded')
+    if recorded and recorded != plan.get('fingerprint'):
+        lines.append('<p class="blocker">The plan was edited after it was written: it was written with fingerprint <code>%s</code>.</p>'
+                     % _e(recorded))
+    others = [value for value in (journal or {}).get('plan_fingerprints') or () if value != plan.get('fingerprint')]
+    if others:
+        lines.append('<p class="blocker">The journal holds runs of another plan content: <code>%s</code>.</p>' % _e(', '.join(others)))
+    return ''.join(lines)
 
 
 def write_report_files(report, html_path=None, json_path=None, csv_path=None, max_rows=500):

@@ -26,6 +26,15 @@ row per line so it can be read, grepped and diffed)::
       ...
      ]}
 
+``fingerprint`` (``"sha256:<64 hex digits>"``) identifies the plan's content, what a change record
+approves: the SHA-256 of one line per row, in file order, each row as
+``json.dumps(row, ensure_ascii=False, sort_keys=True)`` after its GUIDs are lower-cased, then a last
+line ``{"tenant_id": ..., "trusted_groups": [...]}`` in the same encoding (trusted groups sorted,
+lower-case GUIDs, null when the plan has none), every line ending in ``\n``. Whitespace, key order, GUID case and the header's other keys (``created``,
+``summary`` ...) do not count; a changed, added or removed row, a changed batch number, another
+tenant or other trusted groups do. Readers recompute it from the content (``content_fingerprint``)
+and compare it with the one recorded.
+
 ``batches`` is the number of distinct batch numbers; ``summary`` counts rows per verdict. Batch 0
 is the canary (``canary_size`` rows), then 1, 2, ... of ``batch_size`` rows; rows that are not to
 be removed (any verdict other than ``safe_to_remove``) are kept for the record with ``batch: null``.
@@ -36,7 +45,15 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import contextlib
+import hashlib
 import json
+import os
+import re
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX; plans are then not locked
+    fcntl = None
 
 from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
@@ -60,7 +77,9 @@ PLAN_FORMAT = 'entraops.licensing/plan'
 PLAN_VERSION = 1
 
 # Keys the writer computes; a caller's meta cannot override them.
-_COMPUTED_KEYS = ('format', 'version', 'batches', 'summary', 'rows')
+_COMPUTED_KEYS = ('format', 'version', 'batches', 'summary', 'rows', 'fingerprint')
+FINGERPRINT_PREFIX = 'sha256:'
+_FINGERPRINT_RE = re.compile(r'^(?:sha256:)?([0-9a-fA-F]{64})$')
 _GUID_LIST_FIELDS = ('direct_disabled_plans', 'inherited_from', 'healthy_inherited_from')
 _STRING_LIST_FIELDS = ('plans_lost', 'errors')
 # How a plan row is written: what json.dumps(row, ensure_ascii=False, sort_keys=True) gives, without
@@ -164,6 +183,81 @@ def _checked_meta(meta):
     return meta
 
 
+class PlanFingerprint:
+    """The SHA-256 fingerprint of a plan's content, fed the encoded rows as they come (see the module docstring).
+
+    The header's part comes last, so a plan is fingerprinted in one pass whatever the order of its keys.
+    """
+
+    def __init__(self):
+        self._hash = hashlib.sha256()
+
+    def add(self, encoded_row):
+        """``encoded_row``: the row as _ROW_ENCODER writes it (GUIDs canonical)."""
+        self._hash.update(encoded_row.encode('utf-8') + b'\n')
+
+    def add_lines(self, encoded_rows):
+        self._hash.update(''.join(row + '\n' for row in encoded_rows).encode('utf-8'))
+
+    def value(self, header):
+        """The fingerprint, given the plan header (or meta) that holds ``tenant_id`` and ``trusted_groups``."""
+        tenant_id = header.get('tenant_id')
+        trusted_groups = header.get('trusted_groups')
+        basis = {'tenant_id': (canonical_guid(tenant_id) or tenant_id) if isinstance(tenant_id, str) else tenant_id,
+                 'trusted_groups': sorted(canonical_guid(group) or str(group) for group in trusted_groups)
+                 if isinstance(trusted_groups, list) else None}
+        final = self._hash.copy()
+        final.update(_ROW_ENCODER.encode(basis).encode('utf-8') + b'\n')
+        return FINGERPRINT_PREFIX + final.hexdigest()
+
+
+def normalize_fingerprint(value, what='plan_fingerprint'):
+    """``value`` as ``sha256:<lower-case hex>``; RecordsError naming the value and the expected form otherwise."""
+    match = _FINGERPRINT_RE.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise RecordsError('%s %r is not a plan fingerprint: expected "sha256:" and 64 hexadecimal digits, as '
+                           'license_assignment_info returns it in plan_fingerprint' % (what, value))
+    return FINGERPRINT_PREFIX + match.group(1).lower()
+
+
+def check_fingerprint(plan, approved, path):
+    """Raise RecordsError unless the plan's content (``plan['content_fingerprint']``) is the ``approved`` one."""
+    approved = normalize_fingerprint(approved)
+    actual = plan['content_fingerprint']
+    if actual != approved:
+        recorded = plan.get('fingerprint')
+        how = ('it was edited after it was written (it was written as %s)' % recorded if recorded and recorded != actual
+               else 'it is another plan (regenerated, or made for another tenant or scope)')
+        raise RecordsError('plan %s is not the approved plan: its content has fingerprint %s, the approved fingerprint is %s; '
+                           '%s. Nothing was sent to Graph.' % (path, actual, approved, how))
+    return actual
+
+
+@contextlib.contextmanager
+def locked_plan(path, purpose):
+    """Hold an exclusive lock on the plan file at ``path`` (if it exists) for the block.
+
+    Two runs that write from the same plan at once (a relaunched job while the first still runs), or
+    a new plan written over one a run is executing, fail here with a clear message instead of both
+    going on. The lock is advisory (flock) and ends with the process.
+    """
+    if fcntl is None or not os.path.exists(path):
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_CLOEXEC', 0))
+    except OSError as exc:
+        raise RecordsError('cannot open plan %s to lock it: %s' % (path, exc.strerror or exc))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RecordsError('plan %s is in use by another run (it is locked); wait for that run to finish before %s' % (path, purpose))
+        yield
+    finally:
+        os.close(fd)
+
+
 def _header(meta, rows_summary, batch_count):
     header = {'format': PLAN_FORMAT, 'version': PLAN_VERSION, 'created': meta.get('created') or utc_now_iso()}
     for key in ('tenant_id', 'trusted_groups', 'canary_size', 'batch_size'):
@@ -173,7 +267,15 @@ def _header(meta, rows_summary, batch_count):
             header[key] = value
     header['batches'] = batch_count
     header['summary'] = verdict_summary(rows_summary)
+    header['fingerprint'] = None   # set by the writer once the rows are encoded
     return header
+
+
+def _fingerprint_of(meta, encoded_chunks):
+    fingerprint = PlanFingerprint()
+    for chunk in encoded_chunks:
+        fingerprint.add_lines(chunk)
+    return fingerprint.value(meta)
 
 
 def write_plan(path, rows, meta=None):
@@ -190,9 +292,11 @@ def write_plan(path, rows, meta=None):
     absolute_path = resolve_output_path(path, 'plan')
     counts, batch_numbers = _check_rows(rows, 'plan %s' % absolute_path)
     header = _header(meta, counts, len(batch_numbers))
-    _write_plan_file(absolute_path, header, ([_ROW_ENCODER.encode(row) for row in rows[start:start + ROWS_PER_WRITE]]
-                                             for start in range(0, len(rows), ROWS_PER_WRITE)))
-    return {'path': absolute_path, 'rows': len(rows), 'batches': len(batch_numbers), 'summary': header['summary']}
+    chunks = [[_ROW_ENCODER.encode(row) for row in rows[start:start + ROWS_PER_WRITE]] for start in range(0, len(rows), ROWS_PER_WRITE)]
+    header['fingerprint'] = _fingerprint_of(meta, chunks)
+    _write_plan_file(absolute_path, header, chunks)
+    return {'path': absolute_path, 'rows': len(rows), 'batches': len(batch_numbers), 'summary': header['summary'],
+            'fingerprint': header['fingerprint']}
 
 
 def _write_plan_file(absolute_path, header, row_chunks):
@@ -266,7 +370,7 @@ class PlanBuilder:
                               self.companion(row) if self.companion is not None else None))
 
     def write(self, path, meta=None):
-        """Write the plan file atomically; ``{"path", "rows", "batches", "summary", "batch_sizes"}``.
+        """Write the plan file atomically; ``{"path", "rows", "batches", "summary", "batch_sizes", "fingerprint"}``.
 
         ``meta`` as for write_plan. ``batch_sizes`` is ``{batch: rows}`` in batch order.
         """
@@ -280,9 +384,10 @@ class PlanBuilder:
         for batch in self._batches:
             batch_sizes[batch] = batch_sizes.get(batch, 0) + 1
         header = _header(meta, {SAFE_TO_REMOVE: len(self._entries)} if self._entries else {}, len(batch_sizes))
+        header['fingerprint'] = _fingerprint_of(meta, self._row_chunks(batch_sizes))
         _write_plan_file(absolute_path, header, self._row_chunks(batch_sizes))
         return {'path': absolute_path, 'rows': len(self._entries), 'batches': len(batch_sizes), 'summary': header['summary'],
-                'batch_sizes': batch_sizes}
+                'batch_sizes': batch_sizes, 'fingerprint': header['fingerprint']}
 
     def _row_chunks(self, batch_sizes):
         entries, batches = self._entries, self._batches
@@ -360,6 +465,10 @@ def read_plan(path):
     # What the rows say wins over the header: an operator may have edited rows out of a batch.
     plan['batches'] = len(batch_numbers)
     plan['summary'] = verdict_summary(counts)
+    fingerprint = PlanFingerprint()
+    for row in rows:
+        fingerprint.add(_ROW_ENCODER.encode(row))
+    plan['content_fingerprint'] = fingerprint.value(plan)
     return plan
 
 
@@ -386,22 +495,30 @@ def _describe_numbers(numbers):
     return ', '.join(str(first) if first == last else '%d-%d' % (first, last) for first, last in ranges)
 
 
+def _check_batch_numbers(batches):
+    if isinstance(batches, (str, bytes)) or not hasattr(batches, '__iter__'):
+        raise RecordsError('batches must be a list of batch numbers, got %r' % (batches,))
+    batches = list(batches)
+    not_numbers = [batch for batch in batches if not _is_int(batch)]
+    if not_numbers:
+        raise RecordsError('batches must be whole numbers, got %s' % ', '.join(repr(batch) for batch in not_numbers))
+    return batches
+
+
 def select_batches(plan, batches=None):
     """Rows of the given batch numbers (all batched rows when ``batches`` is None), batch by batch.
 
-    Raises RecordsError naming batch numbers the plan does not have and the ones it has.
+    Raises RecordsError naming batch numbers the plan does not have and the ones it has. A plan with
+    no batch at all (nothing was safe to remove when it was written) has nothing to run, whichever
+    batches are asked for: an empty list, not an error.
     """
     existing = batch_counts(plan)
-    if batches is None:
+    if batches is None or not existing:
         wanted = set(existing)
+        if batches is not None:
+            _check_batch_numbers(batches)
     else:
-        if isinstance(batches, (str, bytes)) or not hasattr(batches, '__iter__'):
-            raise RecordsError('batches must be a list of batch numbers, got %r' % (batches,))
-        batches = list(batches)
-        not_numbers = [batch for batch in batches if not _is_int(batch)]
-        if not_numbers:
-            raise RecordsError('batches must be whole numbers, got %s' % ', '.join(repr(batch) for batch in not_numbers))
-        wanted = set(batches)
+        wanted = set(_check_batch_numbers(batches))
         unknown = sorted(wanted - set(existing))
         if unknown:
             named = ('batch %d is' % unknown[0]) if len(unknown) == 1 else ('batches %s are' % ', '.join(str(number) for number in unknown))
@@ -416,7 +533,8 @@ def scan_plan(path, on_row):
 
     Calls ``on_row(row)`` for every valid row (GUIDs lower-case, as ``read_plan`` gives them), in
     file order, and returns the plan's other keys with ``batches`` and ``summary`` computed from the
-    rows, plus ``batch_counts`` (``{batch: rows}`` in batch order). Validates as ``read_plan`` does
+    rows, plus ``batch_counts`` (``{batch: rows}`` in batch order) and ``content_fingerprint`` (the
+    fingerprint of the content as read; ``fingerprint`` is the one recorded when it was written). Validates as ``read_plan`` does
     (a duplicate user and SKU, a bad GUID or batch ... raise RecordsError naming the row); a file
     that turns out not to be a plan (format or version) raises too, after its rows were passed on
     when the header comes after them. Memory: one row at a time plus a key per row.
@@ -429,6 +547,8 @@ def scan_plan(path, on_row):
     skus = {}
     rows_seen = False
     rows_type = 'NoneType'
+    fingerprint = PlanFingerprint()
+    encoded_rows = []
 
     def check_header():
         if header.get('format') != PLAN_FORMAT:
@@ -465,6 +585,10 @@ def scan_plan(path, on_row):
                 counts[value['verdict']] = counts.get(value['verdict'], 0) + 1
                 if value.get('batch') is not None:
                     batch_sizes[value['batch']] = batch_sizes.get(value['batch'], 0) + 1
+                encoded_rows.append(_ROW_ENCODER.encode(value))
+                if len(encoded_rows) >= ROWS_PER_WRITE:
+                    fingerprint.add_lines(encoded_rows)
+                    encoded_rows = []
                 on_row(value)
     check_header()
     if not rows_seen:
@@ -472,4 +596,93 @@ def scan_plan(path, on_row):
     header['batches'] = len(batch_sizes)
     header['summary'] = verdict_summary(counts)
     header['batch_counts'] = dict(sorted(batch_sizes.items()))
+    fingerprint.add_lines(encoded_rows)
+    header['content_fingerprint'] = fingerprint.value(header)
     return header
+
+
+# What the removal engine reads of a plan row; the rest of the row (plan lists, reasons) is not kept.
+REMOVAL_ROW_FIELDS = ('user_id', 'user_principal_name', 'sku_id', 'sku_part_number', 'batch')
+
+
+def read_removal_rows(path, batches=None, approved_fingerprint=None):
+    """(rows, plan header) of the chosen batches of the plan at ``path``, for direct_license.
+
+    The plan is read row by row (scan_plan) and only the fields the engine needs are kept, so a
+    100,000-row plan is never in memory as a whole. Rows come batch by batch, in plan order within a
+    batch. With ``approved_fingerprint``, a plan whose content has another fingerprint is refused
+    (RecordsError naming both); nothing here talks to Graph, so that happens before any call. The
+    header carries ``content_fingerprint`` (and ``batch_counts``) for the run's result and journal.
+    """
+    if approved_fingerprint is not None:
+        normalize_fingerprint(approved_fingerprint)   # a malformed value fails before the file is read
+    rows = []
+    shared = {}   # one string per SKU id and part number, not one per row
+
+    def keep(row):
+        if row.get('verdict') == SAFE_TO_REMOVE and row.get('batch') is not None:
+            kept = dict((field, row.get(field)) for field in REMOVAL_ROW_FIELDS)
+            for field in ('sku_id', 'sku_part_number'):
+                if isinstance(kept[field], str):
+                    kept[field] = shared.setdefault(kept[field], kept[field])
+            rows.append(kept)
+
+    header = scan_plan(path, keep)
+    if approved_fingerprint is not None:
+        check_fingerprint(header, approved_fingerprint, path)
+    # The batch numbers are checked against the plan's (every batched row's), as select_batches does.
+    select_batches({'rows': [{'batch': batch} for batch in header['batch_counts']]}, batches)
+    if batches is not None:
+        wanted = set(batches)
+        rows = [row for row in rows if row['batch'] in wanted]
+    rows.sort(key=lambda row: row['batch'])
+    return rows, header
+
+
+def check_plan_tenant(header, tenant_id, path):
+    """Refuse a plan made for another tenant than ``tenant_id`` (RecordsError naming both)."""
+    planned_tenant = header.get('tenant_id')
+    if planned_tenant and tenant_id and planned_tenant.lower() != tenant_id.lower():
+        raise RecordsError('plan %s was made for tenant %s, not for tenant %s' % (path, planned_tenant, tenant_id))
+
+
+def existing_plan(path):
+    """The header of the plan already at ``path`` (rows counted, not kept), or None when there is none.
+
+    A file there that is not a plan this collection can read is an error: it is never replaced silently.
+    """
+    if not isinstance(path, str) or not os.path.exists(path):
+        return None
+    try:
+        return scan_plan(path, lambda row: None)
+    except RecordsError as exc:
+        raise RecordsError('plan_path %s holds a file that is not a plan this collection can keep (%s); move it away, or set '
+                           'replace_plan to write a new plan over it' % (path, exc))
+
+
+# Settings a kept plan must share with the task that keeps it: the task asks for this plan, not another.
+_KEPT_SETTINGS = ('tenant_id', 'trusted_groups', 'canary_size', 'batch_size', 'scope')
+
+
+def kept_plan_conflicts(header, wanted):
+    """What ``wanted`` (the task's plan settings, as the header records them) asks differently from the kept plan.
+
+    A list of ``"<setting>: the plan has X, this task asks for Y"``; settings a plan does not record
+    (written by an older collection) are not compared.
+    """
+    conflicts = []
+    for key in _KEPT_SETTINGS:
+        if key not in header or key not in wanted:
+            continue
+        have, want = _comparable(key, header[key]), _comparable(key, wanted[key])
+        if have != want:
+            conflicts.append('%s: the plan has %s, this task asks for %s' % (key, json.dumps(have, sort_keys=True), json.dumps(want, sort_keys=True)))
+    return conflicts
+
+
+def _comparable(key, value):
+    if key == 'tenant_id' and isinstance(value, str):
+        return value.lower()
+    if key == 'trusted_groups' and isinstance(value, list):
+        return sorted(canonical_guid(group) or group for group in value)
+    return value

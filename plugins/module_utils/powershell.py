@@ -457,6 +457,8 @@ of the plan; the collection re-checks every row on a fresh read just before the 
 rows that are no longer safe, so the run may remove fewer.
 
 Tenant: {tenant}. Rows: {total}, in {batches} batch(es); batch 0 is the canary.
+Plan fingerprint: {fingerprint}
+(the content the change record approves; direct_license refuses another with plan_fingerprint set).
 #>
 
 Write-Host {notice}
@@ -524,7 +526,7 @@ class PlannedRowText:
         return text
 
 
-def _planned_script_parts(rows, plan_name, tenant_id=None, generated_at=None):
+def _planned_script_parts(rows, plan_name, tenant_id=None, generated_at=None, fingerprint=None):
     """The script piece by piece, so a plan of 100,000 rows is written without holding its text."""
     rows = sorted(rows, key=lambda row: row.get('batch') if isinstance(row.get('batch'), int) else -1)
     per_batch = {}
@@ -538,10 +540,10 @@ def _planned_script_parts(rows, plan_name, tenant_id=None, generated_at=None):
                 yield row.get('batch'), text(row)
             except LicensingInputError as exc:
                 raise RecordsError('planned script row %d: %s' % (number, exc))
-    return planned_script_parts(tails(), per_batch, plan_name, tenant_id=tenant_id, generated_at=generated_at)
+    return planned_script_parts(tails(), per_batch, plan_name, tenant_id=tenant_id, generated_at=generated_at, fingerprint=fingerprint)
 
 
-def planned_script_parts(batched_tails, per_batch, plan_name, tenant_id=None, generated_at=None):
+def planned_script_parts(batched_tails, per_batch, plan_name, tenant_id=None, generated_at=None, fingerprint=None):
     """The script piece by piece from ``(batch, PlannedRowText text)`` pairs in plan order.
 
     ``per_batch`` is ``{batch: rows}`` for those pairs (the header and each batch's heading count them).
@@ -550,6 +552,7 @@ def planned_script_parts(batched_tails, per_batch, plan_name, tenant_id=None, ge
     yield _PLANNED_HEADER.format(
         plan_name=_comment_text(plan_name), generated_at=_comment_text(generated_at or utc_now_iso()),
         tenant=_comment_text(tenant_id or 'not recorded'), total=total, batches=len(per_batch),
+        fingerprint=_comment_text(fingerprint or 'not recorded'),
         notice=powershell_quote('This script only documents the planned removals of %s; it changes nothing.' % plan_name))
     current_batch = object()
     lines = []   # given ROWS_PER_WRITE rows at a time: a write() per row costs more than the row's text
@@ -565,16 +568,17 @@ def planned_script_parts(batched_tails, per_batch, plan_name, tenant_id=None, ge
         yield ''.join(lines)
 
 
-def write_planned_script(rows, plan_path, tenant_id=None, generated_at=None):
+def write_planned_script(rows, plan_path, tenant_id=None, generated_at=None, fingerprint=None):
     """Write the script beside ``plan_path`` (UTF-8 with BOM for Windows PowerShell 5.1, CRLF); ``{"path", "rows"}``."""
     rows = rows if isinstance(rows, list) else list(rows)
-    parts = _planned_script_parts(rows, os.path.basename(plan_path), tenant_id=tenant_id, generated_at=generated_at)
+    parts = _planned_script_parts(rows, os.path.basename(plan_path), tenant_id=tenant_id, generated_at=generated_at, fingerprint=fingerprint)
     return dict(_write_planned_parts(plan_path, parts), rows=len(rows))
 
 
-def write_planned_script_parts(batched_tails, per_batch, plan_path, tenant_id=None, generated_at=None):
+def write_planned_script_parts(batched_tails, per_batch, plan_path, tenant_id=None, generated_at=None, fingerprint=None):
     """write_planned_script from ``(batch, PlannedRowText text)`` pairs in plan order (plan.PlanBuilder's companions)."""
-    parts = planned_script_parts(batched_tails, per_batch, os.path.basename(plan_path), tenant_id=tenant_id, generated_at=generated_at)
+    parts = planned_script_parts(batched_tails, per_batch, os.path.basename(plan_path), tenant_id=tenant_id, generated_at=generated_at,
+                                 fingerprint=fingerprint)
     return dict(_write_planned_parts(plan_path, parts), rows=sum(per_batch.values()))
 
 

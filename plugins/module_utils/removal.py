@@ -443,8 +443,8 @@ class RemovalEngine:
                                                         '(restore_usage_location=tenant gives the tenant\'s country); nothing was sent')
                 continue
             entry = {'user': row['user_principal_name'] or row['user_id'], 'user_id': row['user_id'],
-                     'sku': row.get('sku_part_number') or row['sku_id'], 'disabled_plans': list(row['disabled_plans']),
-                     'usage_location_set': location}
+                     'sku': row.get('sku_part_number') or row['sku_id'], 'sku_id': row['sku_id'], 'disabled_plans': list(row['disabled_plans']),
+                     'enabled_plans': self._enabled_plan_names(row['sku_id'], row['disabled_plans']), 'usage_location_set': location}
             if self.check_mode:
                 self._restored(entry)
                 continue
@@ -455,6 +455,11 @@ class RemovalEngine:
                 self._restored(entry)
             else:
                 self._fail(row, kind, 'the direct assignment could not be put back (%s; see the journal)' % kind)
+
+    def _enabled_plan_names(self, sku_id, disabled_plans):
+        if sku_id not in self.catalog:
+            return []
+        return self.catalog.plan_names(sku_id, self.catalog.enabled_plans(sku_id, disabled_plans))
 
     def result(self):
         return {
@@ -483,7 +488,33 @@ def _removed_entry(row, record):
     return {'user': record['user_principal_name'] or row['user_id'], 'user_id': row['user_id'],
             'sku': record['sku_part_number'] or row['sku_id'], 'sku_id': row['sku_id'],
             'disabled_plans': list(record['direct_disabled_plans']), 'batch': row.get('batch'),
-            'plans_lost': list(record['plans_lost'])}
+            'plans_lost': list(record['plans_lost']), 'enabled_plans': list(record.get('direct_enabled_plan_names') or ()),
+            'inherited_enabled_plans': list(record.get('inherited_enabled_plan_names') or ())}
+
+
+def run_diff(removed, restored):
+    """Ansible's ``diff`` of a run: per user and SKU, the enabled plans before and after (only users that change).
+
+    ``direct_enabled_plans`` is null where the user holds no direct assignment of the SKU; for a removal
+    ``inherited_enabled_plans`` is what the healthy group copies give, and ``enabled_plans`` what the user has
+    in all (the two sets are equal before and after a removal the rule allows: that is the rule).
+    """
+    before, after = {}, {}
+    for entry in removed:
+        inherited = entry.get('inherited_enabled_plans') or []
+        direct = entry.get('enabled_plans') or []
+        before.setdefault(entry['user'], {})[entry['sku']] = {
+            'direct_enabled_plans': direct, 'inherited_enabled_plans': inherited, 'enabled_plans': _union_names(direct, inherited)}
+        after.setdefault(entry['user'], {})[entry['sku']] = {
+            'direct_enabled_plans': None, 'inherited_enabled_plans': inherited, 'enabled_plans': list(inherited)}
+    for entry in restored:
+        before.setdefault(entry['user'], {})[entry['sku']] = {'direct_enabled_plans': None}
+        after.setdefault(entry['user'], {})[entry['sku']] = {'direct_enabled_plans': list(entry.get('enabled_plans') or [])}
+    return {'before': dict(sorted(before.items())), 'after': dict(sorted(after.items()))}
+
+
+def _union_names(first, second):
+    return sorted(set(first) | set(second), key=lambda name: (name.casefold(), name))
 
 
 def _request_id(result):

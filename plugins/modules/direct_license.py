@@ -40,8 +40,19 @@ options:
   batches:
     description:
       - Plan batch numbers to run (V([0]) for the canary). All batches when not set. Only with O(plan_path).
+      - A number the plan does not hold fails the task before any write (a typo must not pass silently), except in a plan with
+        no batch at all (nothing was safe to remove when it was written), which is nothing to do.
     type: list
     elements: int
+  plan_fingerprint:
+    description:
+      - The fingerprint of the plan approved in the change record, as M(entraops.licensing.license_assignment_info) returned it
+        (RV(entraops.licensing.license_assignment_info#module:plan_fingerprint)) and printed it in the plan's C(.planned.ps1) script.
+      - The plan at O(plan_path) is fingerprinted as it is read; a plan whose content differs (a row edited, added or removed, a
+        batch number changed, regenerated, another tenant's or other trusted groups) fails the task naming both fingerprints,
+        before any call to Microsoft Graph.
+      - V(sha256:) followed by 64 hexadecimal digits; the prefix may be left out and case does not matter. Only with O(plan_path).
+    type: str
   users:
     description:
       - Users (object id or user principal name) to act on, with O(skus). Every user is combined with every SKU.
@@ -113,9 +124,14 @@ notes:
     C(GroupMember.Read.All) and C(Organization.Read.All); restoring users without usage location with
     O(restore_usage_location=tenant) also needs C(User.ReadWrite.All) (C(PATCH /users/{id})).
   - Check mode re-reads and classifies every row and reports what would be removed or restored, without writing to Graph or
-    to the journal.
-  - Memory grows little with the number of rows a run removes (a whole 100,000-row plan in one task peaks at 142 MB), except in diff mode,
-    whose diff names every user changed.
+    to the journal. In check mode RV(removed) and RV(restored) list every row (not the first 100), so the change record can carry
+    the exact list of this run after its fresh read; with diff mode, the diff shows each user's enabled plans per SKU before and after.
+  - Re-running a task converges. Rows already done are found on the fresh read (or in the journal) and skipped, so a second run
+    of the same batches, the same restore or a plan that is done sends no license write and reports C(changed=false).
+  - Two runs at once on the same plan or journal (a relaunched job while the first still runs) do not both write. The plan
+    file and the journal are locked for the run, and the second run fails before any write, naming the file in use.
+  - Memory grows little with the number of rows a run removes (a whole 100,000-row plan in one task peaks at 142 MB), except in check
+    and diff mode, which name every row changed.
 seealso:
   - module: entraops.licensing.license_assignment_info
 '''
@@ -128,9 +144,10 @@ EXAMPLES = r'''
     journal_path: /var/tmp/migration/journal.jsonl
   register: canary
 
-- name: Two batches in today's change window
+- name: Two batches in today's change window, of the plan the change record approved
   entraops.licensing.direct_license:
     plan_path: /var/tmp/migration/plan.json
+    plan_fingerprint: sha256:3f2c9a4e0d6b8c1a7e5f4d3c2b1a09887766554433221100ffeeddccbbaa9988
     batches: [1, 2]
     journal_path: /var/tmp/migration/journal.jsonl
     max_failures: 0
@@ -151,7 +168,8 @@ EXAMPLES = r'''
 
 RETURN = r'''
 removed:
-  description: The direct assignments removed (in check mode, that would be removed), first 100.
+  description:
+    - The direct assignments removed, the first 100. In check mode every one that would be removed in this run, after its fresh read.
   returned: always
   type: list
   elements: dict
@@ -179,13 +197,21 @@ removed:
       description: Plan names accepted as lost with O(allow_service_loss).
       type: list
       elements: str
+    enabled_plans:
+      description: Names of the service plans the direct assignment enabled.
+      type: list
+      elements: str
+    inherited_enabled_plans:
+      description: Names of the service plans the user's healthy inherited copies enable (what the user keeps).
+      type: list
+      elements: str
 removed_total:
   description: Number of direct assignments removed (or that would be, in check mode).
   returned: always
   type: int
 restored:
   description:
-    - The direct assignments put back (in check mode, that would be), first 100, each with C(user), C(user_id), C(sku),
+    - The direct assignments put back, the first 100 (in check mode, every one that would be), each with C(user), C(user_id), C(sku),
       C(disabled_plans) and C(usage_location_set) (the country given to a user who had no usage location first, or null).
   returned: always
   type: list
@@ -262,8 +288,16 @@ rollback_script_path:
   description: The PowerShell rollback script written beside the journal, or null when nothing was written.
   returned: always
   type: str
+plan_fingerprint:
+  description:
+    - The fingerprint of the content of the plan at O(plan_path) as this run read it (equal to O(plan_fingerprint) when that is set).
+      The journal's C(run) line records it with the plan's path.
+  returned: when O(plan_path) is set
+  type: str
+  sample: sha256:3f2c9a4e0d6b8c1a7e5f4d3c2b1a09887766554433221100ffeeddccbbaa9988
 '''
 
+import contextlib
 import os
 
 from ansible_collections.entraops.licensing.plugins.module_utils.assignments import (
@@ -284,45 +318,11 @@ from ansible_collections.entraops.licensing.plugins.module_utils.journal import 
     rollback_script_path,
     write_rollback_script,
 )
-from ansible_collections.entraops.licensing.plugins.module_utils.licensing import SAFE_TO_REMOVE, LicensingInputError
+from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
-from ansible_collections.entraops.licensing.plugins.module_utils.plan import scan_plan, select_batches
-from ansible_collections.entraops.licensing.plugins.module_utils.removal import SAMPLE_SIZE, RemovalEngine
+from ansible_collections.entraops.licensing.plugins.module_utils.plan import check_plan_tenant, locked_plan, read_removal_rows
+from ansible_collections.entraops.licensing.plugins.module_utils.removal import SAMPLE_SIZE, RemovalEngine, run_diff
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
-
-
-# What the removal engine reads of a plan row; the rest of the row (plan lists, reasons) is not kept.
-PLAN_ROW_FIELDS = ('user_id', 'user_principal_name', 'sku_id', 'sku_part_number', 'batch')
-
-
-def read_plan_rows(path, batches, tenant_id):
-    """(rows, plan trusted group ids or None) of the chosen batches; refuses a plan made for another tenant.
-
-    The plan is read row by row (plan.scan_plan) and only the fields the engine needs are kept, so a
-    100,000-row plan is never in memory as a whole. Rows come batch by batch, in plan order within a batch.
-    """
-    rows = []
-    shared = {}   # one string per SKU id and part number, not one per row
-
-    def keep(row):
-        if row.get('verdict') == SAFE_TO_REMOVE and row.get('batch') is not None:
-            kept = dict((field, row.get(field)) for field in PLAN_ROW_FIELDS)
-            for field in ('sku_id', 'sku_part_number'):
-                if isinstance(kept[field], str):
-                    kept[field] = shared.setdefault(kept[field], kept[field])
-            rows.append(kept)
-
-    plan = scan_plan(path, keep)
-    planned_tenant = plan.get('tenant_id')
-    if planned_tenant and tenant_id and planned_tenant.lower() != tenant_id.lower():
-        raise RecordsError('plan %s was made for tenant %s, not for tenant %s' % (path, planned_tenant, tenant_id))
-    # The batch numbers are checked against the plan's (every batched row's), as select_batches does.
-    select_batches({'rows': [{'batch': batch} for batch in plan['batch_counts']]}, batches)
-    if batches is not None:
-        wanted = set(batches)
-        rows = [row for row in rows if row['batch'] in wanted]
-    rows.sort(key=lambda row: row['batch'])
-    return rows, plan.get('trusted_groups')
 
 
 def rows_from_users(client, users, sku_ids, catalog, disabled_plans=None):
@@ -339,19 +339,6 @@ def rows_from_users(client, users, sku_ids, catalog, disabled_plans=None):
                 row['disabled_plans'] = sorted(catalog.resolve_plans(sku_id, disabled_plans))
             rows.append(row)
     return rows, missing
-
-
-def diff_of(removed, restored):
-    """Per user: SKUs held directly before and after (only users that change)."""
-    before, after = {}, {}
-    for entry in removed:
-        before.setdefault(entry['user'], []).append(entry['sku'])
-        after.setdefault(entry['user'], [])
-    for entry in restored:
-        before.setdefault(entry['user'], [])
-        after.setdefault(entry['user'], []).append(entry['sku'])
-    return {'before': dict((user, {'direct_licenses_changed': sorted(skus)}) for user, skus in sorted(before.items())),
-            'after': dict((user, {'direct_licenses_changed': sorted(skus)}) for user, skus in sorted(after.items()))}
 
 
 def validate(module):
@@ -374,6 +361,8 @@ def validate(module):
             params['journal_path'] = params['restore_from']
     if params['batches'] is not None and not params['plan_path']:
         module.fail_json(msg='batches applies to plan_path only')
+    if params['plan_fingerprint'] is not None and not params['plan_path']:
+        module.fail_json(msg='plan_fingerprint applies to plan_path only: it is the fingerprint of the approved plan')
     if params['max_failures'] < 0:
         module.fail_json(msg='max_failures must be 0 or more, got %d' % params['max_failures'])
     if not module.check_mode and not params['journal_path']:
@@ -386,6 +375,7 @@ def main():
             state=dict(type='str', choices=['absent', 'present'], default='absent'),
             plan_path=dict(type='path'),
             batches=dict(type='list', elements='int'),
+            plan_fingerprint=dict(type='str'),
             users=dict(type='list', elements='str'),
             skus=dict(type='list', elements='str'),
             disabled_plans=dict(type='list', elements='str', default=[]),
@@ -406,29 +396,35 @@ def main():
     engine = None
     tenant_guid = None
     missing_users = []
+    plan_header = None
+    exits = contextlib.ExitStack()
     try:
+        if params['state'] == 'absent' and params['plan_path']:
+            # Read (and fingerprinted) before any Graph call: a plan that is not the approved one stops here.
+            rows, plan_header = read_removal_rows(params['plan_path'], params['batches'], params['plan_fingerprint'])
+            if not module.check_mode:
+                exits.enter_context(locked_plan(params['plan_path'], 'removing from it'))
         catalog = read_catalog(client)
         tenant_guid, tenant_country = read_tenant(client)
         sku_ids = resolve_skus(catalog, params['skus'])
         trusted = list(resolve_groups(client, params['trusted_groups'])) if params['trusted_groups'] is not None else None
-        if params['state'] == 'absent':
-            if params['plan_path']:
-                rows, planned_trust = read_plan_rows(params['plan_path'], params['batches'], tenant_guid)
-                if trusted is None and planned_trust is not None:
-                    # Re-check with the trust the plan was made with, never with less.
-                    trusted = [group_id.lower() for group_id in planned_trust]
-            else:
-                rows, missing_users = rows_from_users(client, params['users'], sku_ids, catalog)
+        if plan_header is not None:
+            check_plan_tenant(plan_header, tenant_guid, params['plan_path'])
+            if trusted is None and plan_header.get('trusted_groups') is not None:
+                # Re-check with the trust the plan was made with, never with less.
+                trusted = [group_id.lower() for group_id in plan_header['trusted_groups']]
+        elif params['state'] == 'absent':
+            rows, missing_users = rows_from_users(client, params['users'], sku_ids, catalog)
         elif params['restore_from']:
             rows = restorable(JournalReader(params['restore_from']))
         else:
             rows, missing_users = rows_from_users(client, params['users'], sku_ids, catalog, disabled_plans=params['disabled_plans'])
         index = MembershipIndex(client).load_licensed_groups()
         if not module.check_mode:
-            journal = Journal(params['journal_path'])
+            journal = Journal(params['journal_path'], run_meta=_run_meta(params, plan_header))
         engine = RemovalEngine(client, catalog, journal=journal, trusted_groups=trusted, allow_service_loss=params['allow_service_loss'],
                                max_failures=params['max_failures'], check_mode=module.check_mode, transitive_of=index.transitive_of,
-                               keep_all=module.diff_mode,
+                               keep_all=module.check_mode or module.diff_mode,
                                licensed_group_ids=list(index.groups),
                                restore_usage_location=tenant_country if params['restore_usage_location'] == 'tenant' else None)
         for key in missing_users:
@@ -453,13 +449,16 @@ def main():
     _close(journal)
     result = engine.result()
     script = _write_script(module, params, tenant_guid) if journal is not None else None
-    output = dict(changed=bool(result['removed_total'] or result['restored_total']), removed=result['removed'][:SAMPLE_SIZE],
-                  removed_total=result['removed_total'], restored=result['restored'][:SAMPLE_SIZE], restored_total=result['restored_total'],
+    sample = None if module.check_mode else SAMPLE_SIZE   # check mode names every row: the change record's list
+    output = dict(changed=bool(result['removed_total'] or result['restored_total']), removed=result['removed'][:sample],
+                  removed_total=result['removed_total'], restored=result['restored'][:sample], restored_total=result['restored_total'],
                   skipped_by_verdict=result['skipped_by_verdict'], skipped_sample=result['skipped_sample'], failures=result['failures'],
                   reconciled=result['reconciled'], stopped=result['stopped'],
                   journal_path=os.path.abspath(params['journal_path']) if params['journal_path'] else None, rollback_script_path=script)
+    if plan_header is not None:
+        output['plan_fingerprint'] = plan_header['content_fingerprint']
     if module.diff_mode:
-        output['diff'] = diff_of(result['removed'], result['restored'])
+        output['diff'] = run_diff(result['removed'], result['restored'])
     if result['stopped']:
         module.fail_json(msg='Stopped after %d failure(s), more than max_failures=%d; the direct assignments of failed rows are in place '
                              '(or listed in the journal to restore). First: %s' % (len(result['failures']), params['max_failures'],
@@ -467,6 +466,13 @@ def main():
     if result['failures']:
         module.warn('%d row(s) failed (within max_failures=%d); see failures' % (len(result['failures']), params['max_failures']))
     module.exit_json(**output)
+
+
+def _run_meta(params, plan_header):
+    """What the journal's run line says of the plan this run executes."""
+    if plan_header is None:
+        return None
+    return {'plan_path': os.path.abspath(params['plan_path']), 'plan_fingerprint': plan_header['content_fingerprint']}
 
 
 def _close(journal):

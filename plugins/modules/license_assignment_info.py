@@ -98,7 +98,22 @@ options:
         planned removals as commented-out Microsoft Graph PowerShell statements
         C(Set-MgUserLicense -UserId ... -AddLicenses @() -RemoveLicenses @(...)) grouped by batch, for the change record.
         Running it changes nothing.
+      - B(A plan is a change artifact.) When a plan already exists at this path it is kept as it is (RV(plan_kept)), so batch N names
+        the same users for the plan's whole life however often the task runs; the report is still written from this run's read.
+        Set O(replace_plan) to write a new plan.
+      - A kept plan must have been made with this task's settings (tenant, O(trusted_groups), O(canary_size), O(batch_size) and the
+        scope O(users), O(groups), O(skus)); otherwise the task fails naming each difference, rather than keep a plan the task
+        does not describe or replace one silently.
+      - The plan's fingerprint (RV(plan_fingerprint)) identifies its content for the change record; give it to
+        M(entraops.licensing.direct_license) as O(entraops.licensing.direct_license#module:plan_fingerprint).
     type: path
+  replace_plan:
+    description:
+      - Write a new plan at O(plan_path) even when one is there. Its batches are computed from this run's read, so they may name
+        other users than the plan it replaces: a new plan needs a new approval (its fingerprint differs).
+      - A plan that a M(entraops.licensing.direct_license) run is executing (it is locked) is not replaced; the task fails.
+    type: bool
+    default: false
   canary_size:
     description: Rows in batch 0 (the canary) of the plan. V(0) means no canary.
     type: int
@@ -212,8 +227,27 @@ report_path:
   returned: always
   type: str
 plan_path:
-  description: Absolute path of the plan written, or null.
+  description: Absolute path of the plan written or kept, or null.
   returned: always
+  type: str
+plan_kept:
+  description:
+    - True when a plan already at O(plan_path) was kept (O(replace_plan) not set); RV(batches), RV(batch_sizes) and
+      RV(plan_fingerprint) then describe the kept plan, not this run's read.
+  returned: when O(plan_path) is set
+  type: bool
+plan_fingerprint:
+  description:
+    - The fingerprint of the plan's content (C(sha256:) and 64 hexadecimal digits), for the change record. It is also recorded in
+      the plan, printed in its C(.planned.ps1) script, written in the journal's run lines and shown in the migration report.
+    - It covers every row (user, SKU, batch, verdict, disabled plans ...), the tenant and the trusted groups; not the file's
+      layout or its creation time.
+  returned: when O(plan_path) is set
+  type: str
+  sample: sha256:3f2c9a4e0d6b8c1a7e5f4d3c2b1a09887766554433221100ffeeddccbbaa9988
+previous_plan_fingerprint:
+  description: The fingerprint of the plan that O(replace_plan) replaced.
+  returned: when O(replace_plan) replaced a plan
   type: str
 planned_script_path:
   description: Absolute path of the "what this run will do" PowerShell script written beside the plan, or null.
@@ -263,6 +297,7 @@ query_result:
 '''
 
 import gc
+import os
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
@@ -292,12 +327,13 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
     user_not_found_record,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
-from ansible_collections.entraops.licensing.plugins.module_utils.plan import PlanBuilder
+from ansible_collections.entraops.licensing.plugins.module_utils.plan import PlanBuilder, existing_plan, kept_plan_conflicts, locked_plan
 from ansible_collections.entraops.licensing.plugins.module_utils.powershell import (
     EXPECTED_STATUSES,
     ExportFormatError,
     PlannedRowText,
     compare_expected,
+    planned_script_path,
     read_export_file,
     resolve_export,
     write_planned_script_parts,
@@ -426,6 +462,7 @@ def main():
             report_format=dict(type='str', choices=['csv', 'json', 'powershell', 'ms_direct_vs_inherited']),
             expected_state_path=dict(type='path'),
             plan_path=dict(type='path'),
+            replace_plan=dict(type='bool', default=False),
             canary_size=dict(type='int', default=10),
             batch_size=dict(type='int', default=500),
             query=dict(type='str'),
@@ -450,6 +487,14 @@ def main():
     parsed_expected = read_expected(module, params)
     client = module.client
     check = None
+    kept = None
+    try:
+        if params['plan_path']:
+            # Read before any Graph call: a file there that is not a plan fails first, and a plan there is kept.
+            previous = existing_plan(params['plan_path'])
+            kept = None if params['replace_plan'] else previous
+    except RecordsError as exc:
+        module.fail_json(msg=str(exc))
     try:
         catalog = read_catalog(client)
         if parsed_expected is not None:
@@ -462,7 +507,10 @@ def main():
         index = MembershipIndex(client).start_loading()
         tenant_read = InBackground(read_tenant_id, client)   # the plan records it; nothing waits for it
         plan = None
-        if params['plan_path']:
+        settings = _plan_settings(params, group_ids, sku_ids, trusted)
+        if kept is not None:
+            _fail_on_conflicts(module, params['plan_path'], kept, settings)
+        elif params['plan_path']:
             plan = PlanBuilder(params['canary_size'], params['batch_size'], companion=PlannedRowText(_plan_names(catalog), ids_checked=True))
         collector = Collector(params['sample_size'], keep_all=query is not None, plan=plan)
         records = _scope_records(params, client, catalog, index, check, group_ids, sku_ids, trusted)
@@ -487,18 +535,21 @@ def main():
                   report_path=report['path'] if report else None, plan_path=None, planned_script_path=None, batches=0)
     if check is not None:
         result['expected_state'] = check.result()
-    if params['plan_path']:
+    if kept is not None:
+        result.update(_kept_plan_result(module, params['plan_path'], kept, dict(settings, tenant_id=tenant_guid)))
+    elif params['plan_path']:
         try:
-            written = plan.write(params['plan_path'], meta={
-                'tenant_id': tenant_guid, 'trusted_groups': trusted, 'canary_size': params['canary_size'],
-                'batch_size': params['batch_size'], 'scope_summary': collector.summary})
-            script = write_planned_script_parts(plan.companions(), written['batch_sizes'], written['path'], tenant_id=tenant_guid)
+            with locked_plan(params['plan_path'], 'writing a new plan over it'):
+                written = plan.write(params['plan_path'], meta=dict(settings, tenant_id=tenant_guid, scope_summary=collector.summary))
+                script = write_planned_script_parts(plan.companions(), written['batch_sizes'], written['path'], tenant_id=tenant_guid,
+                                                    fingerprint=written['fingerprint'])
         except (RecordsError, LicensingInputError) as exc:
             module.fail_json(msg=str(exc))
-        result['plan_path'] = written['path']
-        result['planned_script_path'] = script['path']
-        result['batches'] = written['batches']
-        result['batch_sizes'] = dict((str(batch), count) for batch, count in written['batch_sizes'].items())
+        result.update(plan_path=written['path'], planned_script_path=script['path'], batches=written['batches'], plan_kept=False,
+                      batch_sizes=dict((str(batch), count) for batch, count in written['batch_sizes'].items()),
+                      plan_fingerprint=written['fingerprint'])
+        if previous is not None:
+            result['previous_plan_fingerprint'] = previous['content_fingerprint']
     if query is not None:
         result['query_result'] = query.search(collector.all_records)
     module.exit_json(**result)
@@ -513,6 +564,36 @@ def _scope_records(params, client, catalog, index, check, group_ids, sku_ids, tr
             pass   # compare first, so the scope's records can carry the outcome
     records = iter_records(client, catalog, index, users=params['users'], group_ids=group_ids, sku_ids=sku_ids, trusted_groups=trusted)
     return (check.annotate(record) for record in records) if check is not None else records
+
+
+def _plan_settings(params, group_ids, sku_ids, trusted):
+    """What a plan records of the task that wrote it, and what a kept plan must share with the task keeping it."""
+    scope = {'users': sorted(params['users']) if params['users'] else None,
+             'groups': sorted(group_ids) if group_ids else None,
+             'skus': sorted(sku_ids) if sku_ids else None}
+    if not (params['users'] or group_ids or sku_ids):
+        scope['expected_state_path'] = os.path.abspath(params['expected_state_path'])
+    return {'trusted_groups': trusted, 'canary_size': params['canary_size'], 'batch_size': params['batch_size'], 'scope': scope}
+
+
+def _fail_on_conflicts(module, path, kept, settings):
+    conflicts = kept_plan_conflicts(kept, settings)
+    if conflicts:
+        module.fail_json(msg='plan %s exists and was made with other settings than this task asks for (%s). Run with the plan\'s '
+                             'settings to keep it, or set replace_plan to write a new plan (its batches, and so its approval, change).'
+                             % (path, '; '.join(conflicts)))
+
+
+def _kept_plan_result(module, path, kept, settings):
+    """The result keys of a kept plan; the tenant is compared now that it is read."""
+    _fail_on_conflicts(module, path, kept, settings)
+    recorded, content = kept.get('fingerprint'), kept['content_fingerprint']
+    if recorded and recorded != content:
+        module.warn('plan %s was edited after it was written: its content has fingerprint %s, it was written with %s' % (path, content, recorded))
+    script_path = planned_script_path(os.path.abspath(path))
+    return {'plan_path': os.path.abspath(path), 'plan_kept': True, 'plan_fingerprint': content, 'batches': kept['batches'],
+            'batch_sizes': dict((str(batch), count) for batch, count in kept['batch_counts'].items()),
+            'planned_script_path': script_path if os.path.exists(script_path) else None}
 
 
 def _plan_names(catalog):

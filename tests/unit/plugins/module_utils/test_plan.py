@@ -6,6 +6,7 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import hashlib
 import json
 import os
 import time
@@ -16,7 +17,10 @@ import pytest
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import assign_batches
 from ansible_collections.entraops.licensing.plugins.module_utils.plan import (
     batch_counts,
+    check_fingerprint,
+    normalize_fingerprint,
     read_plan,
+    scan_plan,
     select_batches,
     write_plan,
 )
@@ -53,6 +57,15 @@ def sample_rows():
     return assign_batches(records, canary_size=2, batch_size=3) + others
 
 
+def spec_fingerprint(rows, header):
+    """The fingerprint as plan.py's docstring defines it, computed here without the collection's code."""
+    lines = [json.dumps(row, ensure_ascii=False, sort_keys=True) for row in rows]
+    trusted = header.get('trusted_groups')
+    lines.append(json.dumps({'tenant_id': header.get('tenant_id'), 'trusted_groups': sorted(trusted) if trusted is not None else None},
+                            ensure_ascii=False, sort_keys=True))
+    return 'sha256:' + hashlib.sha256(''.join(line + '\n' for line in lines).encode('utf-8')).hexdigest()
+
+
 def test_plan_rows_come_from_the_collections_one_batching_order():
     rows = sample_rows()
     assert [(row['user_principal_name'], row['batch']) for row in rows] == [
@@ -73,8 +86,10 @@ def test_write_and_read_round_trip(tmp_path):
     path = str(tmp_path / 'plan.json')
     rows = sample_rows()
     outcome = write_plan(path, rows, META)
-    assert outcome == {'path': path, 'rows': 12, 'batches': 4, 'summary': {'direct_only': 1, 'plans_would_be_lost': 1, 'safe_to_remove': 10}}
+    assert outcome == {'path': path, 'rows': 12, 'batches': 4, 'summary': {'direct_only': 1, 'plans_would_be_lost': 1, 'safe_to_remove': 10},
+                       'fingerprint': spec_fingerprint(rows, META)}
     plan = read_plan(path)
+    assert plan['fingerprint'] == plan['content_fingerprint'] == outcome['fingerprint']
     assert plan['format'] == 'entraops.licensing/plan'
     assert plan['version'] == 1
     assert plan['created'] == '2025-06-30T12:00:00.000Z'
@@ -224,3 +239,59 @@ def test_write_plan_checks_meta(tmp_path, meta, message):
     with pytest.raises(RecordsError, match=message):
         write_plan(str(tmp_path / 'plan.json'), [], meta)
     assert os.listdir(str(tmp_path)) == []
+
+
+# ---- fingerprint -----------------------------------------------------------------------------------
+
+def _rewrite(path, change):
+    plan = json.load(open(path, encoding='utf-8'))
+    change(plan)
+    with open(path, 'w', encoding='utf-8') as stream:
+        json.dump(plan, stream)
+
+
+@pytest.mark.parametrize('change', [
+    lambda plan: plan['rows'][0].update(user_principal_name='someone.else@contoso.com'),
+    lambda plan: plan['rows'].append(dict(record(40), batch=1)),
+    lambda plan: plan['rows'][4].update(batch=0),
+    lambda plan: plan['rows'].pop(),
+    lambda plan: plan.update(tenant_id='fabrikam.onmicrosoft.com'),
+    lambda plan: plan.update(trusted_groups=[]),
+], ids=['row changed', 'row added', 'batch number changed', 'row removed', 'another tenant', 'other trusted groups'])
+def test_a_changed_plan_has_another_fingerprint_and_is_refused(tmp_path, change):
+    path = str(tmp_path / 'plan.json')
+    approved = write_plan(path, sample_rows(), META)['fingerprint']
+    _rewrite(path, change)
+    for plan in (read_plan(path), scan_plan(path, lambda row: None)):
+        assert plan['fingerprint'] == approved
+        assert plan['content_fingerprint'] != approved
+        with pytest.raises(RecordsError) as error:
+            check_fingerprint(plan, approved, path)
+        assert plan['content_fingerprint'] in str(error.value) and approved in str(error.value)
+        assert 'edited after it was written' in str(error.value)
+
+
+def test_layout_key_order_guid_case_and_header_extras_do_not_change_the_fingerprint(tmp_path):
+    path = str(tmp_path / 'plan.json')
+    approved = write_plan(path, sample_rows(), META)['fingerprint']
+
+    def reshape(plan):
+        plan['created'] = '2030-01-01T00:00:00.000Z'
+        plan['note'] = 'approved in CHG0012345'
+        plan['rows'][0]['user_id'] = '{%s}' % plan['rows'][0]['user_id'].upper()
+        plan['rows'] = [dict(reversed(list(row.items()))) for row in plan['rows']]
+    _rewrite(path, reshape)
+    # A plan whose header comes after its rows fingerprints the same in one streamed pass.
+    plan = json.load(open(path, encoding='utf-8'))
+    with open(path, 'w', encoding='utf-8') as stream:
+        json.dump(dict([('rows', plan.pop('rows'))] + list(plan.items())), stream, indent=3)
+    assert read_plan(path)['content_fingerprint'] == approved
+    assert scan_plan(path, lambda row: None)['content_fingerprint'] == approved
+    assert check_fingerprint(read_plan(path), approved.upper().replace('SHA256:', ''), path) == approved
+
+
+@pytest.mark.parametrize('value', ['', 'sha256:', 'sha1:' + 'a' * 64, 'sha256:' + 'g' * 64, 'a' * 63, 42, None])
+def test_a_malformed_approved_fingerprint_is_named(value):
+    with pytest.raises(RecordsError) as error:
+        normalize_fingerprint(value)
+    assert repr(value) in str(error.value) and '64 hexadecimal digits' in str(error.value)

@@ -36,6 +36,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.powershell impo
     write_planned_script_parts,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
+from ansible_collections.entraops.licensing.tests.unit.plugins.module_utils.test_plan import spec_fingerprint
 
 E3 = '6fd2c87f-b296-42f0-b197-1e91e994b900'
 EMS = 'efccb6f7-5641-4e0e-bd10-b4976e1bf68e'
@@ -64,7 +65,7 @@ def reference(directory, records, canary_size, batch_size):
         plan_text, written = original_plan_text(path, rows, meta(canary_size, batch_size))
         for row in rows:
             row['direct_disabled_plan_names'] = [NAMES.get(plan, plan) for plan in row.get('direct_disabled_plans') or []]
-        script_text = original_script_text(rows, 'plan.json', tenant_id='t', generated_at=GENERATED)
+        script_text = original_script_text(rows, 'plan.json', tenant_id='t', generated_at=GENERATED, fingerprint=written['fingerprint'])
     except (RecordsError, LicensingInputError) as exc:
         return str(exc).replace(path, 'PLAN')
     return plan_text.encode('utf-8'), script_text.replace('\n', '\r\n').encode('utf-8-sig'), written
@@ -75,11 +76,13 @@ def original_plan_text(path, rows, meta):
     meta = plan_module._checked_meta(meta)
     counts, batch_numbers = plan_module._check_rows(rows, 'plan %s' % path)
     header = plan_module._header(meta, counts, len(batch_numbers))
+    # The fingerprint (added 2026-12-07) as plan.py's docstring defines it, computed without the collection's code.
+    header['fingerprint'] = spec_fingerprint(rows, meta)
     text = json.dumps(header, ensure_ascii=False, indent=1)[:-2] + ',\n "rows": ['
     for index, row in enumerate(rows):
         text += (',\n  ' if index else '\n  ') + json.dumps(row, ensure_ascii=False, sort_keys=True)
     text += '\n ]\n}\n' if rows else ']\n}\n'
-    return text, {'rows': len(rows), 'batches': len(batch_numbers), 'summary': header['summary']}
+    return text, {'rows': len(rows), 'batches': len(batch_numbers), 'summary': header['summary'], 'fingerprint': header['fingerprint']}
 
 
 ORIGINAL_ROW = """# {number} of {total}: {user}, {sku}; kept through group(s) {groups}; direct disabled plans: {disabled}
@@ -87,7 +90,7 @@ ORIGINAL_ROW = """# {number} of {total}: {user}, {sku}; kept through group(s) {g
 """
 
 
-def original_script_text(rows, plan_name, tenant_id=None, generated_at=None):
+def original_script_text(rows, plan_name, tenant_id=None, generated_at=None, fingerprint=None):
     """The planned-removals script's text as powershell.py wrote it before 2026-11-27."""
     rows = sorted(rows, key=lambda row: row.get('batch') if isinstance(row.get('batch'), int) else -1)
     per_batch = {}
@@ -96,6 +99,7 @@ def original_script_text(rows, plan_name, tenant_id=None, generated_at=None):
     parts = [powershell_module._PLANNED_HEADER.format(
         plan_name=_comment_text(plan_name), generated_at=_comment_text(generated_at),
         tenant=_comment_text(tenant_id or 'not recorded'), total=len(rows), batches=len(per_batch),
+        fingerprint=_comment_text(fingerprint or 'not recorded'),
         notice=powershell_quote('This script only documents the planned removals of %s; it changes nothing.' % plan_name))]
     current_batch = object()
     for number, row in enumerate(rows, start=1):
@@ -127,7 +131,8 @@ def built(directory, records, canary_size, batch_size):
         for record in records:
             builder.add(record)
         written = builder.write(path, meta=meta(canary_size, batch_size))
-        write_planned_script_parts(builder.companions(), written['batch_sizes'], written['path'], tenant_id='t', generated_at=GENERATED)
+        write_planned_script_parts(builder.companions(), written['batch_sizes'], written['path'], tenant_id='t', generated_at=GENERATED,
+                                   fingerprint=written['fingerprint'])
     except (RecordsError, LicensingInputError) as exc:
         return str(exc).replace(path, 'PLAN')
     return _read(path), _read(planned_script_path(path)), written
@@ -154,7 +159,7 @@ def same(directory, records, canary_size=2, batch_size=3):
         return expected
     assert actual[0] == expected[0]
     assert actual[1] == expected[1]
-    for key in ('rows', 'batches', 'summary'):
+    for key in ('rows', 'batches', 'summary', 'fingerprint'):
         assert actual[2][key] == expected[2][key]
     return actual
 

@@ -287,21 +287,37 @@ def test_streamed_report_refuses_a_reading_that_is_not_one_and_writes_nothing(ru
 # ---- direct_license plan rows ------------------------------------------------------------------------
 
 def test_direct_license_keeps_only_what_the_engine_needs_of_the_chosen_batches(tmp_path):
-    from ansible_collections.entraops.licensing.plugins.modules.direct_license import PLAN_ROW_FIELDS, read_plan_rows
+    from ansible_collections.entraops.licensing.plugins.module_utils.plan import (  # pylint: disable=import-outside-toplevel
+        REMOVAL_ROW_FIELDS, check_plan_tenant, read_removal_rows)
 
     path = str(tmp_path / 'plan.json')
     rows = plan_rows(23)
     rows.reverse()   # batches out of order in the file: rows come back batch by batch, file order within one
-    write_plan(path, rows, {'tenant_id': 'contoso.onmicrosoft.com', 'trusted_groups': [GROUP], 'canary_size': 3, 'batch_size': 4})
-    chosen, trusted = read_plan_rows(path, [2, 0], 'CONTOSO.onmicrosoft.com')
+    written = write_plan(path, rows, {'tenant_id': 'contoso.onmicrosoft.com', 'trusted_groups': [GROUP], 'canary_size': 3, 'batch_size': 4})
+    chosen, header = read_removal_rows(path, [2, 0], approved_fingerprint=written['fingerprint'])
+    check_plan_tenant(header, 'CONTOSO.onmicrosoft.com', path)
     plan = read_plan(path)
     expected = sorted((row for row in plan['rows'] if row['verdict'] == 'safe_to_remove' and row['batch'] in (0, 2)), key=lambda row: row['batch'])
-    assert chosen == [dict((field, row.get(field)) for field in PLAN_ROW_FIELDS) for row in expected]
-    assert trusted == [GROUP]
-    everything, dummy = read_plan_rows(path, None, None)
+    assert chosen == [dict((field, row.get(field)) for field in REMOVAL_ROW_FIELDS) for row in expected]
+    assert header['trusted_groups'] == [GROUP]
+    assert header['content_fingerprint'] == written['fingerprint']
+    everything, dummy = read_removal_rows(path, None)
     assert [row['user_id'] for row in everything] == [row['user_id'] for row in sorted(
         (row for row in plan['rows'] if row['verdict'] == 'safe_to_remove'), key=lambda row: row['batch'])]
     with pytest.raises(RecordsError, match='batch 99 is not in the plan; the plan has batches 0-'):
-        read_plan_rows(path, [99], None)
+        read_removal_rows(path, [99])
     with pytest.raises(RecordsError, match='was made for tenant contoso.onmicrosoft.com'):
-        read_plan_rows(path, None, 'fabrikam.onmicrosoft.com')
+        check_plan_tenant(header, 'fabrikam.onmicrosoft.com', path)
+    with pytest.raises(RecordsError, match='is not the approved plan'):
+        read_removal_rows(path, [0], approved_fingerprint='sha256:' + '0' * 64)
+
+
+def test_an_empty_plan_is_nothing_to_do_whatever_batches_are_asked(tmp_path):
+    from ansible_collections.entraops.licensing.plugins.module_utils.plan import read_removal_rows  # pylint: disable=import-outside-toplevel
+
+    path = str(tmp_path / 'plan.json')
+    write_plan(path, [], {'tenant_id': 'contoso.onmicrosoft.com', 'canary_size': 3, 'batch_size': 4})
+    assert read_removal_rows(path, [0, 1])[0] == []
+    assert read_removal_rows(path, None)[0] == []
+    with pytest.raises(RecordsError, match='batches must be whole numbers'):
+        read_removal_rows(path, ['0'])

@@ -21,7 +21,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.journal import 
 from ansible_collections.entraops.licensing.plugins.modules import direct_license, license_assignment_info
 
 from .migration_tenant import E3, GROUPS, SAFE_USERS, build_tenant, connection, direct_sku_ids
-from .utils import graph_writes, run_module
+from .utils import graph_writes, run_module, wait_until_quiet
 
 MODULE_PATH = os.path.join(os.path.dirname(direct_license.__file__), 'direct_license.py')
 # .../ansible_collections/entraops/licensing/plugins/modules/direct_license.py -> the directory holding ansible_collections
@@ -76,20 +76,6 @@ def removal_writes(emu, status=200):
     """user ids of assignLicense requests (removals and restores) that returned ``status`` (None: any)."""
     return [entry['path'].split('/')[3] for entry in emu.request_log()
             if entry['method'] == 'POST' and entry['path'].endswith('/assignLicense') and status in (None, entry['status'])]
-
-
-def wait_until_quiet(emu, quiet_seconds=0.3, limit_seconds=10):
-    """Return once the request log has not grown for ``quiet_seconds`` (bounded by ``limit_seconds``)."""
-    deadline = time.monotonic() + limit_seconds
-    size, since = len(emu.request_log()), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        current = len(emu.request_log())
-        if current != size:
-            size, since = current, time.monotonic()
-        elif time.monotonic() - since >= quiet_seconds:
-            return
-    raise AssertionError('the emulator kept receiving requests for %ss' % limit_seconds)
 
 
 def direct_state(emu):
@@ -171,9 +157,20 @@ def test_check_mode_writes_nothing(emu, roles, tmp_path):
     assert result['changed'] is True and result['removed_total'] == len(SAFE_ROLES)
     assert result['journal_path'] is None and result['rollback_script_path'] is None
     assert graph_writes(emu) == []
-    upn = result['removed'][0]['user']
-    assert result['diff']['before'][upn] == {'direct_licenses_changed': ['ENTERPRISEPACK']}
-    assert result['diff']['after'][upn] == {'direct_licenses_changed': []}
+    # Check mode names every row it would remove (the change record's list), after its fresh read.
+    assert sorted(entry['user_id'] for entry in result['removed']) == sorted(roles[role] for role in SAFE_ROLES)
+    assert result['plan_fingerprint'] == dummy['plan_fingerprint']
+    # The diff: per user and SKU, the enabled plans before and after; nobody has fewer after.
+    assert sorted(result['diff']['before']) == sorted(result['diff']['after']) == sorted(entry['user'] for entry in result['removed'])
+    for upn, skus in result['diff']['before'].items():
+        before, after = skus['ENTERPRISEPACK'], result['diff']['after'][upn]['ENTERPRISEPACK']
+        assert before['direct_enabled_plans'] and after['direct_enabled_plans'] is None
+        assert set(before['enabled_plans']) <= set(after['enabled_plans']) == set(after['inherited_enabled_plans'])
+    sway_off = next(entry['user'] for entry in result['removed'] if entry['user_id'] == roles['sway_off'])
+    # Its direct copy disables Sway, and so does the group that covers it: Sway is in neither side.
+    assert 'SWAY' not in result['diff']['before'][sway_off]['ENTERPRISEPACK']['enabled_plans']
+    assert 'SWAY' not in result['diff']['after'][sway_off]['ENTERPRISEPACK']['enabled_plans']
+    assert 'EXCHANGE_S_ENTERPRISE' in result['diff']['after'][sway_off]['ENTERPRISEPACK']['enabled_plans']
     assert direct_sku_ids(emu, roles['safe_0']) == [E3]
     assert not list(tmp_path.glob('*.jsonl'))
 

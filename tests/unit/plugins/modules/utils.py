@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import contextlib
 import json
+import time
 
 from unittest.mock import patch
 
@@ -30,6 +31,20 @@ def emulator_connection(emu, **extra):
 def graph_writes(emu):
     """Graph writes in the emulator's request log (the token endpoint's POST is not a directory write)."""
     return [entry for entry in emu.request_log() if entry["write"] and entry["path"].startswith("/v1.0/")]
+
+
+def wait_until_quiet(emu, quiet_seconds=0.3, limit_seconds=10):
+    """Return once the request log has not grown for ``quiet_seconds`` (bounded by ``limit_seconds``)."""
+    deadline = time.monotonic() + limit_seconds
+    size, since = len(emu.request_log()), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        current = len(emu.request_log())
+        if current != size:
+            size, since = current, time.monotonic()
+        elif time.monotonic() - since >= quiet_seconds:
+            return
+    raise AssertionError('the emulator kept receiving requests for %ss' % limit_seconds)
 
 
 class AnsibleExitJson(Exception):
