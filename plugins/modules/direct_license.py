@@ -390,6 +390,12 @@ def main():
         mutually_exclusive=[['plan_path', 'users'], ['restore_from', 'users']],
     )
     validate(module)
+    # The plan's lock (taken in _run) is held until the module exits, the rollback script written.
+    with contextlib.ExitStack() as exits:
+        _run(module, exits)
+
+
+def _run(module, exits):
     params = module.params
     client = module.client
     journal = None
@@ -397,7 +403,7 @@ def main():
     tenant_guid = None
     missing_users = []
     plan_header = None
-    exits = contextlib.ExitStack()
+    rows = []
     try:
         if params['state'] == 'absent' and params['plan_path']:
             # Read (and fingerprinted) before any Graph call: a plan that is not the approved one stops here.

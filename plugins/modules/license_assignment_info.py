@@ -110,7 +110,7 @@ options:
   replace_plan:
     description:
       - Write a new plan at O(plan_path) even when one is there. Its batches are computed from this run's read, so they may name
-        other users than the plan it replaces: a new plan needs a new approval (its fingerprint differs).
+        other users than the plan it replaces; a new plan needs a new approval (its fingerprint differs).
       - A plan that a M(entraops.licensing.direct_license) run is executing (it is locked) is not replaced; the task fails.
     type: bool
     default: false

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The role phase by phase against the Graph emulator: dry run, groups, licenses, verify, canary,
-# an interrupted batch and its resumption, the rest, the report, then the rollback playbook.
+# an interrupted batch and its resumption, the rest, the report, then the rollback playbook; every
+# change window relaunched once (as AWX relaunches a job) sends no further write.
 set -eux
 
 # shellcheck source=../setup_emulator/emulator.sh
@@ -41,6 +42,16 @@ check() {
     ansible-playbook -i localhost, -c local -e "ansible_python_interpreter=$PYTHON" -e "emulator_info_file=$INFO" \
         -e "out_dir=$OUT" -e "check_step=$1" check.yml
 }
+# An AWX relaunch of the change window just run (a timeout, a second click): the same play again must send
+# no Graph write and report nothing changed.
+relaunch() {
+    control DELETE requests
+    local output
+    output="$(migrate "$@")"
+    echo "$output"
+    grep -Eq 'contoso +: ok=[0-9]+ +changed=0 +unreachable=0 +failed=0' <<<"$output"
+    check relaunched
+}
 
 # Preflight stops on the permissions the selected phases need and the token lacks (an app that may only read).
 control POST apps '{"client_id": "0d9c4b52-4a8e-4c0e-9f1e-7d3b2a1c0e01", "secret": "reader-only-secret",
@@ -67,12 +78,32 @@ check dry_run
 
 # Change window 1: preflight and groups; window 2: licenses, wait, verify (the plan).
 migrate -e '{"migrate_direct_to_group_phases": ["preflight", "group"]}'
+relaunch -e '{"migrate_direct_to_group_phases": ["preflight", "group"]}'
 migrate -e '{"migrate_direct_to_group_phases": ["assign", "wait", "verify", "report"]}'
+relaunch -e '{"migrate_direct_to_group_phases": ["assign", "wait", "verify", "report"]}'
 check planned
 
-# Canary.
-migrate -e '{"migrate_direct_to_group_phases": ["remove", "report"], "migrate_direct_to_group_remove_batches": [0]}'
+# Canary, of the plan the change record approved (its fingerprint, from the verify phase's record); relaunched once.
+FINGERPRINT="$(python_json "$OUT/contoso-phase-verify.json" plan_fingerprint)"
+migrate -e '{"migrate_direct_to_group_phases": ["remove", "report"], "migrate_direct_to_group_remove_batches": [0]}' \
+    -e "migrate_direct_to_group_plan_fingerprint=$FINGERPRINT"
 check canary
+relaunch -e '{"migrate_direct_to_group_phases": ["remove", "report"], "migrate_direct_to_group_remove_batches": [0]}' \
+    -e "migrate_direct_to_group_plan_fingerprint=$FINGERPRINT"
+check canary
+
+# A fingerprint that is not the plan's stops the batch before any Graph call, naming both (on a copy of the
+# run's files, so that the records of this refused window stay out of the checks below).
+cp -a "$OUT" "$WORK/refused"
+control DELETE requests
+if refused="$(migrate -e '{"migrate_direct_to_group_phases": ["remove"], "migrate_direct_to_group_remove_batches": [1]}' \
+        -e "migrate_direct_to_group_output_dir=$WORK/refused" \
+        -e "migrate_direct_to_group_plan_fingerprint=sha256:$(printf '0%.0s' {1..64})" 2>&1)"; then
+    echo "a plan that is not the approved one should have been refused"
+    exit 1
+fi
+grep -q "is not the approved plan: its content has fingerprint $FINGERPRINT" <<<"$refused"
+check relaunched
 
 # Batches 1 and 2 with Graph failing every removal after the first two: the run stops (budget 0) and reports.
 control POST faults '{"method": "POST", "route": "assignLicense", "status": 500, "skip": 2, "count": null}'
@@ -86,9 +117,12 @@ check interrupted
 control DELETE faults
 migrate -e '{"migrate_direct_to_group_phases": ["remove", "report"], "migrate_direct_to_group_remove_batches": [1, 2]}'
 check resumed
+relaunch -e '{"migrate_direct_to_group_phases": ["remove", "report"], "migrate_direct_to_group_remove_batches": [1, 2]}'
 
 # Everything that is left, then the report.
 migrate -e '{"migrate_direct_to_group_phases": ["verify", "remove", "report"], "migrate_direct_to_group_remove_batches": "all"}'
+check migrated
+relaunch -e '{"migrate_direct_to_group_phases": ["verify", "remove", "report"], "migrate_direct_to_group_remove_batches": "all"}'
 check migrated
 
 # Rollback from the journal puts every direct assignment back; a second run restores nothing.

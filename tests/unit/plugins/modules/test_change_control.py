@@ -34,7 +34,7 @@ from ansible_collections.entraops.licensing.plugins.modules import (
     sku_info,
 )
 
-from .migration_tenant import E3, GROUPS, SAFE_USERS, build_tenant, connection, direct_sku_ids
+from .migration_tenant import GROUPS, SAFE_USERS, build_tenant, connection
 from .utils import graph_writes, run_module, wait_until_quiet
 
 MODULE_PATH = os.path.join(os.path.dirname(direct_license.__file__), 'direct_license.py')
@@ -164,8 +164,8 @@ def test_a_done_plan_run_again_is_nothing_to_do_and_a_typo_is_still_an_error(emu
 
 def test_an_empty_plan_is_nothing_to_do(emu, roles, tmp_path):
     plan_path = str(tmp_path / 'plan.json')
-    written, failed = run_module(license_assignment_info.main, dict(connection(emu), users=[roles['lossy'], roles['direct_only']],
-                                                                   skus=['ENTERPRISEPACK'], plan_path=plan_path))
+    args = dict(connection(emu), users=[roles['lossy'], roles['direct_only']], skus=['ENTERPRISEPACK'], plan_path=plan_path)
+    written, failed = run_module(license_assignment_info.main, args)
     assert not failed and written['batches'] == 0 and written['batch_sizes'] == {}
     result, failed = remove(emu, plan_path, str(tmp_path / 'journal.jsonl'), batches=[0])
     assert not failed, result.get('msg')
