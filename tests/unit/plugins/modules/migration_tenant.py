@@ -7,9 +7,10 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import copy
 import uuid
 
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import emulator_connection
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import emulator_connection, wait_until_quiet
 
 E3 = '6fd2c87f-b296-42f0-b197-1e91e994b900'
 E1 = '18181a46-0d4e-45cd-891e-60aabd171b4e'
@@ -99,3 +100,17 @@ def direct_sku_ids(emu, user_id):
     """SKU ids the user holds directly, read in-process from the emulator."""
     user = emu.directory.get_user(user_id, select=('id', 'licenseAssignmentStates'))
     return sorted(entry['skuId'] for entry in user['licenseAssignmentStates'] if entry.get('assignedByGroup') is None)
+
+
+def reset_migration_emulator(emu, tenant):
+    """``emu`` with ``tenant`` freshly loaded, no faults, default knobs, empty ledger and request log.
+
+    First waits until no request arrives: an in-process module that failed early may leave a background
+    read finishing (a real module process ends with its daemon threads), which must not land in this test's log.
+    """
+    wait_until_quiet(emu, quiet_seconds=0.2)
+    emu.clear_faults()
+    emu.configure(throttling=False, latency_ms=0, processing_rate=1000.0)
+    emu.load_state(copy.deepcopy(tenant))
+    emu.clear_ledger()
+    emu.reset_stats()

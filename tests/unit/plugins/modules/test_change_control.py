@@ -34,7 +34,7 @@ from ansible_collections.entraops.licensing.plugins.modules import (
     sku_info,
 )
 
-from .migration_tenant import GROUPS, SAFE_USERS, build_tenant, connection
+from .migration_tenant import GROUPS, SAFE_USERS, build_tenant, connection, reset_migration_emulator
 from .utils import graph_writes, run_module, wait_until_quiet
 
 MODULE_PATH = os.path.join(os.path.dirname(direct_license.__file__), 'direct_license.py')
@@ -45,44 +45,10 @@ BATCH = 5
 SAFE_ROWS = SAFE_USERS + 2
 
 
-@pytest.fixture(scope='module')
-def tenant_and_roles():
-    return build_tenant()
-
-
-@pytest.fixture(scope='module')
-def emulator_module(tenant_and_roles):
-    from graph_emulator import Emulator  # pylint: disable=import-outside-toplevel
-    with Emulator(tenant=copy.deepcopy(tenant_and_roles[0]), port=0, throttling=False) as emu:
-        yield emu
-
-
 def quiet_reset(emu):
-    """Empty the request log once it stops growing: an in-process module that failed early may leave a background read
-    finishing (a real module process ends with its daemon threads), and "no request at all" must be this run's."""
+    """Empty the request log once it stops growing, so that "no request at all" is this run's (see reset_migration_emulator)."""
     wait_until_quiet(emu, quiet_seconds=0.2)
     emu.reset_stats()
-
-
-def _fresh(emu, tenant):
-    wait_until_quiet(emu, quiet_seconds=0.2)
-    emu.clear_faults()
-    emu.configure(throttling=False, latency_ms=0, processing_rate=1000.0)
-    emu.load_state(copy.deepcopy(tenant))
-    emu.clear_ledger()
-    emu.reset_stats()
-
-
-@pytest.fixture
-def emu(emulator_module, tenant_and_roles):
-    _fresh(emulator_module, tenant_and_roles[0])
-    yield emulator_module
-    emulator_module.clear_faults()
-
-
-@pytest.fixture
-def roles(tenant_and_roles):
-    return tenant_and_roles[1]
 
 
 def info(emu, plan_path, **options):
@@ -339,7 +305,7 @@ def large_emulator(large_tenant):
 def test_two_runs_at_once_do_not_both_write(large_emulator, large_tenant, tmp_path, second_plan, second_journal, locked):
     """150 users, batches 0-2 relaunched while the first run still writes: the second fails before any write."""
     emu = large_emulator
-    _fresh(emu, large_tenant[0])
+    reset_migration_emulator(emu, large_tenant[0])
     plan_path, journal_path = str(tmp_path / 'plan.json'), str(tmp_path / 'journal.jsonl')
     written, failed = info(emu, plan_path, canary_size=10, batch_size=70, trusted_groups=None)
     assert not failed and written['batch_sizes'] == {'0': 10, '1': 70, '2': 70, '3': 2}
@@ -414,7 +380,7 @@ TASK_NAMES = ['plan', 'canary', 'batch 1', 'batches 2-3', 'whole plan', 'users',
 @given(sequence=st.lists(st.sampled_from(TASK_NAMES), min_size=1, max_size=6))
 def test_any_sequence_of_tasks_each_run_twice_converges(emulator_module, tenant_and_roles, tmp_path_factory, sequence):
     emu, roles = emulator_module, tenant_and_roles[1]
-    _fresh(emu, tenant_and_roles[0])
+    reset_migration_emulator(emu, tenant_and_roles[0])
     folder = str(tmp_path_factory.mktemp('sequence'))
     # Every plan task keeps the first plan; a removal before any plan task needs one, as an operator's play would have.
     # The journal exists from the start (a restore from a journal that does not exist is bad input, not a no-op).

@@ -31,35 +31,6 @@ KEEP_ROLES = ['lossy', 'nested', 'count_violation', 'exclusive', 'direct_only']
 REMOVE_ROUTE = r'/users/[^/]+/assignLicense$'
 
 
-@pytest.fixture(scope='module')
-def tenant_and_roles():
-    return build_tenant()
-
-
-@pytest.fixture(scope='module')
-def emulator_module(tenant_and_roles):
-    from graph_emulator import Emulator  # pylint: disable=import-outside-toplevel
-    with Emulator(tenant=copy.deepcopy(tenant_and_roles[0]), port=0, throttling=False) as emu:
-        yield emu
-
-
-@pytest.fixture
-def emu(emulator_module, tenant_and_roles):
-    """The module's emulator with the migration tenant freshly loaded, no faults, empty ledger and log."""
-    emulator_module.clear_faults()
-    emulator_module.configure(throttling=False, latency_ms=0, processing_rate=1000.0)
-    emulator_module.load_state(copy.deepcopy(tenant_and_roles[0]))
-    emulator_module.clear_ledger()
-    emulator_module.reset_stats()
-    yield emulator_module
-    emulator_module.clear_faults()
-
-
-@pytest.fixture
-def roles(tenant_and_roles):
-    return tenant_and_roles[1]
-
-
 def plan(emu, folder, canary_size=2, batch_size=5, **options):
     plan_path = str(folder / 'plan.json')
     result, failed = run_module(license_assignment_info.main, dict(connection(emu), skus=['ENTERPRISEPACK'], plan_path=plan_path,
