@@ -69,6 +69,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.graph_errors im
     _path_only,
     _path_root,
     _short,
+    outcome_unknown_message,
 )
 
 GRAPH_DEPS = "msal and requests"
@@ -149,7 +150,7 @@ class BatchResult:
         request_id = request_id or _header(self.headers, "request-id")
         cls = GraphOutcomeUnknown if self.outcome_unknown else GraphError
         if self.outcome_unknown and self.status is not None:
-            message = "%s (outcome unknown: the write may or may not have been applied; it was not re-sent)" % (message or "server error")
+            message = outcome_unknown_message(message or "server error")
         return cls(message or "no error message", status=self.status, code=code, request_id=request_id,
                    client_request_id=client_request_id, method=self.method, path=_path_only(self.url))
 
@@ -679,7 +680,7 @@ class GraphClient:
                 if paced:
                     self.stats_counter.add("outcome_unknown")
                 raise GraphOutcomeUnknown(
-                    "%s (outcome unknown: the write may or may not have been applied; it was not re-sent)" % (error.message or "server error"),
+                    outcome_unknown_message(error.message or "server error"),
                     status=error.status, code=error.code, request_id=error.request_id,
                     client_request_id=error.client_request_id, method=method, path=error.path)
             raise error
@@ -713,7 +714,7 @@ class GraphClient:
             if count_unknown:
                 self.stats_counter.add("outcome_unknown")
             raise GraphOutcomeUnknown(
-                "%s (outcome unknown: the write may or may not have been applied; it was not re-sent)" % _transport_text(exc, url),
+                outcome_unknown_message(_transport_text(exc, url)),
                 method=method, path=path, client_request_id=client_request_id)
         error = GraphError(_transport_text(exc, url), method=method, path=path, client_request_id=client_request_id)
         self._wait_before_retry(self._backoff(attempt), started, self._clock(), error, attempt)
@@ -928,8 +929,7 @@ class GraphClient:
                                           status=None, error=exc)
                 return
             self.stats_counter.add("outcome_unknown")
-            unknown = GraphOutcomeUnknown("%s (outcome unknown: the write may or may not have been applied; it was not re-sent)"
-                                          % exc.message, status=exc.status, code=exc.code, request_id=exc.request_id,
+            unknown = GraphOutcomeUnknown(outcome_unknown_message(exc.message), status=exc.status, code=exc.code, request_id=exc.request_id,
                                           client_request_id=exc.client_request_id, method=item["method"], path=item["url"])
             results[index] = BatchResult(index, item["id"], item["method"], item["url"], exc.status,
                                          outcome_unknown=True, attempts=attempts, error=unknown)

@@ -69,6 +69,15 @@ class GraphError(Exception):
         }
 
 
+# The note every write of unknown outcome carries, after what happened to it.
+OUTCOME_UNKNOWN_NOTE = "outcome unknown: the write may or may not have been applied; it was not re-sent"
+
+
+def outcome_unknown_message(text):
+    """``text`` (what happened to the write) followed by the outcome-unknown note."""
+    return "%s (%s)" % (text, OUTCOME_UNKNOWN_NOTE)
+
+
 class GraphOutcomeUnknown(GraphError):
     """A write was sent and we cannot know whether Graph applied it.
 
