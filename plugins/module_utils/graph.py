@@ -14,13 +14,9 @@ __metaclass__ = type
 
 import base64
 import contextlib
-import email.utils
-import datetime
 import json
 import ipaddress
 import logging
-import math
-import random
 import re
 import threading
 import time
@@ -71,6 +67,15 @@ from ansible_collections.entraops.licensing.plugins.module_utils.graph_errors im
     _short,
     outcome_unknown_message,
 )
+from ansible_collections.entraops.licensing.plugins.module_utils.graph_retry import (
+    READ_METHODS,
+    _never_sent,
+    _seconds,
+    backoff,
+    is_outcome_unknown,
+    may_resend,
+    parse_retry_after,
+)
 
 GRAPH_DEPS = "msal and requests"
 
@@ -86,11 +91,6 @@ API_VERSION = "v1.0"
 BATCH_LIMIT = 20  # Graph refuses $batch bodies with more than 20 requests
 USER_AGENT = "entraops.licensing (Ansible collection)"
 
-READ_METHODS = frozenset(["GET", "HEAD"])
-# Statuses on which repeating a read is safe and useful.
-RETRYABLE_READ_STATUSES = frozenset([429, 502, 503, 504])
-# Statuses after which a write may or may not have been applied by Graph.
-UNKNOWN_OUTCOME_STATUSES = frozenset([500, 502, 503, 504])
 # Independent collection chains (each a chain of pages that must follow one another, such as the
 # member lists of different groups) that a caller may read side by side (GraphClient.read_chains).
 READ_CHAINS = 8
@@ -222,33 +222,6 @@ class GraphStats:
         values["seconds_waited"] = round(values["seconds_waited"], 3)
         values["seconds_paced"] = round(values["seconds_paced"], 3)
         return values
-
-
-def parse_retry_after(value, now=None):
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None when absent or unreadable."""
-    if value is None:
-        return None
-    value = str(value).strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = None
-    if seconds is not None:
-        if not math.isfinite(seconds):
-            return None
-        return max(0.0, seconds)
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    return max(0.0, (moment - now).total_seconds())
 
 
 def is_loopback_host(host):
@@ -676,7 +649,7 @@ class GraphClient:
                 wait = retry_after if retry_after is not None else self._backoff(attempt)
                 self._wait_before_retry(wait, started, received, error, attempt)
                 continue
-            if is_write and not idempotent and response.status in UNKNOWN_OUTCOME_STATUSES:
+            if is_outcome_unknown(response.status, is_write, idempotent):
                 if paced:
                     self.stats_counter.add("outcome_unknown")
                 raise GraphOutcomeUnknown(
@@ -685,12 +658,7 @@ class GraphClient:
                     client_request_id=error.client_request_id, method=method, path=error.path)
             raise error
 
-    @staticmethod
-    def _may_resend(status, retry_after, is_write, idempotent):
-        if not is_write or idempotent:
-            return status in RETRYABLE_READ_STATUSES
-        # Graph applied nothing on 429, nor on a 503 that tells when to come back.
-        return status == 429 or (status == 503 and retry_after is not None)
+    _may_resend = staticmethod(may_resend)
 
     def _unauthorized(self, error, refreshed):
         if not self._token_provider.can_refresh:
@@ -743,9 +711,7 @@ class GraphClient:
             self.stats_counter.add("seconds_waited", self._clock() - began)
 
     def _backoff(self, attempt):
-        """Exponential backoff with full jitter."""
-        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempt - 1)))
-        return random.uniform(0, ceiling)  # nosec - jitter, not cryptography
+        return backoff(attempt, self.backoff_base, self.backoff_cap)
 
     def _pace(self, count):
         waited = self.pacer.acquire(count)
@@ -950,7 +916,7 @@ class GraphClient:
             self._schedule_item_retry(item, wait, verdict["received"], attempts, started, not_before, results,
                                       status=status, headers=headers, body=body)
             return
-        unknown = item["is_write"] and not item["idempotent"] and status in UNKNOWN_OUTCOME_STATUSES
+        unknown = is_outcome_unknown(status, item["is_write"], item["idempotent"])
         if unknown:
             self.stats_counter.add("outcome_unknown")
         results[index] = BatchResult(index, item["id"], item["method"], item["url"], status, headers, body,
@@ -1107,18 +1073,6 @@ def _parse_page(content):
     return page if isinstance(page, dict) else {}
 
 
-def _never_sent(exc):
-    """True when the request certainly did not leave this host (connect failed), so re-sending is safe."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc, requests.exceptions.ReadTimeout):
-        reason = exc.args[0] if exc.args else None
-        reason = getattr(reason, "reason", reason)
-        name = reason.__class__.__name__ if reason is not None else ""
-        return name in ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError")
-    return False
-
-
 def _transport_text(exc, url):
     if isinstance(exc, requests.exceptions.Timeout):
         return "no reply from %s within the timeout" % _path_root(url)
@@ -1126,6 +1080,3 @@ def _transport_text(exc, url):
     text = re.sub(r"url: (\S+)", lambda match: "url: %s" % _path_only(match.group(1)), _short(exc))
     return "connection to %s failed: %s" % (_path_root(url), text)
 
-
-def _seconds(value):
-    return int(value) if float(value).is_integer() else value
