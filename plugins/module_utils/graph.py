@@ -70,11 +70,11 @@ from ansible_collections.entraops.licensing.plugins.module_utils.graph_errors im
 from ansible_collections.entraops.licensing.plugins.module_utils.graph_retry import (
     READ_METHODS,
     _never_sent,
-    _seconds,
     backoff,
     is_outcome_unknown,
     may_resend,
     parse_retry_after,
+    retry_time_exceeded,
 )
 
 GRAPH_DEPS = "msal and requests"
@@ -690,11 +690,10 @@ class GraphClient:
     def _wait_before_retry(self, wait, started, received, error, attempt):
         """Sleep ``wait`` seconds counted from ``received`` unless that breaks the retry budget."""
         resume_at = received + wait
-        if resume_at - started > self.max_retry_time:
+        gave_up = retry_time_exceeded(started, resume_at, wait, attempt, self.max_retry_time)
+        if gave_up:
             raise GraphRetryBudgetExceeded(
-                "%s; gave up after %d attempt(s): waiting %.1fs more would exceed max_retry_time of %ss"
-                % (error.message or "request failed", attempt, wait, _seconds(self.max_retry_time)),
-                status=error.status, code=error.code, request_id=error.request_id,
+                "%s; %s" % (error.message or "request failed", gave_up), status=error.status, code=error.code, request_id=error.request_id,
                 client_request_id=error.client_request_id, method=error.method, path=error.path)
         self.stats_counter.add("retries")
         _LOGGER.info("retrying %s %s after %.2fs (%s)", error.method, error.path, wait, error.status or "transport error")
@@ -924,12 +923,11 @@ class GraphClient:
 
     def _schedule_item_retry(self, item, wait, received, attempts, started, not_before, results, status=None, headers=None, body=None, error=None):
         resume_at = received + wait
-        if resume_at - started > self.max_retry_time:
+        gave_up = retry_time_exceeded(started, resume_at, wait, attempts, self.max_retry_time)
+        if gave_up:
             index = item["index"]
-            budget_error = GraphRetryBudgetExceeded(
-                "$batch item %s: gave up after %d attempt(s): waiting %.1fs more would exceed max_retry_time of %ss"
-                % (item["id"], attempts, wait, _seconds(self.max_retry_time)),
-                status=status, method=item["method"], path=item["url"])
+            budget_error = GraphRetryBudgetExceeded("$batch item %s: %s" % (item["id"], gave_up),
+                                                    status=status, method=item["method"], path=item["url"])
             results[index] = BatchResult(index, item["id"], item["method"], item["url"], status, headers, body,
                                          attempts=attempts, error=budget_error)
             return

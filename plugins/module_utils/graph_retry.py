@@ -90,5 +90,13 @@ def backoff(attempt, base, cap):
     return random.uniform(0, ceiling)  # nosec - jitter, not cryptography
 
 
+def retry_time_exceeded(started, resume_at, wait, attempts, max_retry_time):
+    """Why resending at ``resume_at`` would break ``max_retry_time`` (counted from ``started``), for a message; None when it would not."""
+    if resume_at - started > max_retry_time:
+        return ("gave up after %d attempt(s): waiting %.1fs more would exceed max_retry_time of %ss"
+                % (attempts, wait, _seconds(max_retry_time)))
+    return None
+
+
 def _seconds(value):
     return int(value) if float(value).is_integer() else value
