@@ -7,153 +7,89 @@
 It is the only place that speaks HTTP: authentication (msal), one pooled
 requests session, retries that honour Retry-After, paging, JSON batching and
 client-side write pacing. It knows nothing about licensing.
+
+GraphClient, here, wires the client's concerns, each in a file of its own: graph_errors
+(GraphError and its kinds), graph_auth (endpoints and token sources), graph_retry (the retry
+policy), graph_pacing (WritePacer), graph_paging (nextLink chains followed ahead of the reader)
+and graph_batch ($batch). The names other files import from graph.py stay importable here.
 """
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import base64
 import contextlib
-import email.utils
-import datetime
-import json
-import ipaddress
 import logging
-import math
-import random
 import re
 import threading
 import time
 import traceback
 import uuid
 
-from concurrent.futures import ThreadPoolExecutor
-
 try:
-    from urllib.parse import urlsplit, urlencode
+    from urllib.parse import urlencode
 except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the import sanity test quiet
-    from urlparse import urlsplit  # type: ignore
     from urllib import urlencode  # type: ignore
 
 try:
-    import msal
+    # Every library the client needs, checked in one place (graph_auth and graph_paging import what they use).
+    import msal  # pylint: disable=unused-import
     import requests
     import requests.adapters
     import requests.utils
-    import urllib3.connection
-    import urllib3.connectionpool
+    import urllib3.connection  # pylint: disable=unused-import
+    import urllib3.connectionpool  # pylint: disable=unused-import
     HAS_GRAPH_DEPS = True
     GRAPH_DEPS_IMPORT_ERROR = None
 except ImportError:
-    msal = None
     requests = None
     HAS_GRAPH_DEPS = False
     GRAPH_DEPS_IMPORT_ERROR = traceback.format_exc()
 
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-    HAS_CRYPTOGRAPHY = True
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
+from ansible_collections.entraops.licensing.plugins.module_utils.graph_auth import resolve_endpoints, token_claims, token_provider
+from ansible_collections.entraops.licensing.plugins.module_utils.graph_batch import GraphBatchMixin
+from ansible_collections.entraops.licensing.plugins.module_utils.graph_errors import (
+    GraphAuthError,
+    GraphConfigError,
+    GraphError,
+    GraphOutcomeUnknown,
+    GraphRetryBudgetExceeded,
+    _error_fields,
+    _header,
+    _path_only,
+    _path_root,
+    _short,
+    outcome_unknown_message,
+)
+from ansible_collections.entraops.licensing.plugins.module_utils.graph_pacing import WritePacer
+from ansible_collections.entraops.licensing.plugins.module_utils.graph_paging import _GraphAdapter, _PageFetcher, _wire_event
+from ansible_collections.entraops.licensing.plugins.module_utils.graph_retry import (
+    READ_METHODS,
+    _never_sent,
+    backoff,
+    is_outcome_unknown,
+    may_resend,
+    parse_retry_after,
+    retry_time_exceeded,
+)
 
+# Imported from graph.py by other files (modules, module_utils, tests); they live beside it now.
+from ansible_collections.entraops.licensing.plugins.module_utils.graph_auth import (  # pylint: disable=unused-import
+    CLOUDS,
+    is_loopback_host,
+    load_certificate_credential,
+)
+from ansible_collections.entraops.licensing.plugins.module_utils.graph_batch import BatchResult  # pylint: disable=unused-import
 
 GRAPH_DEPS = "msal and requests"
 
-# Hosts per national cloud (Microsoft Graph "national cloud deployments").
-CLOUDS = {
-    "public": {"graph_url": "https://graph.microsoft.com", "authority_url": "https://login.microsoftonline.com"},
-    "usgov": {"graph_url": "https://graph.microsoft.us", "authority_url": "https://login.microsoftonline.us"},
-    "usgov_dod": {"graph_url": "https://dod-graph.microsoft.us", "authority_url": "https://login.microsoftonline.us"},
-    "china": {"graph_url": "https://microsoftgraph.chinacloudapi.cn", "authority_url": "https://login.chinacloudapi.cn"},
-}
-
 API_VERSION = "v1.0"
-BATCH_LIMIT = 20  # Graph refuses $batch bodies with more than 20 requests
 USER_AGENT = "entraops.licensing (Ansible collection)"
 
-READ_METHODS = frozenset(["GET", "HEAD"])
-# Statuses on which repeating a read is safe and useful.
-RETRYABLE_READ_STATUSES = frozenset([429, 502, 503, 504])
-# Statuses after which a write may or may not have been applied by Graph.
-UNKNOWN_OUTCOME_STATUSES = frozenset([500, 502, 503, 504])
 # Independent collection chains (each a chain of pages that must follow one another, such as the
 # member lists of different groups) that a caller may read side by side (GraphClient.read_chains).
 READ_CHAINS = 8
-# Longest a consumer of a prefetched collection holds back for the paging thread (_PageFetcher.yield_to_wire).
-WIRE_WAIT_LIMIT = 0.05
 
 _LOGGER = logging.getLogger("ansible_collections.entraops.licensing.graph")
-
-
-class GraphError(Exception):
-    """Any failure talking to Microsoft Graph or the identity platform.
-
-    ``status`` is None for failures that never produced an HTTP response
-    (bad configuration, unreachable host, unknown outcome of a send).
-    """
-
-    def __init__(self, message, status=None, code=None, request_id=None, client_request_id=None, method=None, path=None):
-        super(GraphError, self).__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.request_id = request_id
-        self.client_request_id = client_request_id
-        self.method = method
-        self.path = path
-
-    def __str__(self):
-        if self.status is not None:
-            text = "Graph returned %s%s" % (self.status, " %s" % self.code if self.code else "")
-            if self.method and self.path:
-                text += " for %s %s" % (self.method, self.path)
-            text += ": %s" % (self.message or "no error message")
-        else:
-            text = self.message
-            if self.method and self.path and (" %s" % self.path) not in text:
-                text = "%s %s: %s" % (self.method, self.path, text)
-        ids = []
-        if self.request_id:
-            ids.append("request-id %s" % self.request_id)
-        if self.client_request_id:
-            ids.append("client-request-id %s" % self.client_request_id)
-        if ids:
-            text += " (%s)" % ", ".join(ids)
-        return text
-
-    def to_dict(self):
-        """Plain fields for module results; never contains credentials."""
-        return {
-            "status": self.status,
-            "code": self.code,
-            "message": self.message,
-            "request_id": self.request_id,
-            "client_request_id": self.client_request_id,
-            "method": self.method,
-            "path": self.path,
-        }
-
-
-class GraphOutcomeUnknown(GraphError):
-    """A write was sent and we cannot know whether Graph applied it.
-
-    Raised for timeouts, connections dropped after sending, and 500/502/503/504
-    on writes. The caller must re-read the state before deciding to send again.
-    """
-
-
-class GraphConfigError(GraphError):
-    """Invalid client configuration, detected before anything is sent."""
-
-
-class GraphAuthError(GraphError):
-    """The identity platform refused to issue a token, or Graph refused the token."""
-
-
-class GraphRetryBudgetExceeded(GraphError):
-    """Retrying would exceed max_retry_time."""
 
 
 class GraphResponse:
@@ -170,92 +106,6 @@ class GraphResponse:
     @property
     def ok(self):
         return 200 <= self.status < 300
-
-
-class BatchResult:
-    """The final answer for one $batch sub-request, in the caller's input order.
-
-    ``outcome_unknown`` is True for a write that got 500/502/503/504 (or whose
-    whole batch was lost in transit): it may or may not have been applied and was
-    not re-sent; re-read the state before acting on it.
-    """
-
-    def __init__(self, index, request_id, method, url, status, headers=None, body=None, outcome_unknown=False, attempts=1, error=None):
-        self.index = index
-        self.id = request_id
-        self.method = method
-        self.url = url
-        self.status = status
-        self.headers = headers or {}
-        self.body = body
-        self.outcome_unknown = outcome_unknown
-        self.attempts = attempts
-        self._error = error
-
-    @property
-    def ok(self):
-        return self.status is not None and 200 <= self.status < 300 and not self.outcome_unknown
-
-    def error(self):
-        """A GraphError describing a failed item (None when the item succeeded)."""
-        if self.ok:
-            return None
-        if self._error is not None:
-            return self._error
-        code, message, request_id, client_request_id = _error_fields(self.body)
-        request_id = request_id or _header(self.headers, "request-id")
-        cls = GraphOutcomeUnknown if self.outcome_unknown else GraphError
-        if self.outcome_unknown and self.status is not None:
-            message = "%s (outcome unknown: the write may or may not have been applied; it was not re-sent)" % (message or "server error")
-        return cls(message or "no error message", status=self.status, code=code, request_id=request_id,
-                   client_request_id=client_request_id, method=self.method, path=_path_only(self.url))
-
-    def to_dict(self):
-        return {"id": self.id, "method": self.method, "url": _path_only(self.url), "status": self.status,
-                "headers": dict(self.headers), "body": self.body, "outcome_unknown": self.outcome_unknown,
-                "attempts": self.attempts}
-
-
-class WritePacer:
-    """Token bucket that spaces writes out to ``rate`` per second (bursts up to one second's worth)."""
-
-    def __init__(self, rate, clock=None, sleep=None):
-        if rate is not None and rate < 0:
-            raise GraphConfigError("write_rate must be positive or 0 (off), got %r" % (rate,))
-        self.rate = float(rate) if rate else 0.0
-        self.capacity = max(1.0, self.rate)
-        self._clock = clock or time.monotonic
-        self._sleep = sleep or time.sleep
-        self._tokens = self.capacity
-        self._updated = self._clock()
-        self._lock = threading.Lock()
-
-    def ensure_burst(self, count):
-        """Let up to ``count`` writes accrue while the caller is busy reading (Graph's own bucket holds 3,000).
-
-        A caller that alternates reads and writes (read a chunk, write it, re-read it) would
-        otherwise lose the refill of every read phase longer than one second, and fall below
-        ``rate`` (benchmarks/README.md). The average rate stays ``rate``.
-        """
-        with self._lock:
-            self.capacity = max(self.capacity, float(count))
-
-    def reserve(self, count=1):
-        """Take ``count`` write slots and return how long the caller must wait before sending."""
-        if not self.rate or count <= 0:
-            return 0.0
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
-            self._tokens -= count
-            return -self._tokens / self.rate if self._tokens < 0 else 0.0
-
-    def acquire(self, count=1):
-        wait = self.reserve(count)
-        if wait > 0:
-            self._sleep(wait)
-        return wait
 
 
 class GraphStats:
@@ -280,206 +130,8 @@ class GraphStats:
         return values
 
 
-def _header(headers, name):
-    if not headers:
-        return None
-    if hasattr(headers, "get") and not isinstance(headers, dict):
-        return headers.get(name)  # requests' CaseInsensitiveDict
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
-def _path_only(url):
-    """The path of a URL without the query string (queries may hold data that must not be logged)."""
-    if not url:
-        return url
-    return urlsplit(url).path or url.split("?", 1)[0]
-
-
-def _error_fields(body):
-    """(code, message, request-id, client-request-id) from a Graph or identity error body."""
-    if not isinstance(body, dict):
-        return None, None, None, None
-    error = body.get("error")
-    if isinstance(error, dict):
-        inner = error.get("innerError") or error.get("innererror") or {}
-        if not isinstance(inner, dict):
-            inner = {}
-        return error.get("code"), error.get("message"), inner.get("request-id"), inner.get("client-request-id")
-    if isinstance(error, str):  # identity platform: {"error": "invalid_client", "error_description": "AADSTS..."}
-        description = (body.get("error_description") or "").strip().splitlines()
-        # The trace and correlation ids are reported separately; keep the human sentence only.
-        message = re.split(r"\s+Trace ID:", description[0])[0] if description else None
-        return error, message, body.get("trace_id"), body.get("correlation_id")
-    return None, None, None, None
-
-
-def parse_retry_after(value, now=None):
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None when absent or unreadable."""
-    if value is None:
-        return None
-    value = str(value).strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = None
-    if seconds is not None:
-        if not math.isfinite(seconds):
-            return None
-        return max(0.0, seconds)
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    return max(0.0, (moment - now).total_seconds())
-
-
-def is_loopback_host(host):
-    if not host:
-        return False
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _normalise_root(url, option):
-    """Validate a configured root URL (scheme, host, no version path) and drop the trailing slash."""
-    url = (url or "").strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise GraphConfigError("%s must be an https:// URL with a host name, got %r" % (option, url))
-    if parts.query or parts.fragment:
-        raise GraphConfigError("%s must not contain a query or fragment, got %r" % (option, url))
-    if re.search(r"/(v1\.0|beta)$", parts.path):
-        raise GraphConfigError("%s must be a root without a version path (like https://graph.microsoft.com), got %r" % (option, url))
-    return url
-
-
-def resolve_endpoints(cloud="public", graph_url=None, authority_url=None):
-    """(graph_root, authority_root) for a cloud name, with explicit roots taking precedence."""
-    cloud = cloud or "public"
-    if cloud not in CLOUDS:
-        raise GraphConfigError("cloud must be one of %s, got %r" % (", ".join(sorted(CLOUDS)), cloud))
-    graph_root = _normalise_root(graph_url or CLOUDS[cloud]["graph_url"], "graph_url")
-    authority_root = _normalise_root(authority_url or CLOUDS[cloud]["authority_url"], "authority_url")
-    graph_parts = urlsplit(graph_root)
-    if graph_parts.scheme == "http" and not is_loopback_host(graph_parts.hostname):
-        raise GraphConfigError(
-            "Refusing to send an access token over plain http:// to %s; use https:// "
-            "(plain http is allowed only for loopback addresses)" % graph_parts.hostname)
-    if urlsplit(authority_root).scheme != "https":
-        raise GraphConfigError("authority_url must use https:// (msal refuses other schemes), got %r" % authority_root)
-    return graph_root, authority_root
-
-
-def load_certificate_credential(path, password=None):
-    """An msal client_credential dict from a PEM file holding the certificate and its private key."""
-    try:
-        with open(path, "rb") as handle:
-            pem = handle.read().decode("ascii", "replace")
-    except (IOError, OSError) as exc:
-        raise GraphConfigError("Cannot read client_certificate_path %s: %s" % (path, exc.strerror or exc))
-    key_blocks = re.findall(r"-----BEGIN (?:[A-Z0-9 ]+ )?PRIVATE KEY-----.+?-----END (?:[A-Z0-9 ]+ )?PRIVATE KEY-----", pem, re.S)
-    cert_blocks = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, re.S)
-    if not key_blocks:
-        raise GraphConfigError("client_certificate_path %s holds no PEM private key; expected the certificate and its private key in one PEM file" % path)
-    if not cert_blocks:
-        raise GraphConfigError("client_certificate_path %s holds no PEM certificate; expected the certificate and its private key in one PEM file" % path)
-    if not HAS_CRYPTOGRAPHY:
-        raise GraphConfigError("Certificate authentication needs the Python library cryptography (a dependency of msal)")
-    password_bytes = password.encode("utf-8") if password else None
-    try:
-        private_key = load_pem_private_key(key_blocks[0].encode("ascii"), password=password_bytes)
-    except TypeError:
-        if password_bytes:
-            raise GraphConfigError("client_certificate_password was given but the private key in %s is not encrypted" % path)
-        raise GraphConfigError("The private key in %s is encrypted; set client_certificate_password" % path)
-    except ValueError:
-        raise GraphConfigError("Cannot load the private key in %s: wrong client_certificate_password or unsupported key format" % path)
-    leaf = None
-    for block in cert_blocks:
-        cert = x509.load_pem_x509_certificate(block.encode("ascii"))
-        if cert.public_key().public_numbers() == private_key.public_key().public_numbers():
-            leaf = (block, cert)
-            break
-    if leaf is None:
-        raise GraphConfigError("No certificate in %s matches its private key" % path)
-    credential = {"private_key": key_blocks[0]}
-    if password:
-        credential["passphrase"] = password
-    if _msal_version() >= (1, 35):
-        # msal derives the SHA-256 thumbprint (PS256 assertion) from the certificate itself.
-        credential["public_certificate"] = leaf[0]
-    else:
-        credential["thumbprint"] = leaf[1].fingerprint(hashes.SHA1()).hex().upper()  # nosec - x5t header, not a security hash
-    return credential
-
-
-def _msal_version():
-    try:
-        return tuple(int(part) for part in re.findall(r"\d+", msal.__version__)[:2])
-    except (AttributeError, ValueError):
-        return (0, 0)
-
-
-# The paging thread of a _PageFetcher, while it runs, keeps itself here (thread-local) so that the
-# connection it sends through can tell it when its request is on the wire and when the answer is back.
-_PAGING_THREAD = threading.local()
-
-
-def _wire_event(name):
-    """Tell this thread's _PageFetcher, if it has one, that its request is ``waiting`` or ``answered``."""
-    fetcher = getattr(_PAGING_THREAD, "fetcher", None)
-    if fetcher is not None:
-        getattr(fetcher, name)()
-
-
-class _WireEvents(object):
-    """http.client's getresponse() is called once the request is sent: that is when the paging thread
-    starts waiting for Graph, and it returns once the answer's headers are in."""
-
-    def getresponse(self, *args, **kwargs):
-        _wire_event("waiting")
-        response = super(_WireEvents, self).getresponse(*args, **kwargs)
-        _wire_event("answered")
-        return response
-
-
 if HAS_GRAPH_DEPS:
     _SessionBase = requests.Session
-
-    class _HTTPSConnection(_WireEvents, urllib3.connection.HTTPSConnection):
-        pass
-
-    class _HTTPConnection(_WireEvents, urllib3.connection.HTTPConnection):
-        pass
-
-    class _HTTPSConnectionPool(urllib3.connectionpool.HTTPSConnectionPool):
-        ConnectionCls = _HTTPSConnection
-
-    class _HTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
-        ConnectionCls = _HTTPConnection
-
-    class _GraphAdapter(requests.adapters.HTTPAdapter):
-        """requests' adapter, with connections that report to a paging thread (see _PageFetcher)."""
-
-        def init_poolmanager(self, *args, **kwargs):
-            super(_GraphAdapter, self).init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
 else:  # keeps this file importable for sanity tests without the libraries
     _SessionBase = object
 
@@ -514,105 +166,7 @@ class _GraphSession(_SessionBase):
         return super(_GraphSession, self).request(method, url, *args, **kwargs)
 
 
-def token_claims(token):
-    """The payload claims of a JWT (its base64url JSON middle part) as a dict, or None when ``token`` is not one.
-
-    No signature check and no exception that could carry the token: callers use the claims as hints only.
-    """
-    if not isinstance(token, str):
-        return None
-    parts = token.split(".")
-    if len(parts) != 3 or not parts[1]:
-        return None
-    try:
-        payload = base64.urlsafe_b64decode((parts[1] + "=" * (-len(parts[1]) % 4)).encode("ascii"))
-        claims = json.loads(payload.decode("utf-8"))
-    except (ValueError, TypeError, UnicodeError):   # binascii.Error and JSONDecodeError are ValueErrors
-        return None
-    return claims if isinstance(claims, dict) else None
-
-
-class _StaticToken:
-    """A token acquired elsewhere: used as is, cannot be refreshed."""
-
-    can_refresh = False
-
-    def __init__(self, token):
-        self._token = token
-
-    def get_token(self, force_refresh=False):
-        return self._token
-
-
-class _MsalToken:
-    """Client-credentials token from msal, cached by msal for the run and refreshed when it expires."""
-
-    can_refresh = True
-
-    def __init__(self, client, authority, client_id, credential, scope, instance_discovery):
-        self._client = client
-        self._authority = authority
-        self._client_id = client_id
-        self._credential = credential
-        self._scope = scope
-        self._instance_discovery = instance_discovery
-        self._app = None
-        self._lock = threading.Lock()
-
-    def _application(self):
-        if self._app is None:
-            kwargs = {"client_credential": self._credential, "authority": self._authority,
-                      "http_client": self._client.session}
-            if not self._instance_discovery:
-                kwargs["instance_discovery"] = False
-            try:
-                # The constructor already fetches the OpenID configuration.
-                self._app = msal.ConfidentialClientApplication(self._client_id, **kwargs)
-            except requests.exceptions.SSLError as exc:
-                raise GraphAuthError("TLS verification failed for the authority %s: %s; set ca_bundle to the CA that signs it"
-                                     % (_path_root(self._authority), _short(exc)))
-            except requests.exceptions.RequestException as exc:
-                raise GraphAuthError("Cannot reach the authority %s: %s" % (_path_root(self._authority), _short(exc)))
-            except ValueError as exc:
-                raise GraphAuthError("The authority %s was refused: %s" % (self._authority, _short(exc)))
-        return self._app
-
-    def get_token(self, force_refresh=False):
-        with self._lock:
-            app = self._application()
-            if force_refresh:
-                cache = app.token_cache
-                for entry in list(cache.search(cache.CredentialType.ACCESS_TOKEN)):
-                    cache.remove_at(entry)
-            try:
-                result = app.acquire_token_for_client(scopes=[self._scope])
-            except requests.exceptions.RequestException as exc:
-                raise GraphAuthError("Cannot reach the token endpoint of %s: %s" % (self._authority, _short(exc)))
-            except ValueError as exc:
-                raise GraphAuthError("Token request to %s failed: %s" % (self._authority, _short(exc)))
-        if not result or "access_token" not in result:
-            code, message, trace_id, correlation_id = _error_fields(result or {})
-            raise GraphAuthError("Could not acquire a token from %s for client %s: %s%s" % (
-                self._authority, self._client_id, code or "unknown_error", ": %s" % message if message else ""),
-                code=code, request_id=trace_id, client_request_id=correlation_id)
-        if result.get("token_source") != "cache":
-            self._client.stats.add("token_acquisitions")
-            _LOGGER.debug("acquired a new access token from %s (expires in %ss)", self._authority, result.get("expires_in"))
-        return result["access_token"]
-
-
-def _short(exc):
-    """One line of an exception's text, for messages; never contains request bodies."""
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else exc.__class__.__name__
-
-
-def _path_root(url):
-    parts = urlsplit(url)
-    return "%s://%s" % (parts.scheme, parts.netloc)
-
-
-class GraphClient:
+class GraphClient(GraphBatchMixin):
     """Microsoft Graph v1.0 client: auth, retries, paging, batching.
 
     Exactly one of ``client_secret``, ``client_certificate_path`` or
@@ -643,9 +197,8 @@ class GraphClient:
         # One connection per chain, plus a prefetching chain and a single read beside them.
         self.session = _GraphSession(ca_bundle or True, self.read_chains + 2, (timeout, timeout))
         self._graph_origin = _path_root(self.graph_root).lower()
-        self._token_provider = self._make_token_provider(tenant_id, client_id, client_secret, client_certificate_path,
-                                                         client_certificate_password, access_token,
-                                                         instance_discovery=authority_url is None)
+        self._token_provider = token_provider(self, tenant_id, client_id, client_secret, client_certificate_path,
+                                              client_certificate_password, access_token, instance_discovery=authority_url is None)
 
     @property
     def stats(self):
@@ -654,24 +207,6 @@ class GraphClient:
     def statistics(self):
         """A copy of the counters: requests, retries, throttled, seconds_waited, ..."""
         return self.stats_counter.as_dict()
-
-    def _make_token_provider(self, tenant_id, client_id, client_secret, certificate_path, certificate_password,
-                             access_token, instance_discovery):
-        given = [name for name, value in (("client_secret", client_secret), ("client_certificate_path", certificate_path),
-                                          ("access_token", access_token)) if value]
-        if len(given) != 1:
-            raise GraphConfigError("Exactly one of client_secret, client_certificate_path or access_token is needed, got %s"
-                                   % (", ".join(given) if given else "none"))
-        if access_token:
-            return _StaticToken(access_token)
-        missing = [name for name, value in (("tenant_id", tenant_id), ("client_id", client_id)) if not value]
-        if missing:
-            raise GraphConfigError("%s %s required with %s" % (" and ".join(missing), "is" if len(missing) == 1 else "are", given[0]))
-        if not re.match(r"^[A-Za-z0-9.\-_]+$", tenant_id):
-            raise GraphConfigError("tenant_id must be a tenant GUID or domain name, got %r" % tenant_id)
-        credential = client_secret if client_secret else load_certificate_credential(certificate_path, certificate_password)
-        authority = "%s/%s" % (self.authority_root, tenant_id)
-        return _MsalToken(self, authority, client_id, credential, self.scope, instance_discovery)
 
     def close(self):
         self.session.close()
@@ -780,21 +315,15 @@ class GraphClient:
                 wait = retry_after if retry_after is not None else self._backoff(attempt)
                 self._wait_before_retry(wait, started, received, error, attempt)
                 continue
-            if is_write and not idempotent and response.status in UNKNOWN_OUTCOME_STATUSES:
+            if is_outcome_unknown(response.status, is_write, idempotent):
                 if paced:
                     self.stats_counter.add("outcome_unknown")
-                raise GraphOutcomeUnknown(
-                    "%s (outcome unknown: the write may or may not have been applied; it was not re-sent)" % (error.message or "server error"),
-                    status=error.status, code=error.code, request_id=error.request_id,
-                    client_request_id=error.client_request_id, method=method, path=error.path)
+                raise GraphOutcomeUnknown(outcome_unknown_message(error.message or "server error"),
+                                          status=error.status, code=error.code, request_id=error.request_id,
+                                          client_request_id=error.client_request_id, method=method, path=error.path)
             raise error
 
-    @staticmethod
-    def _may_resend(status, retry_after, is_write, idempotent):
-        if not is_write or idempotent:
-            return status in RETRYABLE_READ_STATUSES
-        # Graph applied nothing on 429, nor on a 503 that tells when to come back.
-        return status == 429 or (status == 503 and retry_after is not None)
+    _may_resend = staticmethod(may_resend)
 
     def _unauthorized(self, error, refreshed):
         if not self._token_provider.can_refresh:
@@ -817,21 +346,19 @@ class GraphClient:
         if not (idempotent or not_sent):
             if count_unknown:
                 self.stats_counter.add("outcome_unknown")
-            raise GraphOutcomeUnknown(
-                "%s (outcome unknown: the write may or may not have been applied; it was not re-sent)" % _transport_text(exc, url),
-                method=method, path=path, client_request_id=client_request_id)
+            raise GraphOutcomeUnknown(outcome_unknown_message(_transport_text(exc, url)),
+                                      method=method, path=path, client_request_id=client_request_id)
         error = GraphError(_transport_text(exc, url), method=method, path=path, client_request_id=client_request_id)
         self._wait_before_retry(self._backoff(attempt), started, self._clock(), error, attempt)
 
     def _wait_before_retry(self, wait, started, received, error, attempt):
         """Sleep ``wait`` seconds counted from ``received`` unless that breaks the retry budget."""
         resume_at = received + wait
-        if resume_at - started > self.max_retry_time:
-            raise GraphRetryBudgetExceeded(
-                "%s; gave up after %d attempt(s): waiting %.1fs more would exceed max_retry_time of %ss"
-                % (error.message or "request failed", attempt, wait, _seconds(self.max_retry_time)),
-                status=error.status, code=error.code, request_id=error.request_id,
-                client_request_id=error.client_request_id, method=error.method, path=error.path)
+        gave_up = retry_time_exceeded(started, resume_at, wait, attempt, self.max_retry_time)
+        if gave_up:
+            raise GraphRetryBudgetExceeded("%s; %s" % (error.message or "request failed", gave_up),
+                                           status=error.status, code=error.code, request_id=error.request_id,
+                                           client_request_id=error.client_request_id, method=error.method, path=error.path)
         self.stats_counter.add("retries")
         _LOGGER.info("retrying %s %s after %.2fs (%s)", error.method, error.path, wait, error.status or "transport error")
         self._sleep_until(resume_at)
@@ -847,9 +374,7 @@ class GraphClient:
             self.stats_counter.add("seconds_waited", self._clock() - began)
 
     def _backoff(self, attempt):
-        """Exponential backoff with full jitter."""
-        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempt - 1)))
-        return random.uniform(0, ceiling)  # nosec - jitter, not cryptography
+        return backoff(attempt, self.backoff_base, self.backoff_cap)
 
     def _pace(self, count):
         waited = self.pacer.acquire(count)
@@ -923,306 +448,6 @@ class GraphClient:
             # A caller that stops early leaves at most one request in flight; its page is dropped.
             fetcher.stop()
 
-    # ---------------------------------------------------------------- $batch
-
-    def batch(self, requests_list, max_concurrency=None):
-        """Send any number of sub-requests through $batch; return BatchResult objects in input order.
-
-        Each sub-request is a dict: ``method``, ``url`` (relative to the version
-        root, like ``/users/{id}/assignLicense``), optional ``body``,
-        ``headers``, ``id`` and ``idempotent``. Throttled items (429, 503 with
-        Retry-After; reads also 502/503/504) are re-sent after their own
-        Retry-After; writes that get 500/502/503/504 come back with
-        ``outcome_unknown`` and are never re-sent.
-        """
-        items = self._prepare_batch_items(requests_list)
-        results = [None] * len(items)
-        if not items:
-            return results
-        concurrency = max(1, int(max_concurrency or self.max_concurrency))
-        started = self._clock()
-        not_before = dict((item["index"], started) for item in items)
-        attempts = dict((item["index"], 0) for item in items)
-        by_index = dict((item["index"], item) for item in items)
-        with ThreadPoolExecutor(max_workers=concurrency) as executor:
-            while not_before:
-                now = self._clock()
-                ready = sorted(index for index, moment in not_before.items() if moment <= now)
-                if not ready:
-                    self._sleep_until(min(not_before.values()))
-                    continue
-                for index in ready:
-                    del not_before[index]
-                    attempts[index] += 1
-                chunks = [ready[offset:offset + BATCH_LIMIT] for offset in range(0, len(ready), BATCH_LIMIT)]
-                outcomes = list(executor.map(lambda chunk: self._send_batch_chunk([by_index[i] for i in chunk]), chunks))
-                for outcome in outcomes:
-                    for index, verdict in outcome:
-                        self._settle_batch_item(by_index[index], verdict, attempts[index], started, not_before, results)
-        return results
-
-    def _prepare_batch_items(self, requests_list):
-        items = []
-        seen = set()
-        for index, sub in enumerate(requests_list):
-            method = str(sub.get("method", "GET")).upper()
-            url = sub.get("url") or ""
-            if not url.startswith("/") or url.startswith("/v1.0/") or url.startswith("/beta/"):
-                raise GraphConfigError("$batch item %d: url must be relative to the version root (like /users/{id}), got %r"
-                                       % (index, _path_only(url)))
-            item_id = str(sub.get("id") if sub.get("id") is not None else index + 1)
-            if item_id.lower() in seen:
-                raise GraphConfigError("$batch item ids must be unique (case-insensitive); %r is repeated" % item_id)
-            seen.add(item_id.lower())
-            headers = dict(sub.get("headers") or {})
-            if sub.get("body") is not None and not _header(headers, "Content-Type"):
-                headers["Content-Type"] = "application/json"
-            is_write = method not in READ_METHODS
-            items.append({"index": index, "id": item_id, "method": method, "url": url, "body": sub.get("body"),
-                          "headers": headers, "is_write": is_write,
-                          "idempotent": bool(sub.get("idempotent")) or not is_write})
-        return items
-
-    def _send_batch_chunk(self, chunk):
-        """POST one $batch; returns [(index, verdict)] where verdict is a dict describing the item's reply."""
-        writes = sum(1 for item in chunk if item["is_write"])
-        unsafe_writes = any(item["is_write"] and not item["idempotent"] for item in chunk)
-        payload = {"requests": []}
-        for item in chunk:
-            sub = {"id": item["id"], "method": item["method"], "url": item["url"]}
-            if item["headers"]:
-                sub["headers"] = item["headers"]
-            if item["body"] is not None:
-                sub["body"] = item["body"]
-            payload["requests"].append(sub)
-        self._pace(writes)
-        self.stats_counter.add("batch_requests")
-        self.stats_counter.add("batch_items", len(chunk))
-        self.stats_counter.add("writes", writes)
-        try:
-            # The outer POST carries no write itself: a 429 on it means nothing was applied.
-            response = self.request("POST", "/$batch", body=payload, idempotent=not unsafe_writes, paced=False)
-        except GraphOutcomeUnknown as exc:
-            return [(item["index"], {"lost": exc}) for item in chunk]
-        except GraphError as exc:
-            return [(item["index"], {"failed": exc}) for item in chunk]
-        received = self._clock()
-        replies = {}
-        for reply in (response.body or {}).get("responses") or []:
-            replies[str(reply.get("id")).lower()] = reply
-        outcome = []
-        for item in chunk:
-            reply = replies.get(item["id"].lower())
-            if reply is None:
-                missing = GraphError("$batch reply has no response for item %s" % item["id"], method=item["method"], path=item["url"])
-                outcome.append((item["index"], {"lost": missing}))
-            else:
-                outcome.append((item["index"], {"reply": reply, "received": received}))
-        return outcome
-
-    def _settle_batch_item(self, item, verdict, attempts, started, not_before, results):
-        index = item["index"]
-        if "failed" in verdict:
-            exc = verdict["failed"]
-            results[index] = BatchResult(index, item["id"], item["method"], item["url"], exc.status, attempts=attempts, error=exc)
-            return
-        if "lost" in verdict:
-            exc = verdict["lost"]
-            if item["idempotent"]:
-                self._schedule_item_retry(item, self._backoff(attempts), self._clock(), attempts, started, not_before, results,
-                                          status=None, error=exc)
-                return
-            self.stats_counter.add("outcome_unknown")
-            unknown = GraphOutcomeUnknown("%s (outcome unknown: the write may or may not have been applied; it was not re-sent)"
-                                          % exc.message, status=exc.status, code=exc.code, request_id=exc.request_id,
-                                          client_request_id=exc.client_request_id, method=item["method"], path=item["url"])
-            results[index] = BatchResult(index, item["id"], item["method"], item["url"], exc.status,
-                                         outcome_unknown=True, attempts=attempts, error=unknown)
-            return
-        reply = verdict["reply"]
-        status = int(reply.get("status") or 0)
-        headers = reply.get("headers") or {}
-        body = reply.get("body")
-        if 200 <= status < 300:
-            results[index] = BatchResult(index, item["id"], item["method"], item["url"], status, headers, body, attempts=attempts)
-            return
-        retry_after = parse_retry_after(_header(headers, "Retry-After"))
-        if status == 429:
-            self.stats_counter.add("throttled")
-        resend = self._may_resend(status, retry_after, item["is_write"], item["idempotent"])
-        if resend:
-            wait = retry_after if retry_after is not None else self._backoff(attempts)
-            self._schedule_item_retry(item, wait, verdict["received"], attempts, started, not_before, results,
-                                      status=status, headers=headers, body=body)
-            return
-        unknown = item["is_write"] and not item["idempotent"] and status in UNKNOWN_OUTCOME_STATUSES
-        if unknown:
-            self.stats_counter.add("outcome_unknown")
-        results[index] = BatchResult(index, item["id"], item["method"], item["url"], status, headers, body,
-                                     outcome_unknown=unknown, attempts=attempts)
-
-    def _schedule_item_retry(self, item, wait, received, attempts, started, not_before, results, status=None, headers=None, body=None, error=None):
-        resume_at = received + wait
-        if resume_at - started > self.max_retry_time:
-            index = item["index"]
-            budget_error = GraphRetryBudgetExceeded(
-                "$batch item %s: gave up after %d attempt(s): waiting %.1fs more would exceed max_retry_time of %ss"
-                % (item["id"], attempts, wait, _seconds(self.max_retry_time)),
-                status=status, method=item["method"], path=item["url"])
-            results[index] = BatchResult(index, item["id"], item["method"], item["url"], status, headers, body,
-                                         attempts=attempts, error=budget_error)
-            return
-        self.stats_counter.add("retries")
-        not_before[item["index"]] = resume_at
-
-
-class _PageFetcher:
-    """Follows a collection's nextLink chain in a thread, up to ``ahead`` pages before the consumer.
-
-    The chain is the read path's critical path: a page's request can only leave once the page
-    before it is in. Between the moment an answer arrives and the moment the next request is on
-    the wire the paging thread needs the interpreter (reading the body, preparing the request),
-    and a consumer busy parsing or classifying would make it wait (Python runs one thread at a
-    time; a json.loads of a page of 999 users holds it for ~8 ms). The connections tell this
-    thread's fetcher when that window opens (``answered``) and closes (``waiting``); the consumer
-    calls ``yield_to_wire`` before each page and item and holds back while it is open. At 50,000
-    users that took the chain from ~116 to ~108 ms per page.
-    """
-
-    def __init__(self, client, path, params, headers, ahead):
-        self._client = client
-        self._headers = headers
-        self._ahead = ahead
-        self._ready = []          # pages fetched and not yet taken, then (None, error) or the end marker
-        self._done = False
-        self._stopped = False
-        self._changed = threading.Condition()
-        self._wire_free = threading.Event()   # clear while the paging thread has an answer and no request out
-        self._wire_free.set()
-        self._signalled = False   # a connection reported to this fetcher: its signals can be relied on
-        self._held_back = False   # the paging thread waits for the consumer to take a page (``ahead`` reached)
-        self._thread = threading.Thread(target=self._run, args=(path, params), name="graph-page-fetcher")
-        self._thread.daemon = True
-        self._thread.start()
-
-    # Called in the paging thread only (_WireEvents, GraphClient._sleep_until).
-    def waiting(self):
-        self._signalled = True
-        self._wire_free.set()
-
-    def answered(self):
-        self._wire_free.clear()
-
-    def yield_to_wire(self):
-        """Hold the calling (consuming) thread while the paging thread has an answer in hand and no request out."""
-        if not self._wire_free.is_set() and not self._wire_free.wait(WIRE_WAIT_LIMIT):
-            # A page's turnaround takes a few ms. A signal that did not come (a transport that does not
-            # report, such as a proxy's) must not slow the consumer: stop holding back for this chain.
-            self._signalled = False
-            self._wire_free.set()
-
-    def _run(self, url, params):
-        _PAGING_THREAD.fetcher = self
-        try:
-            while url:
-                with self._changed:
-                    if len(self._ready) >= self._ahead:
-                        self._wire_free.set()     # about to wait for the consumer: let it run
-                    while not self._stopped and len(self._ready) >= self._ahead:
-                        self._held_back = True
-                        self._changed.wait()
-                    self._held_back = False
-                    if self._stopped:
-                        return
-                # The next request goes out as soon as this page has arrived; the consumer parses it.
-                content = self._client.request("GET", url, params=params, headers=self._headers, raw_body=True).content
-                url, params = _next_link(content), None
-                with self._changed:
-                    self._ready.append(((content, url), None))
-                    self._changed.notify_all()
-        # handed to the consumer, raised there
-        except BaseException as exc:  # pylint: disable=broad-except
-            with self._changed:
-                self._ready.append((None, exc))
-                self._changed.notify_all()
-        finally:
-            _PAGING_THREAD.fetcher = None
-            self._wire_free.set()
-            with self._changed:
-                self._done = True
-                self._changed.notify_all()
-
-    def __iter__(self):
-        while True:
-            with self._changed:
-                while not self._ready and not self._done:
-                    self._changed.wait()
-                if not self._ready:
-                    return
-                item, error = self._ready.pop(0)
-                if self._held_back and self._signalled:
-                    # This releases the paging thread: let it send its next request before working on the page.
-                    self._wire_free.clear()
-                self._changed.notify_all()
-            if error is not None:
-                raise error
-            content, followed = item
-            self.yield_to_wire()
-            page = _parse_page(content)
-            if page.get("@odata.nextLink") != followed:
-                # Cannot happen with JSON as Graph writes it; never page on from a link the page does not hold
-                # (iter_pages stops the thread as the error leaves it).
-                raise GraphError("paging stopped: the @odata.nextLink found in the raw page (%r) is not the page's own (%r)"
-                                 % (followed, page.get("@odata.nextLink")))
-            yield page
-
-    def stop(self):
-        with self._changed:
-            self._stopped = True
-            self._ready = []
-            self._changed.notify_all()
-        self._thread.join()
-
-
-# The top-level "@odata.nextLink" member of a page, found in its raw JSON. In JSON text a quote inside a
-# string is always escaped, so this cannot match inside a value; _PageFetcher still checks it against
-# the parsed page.
-_NEXT_LINK = re.compile(br'"@odata\.nextLink"\s*:\s*("(?:[^"\\]|\\.)*")')
-
-
-def _next_link(content):
-    """The page's @odata.nextLink, read from its raw JSON without parsing the page (None at the end)."""
-    match = _NEXT_LINK.search(content or b"")
-    if match is None:
-        return None
-    try:
-        return json.loads(match.group(1).decode("utf-8"))
-    except ValueError:
-        return None
-
-
-def _parse_page(content):
-    """A page's JSON body as a dict ({} for an empty or unreadable body, as request() gives)."""
-    if not content:
-        return {}
-    try:
-        page = json.loads(content)
-    except ValueError:
-        return {}
-    return page if isinstance(page, dict) else {}
-
-
-def _never_sent(exc):
-    """True when the request certainly did not leave this host (connect failed), so re-sending is safe."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc, requests.exceptions.ReadTimeout):
-        reason = exc.args[0] if exc.args else None
-        reason = getattr(reason, "reason", reason)
-        name = reason.__class__.__name__ if reason is not None else ""
-        return name in ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError")
-    return False
-
 
 def _transport_text(exc, url):
     if isinstance(exc, requests.exceptions.Timeout):
@@ -1230,7 +455,3 @@ def _transport_text(exc, url):
     # urllib3 quotes the whole URL; keep its path only (queries are not logged).
     text = re.sub(r"url: (\S+)", lambda match: "url: %s" % _path_only(match.group(1)), _short(exc))
     return "connection to %s failed: %s" % (_path_root(url), text)
-
-
-def _seconds(value):
-    return int(value) if float(value).is_integer() else value

@@ -12,7 +12,7 @@ import email.utils
 
 import pytest
 
-from ansible_collections.entraops.licensing.plugins.module_utils import graph
+from ansible_collections.entraops.licensing.plugins.module_utils import graph, graph_auth
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import (
     BatchResult,
     GraphClient,
@@ -175,7 +175,7 @@ class TestCertificateLoading:
             graph.load_certificate_credential(certificate_files["plain"], "unneeded")
 
     def test_old_msal_gets_a_sha1_thumbprint(self, certificate_files, monkeypatch):
-        monkeypatch.setattr(graph, "_msal_version", lambda: (1, 30))
+        monkeypatch.setattr(graph_auth, "_msal_version", lambda: (1, 30))
         credential = graph.load_certificate_credential(certificate_files["plain"])
         assert credential["thumbprint"] == certificate_files["sha1"]
         assert "public_certificate" not in credential

@@ -59,28 +59,28 @@ def test_concurrent_member_reads_index_every_licensed_group(emulator, client):
 
 def test_next_link_is_read_from_the_raw_page_exactly_as_json_gives_it():
     import json
-    from ansible_collections.entraops.licensing.plugins.module_utils import graph
+    from ansible_collections.entraops.licensing.plugins.module_utils import graph_paging
     link = "https://graph.microsoft.com/v1.0/users?$top=999&$skiptoken=RFNwdAIAAQAAAD8\u00e9x\"y\\z"
     tricky_user = {"id": "1", "displayName": 'say "@odata.nextLink": "https://evil.example/"', "@odata.nextLink": None}
     for page in ({"@odata.context": "c", "@odata.nextLink": link, "value": [tricky_user]},
                  {"value": [tricky_user], "@odata.nextLink": link}):
         for text in (json.dumps(page), json.dumps(page, ensure_ascii=False, indent=2)):
-            assert graph._next_link(text.encode("utf-8")) == link
-            assert graph._parse_page(text.encode("utf-8")) == page
+            assert graph_paging._next_link(text.encode("utf-8")) == link
+            assert graph_paging._parse_page(text.encode("utf-8")) == page
     last = {"value": [{"id": "1", "displayName": 'a \\"@odata.nextLink\\": \\"x\\"'}]}
-    assert graph._next_link(json.dumps(last).encode("utf-8")) is None
-    assert graph._next_link(b"") is None and graph._parse_page(b"") == {} and graph._parse_page(b"[1]") == {}
+    assert graph_paging._next_link(json.dumps(last).encode("utf-8")) is None
+    assert graph_paging._next_link(b"") is None and graph_paging._parse_page(b"") == {} and graph_paging._parse_page(b"[1]") == {}
 
 
 def test_prefetch_sends_the_next_request_before_the_caller_parses_and_checks_the_link(emulator, client, monkeypatch):
-    from ansible_collections.entraops.licensing.plugins.module_utils import graph
+    from ansible_collections.entraops.licensing.plugins.module_utils import graph_paging
     from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
     import pytest
     params = {"$select": "id", "$top": 10}
     plain = [user["id"] for page in client.iter_pages("/users", params=params) for user in page["value"]]
     assert [user["id"] for page in client.iter_pages("/users", params=params, prefetch=3) for user in page["value"]] == plain
     # a link found in the raw page that is not the page's own stops the paging with an error, never a wrong page
-    monkeypatch.setattr(graph, "_next_link", lambda content: "https://graph.example/elsewhere")
+    monkeypatch.setattr(graph_paging, "_next_link", lambda content: "https://graph.example/elsewhere")
     with pytest.raises(GraphError, match="is not the page's own"):
         list(client.iter_pages("/users", params=params, prefetch=True))
 

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from ansible_collections.entraops.licensing.plugins.module_utils import graph
+from ansible_collections.entraops.licensing.plugins.module_utils import graph_paging
 
 PARAMS = {"$select": "id", "$top": 7}
 
@@ -28,11 +28,11 @@ def events(monkeypatch):
                 seen.append(name)
             return original(*args)
         return wrapper
-    monkeypatch.setattr(graph._PageFetcher, "waiting", record("sent", graph._PageFetcher.waiting))
-    monkeypatch.setattr(graph._PageFetcher, "answered", record("answered", graph._PageFetcher.answered))
-    monkeypatch.setattr(graph, "_parse_page", record("parse", graph._parse_page))
+    monkeypatch.setattr(graph_paging._PageFetcher, "waiting", record("sent", graph_paging._PageFetcher.waiting))
+    monkeypatch.setattr(graph_paging._PageFetcher, "answered", record("answered", graph_paging._PageFetcher.answered))
+    monkeypatch.setattr(graph_paging, "_parse_page", record("parse", graph_paging._parse_page))
     # a loaded test machine must not turn a late signal into a skipped hold-back
-    monkeypatch.setattr(graph, "WIRE_WAIT_LIMIT", 10.0)
+    monkeypatch.setattr(graph_paging, "WIRE_WAIT_LIMIT", 10.0)
     return seen
 
 
@@ -65,7 +65,7 @@ def test_with_a_chain_held_at_its_depth_the_consumer_still_lets_the_next_request
 
 def test_a_transport_that_does_not_report_pages_as_before(client, monkeypatch):
     plain = ids(client.iter_pages("/users", params=PARAMS))
-    monkeypatch.setattr(graph, "_wire_event", lambda name: None)
+    monkeypatch.setattr(graph_paging, "_wire_event", lambda name: None)
     assert ids(client.iter_pages("/users", params=PARAMS, prefetch=True)) == plain
     assert [user["id"] for user in client.get_all("/users", params=PARAMS, prefetch=3)] == plain
 
@@ -82,8 +82,8 @@ def test_a_missed_signal_costs_at_most_one_wait_limit(emulator, client, monkeypa
         if timeout == 0.01:
             waits.append(timeout)
         return original_wait(self, timeout)
-    monkeypatch.setattr(graph, "WIRE_WAIT_LIMIT", 0.01)
-    monkeypatch.setattr(graph._PageFetcher, "waiting", lambda self: None)
+    monkeypatch.setattr(graph_paging, "WIRE_WAIT_LIMIT", 0.01)
+    monkeypatch.setattr(graph_paging._PageFetcher, "waiting", lambda self: None)
     monkeypatch.setattr(threading.Event, "wait", counted_wait)
     try:
         # deep enough that the paging thread never waits for the consumer (which would also open the gate)
