@@ -22,11 +22,11 @@ except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the i
     from urllib import quote  # type: ignore
 
 from ansible_collections.entraops.licensing.plugins.module_utils.directory import DirectoryInputError, find_group, read_sku_catalog
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     GroupFacts,
     LicensingInputError,
     classify_user,
-    normalize_guid,
     user_assignment_states,
     user_not_found_record,
 )
@@ -60,7 +60,7 @@ def read_catalog(client):
 def read_tenant_id(client):
     """The tenant's GUID (GET /organization), recorded in plans so a plan is never run against another tenant."""
     organizations = list(client.get_all('/organization', params={'$select': 'id'}))
-    return normalize_guid(organizations[0]['id'], 'tenant id') if organizations else None
+    return normalize_guid(organizations[0]['id'], 'tenant id', error=LicensingInputError) if organizations else None
 
 
 def read_tenant(client):
@@ -73,7 +73,7 @@ def read_tenant(client):
     if not organizations:
         return None, None
     country = organizations[0].get('countryLetterCode')
-    return normalize_guid(organizations[0]['id'], 'tenant id'), (country.upper() if isinstance(country, str) and country else None)
+    return normalize_guid(organizations[0]['id'], 'tenant id', error=LicensingInputError), (country.upper() if isinstance(country, str) and country else None)
 
 
 def resolve_skus(catalog, values):
@@ -96,7 +96,7 @@ def resolve_groups(client, values):
             raise LicensingInputError(str(exc))
         if group is None:
             raise LicensingInputError('group %r does not exist: expected the display name or object id of an existing group' % (value,))
-        found[normalize_guid(group['id'], 'group id')] = group
+        found[normalize_guid(group['id'], 'group id', error=LicensingInputError)] = group
     return found
 
 
@@ -252,7 +252,7 @@ class MembershipIndex:
         """Records of one Graph user (licensing.classify_user with this index's facts)."""
         if self._loader is not None:
             self.wait()
-        user_id = normalize_guid(user['id'], 'user id')
+        user_id = normalize_guid(user['id'], 'user id', error=LicensingInputError)
         entries = user_assignment_states(user)
         self.ensure_groups(entry['group_id'] for entry in entries if entry['group_id'])
         return classify_user(user, catalog, self.groups, self.direct_of(user_id), self.transitive_of(user_id),

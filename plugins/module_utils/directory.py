@@ -19,12 +19,12 @@ except ImportError:  # pragma: no cover - Python 2 is not supported
     from urllib import quote  # type: ignore
 
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError, GraphOutcomeUnknown
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import is_guid, normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     GroupFacts,
+    LicensingInputError,
     SkuCatalog,
     direct_entry,
-    is_guid,
-    normalize_guid,
     user_assignment_states,
 )
 
@@ -47,7 +47,7 @@ def _user_path(key):
 
 def user_summary(user):
     """{'id', 'user_principal_name'} of a Graph user, id normalised."""
-    return {"id": normalize_guid(user["id"], "user id"), "user_principal_name": user.get("userPrincipalName")}
+    return {"id": normalize_guid(user["id"], "user id", error=LicensingInputError), "user_principal_name": user.get("userPrincipalName")}
 
 
 # ------------------------------------------------------------------------------------------- SKUs
@@ -95,14 +95,14 @@ def resolve_users(client, keys):
 
 def iter_users_holding_sku(client, sku_id, select=("id", "userPrincipalName", "licenseAssignmentStates")):
     """Every user holding ``sku_id`` in any way (one paged, filtered read; the GUID is an unquoted literal)."""
-    params = {"$filter": "assignedLicenses/any(x:x/skuId eq %s)" % normalize_guid(sku_id, "SKU id"),
+    params = {"$filter": "assignedLicenses/any(x:x/skuId eq %s)" % normalize_guid(sku_id, "SKU id", error=LicensingInputError),
               "$select": ",".join(select), "$top": PAGE_SIZE}
     return client.get_all("/users", params=params)
 
 
 def direct_sku_holders(client, sku_id):
     """``[{'id', 'user_principal_name'}]`` of users holding ``sku_id`` by DIRECT assignment."""
-    sku_id = normalize_guid(sku_id, "SKU id")
+    sku_id = normalize_guid(sku_id, "SKU id", error=LicensingInputError)
     holders = []
     for user in iter_users_holding_sku(client, sku_id):
         if direct_entry(user, sku_id) is not None:
@@ -112,7 +112,7 @@ def direct_sku_holders(client, sku_id):
 
 def reprocess_users(client, user_ids):
     """POST reprocessLicenseAssignment for each user (idempotent, $batch). Returns ``(done_ids, errors)``."""
-    ids = [normalize_guid(user_id, "user id") for user_id in user_ids]
+    ids = [normalize_guid(user_id, "user id", error=LicensingInputError) for user_id in user_ids]
     results = client.batch([{"method": "POST", "url": "/users/%s/reprocessLicenseAssignment" % user_id, "idempotent": True}
                             for user_id in ids])
     done, errors = [], []
@@ -139,7 +139,7 @@ def group_cannot_carry_licenses(group):
 def get_group(client, group_id, select=GROUP_SELECT):
     """The group with this object id, or None when Graph does not know it."""
     try:
-        return client.get("/groups/%s" % normalize_guid(group_id, "group id"), params={"$select": select})
+        return client.get("/groups/%s" % normalize_guid(group_id, "group id", error=LicensingInputError), params={"$select": select})
     except GraphError as exc:
         if exc.status == 404:
             return None
@@ -182,7 +182,7 @@ def _single_match(name, matches):
         return None
     if len(matches) > 1:
         raise DirectoryInputError("%d groups are named %r (%s): expected exactly one; name the group by its object id instead"
-                                  % (len(matches), name, ", ".join(sorted(normalize_guid(group["id"]) for group in matches))))
+                                  % (len(matches), name, ", ".join(sorted(normalize_guid(group["id"], error=LicensingInputError) for group in matches))))
     return matches[0]
 
 
@@ -218,13 +218,13 @@ def create_security_group(client, display_name, description=None):
 
 
 def update_group_description(client, group_id, description):
-    client.patch("/groups/%s" % normalize_guid(group_id, "group id"), body={"description": description}, idempotent=True)
+    client.patch("/groups/%s" % normalize_guid(group_id, "group id", error=LicensingInputError), body={"description": description}, idempotent=True)
 
 
 def delete_group(client, group_id):
     """Delete a group; a group already gone counts as deleted."""
     try:
-        client.delete("/groups/%s" % normalize_guid(group_id, "group id"), idempotent=True)
+        client.delete("/groups/%s" % normalize_guid(group_id, "group id", error=LicensingInputError), idempotent=True)
     except GraphError as exc:
         if exc.status != 404:
             raise
@@ -235,7 +235,7 @@ def delete_group(client, group_id):
 def iter_direct_members(client, group_id, select=("id", "userPrincipalName")):
     """Every DIRECT member (users, groups, devices...) of a group, paged; items carry ``@odata.type``."""
     params = {"$select": ",".join(select), "$top": PAGE_SIZE}
-    return client.get_all("/groups/%s/members" % normalize_guid(group_id, "group id"), params=params)
+    return client.get_all("/groups/%s/members" % normalize_guid(group_id, "group id", error=LicensingInputError), params=params)
 
 
 def iter_direct_user_members(client, group_id, select=("id", "userPrincipalName")):
@@ -244,7 +244,7 @@ def iter_direct_user_members(client, group_id, select=("id", "userPrincipalName"
     Nested groups' members are not returned: group licensing does not reach them.
     """
     params = {"$select": ",".join(select), "$top": PAGE_SIZE}
-    return client.get_all("/groups/%s/members/microsoft.graph.user" % normalize_guid(group_id, "group id"), params=params)
+    return client.get_all("/groups/%s/members/microsoft.graph.user" % normalize_guid(group_id, "group id", error=LicensingInputError), params=params)
 
 
 def split_members(members):
@@ -266,21 +266,21 @@ def iter_user_members(members, nested_groups, others=None):
         if kind == USER_TYPE:
             yield member
         elif kind == GROUP_TYPE:
-            nested_groups.append(normalize_guid(member["id"], "group id"))
+            nested_groups.append(normalize_guid(member["id"], "group id", error=LicensingInputError))
         elif others is not None:
             others.append(member)
 
 
 def direct_user_member_ids(client, group_id):
     """``{user_id: userPrincipalName}`` of the group's direct user members."""
-    return dict((normalize_guid(user["id"], "user id"), user.get("userPrincipalName"))
+    return dict((normalize_guid(user["id"], "user id", error=LicensingInputError), user.get("userPrincipalName"))
                 for user in iter_direct_user_members(client, group_id))
 
 
 def members_with_license_errors(client, group_id, select=("id", "userPrincipalName", "licenseAssignmentStates")):
     """Users Graph lists under the group's membersWithLicenseErrors (may include former members), paged."""
     params = {"$select": ",".join(select), "$top": PAGE_SIZE}
-    return client.get_all("/groups/%s/membersWithLicenseErrors" % normalize_guid(group_id, "group id"), params=params)
+    return client.get_all("/groups/%s/membersWithLicenseErrors" % normalize_guid(group_id, "group id", error=LicensingInputError), params=params)
 
 
 def count_members_without_skus(client, group_id, sku_ids):
@@ -289,12 +289,12 @@ def count_members_without_skus(client, group_id, sku_ids):
     These are the members who would consume a new unit when the group starts carrying the SKU
     (a member who holds it directly or through another group already consumes one).
     """
-    wanted = [normalize_guid(sku_id, "SKU id") for sku_id in sku_ids]
+    wanted = [normalize_guid(sku_id, "SKU id", error=LicensingInputError) for sku_id in sku_ids]
     missing = dict((sku_id, 0) for sku_id in wanted)
     total = 0
     for user in iter_direct_user_members(client, group_id, select=("id", "assignedLicenses")):
         total += 1
-        held = set(normalize_guid(license_["skuId"], "SKU id") for license_ in user.get("assignedLicenses") or [])
+        held = set(normalize_guid(license_["skuId"], "SKU id", error=LicensingInputError) for license_ in user.get("assignedLicenses") or [])
         for sku_id in wanted:
             if sku_id not in held:
                 missing[sku_id] += 1
@@ -303,7 +303,7 @@ def count_members_without_skus(client, group_id, sku_ids):
 
 def directory_object_url(client, object_id):
     """The @odata.id / members@odata.bind reference of a directory object on the client's Graph host."""
-    return "%s/v1.0/directoryObjects/%s" % (client.graph_root, normalize_guid(object_id, "object id"))
+    return "%s/v1.0/directoryObjects/%s" % (client.graph_root, normalize_guid(object_id, "object id", error=LicensingInputError))
 
 
 def _chunks(values, size):
@@ -318,9 +318,9 @@ def add_members(client, group_id, member_ids, max_rounds=3):
     still missing. Returns ``{'added': [ids], 'already_members': [ids]}``; raises GraphError when
     ids remain impossible to add.
     """
-    group_id = normalize_guid(group_id, "group id")
+    group_id = normalize_guid(group_id, "group id", error=LicensingInputError)
     # Once each, in order (dict keys: a list lookup per id made 100,000 members cost ~50 s of CPU).
-    pending = list(dict.fromkeys(normalize_guid(member_id, "member id") for member_id in member_ids))
+    pending = list(dict.fromkeys(normalize_guid(member_id, "member id", error=LicensingInputError) for member_id in member_ids))
     added, already = [], []
     last_error = None
     for dummy in range(max_rounds):
@@ -374,8 +374,8 @@ def add_members(client, group_id, member_ids, max_rounds=3):
 
 def remove_members(client, group_id, member_ids):
     """Remove direct members (DELETE members/{id}/$ref through $batch); one already gone counts as removed."""
-    group_id = normalize_guid(group_id, "group id")
-    ids = [normalize_guid(member_id, "member id") for member_id in member_ids]
+    group_id = normalize_guid(group_id, "group id", error=LicensingInputError)
+    ids = [normalize_guid(member_id, "member id", error=LicensingInputError) for member_id in member_ids]
     results = client.batch([{"method": "DELETE", "url": "/groups/%s/members/%s/$ref" % (group_id, member_id), "idempotent": True}
                             for member_id in ids])
     removed = []
@@ -389,5 +389,5 @@ def remove_members(client, group_id, member_ids):
 
 def group_entries(user, group_id):
     """The user's licenseAssignmentStates entries assigned by ``group_id`` (normalised, see licensing.py)."""
-    group_id = normalize_guid(group_id, "group id")
+    group_id = normalize_guid(group_id, "group id", error=LicensingInputError)
     return [entry for entry in user_assignment_states(user) if entry["group_id"] == group_id]

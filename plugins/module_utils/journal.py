@@ -89,13 +89,12 @@ try:
 except ImportError:  # pragma: no cover - not POSIX; the journal then works without the lock
     fcntl = None
 
-from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid, normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
     USER_DATA_FILE_MODE,
     RecordsError,
     atomic_text_file,
     fsync_directory,
-    normalize_guid,
     resolve_output_path,
     utc_now_iso,
 )
@@ -155,7 +154,7 @@ def _optional_text(value, name):
 def _guid_list(values, name):
     if not isinstance(values, (list, tuple)):
         raise RecordsError('%s must be a list of GUIDs, got %r' % (name, values))
-    return [normalize_guid(value, name) for value in values]
+    return [normalize_guid(value, name, error=RecordsError) for value in values]
 
 
 def _is_int(value):
@@ -284,9 +283,9 @@ class Journal:
             'run_id': self.run_id,
             'time': utc_now_iso(),
             'op': op,
-            'user_id': normalize_guid(user_id, 'user_id'),
+            'user_id': normalize_guid(user_id, 'user_id', error=RecordsError),
             'user_principal_name': _optional_text(user_principal_name, 'user_principal_name'),
-            'sku_id': normalize_guid(sku_id, 'sku_id'),
+            'sku_id': normalize_guid(sku_id, 'sku_id', error=RecordsError),
             'sku_part_number': _optional_text(sku_part_number, 'sku_part_number'),
             'disabled_plans': _guid_list(disabled_plans, 'disabled_plans'),
             'batch': batch,
@@ -746,8 +745,8 @@ _TENANT_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9.-]*$')
 def _script_row(row, number, total):
     if not isinstance(row, dict):
         raise RecordsError('rollback row %d is a %s, expected a dict' % (number, type(row).__name__))
-    user_id = normalize_guid(row.get('user_id'), 'rollback row %d user_id' % number)
-    sku_id = normalize_guid(row.get('sku_id'), 'rollback row %d sku_id' % number)
+    user_id = normalize_guid(row.get('user_id'), 'rollback row %d user_id' % number, error=RecordsError)
+    sku_id = normalize_guid(row.get('sku_id'), 'rollback row %d sku_id' % number, error=RecordsError)
     disabled_plans = _guid_list(row.get('disabled_plans', []), 'rollback row %d disabled_plans' % number)
     user_label = row.get('user_principal_name') or user_id
     sku_label = row.get('sku_part_number') or sku_id

@@ -50,7 +50,8 @@ import json
 import os
 import re
 
-from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError, is_guid, normalize_guid
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import is_guid, normalize_guid
+from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError
 from ansible_collections.entraops.licensing.plugins.module_utils.journal import powershell_quote
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
     ROWS_PER_WRITE,
@@ -277,7 +278,7 @@ def _user_of(place, fields, fix):
         user_id = _scalar(place, id_key, user_id, fix)
         if not is_guid(user_id):
             raise ExportFormatError('%s field %r holds %r: expected a user object id (GUID)' % (place, id_key, _short(user_id)))
-        user_id = normalize_guid(user_id, 'user id')
+        user_id = normalize_guid(user_id, 'user id', error=LicensingInputError)
     if upn is not None:
         upn = _scalar(place, name_key, upn, fix)
     return user_id, upn
@@ -501,8 +502,8 @@ class PlannedRowText:
         if self.ids_checked:
             user_id, sku_id = row['user_id'], row['sku_id']
         else:
-            user_id = normalize_guid(row.get('user_id'), 'user id')
-            sku_id = normalize_guid(row.get('sku_id'), 'SKU id')
+            user_id = normalize_guid(row.get('user_id'), 'user id', error=LicensingInputError)
+            sku_id = normalize_guid(row.get('sku_id'), 'SKU id', error=LicensingInputError)
         if self.plan_names is not None:
             disabled = tuple(self.plan_names.get(plan, plan) for plan in row.get('direct_disabled_plans') or ())
         else:

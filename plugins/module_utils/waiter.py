@@ -28,11 +28,12 @@ __metaclass__ = type
 
 import time
 
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     PROCESSING_COMPLETE,
+    LicensingInputError,
     entry_error_code,
     is_healthy_entry,
-    normalize_guid,
     user_assignment_states,
 )
 
@@ -91,7 +92,7 @@ def group_progress(facts, user_members, nested_groups=0):
     for user in user_members:
         status = member_status(user, group_id, sku_ids)
         counts[status] += 1
-        user_id = normalize_guid(user["id"], "user id")
+        user_id = normalize_guid(user["id"], "user id", error=LicensingInputError)
         if status == "error":
             codes = member_error_codes(user, group_id)
             error_ids.append(user_id)

@@ -223,7 +223,8 @@ from ansible_collections.entraops.licensing.plugins.module_utils.directory impor
     reprocess_users,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
-from ansible_collections.entraops.licensing.plugins.module_utils.licensing import GroupFacts, normalize_guid
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
+from ansible_collections.entraops.licensing.plugins.module_utils.licensing import GroupFacts, LicensingInputError
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
 from ansible_collections.entraops.licensing.plugins.module_utils.waiter import ProcessingWaiter, group_progress
 
@@ -258,7 +259,7 @@ def other_users_in_error(client, progress):
     """Users in membersWithLicenseErrors who are not counted among the members in error."""
     counted = set(progress["member_ids_in_error"])
     return sum(1 for user in members_with_license_errors(client, progress["id"], select=("id",))
-               if normalize_guid(user["id"]) not in counted)
+               if normalize_guid(user["id"], error=LicensingInputError) not in counted)
 
 
 def public(progress, reprocessed, others):
@@ -287,7 +288,7 @@ def main():
                 module.fail_json(msg=str(exc))
             if group is None:
                 module.fail_json(msg="group %r: no group has this object id or display name; expected an existing group" % name)
-            group_id = normalize_guid(group["id"])
+            group_id = normalize_guid(group["id"], error=LicensingInputError)
             if group_id not in group_ids:
                 group_ids.append(group_id)
         waiter = ProcessingWaiter(lambda group_id: read_progress(client, group_id), timeout=params["wait_timeout"],

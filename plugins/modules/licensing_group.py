@@ -176,7 +176,8 @@ from ansible_collections.entraops.licensing.plugins.module_utils.directory impor
     update_group_description,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
-from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError, normalize_guid
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
+from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
 
 SAMPLE_SIZE = 50
@@ -262,7 +263,7 @@ class LicensingGroup:
                       members_removed_sample=[], members_total=0, members_wanted=0, nested_groups=0)
         if group is None:
             return result
-        result["group"] = {"id": normalize_guid(group["id"]), "display_name": group.get("displayName")}
+        result["group"] = {"id": normalize_guid(group["id"], error=LicensingInputError), "display_name": group.get("displayName")}
         if group.get("assignedLicenses"):
             self.module.fail_json(msg="refusing to delete group %r (%s): it carries %d license(s); remove them with "
                                       "entraops.licensing.group_license first (Entra refuses to delete a licensed group)"
@@ -308,7 +309,7 @@ class LicensingGroup:
         current, nested_groups = {}, 0
         if group is not None:
             users, nested, dummy = split_members(iter_direct_members(self.client, group["id"]))
-            current = dict((normalize_guid(user["id"]), user.get("userPrincipalName")) for user in users)
+            current = dict((normalize_guid(user["id"], error=LicensingInputError), user.get("userPrincipalName")) for user in users)
             nested_groups = len(nested)
         to_add, to_remove = membership_changes(wanted, current, params["purge_members"])
         labels = dict(current)
@@ -318,7 +319,8 @@ class LicensingGroup:
         changed = group is None or bool(to_add or to_remove) or description_changes
         result = dict(
             changed=changed, created=group is None,
-            group={"id": normalize_guid(group["id"]) if group else None, "display_name": group.get("displayName") if group else name},
+            group={"id": normalize_guid(group["id"], error=LicensingInputError) if group else None,
+                   "display_name": group.get("displayName") if group else name},
             members_added=len(to_add), members_added_sample=sample(labels, to_add),
             members_removed=len(to_remove), members_removed_sample=sample(labels, to_remove),
             members_total=len(current) + len(to_add) - len(to_remove), members_wanted=len(wanted), nested_groups=nested_groups)
@@ -335,7 +337,7 @@ class LicensingGroup:
             return result
         if group is None:
             group = create_security_group(self.client, name, params["description"])
-            result["group"] = {"id": normalize_guid(group["id"]), "display_name": group.get("displayName")}
+            result["group"] = {"id": normalize_guid(group["id"], error=LicensingInputError), "display_name": group.get("displayName")}
         elif description_changes:
             update_group_description(self.client, group["id"], params["description"])
         if to_add:

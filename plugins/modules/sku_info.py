@@ -198,15 +198,11 @@ missing_permissions:
   sample: [{operation: group, permission: Group.Create, accepted: [Group.Create, Group.ReadWrite.All, Directory.ReadWrite.All]}]
 '''
 
-import re
-
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.permissions import missing_permissions
 
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
-
-GUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
-
 
 def sku_record(raw):
     """The returned shape of one subscribedSku (Graph's camelCase to snake_case, GUIDs lower case)."""
@@ -245,7 +241,8 @@ def select_skus(records, wanted):
     chosen, unknown, seen = [], [], set()
     for value in wanted:
         key = (value or "").strip()
-        record = by_id.get(key.lower()) if GUID_PATTERN.match(key) else by_part_number.get(key.upper())
+        sku_id = canonical_guid(key)
+        record = by_id.get(sku_id) if sku_id else by_part_number.get(key.upper())
         if record is None:
             unknown.append(value)
         elif record["sku_id"] not in seen:
