@@ -30,7 +30,12 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
 
 PAGE_SIZE = 999  # Graph's maximum $top for users, groups and members
 BIND_LIMIT = 20  # members@odata.bind accepts at most 20 references per request
+# What every group read asks for: the facts the safety rule reads (GroupFacts) and what licensing_group shows and edits.
 GROUP_SELECT = "id,displayName,description,securityEnabled,mailEnabled,groupTypes,assignedLicenses,licenseProcessingState"
+# What a user read for classification asks for (licensing.classify_user).
+USER_SELECT = ("id", "userPrincipalName", "usageLocation", "assignedLicenses", "licenseAssignmentStates")
+# Users resolved per $batch round when users are named by key (the client splits it into 20s).
+USER_READ_CHUNK = 200
 ALREADY_MEMBER_TEXT = "already exist"
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
@@ -43,6 +48,11 @@ class DirectoryInputError(ValueError):
 def _user_path(key):
     # UPNs may hold characters with a meaning in a URL ('#' of guest UPNs, '/', '%'): quote all but '@'.
     return "/users/%s" % quote(key, safe="@")
+
+
+def is_member_type(member, kind):
+    """True when a directory object's ``@odata.type`` names ``kind`` (``'user'``, ``'group'``)."""
+    return str(member.get("@odata.type") or "").lower().endswith("." + kind)
 
 
 def user_summary(user):
@@ -58,6 +68,22 @@ def read_sku_catalog(client):
 
 
 # ------------------------------------------------------------------------------------------ users
+
+def iter_users_by_key(client, keys, select=USER_SELECT):
+    """Yield ``(key, user or None)`` for user ids or UPNs, read through $batch (None: not found)."""
+    keys = list(keys)
+    for offset in range(0, len(keys), USER_READ_CHUNK):
+        chunk = keys[offset:offset + USER_READ_CHUNK]
+        results = client.batch([{"method": "GET", "url": "%s?$select=%s" % (_user_path(key.strip()), ",".join(select))} for key in chunk])
+        for key, result in zip(chunk, results):
+            if result.ok:
+                yield key, result.body
+            elif result.status in (400, 404):
+                # 404: no such user; 400: the key cannot name a user at all (malformed id).
+                yield key, None
+            else:
+                raise result.error()
+
 
 def resolve_users(client, keys):
     """Look up users by UPN or object id in bulk ($batch, 20 per request).
@@ -75,16 +101,12 @@ def resolve_users(client, keys):
         if folded not in seen:
             seen.add(folded)
             unique.append(key.strip())
-    requests_list = [{"method": "GET", "url": "%s?$select=id,userPrincipalName" % _user_path(key)} for key in unique]
     found, unknown = {}, []
-    for key, result in zip(unique, client.batch(requests_list)):
-        if result.ok:
-            found[key.lower()] = user_summary(result.body or {})
-        elif result.status in (400, 404):
-            # 404: no such user; 400: the key cannot name a user at all (malformed id).
+    for key, user in iter_users_by_key(client, unique, select=("id", "userPrincipalName")):
+        if user is None:
             unknown.append(key)
         else:
-            raise result.error()
+            found[key.lower()] = user_summary(user)
     mapping = {}
     for key in keys or []:
         summary = found.get(key.strip().lower())
@@ -93,18 +115,34 @@ def resolve_users(client, keys):
     return mapping, unknown
 
 
-def iter_users_holding_sku(client, sku_id, select=("id", "userPrincipalName", "licenseAssignmentStates")):
-    """Every user holding ``sku_id`` in any way (one paged, filtered read; the GUID is an unquoted literal)."""
-    params = {"$filter": "assignedLicenses/any(x:x/skuId eq %s)" % normalize_guid(sku_id, "SKU id", error=LicensingInputError),
-              "$select": ",".join(select), "$top": PAGE_SIZE}
-    return client.get_all("/users", params=params)
+def iter_sku_holders(client, sku_ids, select=USER_SELECT, prefetch=False):
+    """Yield each user holding one of ``sku_ids`` in any way, once (one paged, filtered read per SKU;
+    the GUID is an unquoted literal; ``prefetch``: see GraphClient.iter_pages)."""
+    seen = set()
+    for sku_id in sku_ids:
+        params = {"$filter": "assignedLicenses/any(x:x/skuId eq %s)" % normalize_guid(sku_id, "SKU id", error=LicensingInputError),
+                  "$select": ",".join(select), "$top": PAGE_SIZE}
+        for user in client.get_all("/users", params=params, prefetch=prefetch):
+            if user["id"].lower() not in seen:
+                seen.add(user["id"].lower())
+                yield user
+
+
+def iter_group_users(client, group_ids, select=USER_SELECT, prefetch=False):
+    """Yield each user member of the groups, nested members included, once (``prefetch``: see GraphClient.iter_pages)."""
+    seen = set()
+    for group_id in group_ids:
+        for member in iter_transitive_members(client, group_id, select=select, prefetch=prefetch):
+            if is_member_type(member, "user") and member["id"].lower() not in seen:
+                seen.add(member["id"].lower())
+                yield member
 
 
 def direct_sku_holders(client, sku_id):
     """``[{'id', 'user_principal_name'}]`` of users holding ``sku_id`` by DIRECT assignment."""
     sku_id = normalize_guid(sku_id, "SKU id", error=LicensingInputError)
     holders = []
-    for user in iter_users_holding_sku(client, sku_id):
+    for user in iter_sku_holders(client, [sku_id], select=("id", "userPrincipalName", "licenseAssignmentStates")):
         if direct_entry(user, sku_id) is not None:
             holders.append(user_summary(user))
     return holders
@@ -144,6 +182,11 @@ def get_group(client, group_id, select=GROUP_SELECT):
         if exc.status == 404:
             return None
         raise
+
+
+def iter_groups(client, select=GROUP_SELECT):
+    """Every group of the tenant, paged."""
+    return client.get_all("/groups", params={"$select": select, "$top": PAGE_SIZE})
 
 
 def find_groups_by_name(client, display_name, select=GROUP_SELECT):
@@ -236,6 +279,13 @@ def iter_direct_members(client, group_id, select=("id", "userPrincipalName")):
     """Every DIRECT member (users, groups, devices...) of a group, paged; items carry ``@odata.type``."""
     params = {"$select": ",".join(select), "$top": PAGE_SIZE}
     return client.get_all("/groups/%s/members" % normalize_guid(group_id, "group id", error=LicensingInputError), params=params)
+
+
+def iter_transitive_members(client, group_id, select=("id",), prefetch=False):
+    """Every member of a group at any depth (users, groups, devices...), paged; items carry ``@odata.type``."""
+    params = {"$select": ",".join(select), "$top": PAGE_SIZE}
+    return client.get_all("/groups/%s/transitiveMembers" % normalize_guid(group_id, "group id", error=LicensingInputError), params=params,
+                          prefetch=prefetch)
 
 
 def iter_direct_user_members(client, group_id, select=("id", "userPrincipalName")):

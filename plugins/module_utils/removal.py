@@ -23,7 +23,7 @@ read shows it is missing, and journal ``ok`` or ``skipped``.
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-from ansible_collections.entraops.licensing.plugins.module_utils.assignments import FRESH_USER_SELECT, GROUP_SELECT, PAGE_SIZE
+from ansible_collections.entraops.licensing.plugins.module_utils.directory import GROUP_SELECT, PAGE_SIZE, USER_SELECT
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     SAFE_TO_REMOVE,
     VERDICTS,
@@ -135,7 +135,7 @@ class RemovalEngine:
         snapshot = Snapshot()
         requests = []
         for user_id in user_ids:
-            requests.append({'method': 'GET', 'url': '/users/%s?$select=%s' % (user_id, FRESH_USER_SELECT)})
+            requests.append({'method': 'GET', 'url': '/users/%s?$select=%s' % (user_id, ','.join(USER_SELECT))})
             requests.append({'method': 'GET', 'url': '/users/%s/memberOf?$select=id&$top=%d' % (user_id, PAGE_SIZE)})
         results = self.client.batch(requests)
         for position, user_id in enumerate(user_ids):

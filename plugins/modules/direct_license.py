@@ -300,14 +300,8 @@ plan_fingerprint:
 import contextlib
 import os
 
-from ansible_collections.entraops.licensing.plugins.module_utils.assignments import (
-    MembershipIndex,
-    iter_users_by_key,
-    read_catalog,
-    read_tenant,
-    resolve_groups,
-    resolve_skus,
-)
+from ansible_collections.entraops.licensing.plugins.module_utils.assignments import MembershipIndex, read_tenant, resolve_groups, resolve_skus
+from ansible_collections.entraops.licensing.plugins.module_utils.directory import iter_users_by_key, read_sku_catalog
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.journal import (
     Journal,
@@ -328,7 +322,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.reports import 
 def rows_from_users(client, users, sku_ids, catalog, disabled_plans=None):
     """(rows, missing keys): one row per existing user and SKU."""
     rows, missing = [], []
-    for key, user in iter_users_by_key(client, users, select='id,userPrincipalName'):
+    for key, user in iter_users_by_key(client, users, select=('id', 'userPrincipalName')):
         if user is None:
             missing.append(key)
             continue
@@ -410,7 +404,7 @@ def _run(module, exits):
             rows, plan_header = read_removal_rows(params['plan_path'], params['batches'], params['plan_fingerprint'])
             if not module.check_mode:
                 exits.enter_context(locked_plan(params['plan_path'], 'removing from it'))
-        catalog = read_catalog(client)
+        catalog = read_sku_catalog(client)
         tenant_guid, tenant_country = read_tenant(client)
         sku_ids = resolve_skus(catalog, params['skus'])
         trusted = list(resolve_groups(client, params['trusted_groups'])) if params['trusted_groups'] is not None else None

@@ -314,12 +314,11 @@ from ansible_collections.entraops.licensing.plugins.module_utils.assignments imp
     InBackground,
     MembershipIndex,
     iter_records,
-    iter_users_by_key,
-    read_catalog,
     read_tenant_id,
     resolve_groups,
     resolve_skus,
 )
+from ansible_collections.entraops.licensing.plugins.module_utils.directory import iter_users_by_key, read_sku_catalog
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     VERDICTS,
@@ -496,7 +495,7 @@ def main():
     except RecordsError as exc:
         module.fail_json(msg=str(exc))
     try:
-        catalog = read_catalog(client)
+        catalog = read_sku_catalog(client)
         if parsed_expected is not None:
             check = ExpectedStateCheck(parsed_expected, resolve_export(parsed_expected, catalog), params['sample_size'])
         sku_ids = resolve_skus(catalog, params['skus'])
