@@ -574,14 +574,21 @@ def _apply_result(state, entry):
         state['restorable'] = False
 
 
+def _operations(entries, pool):
+    """``(order, entry, key)`` for each intent and result line, in journal order: the lines a fold reads.
+
+    ``key`` is ``(user_id, sku_id)``, the SKU id shared through ``pool`` (one string per SKU, not one per line).
+    """
+    for order, entry in enumerate(entries):
+        if entry.get('type') in ('intent', 'result'):
+            yield order, entry, (entry['user_id'], _shared(entry['sku_id'], pool))
+
+
 def _states(entries):
     """Fold entries (any iterable, e.g. a JournalReader) into one _State per (user_id, sku_id)."""
     states = {}
     pool = dict(_SHARED)
-    for order, entry in enumerate(entries):
-        if entry.get('type') not in ('intent', 'result'):
-            continue
-        key = (entry['user_id'], _shared(entry['sku_id'], pool))
+    for order, entry, key in _operations(entries, pool):
         state = states.get(key)
         if state is None:
             state = states[key] = _State(*key)
@@ -589,6 +596,51 @@ def _states(entries):
             _apply_intent(state, entry, order, pool)
         else:
             _apply_result(state, entry)
+    return states
+
+
+# The fields of latest_outcomes' lists, in order; each list has one more slot, False, left to the caller.
+_NO_INTENT = object()
+OUTCOME_FIELDS = ('op', 'outcome', 'batch', 'user_principal_name', 'sku_part_number', 'error', 'detail')
+
+
+def latest_outcomes(entries, pool=None):
+    """Per ``(user_id, sku_id)``: the latest operation and its outcome, compact, as a report reads them.
+
+    Each value is a list ``[op, outcome, batch, user_principal_name, sku_part_number, error, detail, False]``
+    (OUTCOME_FIELDS, then a slot the caller may use). The reading is journal_state's: the latest intent,
+    its outcome None until the result with its ``op_id`` arrives; with one more rule, that a removal
+    rolled back by the put-back journaled inside it (a ``restore_direct`` intent and result before the
+    removal's ``rolled_back`` result) is again the latest operation, with the removal's batch.
+
+    One small list per (user, SKU) and the intents still waiting for their result are kept (no op ids
+    once answered), so a journal of 100,000 removals read with a JournalReader is never in memory as a
+    whole. ``pool`` shares repeated strings (SKU ids, part numbers, operations, outcomes) with the caller.
+    """
+    pool = {} if pool is None else pool
+    waiting = {}   # op_id -> batch of an intent until its result line
+    latest = {}    # key -> op_id of its latest intent while that waits for its result
+    states = {}
+    for dummy, entry, key in _operations(entries, pool):
+        op_id = entry.get('op_id')
+        if entry['type'] == 'intent':
+            waiting[op_id] = entry.get('batch')
+            latest[key] = op_id
+            states[key] = [_shared(entry.get('op'), pool), None, entry.get('batch'), entry.get('user_principal_name'),
+                           _shared(entry.get('sku_part_number'), pool), None, None, False]
+            continue
+        batch = waiting.pop(op_id, _NO_INTENT)
+        state = states.get(key)
+        if state is None:   # a result whose intent this journal does not hold
+            state = states[key] = [_shared(entry.get('op'), pool), None, None, None, None, None, None, False]
+        elif latest.get(key) != op_id:
+            if entry.get('op') == 'remove_direct' and entry.get('outcome') == 'rolled_back':
+                state[0], state[1] = 'remove_direct', 'rolled_back'
+                state[2] = state[2] if batch is _NO_INTENT else batch
+                state[5], state[6] = entry.get('error'), entry.get('detail')
+            continue
+        latest.pop(key, None)
+        state[1], state[5], state[6] = _shared(entry.get('outcome'), pool), entry.get('error'), entry.get('detail')
     return states
 
 
