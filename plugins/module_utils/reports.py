@@ -54,6 +54,8 @@ import json
 import os
 import tempfile
 
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
+
 # Rows a large record file (plan, script) is given per write(): one write() per row of a text file
 # costs about as much as encoding the row, one for the whole file would hold it all in memory.
 ROWS_PER_WRITE = 1000
@@ -83,6 +85,13 @@ MS_DIRECT_VS_INHERITED_COLUMNS = ('ObjectId', 'SkuId', 'AssignedDirectly', 'Assi
 # Characters that make Excel, LibreOffice and Google Sheets treat a cell as a formula (OWASP CSV injection).
 _FORMULA_TRIGGERS = frozenset(('=', '+', '-', '@', '\t', '\r'))
 _LIST_SEPARATOR = ';'
+
+
+def guid_list(values, name):
+    """``values`` (a list or tuple) as canonical GUIDs, or raise RecordsError naming ``name`` and the value."""
+    if not isinstance(values, (list, tuple)):
+        raise RecordsError('%s must be a list of GUIDs, got %r' % (name, values))
+    return [normalize_guid(value, name, error=RecordsError) for value in values]
 
 
 def utc_now_iso():

@@ -309,11 +309,10 @@ from ansible_collections.entraops.licensing.plugins.module_utils.journal import 
     iter_restorable,
     pending_states,
     restorable,
-    rollback_script_path,
-    write_rollback_script,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
+from ansible_collections.entraops.licensing.plugins.module_utils.powershell import rollback_script_path, write_rollback_script
 from ansible_collections.entraops.licensing.plugins.module_utils.plan import check_plan_tenant, locked_plan, read_removal_rows
 from ansible_collections.entraops.licensing.plugins.module_utils.removal import SAMPLE_SIZE, RemovalEngine, run_diff
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError

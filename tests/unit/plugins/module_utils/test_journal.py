@@ -17,12 +17,10 @@ from ansible_collections.entraops.licensing.plugins.module_utils.journal import 
     Journal,
     journal_state,
     latest_outcomes,
-    powershell_quote,
     read_journal,
     restorable,
-    rollback_script_path,
-    write_rollback_script,
 )
+from ansible_collections.entraops.licensing.plugins.module_utils.powershell import powershell_quote, rollback_script_path, write_rollback_script
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
 
 # Real GUIDs from the shared SKU fixture: Office 365 E3 and two of its plans; EMS E3.

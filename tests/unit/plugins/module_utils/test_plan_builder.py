@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from ansible_collections.entraops.licensing.plugins.module_utils import plan as plan_module
 from ansible_collections.entraops.licensing.plugins.module_utils import powershell as powershell_module
-from ansible_collections.entraops.licensing.plugins.module_utils.journal import powershell_quote
+from ansible_collections.entraops.licensing.plugins.module_utils.powershell import powershell_quote
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     PLAN_ROW_FIELDS,
     LicensingInputError,
