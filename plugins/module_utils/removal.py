@@ -191,6 +191,13 @@ class RemovalEngine:
                                         'verdict': verdict, 'plans_lost': (record or {}).get('plans_lost', []),
                                         'reason': (record or {}).get('reason', 'the user no longer holds this SKU')})
 
+    def skip_users_not_found(self, keys):
+        """Count, and name every one of, the users a task named that Graph does not know (no row was made for them)."""
+        for key in keys:
+            self.skipped_by_verdict['user_not_found'] += 1
+            self.skipped_sample.append({'user': key, 'user_id': None, 'sku': None, 'verdict': 'user_not_found',
+                                        'plans_lost': [], 'reason': 'user %r was not found' % key})
+
     def _removed(self, row, record):
         self.removed_total += 1
         if self.keep_all or len(self.removed) < SAMPLE_SIZE:
