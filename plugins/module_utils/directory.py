@@ -260,6 +260,33 @@ def create_security_group(client, display_name, description=None):
     return get_group(client, created["id"]) or created
 
 
+def assign_group_licenses(client, group_id, add_licenses, remove_licenses):
+    """POST the group's assignLicense and return the group as read back (None when Graph no longer knows it).
+
+    ``add_licenses``: ``[{'skuId', 'disabledPlans'}]`` (ids lower case); ``remove_licenses``: SKU ids.
+    When the outcome is unknown (timeout, 5xx) the group is read again: the change may have been
+    applied, and only a group that carries exactly what was asked counts as done; otherwise the
+    GraphOutcomeUnknown is raised.
+    """
+    body = {"addLicenses": add_licenses, "removeLicenses": remove_licenses}
+    try:
+        client.post("/groups/%s/assignLicense" % group_id, body=body)
+    except GraphOutcomeUnknown:
+        group = get_group(client, group_id) or {}
+        if not _carries_exactly(group, add_licenses, remove_licenses):
+            raise
+    return get_group(client, group_id)
+
+
+def _carries_exactly(group, add_licenses, remove_licenses):
+    carried = dict((license_["skuId"].lower(), sorted(p.lower() for p in license_.get("disabledPlans") or []))
+                   for license_ in group.get("assignedLicenses") or [])
+    for license_ in add_licenses:
+        if carried.get(license_["skuId"]) != sorted(license_["disabledPlans"]):
+            return False
+    return not any(sku_id in carried for sku_id in remove_licenses)
+
+
 def update_group_description(client, group_id, description):
     client.patch("/groups/%s" % normalize_guid(group_id, "group id", error=LicensingInputError), body={"description": description}, idempotent=True)
 
