@@ -7,12 +7,15 @@
 A SKU named by a user is resolved one way everywhere, by SkuCatalog.resolve_sku (a GUID, with or
 without braces, or a part number compared case-insensitively); this file only shapes the records
 and words the failure the way sku_info documents it (every unknown value in one message).
+``run_sku_info`` is the module's run (the module holds the options and their documentation).
 """
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError, SkuCatalog
+from ansible_collections.entraops.licensing.plugins.module_utils.permissions import missing_permissions
 
 
 def sku_record(raw):
@@ -72,3 +75,20 @@ def select_skus(records, wanted):
             ", ".join(repr(value) for value in unknown),
             "this GUID or part number" if len(unknown) == 1 else "these GUIDs or part numbers", subscribed))
     return chosen
+
+
+def run_sku_info(module):
+    """Run the sku_info task of ``module`` (a GraphModule with its options); exits or fails it."""
+    try:
+        records = [sku_record(raw) for raw in module.client.get_all("/subscribedSkus")]
+    except GraphError as exc:
+        module.fail_from_graph_error(exc, msg="Cannot read the subscribed SKUs")
+    try:
+        skus = select_skus(records, module.params["skus"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    # After the read above, so the token is the one Graph just accepted; only its roles claim leaves this function.
+    granted = module.client.granted_permissions()
+    missing = missing_permissions(granted, module.params["permissions_for"]) if granted is not None else []
+    module.exit_json(changed=False, skus=skus, granted_permissions=granted or [], permissions_known=granted is not None,
+                     missing_permissions=missing)

@@ -198,11 +198,8 @@ missing_permissions:
   sample: [{operation: group, permission: Group.Create, accepted: [Group.Create, Group.ReadWrite.All, Directory.ReadWrite.All]}]
 '''
 
-from ansible_collections.entraops.licensing.plugins.module_utils.permissions import missing_permissions
-from ansible_collections.entraops.licensing.plugins.module_utils.skus import select_skus, sku_record
-
-from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
+from ansible_collections.entraops.licensing.plugins.module_utils.skus import run_sku_info
 
 
 def main():
@@ -211,19 +208,7 @@ def main():
                            permissions_for=dict(type="list", elements="str", choices=["read", "group", "assign", "remove", "restore"])),
         supports_check_mode=True,
     )
-    try:
-        records = [sku_record(raw) for raw in module.client.get_all("/subscribedSkus")]
-    except GraphError as exc:
-        module.fail_from_graph_error(exc, msg="Cannot read the subscribed SKUs")
-    try:
-        skus = select_skus(records, module.params["skus"])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    # After the read above, so the token is the one Graph just accepted; only its roles claim leaves this function.
-    granted = module.client.granted_permissions()
-    missing = missing_permissions(granted, module.params["permissions_for"]) if granted is not None else []
-    module.exit_json(changed=False, skus=skus, granted_permissions=granted or [], permissions_known=granted is not None,
-                     missing_permissions=missing)
+    run_sku_info(module)
 
 
 if __name__ == "__main__":
