@@ -250,8 +250,6 @@ def run_license_assignment_info(module):
     module.exit_json(**result)
 
 
-
-
 def _scope_records(params, client, catalog, index, check, group_ids, sku_ids, trusted):
     """The record stream: the named scope (annotated when a legacy export is compared), else the export's users."""
     if not (params['users'] or group_ids or sku_ids):
