@@ -15,12 +15,10 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from ansible_collections.entraops.licensing.plugins.module_utils.journal import journal_state, read_journal, restorable
 from ansible_collections.entraops.licensing.plugins.modules import direct_license, license_assignment_info
 
-from .migration_tenant import E3, GROUPS, SAFE_USERS, build_tenant, connection, direct_sku_ids
+from .migration_tenant import E3, GROUPS, SAFE_USERS, connection, direct_sku_ids
 from .utils import graph_writes, run_module, wait_until_quiet
 
 MODULE_PATH = os.path.join(os.path.dirname(direct_license.__file__), 'direct_license.py')
