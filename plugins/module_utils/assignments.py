@@ -2,9 +2,9 @@
 # Copyright: entraops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Bulk Graph reads that feed the safety rule (licensing.classify): users in scope, licensed groups, memberships.
+"""The membership index and the classification stream that feed the safety rule (licensing.classify).
 
-Everything here reads; nothing writes. Users are streamed page by page (``$top=999``) so memory
+Built on directory.py's reads; nothing here writes. Users are streamed page by page (``$top=999``) so memory
 does not grow with user objects; what is kept across pages is ids only: the direct (and, for
 groups with nested groups, transitive) membership of users in the tenant's LICENSED groups,
 derived from the groups' member lists rather than one memberOf read per user.
@@ -16,51 +16,38 @@ __metaclass__ = type
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-try:
-    from urllib.parse import quote
-except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the import sanity test quiet
-    from urllib import quote  # type: ignore
-
-from ansible_collections.entraops.licensing.plugins.module_utils.directory import DirectoryInputError, find_group, read_sku_catalog
+from ansible_collections.entraops.licensing.plugins.module_utils.directory import (
+    GROUP_SELECT,
+    DirectoryInputError,
+    find_group,
+    is_member_type,
+    iter_direct_members,
+    iter_group_users,
+    iter_groups,
+    iter_sku_holders,
+    iter_transitive_members,
+    iter_users_by_key,
+)
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     GroupFacts,
     LicensingInputError,
     classify_user,
-    normalize_guid,
     user_assignment_states,
     user_not_found_record,
 )
 
-USER_SELECT = 'id,userPrincipalName,usageLocation,assignedLicenses,licenseAssignmentStates'
-FRESH_USER_SELECT = 'id,userPrincipalName,licenseAssignmentStates,assignedLicenses,usageLocation'
-GROUP_SELECT = 'id,displayName,assignedLicenses,licenseProcessingState,securityEnabled'
-PAGE_SIZE = 999
 # User pages the chain may run ahead of classification (about 2 MB each once parsed) when the licensed
 # groups' member lists are read in the background (MembershipIndex.start_loading): the user chain and
 # the member chains then run side by side, as the bound assumes. Classification is faster than the
 # chain, so once the groups are read the backlog drains and one or two pages are held.
 PAGES_AHEAD_WHILE_LOADING = 24
-# Users resolved per $batch round when the scope is a list of users (the client splits it into 20s).
-USER_READ_CHUNK = 200
-
-
-def _odata_string(value):
-    return "'%s'" % value.replace("'", "''")
-
-
-def _is_type(item, kind):
-    return str(item.get('@odata.type') or '').lower().endswith('.' + kind)
-
-
-def read_catalog(client):
-    """The tenant's SkuCatalog (GET /subscribedSkus)."""
-    return read_sku_catalog(client)
 
 
 def read_tenant_id(client):
     """The tenant's GUID (GET /organization), recorded in plans so a plan is never run against another tenant."""
     organizations = list(client.get_all('/organization', params={'$select': 'id'}))
-    return normalize_guid(organizations[0]['id'], 'tenant id') if organizations else None
+    return normalize_guid(organizations[0]['id'], 'tenant id', error=LicensingInputError) if organizations else None
 
 
 def read_tenant(client):
@@ -73,7 +60,7 @@ def read_tenant(client):
     if not organizations:
         return None, None
     country = organizations[0].get('countryLetterCode')
-    return normalize_guid(organizations[0]['id'], 'tenant id'), (country.upper() if isinstance(country, str) and country else None)
+    return normalize_guid(organizations[0]['id'], 'tenant id', error=LicensingInputError), (country.upper() if isinstance(country, str) and country else None)
 
 
 def resolve_skus(catalog, values):
@@ -96,7 +83,7 @@ def resolve_groups(client, values):
             raise LicensingInputError(str(exc))
         if group is None:
             raise LicensingInputError('group %r does not exist: expected the display name or object id of an existing group' % (value,))
-        found[normalize_guid(group['id'], 'group id')] = group
+        found[normalize_guid(group['id'], 'group id', error=LicensingInputError)] = group
     return found
 
 
@@ -178,8 +165,7 @@ class MembershipIndex:
         independent, so they are read side by side (up to the client's read_chains at once: the
         bound of the read path assumes every member chain runs beside the user chain).
         """
-        licensed = [group for group in self.client.get_all('/groups', params={'$select': GROUP_SELECT, '$top': PAGE_SIZE})
-                    if group.get('assignedLicenses')]
+        licensed = [group for group in iter_groups(self.client) if group.get('assignedLicenses')]
         workers = max(1, min(len(licensed), getattr(self.client, 'read_chains', 1)))
         if workers == 1:
             for group in licensed:
@@ -202,15 +188,15 @@ class MembershipIndex:
         """(facts, ids of direct user members, ids of nested user members or None); reads only, so it may run in a thread."""
         direct_users = []
         has_nested = False
-        for member in self.client.get_all('/groups/%s/members' % facts.group_id, params={'$select': 'id', '$top': PAGE_SIZE}):
-            if _is_type(member, 'user'):
+        for member in iter_direct_members(self.client, facts.group_id, select=('id',)):
+            if is_member_type(member, 'user'):
                 direct_users.append(member['id'].lower())
-            elif _is_type(member, 'group'):
+            elif is_member_type(member, 'group'):
                 has_nested = True
         nested_users = None
         if has_nested:
-            nested_users = [member['id'].lower() for member in self.client.get_all(
-                '/groups/%s/transitiveMembers' % facts.group_id, params={'$select': 'id', '$top': PAGE_SIZE}) if _is_type(member, 'user')]
+            nested_users = [member['id'].lower() for member in iter_transitive_members(self.client, facts.group_id, select=('id',))
+                            if is_member_type(member, 'user')]
         return facts, direct_users, nested_users
 
     def _index(self, facts, direct_users, nested_users):
@@ -252,49 +238,11 @@ class MembershipIndex:
         """Records of one Graph user (licensing.classify_user with this index's facts)."""
         if self._loader is not None:
             self.wait()
-        user_id = normalize_guid(user['id'], 'user id')
+        user_id = normalize_guid(user['id'], 'user id', error=LicensingInputError)
         entries = user_assignment_states(user)
         self.ensure_groups(entry['group_id'] for entry in entries if entry['group_id'])
         return classify_user(user, catalog, self.groups, self.direct_of(user_id), self.transitive_of(user_id),
                              trusted_groups=trusted_groups, sku_ids=sku_ids, entries=entries)
-
-
-def iter_users_by_key(client, keys, select=USER_SELECT):
-    """Yield ``(key, user or None)`` for user ids or UPNs, read through $batch (None: not found)."""
-    keys = list(keys)
-    for offset in range(0, len(keys), USER_READ_CHUNK):
-        chunk = keys[offset:offset + USER_READ_CHUNK]
-        # UPNs may hold characters with a meaning in a URL ('#' of guest UPNs, '/', '%')
-        results = client.batch([{'method': 'GET', 'url': '/users/%s?$select=%s' % (quote(key.strip(), safe='@'), select)} for key in chunk])
-        for key, result in zip(chunk, results):
-            if result.ok:
-                yield key, result.body
-            elif result.status in (400, 404):
-                yield key, None
-            else:
-                raise result.error()
-
-
-def iter_group_users(client, group_ids, select=USER_SELECT, prefetch=True):
-    """Yield each user member of the groups, nested members included, once (``prefetch``: see GraphClient.iter_pages)."""
-    seen = set()
-    for group_id in group_ids:
-        for member in client.get_all('/groups/%s/transitiveMembers' % group_id, params={'$select': select, '$top': PAGE_SIZE},
-                                     prefetch=prefetch):
-            if _is_type(member, 'user') and member['id'].lower() not in seen:
-                seen.add(member['id'].lower())
-                yield member
-
-
-def iter_sku_holders(client, sku_ids, select=USER_SELECT, prefetch=True):
-    """Yield each user whose assignedLicenses hold one of the SKUs, once (``prefetch``: see GraphClient.iter_pages)."""
-    seen = set()
-    for sku_id in sku_ids:
-        params = {'$filter': 'assignedLicenses/any(x:x/skuId eq %s)' % sku_id, '$select': select, '$top': PAGE_SIZE}
-        for user in client.get_all('/users', params=params, prefetch=prefetch):
-            if user['id'].lower() not in seen:
-                seen.add(user['id'].lower())
-                yield user
 
 
 def iter_records(client, catalog, index, users=None, group_ids=None, sku_ids=None, trusted_groups=None):

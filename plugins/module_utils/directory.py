@@ -19,18 +19,23 @@ except ImportError:  # pragma: no cover - Python 2 is not supported
     from urllib import quote  # type: ignore
 
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError, GraphOutcomeUnknown
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import is_guid, normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     GroupFacts,
+    LicensingInputError,
     SkuCatalog,
     direct_entry,
-    is_guid,
-    normalize_guid,
     user_assignment_states,
 )
 
 PAGE_SIZE = 999  # Graph's maximum $top for users, groups and members
 BIND_LIMIT = 20  # members@odata.bind accepts at most 20 references per request
+# What every group read asks for: the facts the safety rule reads (GroupFacts) and what licensing_group shows and edits.
 GROUP_SELECT = "id,displayName,description,securityEnabled,mailEnabled,groupTypes,assignedLicenses,licenseProcessingState"
+# What a user read for classification asks for (licensing.classify_user).
+USER_SELECT = ("id", "userPrincipalName", "usageLocation", "assignedLicenses", "licenseAssignmentStates")
+# Users resolved per $batch round when users are named by key (the client splits it into 20s).
+USER_READ_CHUNK = 200
 ALREADY_MEMBER_TEXT = "already exist"
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
@@ -45,9 +50,14 @@ def _user_path(key):
     return "/users/%s" % quote(key, safe="@")
 
 
+def is_member_type(member, kind):
+    """True when a directory object's ``@odata.type`` names ``kind`` (``'user'``, ``'group'``)."""
+    return str(member.get("@odata.type") or "").lower().endswith("." + kind)
+
+
 def user_summary(user):
     """{'id', 'user_principal_name'} of a Graph user, id normalised."""
-    return {"id": normalize_guid(user["id"], "user id"), "user_principal_name": user.get("userPrincipalName")}
+    return {"id": normalize_guid(user["id"], "user id", error=LicensingInputError), "user_principal_name": user.get("userPrincipalName")}
 
 
 # ------------------------------------------------------------------------------------------- SKUs
@@ -58,6 +68,22 @@ def read_sku_catalog(client):
 
 
 # ------------------------------------------------------------------------------------------ users
+
+def iter_users_by_key(client, keys, select=USER_SELECT):
+    """Yield ``(key, user or None)`` for user ids or UPNs, read through $batch (None: not found)."""
+    keys = list(keys)
+    for offset in range(0, len(keys), USER_READ_CHUNK):
+        chunk = keys[offset:offset + USER_READ_CHUNK]
+        results = client.batch([{"method": "GET", "url": "%s?$select=%s" % (_user_path(key.strip()), ",".join(select))} for key in chunk])
+        for key, result in zip(chunk, results):
+            if result.ok:
+                yield key, result.body
+            elif result.status in (400, 404):
+                # 404: no such user; 400: the key cannot name a user at all (malformed id).
+                yield key, None
+            else:
+                raise result.error()
+
 
 def resolve_users(client, keys):
     """Look up users by UPN or object id in bulk ($batch, 20 per request).
@@ -75,16 +101,12 @@ def resolve_users(client, keys):
         if folded not in seen:
             seen.add(folded)
             unique.append(key.strip())
-    requests_list = [{"method": "GET", "url": "%s?$select=id,userPrincipalName" % _user_path(key)} for key in unique]
     found, unknown = {}, []
-    for key, result in zip(unique, client.batch(requests_list)):
-        if result.ok:
-            found[key.lower()] = user_summary(result.body or {})
-        elif result.status in (400, 404):
-            # 404: no such user; 400: the key cannot name a user at all (malformed id).
+    for key, user in iter_users_by_key(client, unique, select=("id", "userPrincipalName")):
+        if user is None:
             unknown.append(key)
         else:
-            raise result.error()
+            found[key.lower()] = user_summary(user)
     mapping = {}
     for key in keys or []:
         summary = found.get(key.strip().lower())
@@ -93,18 +115,34 @@ def resolve_users(client, keys):
     return mapping, unknown
 
 
-def iter_users_holding_sku(client, sku_id, select=("id", "userPrincipalName", "licenseAssignmentStates")):
-    """Every user holding ``sku_id`` in any way (one paged, filtered read; the GUID is an unquoted literal)."""
-    params = {"$filter": "assignedLicenses/any(x:x/skuId eq %s)" % normalize_guid(sku_id, "SKU id"),
-              "$select": ",".join(select), "$top": PAGE_SIZE}
-    return client.get_all("/users", params=params)
+def iter_sku_holders(client, sku_ids, select=USER_SELECT, prefetch=False):
+    """Yield each user holding one of ``sku_ids`` in any way, once (one paged, filtered read per SKU;
+    the GUID is an unquoted literal; ``prefetch``: see GraphClient.iter_pages)."""
+    seen = set()
+    for sku_id in sku_ids:
+        params = {"$filter": "assignedLicenses/any(x:x/skuId eq %s)" % normalize_guid(sku_id, "SKU id", error=LicensingInputError),
+                  "$select": ",".join(select), "$top": PAGE_SIZE}
+        for user in client.get_all("/users", params=params, prefetch=prefetch):
+            if user["id"].lower() not in seen:
+                seen.add(user["id"].lower())
+                yield user
+
+
+def iter_group_users(client, group_ids, select=USER_SELECT, prefetch=False):
+    """Yield each user member of the groups, nested members included, once (``prefetch``: see GraphClient.iter_pages)."""
+    seen = set()
+    for group_id in group_ids:
+        for member in iter_transitive_members(client, group_id, select=select, prefetch=prefetch):
+            if is_member_type(member, "user") and member["id"].lower() not in seen:
+                seen.add(member["id"].lower())
+                yield member
 
 
 def direct_sku_holders(client, sku_id):
     """``[{'id', 'user_principal_name'}]`` of users holding ``sku_id`` by DIRECT assignment."""
-    sku_id = normalize_guid(sku_id, "SKU id")
+    sku_id = normalize_guid(sku_id, "SKU id", error=LicensingInputError)
     holders = []
-    for user in iter_users_holding_sku(client, sku_id):
+    for user in iter_sku_holders(client, [sku_id], select=("id", "userPrincipalName", "licenseAssignmentStates")):
         if direct_entry(user, sku_id) is not None:
             holders.append(user_summary(user))
     return holders
@@ -112,7 +150,7 @@ def direct_sku_holders(client, sku_id):
 
 def reprocess_users(client, user_ids):
     """POST reprocessLicenseAssignment for each user (idempotent, $batch). Returns ``(done_ids, errors)``."""
-    ids = [normalize_guid(user_id, "user id") for user_id in user_ids]
+    ids = [normalize_guid(user_id, "user id", error=LicensingInputError) for user_id in user_ids]
     results = client.batch([{"method": "POST", "url": "/users/%s/reprocessLicenseAssignment" % user_id, "idempotent": True}
                             for user_id in ids])
     done, errors = [], []
@@ -139,11 +177,16 @@ def group_cannot_carry_licenses(group):
 def get_group(client, group_id, select=GROUP_SELECT):
     """The group with this object id, or None when Graph does not know it."""
     try:
-        return client.get("/groups/%s" % normalize_guid(group_id, "group id"), params={"$select": select})
+        return client.get("/groups/%s" % normalize_guid(group_id, "group id", error=LicensingInputError), params={"$select": select})
     except GraphError as exc:
         if exc.status == 404:
             return None
         raise
+
+
+def iter_groups(client, select=GROUP_SELECT):
+    """Every group of the tenant, paged."""
+    return client.get_all("/groups", params={"$select": select, "$top": PAGE_SIZE})
 
 
 def find_groups_by_name(client, display_name, select=GROUP_SELECT):
@@ -182,7 +225,7 @@ def _single_match(name, matches):
         return None
     if len(matches) > 1:
         raise DirectoryInputError("%d groups are named %r (%s): expected exactly one; name the group by its object id instead"
-                                  % (len(matches), name, ", ".join(sorted(normalize_guid(group["id"]) for group in matches))))
+                                  % (len(matches), name, ", ".join(sorted(normalize_guid(group["id"], error=LicensingInputError) for group in matches))))
     return matches[0]
 
 
@@ -217,14 +260,41 @@ def create_security_group(client, display_name, description=None):
     return get_group(client, created["id"]) or created
 
 
+def assign_group_licenses(client, group_id, add_licenses, remove_licenses):
+    """POST the group's assignLicense and return the group as read back (None when Graph no longer knows it).
+
+    ``add_licenses``: ``[{'skuId', 'disabledPlans'}]`` (ids lower case); ``remove_licenses``: SKU ids.
+    When the outcome is unknown (timeout, 5xx) the group is read again: the change may have been
+    applied, and only a group that carries exactly what was asked counts as done; otherwise the
+    GraphOutcomeUnknown is raised.
+    """
+    body = {"addLicenses": add_licenses, "removeLicenses": remove_licenses}
+    try:
+        client.post("/groups/%s/assignLicense" % group_id, body=body)
+    except GraphOutcomeUnknown:
+        group = get_group(client, group_id) or {}
+        if not _carries_exactly(group, add_licenses, remove_licenses):
+            raise
+    return get_group(client, group_id)
+
+
+def _carries_exactly(group, add_licenses, remove_licenses):
+    carried = dict((license_["skuId"].lower(), sorted(p.lower() for p in license_.get("disabledPlans") or []))
+                   for license_ in group.get("assignedLicenses") or [])
+    for license_ in add_licenses:
+        if carried.get(license_["skuId"]) != sorted(license_["disabledPlans"]):
+            return False
+    return not any(sku_id in carried for sku_id in remove_licenses)
+
+
 def update_group_description(client, group_id, description):
-    client.patch("/groups/%s" % normalize_guid(group_id, "group id"), body={"description": description}, idempotent=True)
+    client.patch("/groups/%s" % normalize_guid(group_id, "group id", error=LicensingInputError), body={"description": description}, idempotent=True)
 
 
 def delete_group(client, group_id):
     """Delete a group; a group already gone counts as deleted."""
     try:
-        client.delete("/groups/%s" % normalize_guid(group_id, "group id"), idempotent=True)
+        client.delete("/groups/%s" % normalize_guid(group_id, "group id", error=LicensingInputError), idempotent=True)
     except GraphError as exc:
         if exc.status != 404:
             raise
@@ -235,7 +305,14 @@ def delete_group(client, group_id):
 def iter_direct_members(client, group_id, select=("id", "userPrincipalName")):
     """Every DIRECT member (users, groups, devices...) of a group, paged; items carry ``@odata.type``."""
     params = {"$select": ",".join(select), "$top": PAGE_SIZE}
-    return client.get_all("/groups/%s/members" % normalize_guid(group_id, "group id"), params=params)
+    return client.get_all("/groups/%s/members" % normalize_guid(group_id, "group id", error=LicensingInputError), params=params)
+
+
+def iter_transitive_members(client, group_id, select=("id",), prefetch=False):
+    """Every member of a group at any depth (users, groups, devices...), paged; items carry ``@odata.type``."""
+    params = {"$select": ",".join(select), "$top": PAGE_SIZE}
+    return client.get_all("/groups/%s/transitiveMembers" % normalize_guid(group_id, "group id", error=LicensingInputError), params=params,
+                          prefetch=prefetch)
 
 
 def iter_direct_user_members(client, group_id, select=("id", "userPrincipalName")):
@@ -244,7 +321,7 @@ def iter_direct_user_members(client, group_id, select=("id", "userPrincipalName"
     Nested groups' members are not returned: group licensing does not reach them.
     """
     params = {"$select": ",".join(select), "$top": PAGE_SIZE}
-    return client.get_all("/groups/%s/members/microsoft.graph.user" % normalize_guid(group_id, "group id"), params=params)
+    return client.get_all("/groups/%s/members/microsoft.graph.user" % normalize_guid(group_id, "group id", error=LicensingInputError), params=params)
 
 
 def split_members(members):
@@ -266,21 +343,21 @@ def iter_user_members(members, nested_groups, others=None):
         if kind == USER_TYPE:
             yield member
         elif kind == GROUP_TYPE:
-            nested_groups.append(normalize_guid(member["id"], "group id"))
+            nested_groups.append(normalize_guid(member["id"], "group id", error=LicensingInputError))
         elif others is not None:
             others.append(member)
 
 
 def direct_user_member_ids(client, group_id):
     """``{user_id: userPrincipalName}`` of the group's direct user members."""
-    return dict((normalize_guid(user["id"], "user id"), user.get("userPrincipalName"))
+    return dict((normalize_guid(user["id"], "user id", error=LicensingInputError), user.get("userPrincipalName"))
                 for user in iter_direct_user_members(client, group_id))
 
 
 def members_with_license_errors(client, group_id, select=("id", "userPrincipalName", "licenseAssignmentStates")):
     """Users Graph lists under the group's membersWithLicenseErrors (may include former members), paged."""
     params = {"$select": ",".join(select), "$top": PAGE_SIZE}
-    return client.get_all("/groups/%s/membersWithLicenseErrors" % normalize_guid(group_id, "group id"), params=params)
+    return client.get_all("/groups/%s/membersWithLicenseErrors" % normalize_guid(group_id, "group id", error=LicensingInputError), params=params)
 
 
 def count_members_without_skus(client, group_id, sku_ids):
@@ -289,12 +366,12 @@ def count_members_without_skus(client, group_id, sku_ids):
     These are the members who would consume a new unit when the group starts carrying the SKU
     (a member who holds it directly or through another group already consumes one).
     """
-    wanted = [normalize_guid(sku_id, "SKU id") for sku_id in sku_ids]
+    wanted = [normalize_guid(sku_id, "SKU id", error=LicensingInputError) for sku_id in sku_ids]
     missing = dict((sku_id, 0) for sku_id in wanted)
     total = 0
     for user in iter_direct_user_members(client, group_id, select=("id", "assignedLicenses")):
         total += 1
-        held = set(normalize_guid(license_["skuId"], "SKU id") for license_ in user.get("assignedLicenses") or [])
+        held = set(normalize_guid(license_["skuId"], "SKU id", error=LicensingInputError) for license_ in user.get("assignedLicenses") or [])
         for sku_id in wanted:
             if sku_id not in held:
                 missing[sku_id] += 1
@@ -303,7 +380,7 @@ def count_members_without_skus(client, group_id, sku_ids):
 
 def directory_object_url(client, object_id):
     """The @odata.id / members@odata.bind reference of a directory object on the client's Graph host."""
-    return "%s/v1.0/directoryObjects/%s" % (client.graph_root, normalize_guid(object_id, "object id"))
+    return "%s/v1.0/directoryObjects/%s" % (client.graph_root, normalize_guid(object_id, "object id", error=LicensingInputError))
 
 
 def _chunks(values, size):
@@ -318,9 +395,9 @@ def add_members(client, group_id, member_ids, max_rounds=3):
     still missing. Returns ``{'added': [ids], 'already_members': [ids]}``; raises GraphError when
     ids remain impossible to add.
     """
-    group_id = normalize_guid(group_id, "group id")
+    group_id = normalize_guid(group_id, "group id", error=LicensingInputError)
     # Once each, in order (dict keys: a list lookup per id made 100,000 members cost ~50 s of CPU).
-    pending = list(dict.fromkeys(normalize_guid(member_id, "member id") for member_id in member_ids))
+    pending = list(dict.fromkeys(normalize_guid(member_id, "member id", error=LicensingInputError) for member_id in member_ids))
     added, already = [], []
     last_error = None
     for dummy in range(max_rounds):
@@ -374,8 +451,8 @@ def add_members(client, group_id, member_ids, max_rounds=3):
 
 def remove_members(client, group_id, member_ids):
     """Remove direct members (DELETE members/{id}/$ref through $batch); one already gone counts as removed."""
-    group_id = normalize_guid(group_id, "group id")
-    ids = [normalize_guid(member_id, "member id") for member_id in member_ids]
+    group_id = normalize_guid(group_id, "group id", error=LicensingInputError)
+    ids = [normalize_guid(member_id, "member id", error=LicensingInputError) for member_id in member_ids]
     results = client.batch([{"method": "DELETE", "url": "/groups/%s/members/%s/$ref" % (group_id, member_id), "idempotent": True}
                             for member_id in ids])
     removed = []
@@ -389,5 +466,5 @@ def remove_members(client, group_id, member_ids):
 
 def group_entries(user, group_id):
     """The user's licenseAssignmentStates entries assigned by ``group_id`` (normalised, see licensing.py)."""
-    group_id = normalize_guid(group_id, "group id")
+    group_id = normalize_guid(group_id, "group id", error=LicensingInputError)
     return [entry for entry in user_assignment_states(user) if entry["group_id"] == group_id]

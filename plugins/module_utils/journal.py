@@ -71,8 +71,8 @@ tokens, secrets or passwords.
 
 What can be restored: for each user and SKU, the latest removal whose outcome is ``ok``,
 ``unknown`` or missing, unless a later restore of it ended ``ok`` or ``skipped``. Beside the
-journal the collection writes a Microsoft Graph PowerShell script (``write_rollback_script``) that
-restores the same list without Ansible.
+journal the collection writes a Microsoft Graph PowerShell script (``powershell.write_rollback_script``)
+that restores the same list without Ansible.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -81,7 +81,6 @@ __metaclass__ = type
 import json
 import os
 import re
-import unicodedata
 import uuid
 
 try:
@@ -89,13 +88,12 @@ try:
 except ImportError:  # pragma: no cover - not POSIX; the journal then works without the lock
     fcntl = None
 
-from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid, normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
     USER_DATA_FILE_MODE,
     RecordsError,
-    atomic_text_file,
     fsync_directory,
-    normalize_guid,
+    guid_list,
     resolve_output_path,
     utc_now_iso,
 )
@@ -150,12 +148,6 @@ def _optional_text(value, name):
     if value is not None and not isinstance(value, str):
         raise RecordsError('%s must be a string or None, got %r' % (name, value))
     return value
-
-
-def _guid_list(values, name):
-    if not isinstance(values, (list, tuple)):
-        raise RecordsError('%s must be a list of GUIDs, got %r' % (name, values))
-    return [normalize_guid(value, name) for value in values]
 
 
 def _is_int(value):
@@ -284,11 +276,11 @@ class Journal:
             'run_id': self.run_id,
             'time': utc_now_iso(),
             'op': op,
-            'user_id': normalize_guid(user_id, 'user_id'),
+            'user_id': normalize_guid(user_id, 'user_id', error=RecordsError),
             'user_principal_name': _optional_text(user_principal_name, 'user_principal_name'),
-            'sku_id': normalize_guid(sku_id, 'sku_id'),
+            'sku_id': normalize_guid(sku_id, 'sku_id', error=RecordsError),
             'sku_part_number': _optional_text(sku_part_number, 'sku_part_number'),
-            'disabled_plans': _guid_list(disabled_plans, 'disabled_plans'),
+            'disabled_plans': guid_list(disabled_plans, 'disabled_plans'),
             'batch': batch,
         }
         if extra:
@@ -575,14 +567,21 @@ def _apply_result(state, entry):
         state['restorable'] = False
 
 
+def _operations(entries, pool):
+    """``(order, entry, key)`` for each intent and result line, in journal order: the lines a fold reads.
+
+    ``key`` is ``(user_id, sku_id)``, the SKU id shared through ``pool`` (one string per SKU, not one per line).
+    """
+    for order, entry in enumerate(entries):
+        if entry.get('type') in ('intent', 'result'):
+            yield order, entry, (entry['user_id'], _shared(entry['sku_id'], pool))
+
+
 def _states(entries):
     """Fold entries (any iterable, e.g. a JournalReader) into one _State per (user_id, sku_id)."""
     states = {}
     pool = dict(_SHARED)
-    for order, entry in enumerate(entries):
-        if entry.get('type') not in ('intent', 'result'):
-            continue
-        key = (entry['user_id'], _shared(entry['sku_id'], pool))
+    for order, entry, key in _operations(entries, pool):
         state = states.get(key)
         if state is None:
             state = states[key] = _State(*key)
@@ -590,6 +589,51 @@ def _states(entries):
             _apply_intent(state, entry, order, pool)
         else:
             _apply_result(state, entry)
+    return states
+
+
+# The fields of latest_outcomes' lists, in order; each list has one more slot, False, left to the caller.
+_NO_INTENT = object()
+OUTCOME_FIELDS = ('op', 'outcome', 'batch', 'user_principal_name', 'sku_part_number', 'error', 'detail')
+
+
+def latest_outcomes(entries, pool=None):
+    """Per ``(user_id, sku_id)``: the latest operation and its outcome, compact, as a report reads them.
+
+    Each value is a list ``[op, outcome, batch, user_principal_name, sku_part_number, error, detail, False]``
+    (OUTCOME_FIELDS, then a slot the caller may use). The reading is journal_state's: the latest intent,
+    its outcome None until the result with its ``op_id`` arrives; with one more rule, that a removal
+    rolled back by the put-back journaled inside it (a ``restore_direct`` intent and result before the
+    removal's ``rolled_back`` result) is again the latest operation, with the removal's batch.
+
+    One small list per (user, SKU) and the intents still waiting for their result are kept (no op ids
+    once answered), so a journal of 100,000 removals read with a JournalReader is never in memory as a
+    whole. ``pool`` shares repeated strings (SKU ids, part numbers, operations, outcomes) with the caller.
+    """
+    pool = {} if pool is None else pool
+    waiting = {}   # op_id -> batch of an intent until its result line
+    latest = {}    # key -> op_id of its latest intent while that waits for its result
+    states = {}
+    for dummy, entry, key in _operations(entries, pool):
+        op_id = entry.get('op_id')
+        if entry['type'] == 'intent':
+            waiting[op_id] = entry.get('batch')
+            latest[key] = op_id
+            states[key] = [_shared(entry.get('op'), pool), None, entry.get('batch'), entry.get('user_principal_name'),
+                           _shared(entry.get('sku_part_number'), pool), None, None, False]
+            continue
+        batch = waiting.pop(op_id, _NO_INTENT)
+        state = states.get(key)
+        if state is None:   # a result whose intent this journal does not hold
+            state = states[key] = [_shared(entry.get('op'), pool), None, None, None, None, None, None, False]
+        elif latest.get(key) != op_id:
+            if entry.get('op') == 'remove_direct' and entry.get('outcome') == 'rolled_back':
+                state[0], state[1] = 'remove_direct', 'rolled_back'
+                state[2] = state[2] if batch is _NO_INTENT else batch
+                state[5], state[6] = entry.get('error'), entry.get('detail')
+            continue
+        latest.pop(key, None)
+        state[1], state[5], state[6] = _shared(entry.get('outcome'), pool), entry.get('error'), entry.get('detail')
     return states
 
 
@@ -658,140 +702,3 @@ def _restorable_item(state):
         'removal_op_id': state['removal_op_id'],
         'removal_outcome': state['removal_outcome'],
     }
-
-
-# PowerShell treats these four typographic quotes as single quotes too; each must be doubled.
-_POWERSHELL_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
-
-
-_QUOTE_DOUBLING = dict((ord(char), char * 2) for char in _POWERSHELL_SINGLE_QUOTES)
-
-
-def _printable(text):
-    # Line and paragraph separators and control characters would end a comment or mangle output.
-    text = str(text)
-    if text.isascii() and text.isprintable():
-        return text   # printable ASCII has no Cc, Cf, Zl or Zp character: nothing to replace
-    return ''.join(' ' if unicodedata.category(char) in ('Cc', 'Cf', 'Zl', 'Zp') else char for char in text)
-
-
-def powershell_quote(text):
-    """``text`` as a PowerShell single-quoted string literal (no expansion of $ or backticks)."""
-    return "'" + _printable(text).translate(_QUOTE_DOUBLING) + "'"
-
-
-def rollback_script_path(journal_path):
-    """Where the rollback script of a journal goes: beside it, ``<name>.rollback.ps1``."""
-    root, extension = os.path.splitext(journal_path)
-    return (root if extension else journal_path) + '.rollback.ps1'
-
-
-_SCRIPT_HEADER = """#Requires -Modules Microsoft.Graph.Users.Actions
-<#
-.SYNOPSIS
-Puts back the direct license assignments that an entraops.licensing migration removed.
-
-.DESCRIPTION
-Generated by the entraops.licensing Ansible collection from its migration journal at {generated_at}.
-Each block re-adds one user's direct license assignment of one SKU, with the disabled service plans
-it had before it was removed. Running the script again is harmless: adding a license the user
-already holds directly sets the same disabled plans again.
-
-Needs Microsoft Graph PowerShell (Install-Module Microsoft.Graph.Users.Actions -Scope CurrentUser)
-and the permission LicenseAssignment.ReadWrite.All (User.ReadWrite.All or Directory.ReadWrite.All
-also allow it). To run it as an application, connect first, for example with
-Connect-MgGraph -TenantId <tenant> -ClientId <application id> -CertificateThumbprint <thumbprint>,
-then run the script in the same session.
-#>
-
-if ($null -eq (Get-MgContext)) {{
-    # Least-privileged permission for Set-MgUserLicense; User.ReadWrite.All also works.
-    Connect-MgGraph -Scopes 'LicenseAssignment.ReadWrite.All'{tenant_argument} -ErrorAction Stop
-}}
-
-$total = {total}
-$restored = 0
-$failures = New-Object System.Collections.Generic.List[string]
-"""
-
-_SCRIPT_ROW = (
-    """
-# {number} of {total}: {user_comment}, {sku_comment}
-try {{
-    Set-MgUserLicense -UserId {user_id} -AddLicenses @(@{{SkuId = {sku_id}; DisabledPlans = @({disabled_plans})}})"""
-    """ -RemoveLicenses @() -ErrorAction Stop | Out-Null
-    $restored++
-    Write-Host {restored_message}
-}} catch {{
-    $failures.Add({failure_label} + $_.Exception.Message)
-    Write-Warning ({warning_label} + $_.Exception.Message)
-}}
-"""
-)
-
-_SCRIPT_FOOTER = """
-Write-Host ('Restored {0} of {1} direct license assignments.' -f $restored, $total)
-if ($failures.Count -gt 0) {
-    Write-Warning ('{0} could not be restored:' -f $failures.Count)
-    foreach ($failure in $failures) {
-        Write-Warning $failure
-    }
-    exit 1
-}
-"""
-
-_TENANT_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9.-]*$')
-
-
-def _script_row(row, number, total):
-    if not isinstance(row, dict):
-        raise RecordsError('rollback row %d is a %s, expected a dict' % (number, type(row).__name__))
-    user_id = normalize_guid(row.get('user_id'), 'rollback row %d user_id' % number)
-    sku_id = normalize_guid(row.get('sku_id'), 'rollback row %d sku_id' % number)
-    disabled_plans = _guid_list(row.get('disabled_plans', []), 'rollback row %d disabled_plans' % number)
-    user_label = row.get('user_principal_name') or user_id
-    sku_label = row.get('sku_part_number') or sku_id
-    return _SCRIPT_ROW.format(
-        number=number,
-        total=total,
-        user_comment=_printable(user_label),
-        sku_comment=_printable(sku_label),
-        user_id=powershell_quote(user_id),
-        sku_id=powershell_quote(sku_id),
-        disabled_plans=', '.join(powershell_quote(plan) for plan in disabled_plans),
-        restored_message=powershell_quote('Restored %s for %s' % (sku_label, user_label)),
-        failure_label=powershell_quote('%s %s: ' % (user_label, sku_label)),
-        warning_label=powershell_quote('Could not restore %s for %s: ' % (sku_label, user_label)),
-    )
-
-
-def write_rollback_script(restorable_rows, path, tenant_id=None, generated_at=None, total=None):
-    """Write a Microsoft Graph PowerShell script that restores ``restorable_rows`` without Ansible.
-
-    ``restorable_rows`` are items of ``restorable()``; with ``total`` (their number, as
-    ``iter_restorable`` gives it) they may be an iterator, written one at a time. The script is UTF-8
-    with a byte order mark (Windows PowerShell 5.1 reads UTF-8 without one as the ANSI code page) and
-    CRLF line endings, written atomically: a bad row (or a count that does not match ``total``) leaves
-    no script, half-written or not, and an earlier script as it was. Returns ``{"path": absolute path, "rows": count}``.
-    """
-    if tenant_id is not None and (not isinstance(tenant_id, str) or not _TENANT_PATTERN.match(tenant_id)):
-        raise RecordsError('tenant_id must be a tenant GUID or domain name, got %r' % (tenant_id,))
-    if total is None:
-        restorable_rows = list(restorable_rows)
-        total = len(restorable_rows)
-    absolute_path = resolve_output_path(path, 'rollback script')
-    header = _SCRIPT_HEADER.format(
-        generated_at=_printable(generated_at or utc_now_iso()),
-        tenant_argument=(' -TenantId ' + powershell_quote(tenant_id)) if tenant_id else '',
-        total=total,
-    )
-    count = 0
-    with atomic_text_file(absolute_path, 'rollback script', encoding='utf-8-sig', newline='\r\n') as stream:
-        stream.write(header)
-        for number, row in enumerate(restorable_rows, start=1):
-            stream.write(_script_row(row, number, total))
-            count = number
-        if count != total:
-            raise RecordsError('rollback script %s: %d rows given, %d announced' % (absolute_path, count, total))
-        stream.write(_SCRIPT_FOOTER)
-    return {'path': absolute_path, 'rows': count}

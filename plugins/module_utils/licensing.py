@@ -10,7 +10,7 @@ Nothing here talks HTTP or imports Ansible: plain dicts (Graph JSON shapes) go i
 JSON-serialisable dicts come out. Modules glue Graph reads to these functions.
 
 Identities: every SKU, plan, group and user id is normalised once (lower-case canonical GUID)
-by :func:`normalize_guid` when it enters this module; comparisons below only ever see the
+by guid.py's ``normalize_guid`` (raising LicensingInputError) when it enters this module; comparisons below only ever see the
 normalised form.
 
 The safety rule (DESIGN section 1), per user and SKU::
@@ -27,7 +27,7 @@ The safety rule (DESIGN section 1), per user and SKU::
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-from ansible_collections.entraops.licensing.plugins.module_utils.guid import GUID_EXAMPLE, canonical_guid, is_guid
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import is_guid, normalize_guid
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,20 +121,6 @@ class SkuNotSubscribedError(LicensingInputError):
 # GUIDs
 # --------------------------------------------------------------------------------------------
 
-def normalize_guid(value, what='GUID'):
-    """Return ``value`` as a lower-case canonical GUID, or raise LicensingInputError.
-
-    ``what`` names the kind of id in the message (``'SKU id'``, ``'group id'``...).
-    Surrounding whitespace and braces are accepted; anything else is refused, so a typo never
-    silently becomes a different id.
-    """
-    guid = canonical_guid(value)
-    if guid is None:
-        raise LicensingInputError(
-            "{0!r} is not a valid {1}: expected a GUID like {2}".format(value, what, GUID_EXAMPLE))
-    return guid
-
-
 # Canonical forms of the GUID strings seen so far: SKU, plan and group ids repeat on every user, and
 # the pattern match costs ~30 times a lookup. Bounded (it starts over when full); a value that is not
 # a GUID is never kept, so it raises every time.
@@ -143,12 +129,12 @@ _GUID_MEMO_LIMIT = 16384
 
 
 def _memo_guid(value, what):
-    """normalize_guid(value, what), remembered for string values."""
+    """normalize_guid(value, what, error=LicensingInputError), remembered for string values."""
     if not isinstance(value, str):
-        return normalize_guid(value, what)
+        return normalize_guid(value, what, error=LicensingInputError)
     guid = _GUID_MEMO.get(value)
     if guid is None:
-        guid = normalize_guid(value, what)
+        guid = normalize_guid(value, what, error=LicensingInputError)
         if len(_GUID_MEMO) >= _GUID_MEMO_LIMIT:
             _GUID_MEMO.clear()
         _GUID_MEMO[value] = guid
@@ -205,7 +191,7 @@ class SkuCatalog:
         for sku in _require_list(skus, 'subscribedSkus list'):
             if not isinstance(sku, dict):
                 raise LicensingInputError("{0!r} is not a valid subscribedSku: expected an object".format(sku))
-            sku_id = normalize_guid(sku.get('skuId'), 'SKU id')
+            sku_id = normalize_guid(sku.get('skuId'), 'SKU id', error=LicensingInputError)
             part_number = sku.get('skuPartNumber') or sku_id
             if sku_id in skus_by_id:
                 raise LicensingInputError("SKU id {0} appears twice in subscribedSkus: expected each SKU once".format(sku_id))
@@ -216,7 +202,7 @@ class SkuCatalog:
             seen_part_numbers[part_number.casefold()] = sku_id
             plans = {}
             for plan in sku.get('servicePlans') or []:
-                plan_id = normalize_guid(plan.get('servicePlanId'), 'service plan id')
+                plan_id = normalize_guid(plan.get('servicePlanId'), 'service plan id', error=LicensingInputError)
                 plans[plan_id] = (plan.get('servicePlanName') or plan_id, plan.get('appliesTo'))
             prepaid = sku.get('prepaidUnits') or {}
             skus_by_id[sku_id] = {
@@ -257,7 +243,7 @@ class SkuCatalog:
         if not isinstance(value, str) or not value.strip():
             raise LicensingInputError("{0!r} is not a valid SKU: expected a SKU id (GUID) or skuPartNumber".format(value))
         if is_guid(value):
-            sku_id = normalize_guid(value, 'SKU id')
+            sku_id = normalize_guid(value, 'SKU id', error=LicensingInputError)
             if sku_id in self._skus:
                 return sku_id
             raise self._not_subscribed(value)
@@ -303,7 +289,7 @@ class SkuCatalog:
         for value in _require_list(values, 'list of service plans'):
             plan_id = None
             if is_guid(value):
-                plan_id = normalize_guid(value, 'service plan id')
+                plan_id = normalize_guid(value, 'service plan id', error=LicensingInputError)
                 if plan_id not in plans:
                     plan_id = None
             elif isinstance(value, str):
@@ -450,11 +436,11 @@ def assigned_licenses_map(assigned_licenses):
     A mapping already in that shape is normalised and returned as well.
     """
     if isinstance(assigned_licenses, dict):
-        return dict((normalize_guid(sku_id, 'SKU id'), _guid_set(disabled, 'service plan id'))
+        return dict((normalize_guid(sku_id, 'SKU id', error=LicensingInputError), _guid_set(disabled, 'service plan id'))
                     for sku_id, disabled in assigned_licenses.items())
     result = {}
     for license_ in _require_list(assigned_licenses, 'assignedLicenses'):
-        result[normalize_guid(license_.get('skuId'), 'SKU id')] = _guid_set(license_.get('disabledPlans'), 'service plan id')
+        result[normalize_guid(license_.get('skuId'), 'SKU id', error=LicensingInputError)] = _guid_set(license_.get('disabledPlans'), 'service plan id')
     return result
 
 
@@ -469,7 +455,7 @@ class GroupFacts:
     __slots__ = ('group_id', 'display_name', 'assigned_licenses', 'processing_state', 'security_enabled')
 
     def __init__(self, group_id, display_name=None, assigned_licenses=None, processing_state=None, security_enabled=None):
-        self.group_id = normalize_guid(group_id, 'group id')
+        self.group_id = normalize_guid(group_id, 'group id', error=LicensingInputError)
         self.display_name = display_name
         self.assigned_licenses = assigned_licenses_map(assigned_licenses or {})
         self.processing_state = processing_state
@@ -611,7 +597,7 @@ def _record(user, sku_id, catalog):
 def _user_id(user):
     if not isinstance(user, dict) or user.get('id') is None:
         return None
-    return normalize_guid(user.get('id'), 'user id')
+    return normalize_guid(user.get('id'), 'user id', error=LicensingInputError)
 
 
 # Normalised forms of group-id frozensets: assignments.MembershipIndex hands out one shared frozenset per
@@ -678,7 +664,7 @@ def classify(user, sku_id, catalog, groups, direct_member_of, transitive_member_
     is non-empty, else direct_only. No direct entry -> inherited_only. SKU unknown to the
     catalog -> sku_not_subscribed.
     """
-    sku_id = normalize_guid(sku_id, 'SKU id')
+    sku_id = normalize_guid(sku_id, 'SKU id', error=LicensingInputError)
     groups = index_groups(groups)
     direct_member_of, transitive_member_of, trusted_groups = _memberships(direct_member_of, transitive_member_of, trusted_groups)
     return _classify(user, user_assignment_states(user), sku_id, catalog, groups, direct_member_of, transitive_member_of,
@@ -821,11 +807,11 @@ def user_not_found_record(key, sku_id=None, sku_part_number=None):
         'blocking_groups': [], 'direct_enabled_plan_names': [], 'inherited_enabled_plan_names': [], 'usage_location': None,
     }
     if is_guid(key):
-        record['user_id'] = normalize_guid(key, 'user id')
+        record['user_id'] = normalize_guid(key, 'user id', error=LicensingInputError)
     else:
         record['user_principal_name'] = key
     if sku_id is not None:
-        record['sku_id'] = normalize_guid(sku_id, 'SKU id') if is_guid(sku_id) else sku_id
+        record['sku_id'] = normalize_guid(sku_id, 'SKU id', error=LicensingInputError) if is_guid(sku_id) else sku_id
     return record
 
 

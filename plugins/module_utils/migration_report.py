@@ -23,7 +23,7 @@ import os
 import tempfile
 from html import escape
 
-from ansible_collections.entraops.licensing.plugins.module_utils.journal import JournalReader
+from ansible_collections.entraops.licensing.plugins.module_utils.journal import OUTCOME_FIELDS, JournalReader, latest_outcomes
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import VERDICT_MEANINGS, VERDICTS
 from ansible_collections.entraops.licensing.plugins.module_utils.plan import scan_plan
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
@@ -131,10 +131,6 @@ def _key(user_id, sku_id, pool=None):
     return (str(user_id or '').lower(), sku)
 
 
-def _pooled(value, pool):
-    return pool.setdefault(value, value) if isinstance(value, str) else value
-
-
 def assignment_path(record):
     """'direct_only', 'both' or 'inherited_only' (None when the user holds the SKU in no way)."""
     direct = bool(record.get('direct'))
@@ -165,49 +161,13 @@ def verdict_counts(records):
     return counts
 
 
-def _fold_journal_compact(entries, pool=None):
-    """fold_journal's result with each state as a list ``[op, outcome, batch, upn, part number, error, detail, seen]``.
-
-    Keeps one small list per (user, SKU) and the intents still waiting for their result, so a
-    journal of 100,000 removals read with a JournalReader is never in memory as a whole.
-    """
-    pool = {} if pool is None else pool
-    intents = {}   # op_id -> (batch, user_principal_name, sku_part_number) until the op's result line
-    latest = {}
-    for entry in entries:
-        kind = entry.get('type')
-        if kind == 'intent':
-            part = _pooled(entry.get('sku_part_number'), pool)
-            intents[entry.get('op_id')] = (entry.get('batch'), entry.get('user_principal_name'), part)
-            latest[_key(entry.get('user_id'), entry.get('sku_id'), pool)] = [
-                _pooled(entry.get('op'), pool), None, entry.get('batch'), entry.get('user_principal_name'), part, None, None, False]
-        elif kind == 'result':
-            intent = intents.pop(entry.get('op_id'), None)
-            key = _key(entry.get('user_id'), entry.get('sku_id'), pool)
-            state = latest.get(key)
-            if state is None:
-                batch, upn, part = intent if intent is not None else (None, None, None)
-                state = latest[key] = [_pooled(entry.get('op'), pool), None, batch, upn, part, None, None, False]
-            if state[0] == entry.get('op'):
-                state[1], state[5], state[6] = _pooled(entry.get('outcome'), pool), entry.get('error'), entry.get('detail')
-            elif entry.get('op') == 'remove_direct' and entry.get('outcome') == 'rolled_back':
-                # The put-back is journaled inside the removal it undoes: the removal's own result is the outcome.
-                state[0], state[1] = 'remove_direct', 'rolled_back'
-                state[2] = intent[0] if intent is not None else state[2]
-                state[5], state[6] = entry.get('error'), entry.get('detail')
-    return latest
-
-
-_STATE_FIELDS = ('op', 'outcome', 'batch', 'user_principal_name', 'sku_part_number', 'error', 'detail')
-
-
 def fold_journal(entries):
     """Per (user, SKU): the last operation and its outcome, with the batch of its intent.
 
     A removal whose result line is missing (the run was killed) has outcome None: the write
     may or may not have happened, so it counts as unknown until a restore or re-run settles it.
     """
-    return dict((key, dict(zip(_STATE_FIELDS, state))) for key, state in _fold_journal_compact(entries).items())
+    return dict((key, dict(zip(OUTCOME_FIELDS, state))) for key, state in latest_outcomes(entries).items())
 
 
 def _outcome_of(op, outcome):
@@ -244,7 +204,7 @@ def _reason(record):
 def _outcome_rows(records, states, plan_batches, pool=None):
     """One row per user and SKU (a generator): outcome, verdict and reason, batch.
 
-    ``states``: _fold_journal_compact's result (its ``seen`` flags are set on the way);
+    ``states``: journal.latest_outcomes' result (its last slot is the ``seen`` flag, set on the way);
     ``plan_batches``: ``{key: batch}``. Rows of the journal the records did not name come last.
     """
     pool = {} if pool is None else pool
@@ -287,7 +247,7 @@ def _outcome_rows(records, states, plan_batches, pool=None):
 
 def user_outcomes(records, journal_states, plan_batches):
     """One row per user and SKU: outcome, verdict and reason, batch (``journal_states`` as fold_journal gives them)."""
-    states = dict((key, [state.get(field) for field in _STATE_FIELDS] + [False]) for key, state in journal_states.items())
+    states = dict((key, [state.get(field) for field in OUTCOME_FIELDS] + [False]) for key, state in journal_states.items())
     return list(_outcome_rows(records, states, plan_batches))
 
 
@@ -359,7 +319,7 @@ def _journal_facts(journal_path, pool=None):
                     plan_fingerprints.add(entry['plan_fingerprint'])
             yield entry
 
-    states = _fold_journal_compact(counted(reader), pool)
+    states = latest_outcomes(counted(reader), pool)
     counts = {}
     for state in states.values():
         outcome = _outcome_of(state[0], state[1])
@@ -791,3 +751,29 @@ def write_migration_report(title, plan_path=None, journal_path=None, before_repo
                     _write_csv(stream, _spooled_rows(spool))
             written[what] = absolute_path
     return report, written
+
+
+def run_migration_report(module):
+    """Run the migration_report task of ``module`` (an AnsibleModule with its options); exits or fails it."""
+    params = module.params
+    if not (params['html_path'] or params['json_path'] or params['csv_path']):
+        module.fail_json(msg='nothing to write: set at least one of html_path, json_path or csv_path')
+    if params['max_rows'] < 0:
+        module.fail_json(msg='max_rows: got %d, expected 0 or more' % params['max_rows'])
+    try:
+        # Streamed: the reports, plan and journal are read one record at a time and the user rows go
+        # straight to the files, so memory does not grow with the number of users.
+        report, written = write_migration_report(
+            params['title'], plan_path=params['plan_path'], journal_path=params['journal_path'],
+            before_report_path=params['before_report_path'], after_report_path=params['after_report_path'],
+            phase_results=load_phase_results(params['phase_results']), check_mode=module.check_mode,
+            rollback_script_path=params['rollback_script_path'], html_path=params['html_path'], json_path=params['json_path'],
+            csv_path=params['csv_path'], max_rows=params['max_rows'])
+    except RecordsError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(
+        changed=False, totals=report['totals'], migrated_with_more_plans=report['migrated_with_more_plans'],
+        skipped_by_verdict=report['skipped_by_verdict'],
+        assignment_paths=report['assignment_paths'], batches=report['batches'], blockers=report['blockers'],
+        failures=report['failures'][:100], html_path=written.get('HTML report'), json_path=written.get('JSON report'),
+        csv_path=written.get('CSV report'))

@@ -23,7 +23,7 @@ read shows it is missing, and journal ``ok`` or ``skipped``.
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-from ansible_collections.entraops.licensing.plugins.module_utils.assignments import FRESH_USER_SELECT, GROUP_SELECT, PAGE_SIZE
+from ansible_collections.entraops.licensing.plugins.module_utils.directory import GROUP_SELECT, PAGE_SIZE, USER_SELECT
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     SAFE_TO_REMOVE,
     VERDICTS,
@@ -135,7 +135,7 @@ class RemovalEngine:
         snapshot = Snapshot()
         requests = []
         for user_id in user_ids:
-            requests.append({'method': 'GET', 'url': '/users/%s?$select=%s' % (user_id, FRESH_USER_SELECT)})
+            requests.append({'method': 'GET', 'url': '/users/%s?$select=%s' % (user_id, ','.join(USER_SELECT))})
             requests.append({'method': 'GET', 'url': '/users/%s/memberOf?$select=id&$top=%d' % (user_id, PAGE_SIZE)})
         results = self.client.batch(requests)
         for position, user_id in enumerate(user_ids):
@@ -190,6 +190,13 @@ class RemovalEngine:
             self.skipped_sample.append({'user': _label(row, record), 'user_id': row['user_id'], 'sku': row.get('sku_part_number') or row['sku_id'],
                                         'verdict': verdict, 'plans_lost': (record or {}).get('plans_lost', []),
                                         'reason': (record or {}).get('reason', 'the user no longer holds this SKU')})
+
+    def skip_users_not_found(self, keys):
+        """Count, and name every one of, the users a task named that Graph does not know (no row was made for them)."""
+        for key in keys:
+            self.skipped_by_verdict['user_not_found'] += 1
+            self.skipped_sample.append({'user': key, 'user_id': None, 'sku': None, 'verdict': 'user_not_found',
+                                        'plans_lost': [], 'reason': 'user %r was not found' % key})
 
     def _removed(self, row, record):
         self.removed_total += 1

@@ -54,7 +54,7 @@ import json
 import os
 import tempfile
 
-from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
 
 # Rows a large record file (plan, script) is given per write(): one write() per row of a text file
 # costs about as much as encoding the row, one for the whole file would hold it all in memory.
@@ -66,6 +66,9 @@ class RecordsError(ValueError):
 
     The message names the file and the problem; it never carries a traceback or a secret.
     """
+
+    # The message of guid.normalize_guid(value, what, error=RecordsError): records name the field first.
+    guid_message = '{what} must be a GUID like 00000000-0000-0000-0000-000000000000, got {value!r}'
 
 
 REPORT_FORMATS = ('csv', 'json', 'ms_direct_vs_inherited')
@@ -84,12 +87,11 @@ _FORMULA_TRIGGERS = frozenset(('=', '+', '-', '@', '\t', '\r'))
 _LIST_SEPARATOR = ';'
 
 
-def normalize_guid(value, what):
-    """Return ``value`` as a lower-case GUID, or raise RecordsError naming ``what`` and the value."""
-    guid = canonical_guid(value)
-    if guid is None:
-        raise RecordsError('%s must be a GUID like 00000000-0000-0000-0000-000000000000, got %r' % (what, value))
-    return guid
+def guid_list(values, name):
+    """``values`` (a list or tuple) as canonical GUIDs, or raise RecordsError naming ``name`` and the value."""
+    if not isinstance(values, (list, tuple)):
+        raise RecordsError('%s must be a list of GUIDs, got %r' % (name, values))
+    return [normalize_guid(value, name, error=RecordsError) for value in values]
 
 
 def utc_now_iso():

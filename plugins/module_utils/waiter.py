@@ -6,7 +6,9 @@
 
 ``group_progress`` is the pure predicate part: from one read of a group and its direct user
 members it says how far processing is. ``ProcessingWaiter`` polls a reader until every group is
-done or the timeout passes, with a growing interval. No HTTP here: the reader is a callable.
+done or the timeout passes, with a growing interval; no HTTP there: the reader is a callable.
+``run_license_processing_wait`` is the module's run: it finds the groups, reads them from Graph
+through the waiter, reprocesses members in error when asked, and reports.
 
 What "done" means for one group:
 
@@ -28,15 +30,28 @@ __metaclass__ = type
 
 import time
 
+from ansible_collections.entraops.licensing.plugins.module_utils.directory import (
+    DirectoryInputError,
+    find_group,
+    get_group,
+    iter_direct_members,
+    iter_user_members,
+    members_with_license_errors,
+    reprocess_users,
+)
+from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     PROCESSING_COMPLETE,
+    GroupFacts,
+    LicensingInputError,
     entry_error_code,
     is_healthy_entry,
-    normalize_guid,
     user_assignment_states,
 )
 
 SAMPLE_SIZE = 50
+MEMBER_SELECT = ("id", "userPrincipalName", "licenseAssignmentStates")
 
 
 def processing_state_done(state):
@@ -91,7 +106,7 @@ def group_progress(facts, user_members, nested_groups=0):
     for user in user_members:
         status = member_status(user, group_id, sku_ids)
         counts[status] += 1
-        user_id = normalize_guid(user["id"], "user id")
+        user_id = normalize_guid(user["id"], "user id", error=LicensingInputError)
         if status == "error":
             codes = member_error_codes(user, group_id)
             error_ids.append(user_id)
@@ -127,9 +142,13 @@ class ProcessingWaiter:
     The interval starts at ``poll_interval`` and grows by ``backoff`` per round up to
     ``max_interval``; a sleep never runs past the deadline, and the groups are always read at
     least once (also with ``timeout`` 0). Groups already done are not read again.
+
+    ``timeout`` is the whole wait's: it counts from ``started`` (a ``clock()`` value; by default
+    when the waiter is made), and every ``wait()`` ends by that one deadline, so a second wait
+    (after reprocessing) has only what is left.
     """
 
-    def __init__(self, read_progress, timeout, poll_interval=5.0, max_interval=60.0, backoff=1.5, clock=None, sleep=None):
+    def __init__(self, read_progress, timeout, poll_interval=5.0, max_interval=60.0, backoff=1.5, clock=None, sleep=None, started=None):
         self.read_progress = read_progress
         self.timeout = float(timeout)
         self.poll_interval = max(float(poll_interval), 0.0)
@@ -137,13 +156,14 @@ class ProcessingWaiter:
         self.backoff = max(float(backoff), 1.0)
         self.clock = clock or time.monotonic
         self.sleep = sleep or time.sleep
+        self.deadline = (self.clock() if started is None else started) + self.timeout
         self.polls = 0
 
     def wait(self, group_ids, previous=None):
         """``(progress by group id, timed_out)``; ``previous`` progress of done groups is kept as is."""
         progress = dict(previous or {})
         waiting = [group_id for group_id in group_ids if not (group_id in progress and progress[group_id]["done"])]
-        deadline = self.clock() + self.timeout
+        deadline = self.deadline
         interval = self.poll_interval
         while True:
             self.polls += 1
@@ -157,3 +177,108 @@ class ProcessingWaiter:
                 return progress, True
             self.sleep(min(interval, remaining))
             interval = min(interval * self.backoff, self.max_interval)
+
+
+# ------------------------------------------------------------------------- the module's run
+
+def read_progress(client, group_id):
+    """One poll of one group: the group's facts and its direct members' license states."""
+    group = get_group(client, group_id)
+    if group is None:
+        raise GraphError("group %s disappeared while waiting for it" % group_id, status=404)
+    # One member at a time (a page in memory, not the group): 100,000 members with their states are ~200 MB as a list.
+    nested = []
+    progress = group_progress(GroupFacts.from_graph(group), iter_user_members(iter_direct_members(client, group_id, select=MEMBER_SELECT), nested))
+    progress["nested_groups"] = len(nested)
+    return progress
+
+
+def other_users_in_error(client, progress):
+    """Users in membersWithLicenseErrors who are not counted among the members in error."""
+    counted = set(progress["member_ids_in_error"])
+    return sum(1 for user in members_with_license_errors(client, progress["id"], select=("id",))
+               if normalize_guid(user["id"], error=LicensingInputError) not in counted)
+
+
+def public(progress, reprocessed, others):
+    shown = dict((key, value) for key, value in progress.items() if key != "member_ids_in_error")
+    shown["reprocessed"] = reprocessed
+    shown["other_users_in_error"] = others
+    return shown
+
+
+def run_license_processing_wait(module):
+    """Run the license_processing_wait task of ``module`` (a GraphModule with its options); exits or fails it."""
+    params = module.params
+    _check_options(module, params)
+    started = time.monotonic()
+    client = module.client
+    try:
+        group_ids = _group_ids(module, client, params["groups"])
+        waiter = ProcessingWaiter(lambda group_id: read_progress(client, group_id), timeout=params["wait_timeout"],
+                                  poll_interval=params["poll_interval"], max_interval=params["max_poll_interval"], started=started)
+        progress, timed_out = waiter.wait(group_ids)
+        reprocessed = dict((group_id, 0) for group_id in group_ids)
+        changed = False
+        if params["reprocess_errors"] and not timed_out:
+            changed, progress, timed_out = _reprocess(module, client, waiter, group_ids, progress, reprocessed)
+        others = dict((group_id, other_users_in_error(client, progress[group_id])) for group_id in group_ids)
+    except GraphError as exc:
+        module.fail_from_graph_error(exc, msg="Cannot read the license processing of %s" % ", ".join(params["groups"]))
+    result = dict(changed=changed, timed_out=timed_out, elapsed=round(time.monotonic() - started, 3), polls=waiter.polls,
+                  groups=[public(progress[group_id], reprocessed[group_id], others[group_id]) for group_id in group_ids])
+    _fail_unless_done(module, params, [progress[group_id] for group_id in group_ids], timed_out, result)
+    module.exit_json(**result)
+
+
+def _check_options(module, params):
+    for option in ("wait_timeout", "poll_interval", "max_poll_interval"):
+        if params[option] < 0 or (option != "wait_timeout" and params[option] == 0):
+            module.fail_json(msg="%s must be a positive number of seconds, got %s" % (option, params[option]))
+    if not params["groups"]:
+        module.fail_json(msg="groups is empty: expected at least one group name or object id")
+
+
+def _group_ids(module, client, names):
+    """The ids of the named groups, each once, in order; fails the task naming a group that does not exist."""
+    group_ids = []
+    for name in names:
+        try:
+            group = find_group(client, name, require_licensable=False)
+        except DirectoryInputError as exc:
+            module.fail_json(msg=str(exc))
+        if group is None:
+            module.fail_json(msg="group %r: no group has this object id or display name; expected an existing group" % name)
+        group_id = normalize_guid(group["id"], error=LicensingInputError)
+        if group_id not in group_ids:
+            group_ids.append(group_id)
+    return group_ids
+
+
+def _reprocess(module, client, waiter, group_ids, progress, reprocessed):
+    """Reprocess the members in error (``reprocessed`` counts them per group) and wait again: ``(changed, progress, timed_out)``."""
+    for group_id in group_ids:
+        reprocessed[group_id] = len(progress[group_id]["member_ids_in_error"])
+    # Each user once, in order, though in error in several groups.
+    in_error = list(dict.fromkeys(user_id for group_id in group_ids for user_id in progress[group_id]["member_ids_in_error"]))
+    if not in_error or module.check_mode:
+        return False, progress, False
+    dummy, errors = reprocess_users(client, in_error)
+    if errors:
+        module.warn("reprocessLicenseAssignment failed for %d user(s), first: %s" % (len(errors), errors[0]["error"]))
+    # Every group is read again: reprocessing re-evaluates all of a user's groups.
+    progress, timed_out = waiter.wait(group_ids)
+    return True, progress, timed_out
+
+
+def _fail_unless_done(module, params, groups, timed_out, result):
+    if timed_out and params["fail_on_timeout"]:
+        pending = ["%s: %s, %d of %d member(s) pending" % (item["display_name"], item["processing_state"], item["members_pending"], item["members"])
+                   for item in groups if not item["done"]]
+        module.fail_json(msg="timed out after %ss waiting for license processing (%s)" % (params["wait_timeout"], "; ".join(pending)), **result)
+    in_error = [item for item in groups if item["members_in_error"]]
+    if in_error and params["fail_on_member_errors"] and not timed_out:
+        details = "; ".join("%s: %d member(s) in error %s" % (item["display_name"], item["members_in_error"], item["errors_by_code"])
+                            for item in in_error)
+        module.fail_json(msg="license processing left members in error (%s). Fix the cause (units, usage location, conflicting plans), "
+                             "then rerun with reprocess_errors=true, or set fail_on_member_errors=false" % details, **result)

@@ -211,23 +211,8 @@ polls:
   sample: 3
 '''
 
-import time
-
-from ansible_collections.entraops.licensing.plugins.module_utils.directory import (
-    DirectoryInputError,
-    find_group,
-    get_group,
-    iter_direct_members,
-    iter_user_members,
-    members_with_license_errors,
-    reprocess_users,
-)
-from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
-from ansible_collections.entraops.licensing.plugins.module_utils.licensing import GroupFacts, normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
-from ansible_collections.entraops.licensing.plugins.module_utils.waiter import ProcessingWaiter, group_progress
-
-MEMBER_SELECT = ("id", "userPrincipalName", "licenseAssignmentStates")
+from ansible_collections.entraops.licensing.plugins.module_utils.waiter import run_license_processing_wait
 
 
 def argument_spec():
@@ -242,90 +227,9 @@ def argument_spec():
     )
 
 
-def read_progress(client, group_id):
-    """One poll of one group: the group's facts and its direct members' license states."""
-    group = get_group(client, group_id)
-    if group is None:
-        raise GraphError("group %s disappeared while waiting for it" % group_id, status=404)
-    # One member at a time (a page in memory, not the group): 100,000 members with their states are ~200 MB as a list.
-    nested = []
-    progress = group_progress(GroupFacts.from_graph(group), iter_user_members(iter_direct_members(client, group_id, select=MEMBER_SELECT), nested))
-    progress["nested_groups"] = len(nested)
-    return progress
-
-
-def other_users_in_error(client, progress):
-    """Users in membersWithLicenseErrors who are not counted among the members in error."""
-    counted = set(progress["member_ids_in_error"])
-    return sum(1 for user in members_with_license_errors(client, progress["id"], select=("id",))
-               if normalize_guid(user["id"]) not in counted)
-
-
-def public(progress, reprocessed, others):
-    shown = dict((key, value) for key, value in progress.items() if key != "member_ids_in_error")
-    shown["reprocessed"] = reprocessed
-    shown["other_users_in_error"] = others
-    return shown
-
-
 def main():
     module = GraphModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
-    for option in ("wait_timeout", "poll_interval", "max_poll_interval"):
-        if params[option] < 0 or (option != "wait_timeout" and params[option] == 0):
-            module.fail_json(msg="%s must be a positive number of seconds, got %s" % (option, params[option]))
-    if not params["groups"]:
-        module.fail_json(msg="groups is empty: expected at least one group name or object id")
-    started = time.monotonic()
-    client = module.client
-    try:
-        group_ids = []
-        for name in params["groups"]:
-            try:
-                group = find_group(client, name, require_licensable=False)
-            except DirectoryInputError as exc:
-                module.fail_json(msg=str(exc))
-            if group is None:
-                module.fail_json(msg="group %r: no group has this object id or display name; expected an existing group" % name)
-            group_id = normalize_guid(group["id"])
-            if group_id not in group_ids:
-                group_ids.append(group_id)
-        waiter = ProcessingWaiter(lambda group_id: read_progress(client, group_id), timeout=params["wait_timeout"],
-                                  poll_interval=params["poll_interval"], max_interval=params["max_poll_interval"])
-        progress, timed_out = waiter.wait(group_ids)
-        reprocessed = dict((group_id, 0) for group_id in group_ids)
-        changed = False
-        if params["reprocess_errors"] and not timed_out:
-            for group_id in group_ids:
-                reprocessed[group_id] = len(progress[group_id]["member_ids_in_error"])
-            # Each user once, in order, though in error in several groups.
-            in_error = list(dict.fromkeys(user_id for group_id in group_ids for user_id in progress[group_id]["member_ids_in_error"]))
-            if in_error and not module.check_mode:
-                dummy, errors = reprocess_users(client, in_error)
-                if errors:
-                    module.warn("reprocessLicenseAssignment failed for %d user(s), first: %s" % (len(errors), errors[0]["error"]))
-                changed = True
-                remaining = max(params["wait_timeout"] - (time.monotonic() - started), 0)
-                waiter.timeout = remaining
-                # Every group is read again: reprocessing re-evaluates all of a user's groups.
-                progress, timed_out = waiter.wait(group_ids)
-        others = dict((group_id, other_users_in_error(client, progress[group_id])) for group_id in group_ids)
-    except GraphError as exc:
-        module.fail_from_graph_error(exc, msg="Cannot read the license processing of %s" % ", ".join(params["groups"]))
-    result = dict(changed=changed, timed_out=timed_out, elapsed=round(time.monotonic() - started, 3), polls=waiter.polls,
-                  groups=[public(progress[group_id], reprocessed[group_id], others[group_id]) for group_id in group_ids])
-    if timed_out and params["fail_on_timeout"]:
-        late = [progress[group_id] for group_id in group_ids if not progress[group_id]["done"]]
-        pending = ["%s: %s, %d of %d member(s) pending" % (item["display_name"], item["processing_state"], item["members_pending"], item["members"])
-                   for item in late]
-        module.fail_json(msg="timed out after %ss waiting for license processing (%s)" % (params["wait_timeout"], "; ".join(pending)), **result)
-    in_error = [progress[group_id] for group_id in group_ids if progress[group_id]["members_in_error"]]
-    if in_error and params["fail_on_member_errors"] and not timed_out:
-        details = "; ".join("%s: %d member(s) in error %s" % (item["display_name"], item["members_in_error"], item["errors_by_code"])
-                            for item in in_error)
-        module.fail_json(msg="license processing left members in error (%s). Fix the cause (units, usage location, conflicting plans), "
-                             "then rerun with reprocess_errors=true, or set fail_on_member_errors=false" % details, **result)
-    module.exit_json(**result)
+    run_license_processing_wait(module)
 
 
 if __name__ == "__main__":

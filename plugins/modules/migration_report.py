@@ -156,11 +156,7 @@ csv_path:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.entraops.licensing.plugins.module_utils.migration_report import (
-    load_phase_results,
-    write_migration_report,
-)
-from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
+from ansible_collections.entraops.licensing.plugins.module_utils.migration_report import run_migration_report
 
 
 def argument_spec():
@@ -179,34 +175,9 @@ def argument_spec():
     )
 
 
-def run(module):
-    params = module.params
-    if not (params['html_path'] or params['json_path'] or params['csv_path']):
-        module.fail_json(msg='nothing to write: set at least one of html_path, json_path or csv_path')
-    if params['max_rows'] < 0:
-        module.fail_json(msg='max_rows: got %d, expected 0 or more' % params['max_rows'])
-    try:
-        # Streamed: the reports, plan and journal are read one record at a time and the user rows go
-        # straight to the files, so memory does not grow with the number of users.
-        report, written = write_migration_report(
-            params['title'], plan_path=params['plan_path'], journal_path=params['journal_path'],
-            before_report_path=params['before_report_path'], after_report_path=params['after_report_path'],
-            phase_results=load_phase_results(params['phase_results']), check_mode=module.check_mode,
-            rollback_script_path=params['rollback_script_path'], html_path=params['html_path'], json_path=params['json_path'],
-            csv_path=params['csv_path'], max_rows=params['max_rows'])
-    except RecordsError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(
-        changed=False, totals=report['totals'], migrated_with_more_plans=report['migrated_with_more_plans'],
-        skipped_by_verdict=report['skipped_by_verdict'],
-        assignment_paths=report['assignment_paths'], batches=report['batches'], blockers=report['blockers'],
-        failures=report['failures'][:100], html_path=written.get('HTML report'), json_path=written.get('JSON report'),
-        csv_path=written.get('CSV report'))
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    run(module)
+    run_migration_report(module)
 
 
 if __name__ == '__main__':

@@ -198,65 +198,8 @@ missing_permissions:
   sample: [{operation: group, permission: Group.Create, accepted: [Group.Create, Group.ReadWrite.All, Directory.ReadWrite.All]}]
 '''
 
-import re
-
-from ansible_collections.entraops.licensing.plugins.module_utils.permissions import missing_permissions
-
-from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
-
-GUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
-
-
-def sku_record(raw):
-    """The returned shape of one subscribedSku (Graph's camelCase to snake_case, GUIDs lower case)."""
-    units = raw.get("prepaidUnits") or {}
-    enabled = int(units.get("enabled") or 0)
-    consumed = int(raw.get("consumedUnits") or 0)
-    plans = [{
-        "service_plan_id": (plan.get("servicePlanId") or "").lower(),
-        "service_plan_name": plan.get("servicePlanName"),
-        "applies_to": plan.get("appliesTo"),
-        "provisioning_status": plan.get("provisioningStatus"),
-    } for plan in raw.get("servicePlans") or []]
-    return {
-        "sku_id": (raw.get("skuId") or "").lower(),
-        "sku_part_number": raw.get("skuPartNumber"),
-        "applies_to": raw.get("appliesTo"),
-        "capability_status": raw.get("capabilityStatus"),
-        "enabled": enabled,
-        "consumed": consumed,
-        "available": enabled - consumed,
-        "suspended": int(units.get("suspended") or 0),
-        "warning": int(units.get("warning") or 0),
-        "locked_out": int(units.get("lockedOut") or 0),
-        "service_plans": plans,
-        "user_service_plan_names": sorted(plan["service_plan_name"] for plan in plans
-                                          if plan["applies_to"] == "User" and plan["service_plan_name"]),
-    }
-
-
-def select_skus(records, wanted):
-    """The records named by ``wanted`` (GUIDs or part numbers), in that order; raises ValueError naming unknown values."""
-    if not wanted:
-        return sorted(records, key=lambda record: (record["sku_part_number"] or "", record["sku_id"]))
-    by_id = dict((record["sku_id"], record) for record in records)
-    by_part_number = dict(((record["sku_part_number"] or "").upper(), record) for record in records)
-    chosen, unknown, seen = [], [], set()
-    for value in wanted:
-        key = (value or "").strip()
-        record = by_id.get(key.lower()) if GUID_PATTERN.match(key) else by_part_number.get(key.upper())
-        if record is None:
-            unknown.append(value)
-        elif record["sku_id"] not in seen:
-            seen.add(record["sku_id"])
-            chosen.append(record)
-    if unknown:
-        subscribed = ", ".join(sorted(record["sku_part_number"] or record["sku_id"] for record in records)) or "none"
-        raise ValueError("%s: no subscribed SKU has %s; expected a SKU GUID or part number. Subscribed part numbers: %s" % (
-            ", ".join(repr(value) for value in unknown),
-            "this GUID or part number" if len(unknown) == 1 else "these GUIDs or part numbers", subscribed))
-    return chosen
+from ansible_collections.entraops.licensing.plugins.module_utils.skus import run_sku_info
 
 
 def main():
@@ -265,19 +208,7 @@ def main():
                            permissions_for=dict(type="list", elements="str", choices=["read", "group", "assign", "remove", "restore"])),
         supports_check_mode=True,
     )
-    try:
-        records = [sku_record(raw) for raw in module.client.get_all("/subscribedSkus")]
-    except GraphError as exc:
-        module.fail_from_graph_error(exc, msg="Cannot read the subscribed SKUs")
-    try:
-        skus = select_skus(records, module.params["skus"])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    # After the read above, so the token is the one Graph just accepted; only its roles claim leaves this function.
-    granted = module.client.granted_permissions()
-    missing = missing_permissions(granted, module.params["permissions_for"]) if granted is not None else []
-    module.exit_json(changed=False, skus=skus, granted_permissions=granted or [], permissions_known=granted is not None,
-                     missing_permissions=missing)
+    run_sku_info(module)
 
 
 if __name__ == "__main__":

@@ -208,7 +208,8 @@ def test_ca_bundle_wins_over_requests_ca_bundle(campaign_emulator, monkeypatch, 
 
 
 def test_user_data_files_are_created_owner_only_whatever_the_umask(tmp_path, figures):
-    from ansible_collections.entraops.licensing.plugins.module_utils.journal import Journal, write_rollback_script  # pylint: disable=import-outside-toplevel
+    from ansible_collections.entraops.licensing.plugins.module_utils.journal import Journal  # pylint: disable=import-outside-toplevel
+    from ansible_collections.entraops.licensing.plugins.module_utils.powershell import write_rollback_script  # pylint: disable=import-outside-toplevel
     from ansible_collections.entraops.licensing.plugins.module_utils.plan import write_plan  # pylint: disable=import-outside-toplevel
     from ansible_collections.entraops.licensing.plugins.module_utils.reports import write_report  # pylint: disable=import-outside-toplevel
     previous = os.umask(0o022)

@@ -11,7 +11,7 @@ import copy
 
 import pytest
 
-from ansible_collections.entraops.licensing.plugins.module_utils import assignments
+from ansible_collections.entraops.licensing.plugins.module_utils import assignments, directory
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphClient
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError
 
@@ -59,9 +59,9 @@ def test_memberships_come_from_group_member_lists(emu, roles, client):
 
 
 def test_sku_holders_stream_across_pages_once_each(emu, roles, client, monkeypatch):
-    catalog = assignments.read_catalog(client)
+    catalog = directory.read_sku_catalog(client)
     index = assignments.MembershipIndex(client).load_licensed_groups()
-    monkeypatch.setattr(assignments, 'PAGE_SIZE', 100)
+    monkeypatch.setattr(directory, 'PAGE_SIZE', 100)
     emu.reset_stats()
     records = assignments.iter_records(client, catalog, index, sku_ids=[E3])
     first = next(records)
@@ -76,7 +76,7 @@ def test_sku_holders_stream_across_pages_once_each(emu, roles, client, monkeypat
 
 def test_users_by_id_and_upn_in_batches(emu, roles, client):
     upn = emu.directory.get_user(roles['safe_0'], select=('userPrincipalName',))['userPrincipalName']
-    found = list(assignments.iter_users_by_key(client, [upn, roles['lossy'], 'nobody@contoso.onmicrosoft.com']))
+    found = list(directory.iter_users_by_key(client, [upn, roles['lossy'], 'nobody@contoso.onmicrosoft.com']))
     assert [user['id'] if user else None for dummy, user in found] == [roles['safe_0'], roles['lossy'], None]
     assert all(entry['in_batch'] for entry in emu.request_log() if entry['path'].startswith('/v1.0/users/'))
 

@@ -10,7 +10,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.entraops.licensing.plugins.module_utils import guid, journal, licensing, plan, reports
+from ansible_collections.entraops.licensing.plugins.module_utils import assignments, directory, guid, journal, licensing, plan, powershell, reports, waiter
+from ansible_collections.entraops.licensing.plugins.modules import sku_info
 from ansible_collections.entraops.licensing.plugins.module_utils.guid import GuidError, canonical_guid, is_guid, normalize_guid
 
 E3 = '6fd2c87f-b296-42f0-b197-1e91e994b900'
@@ -40,14 +41,16 @@ def test_shared_error_is_a_value_error_naming_the_value():
 
 def test_each_caller_keeps_its_error_type_and_message_over_the_one_rule():
     with pytest.raises(licensing.LicensingInputError, match=r"^'nope' is not a valid group id: expected a GUID like 6fd2c87f-"):
-        licensing.normalize_guid('nope', 'group id')
+        normalize_guid('nope', 'group id', error=licensing.LicensingInputError)
     with pytest.raises(reports.RecordsError, match=r"^sku_id must be a GUID like 00000000-0000-0000-0000-000000000000, got 'nope'$"):
-        reports.normalize_guid('nope', 'sku_id')
-    for normalise in (licensing.normalize_guid, reports.normalize_guid):
-        assert normalise('{%s}' % E3.upper(), 'SKU id') == E3
+        normalize_guid('nope', 'sku_id', error=reports.RecordsError)
+    for error in (licensing.LicensingInputError, reports.RecordsError):
+        assert normalize_guid('{%s}' % E3.upper(), 'SKU id', error=error) == E3
     assert licensing.is_guid is guid.is_guid
 
 
 def test_record_modules_define_no_guid_logic_of_their_own():
-    for module in (licensing, reports, plan, journal):
+    for module in (licensing, reports, plan, journal, directory, assignments, powershell, waiter, sku_info):
         assert not hasattr(module, '_GUID_RE') and not hasattr(module, '_GUID_PATTERN'), module.__name__
+        assert not hasattr(module, 'GUID_PATTERN'), module.__name__
+        assert getattr(module, 'normalize_guid', normalize_guid) is normalize_guid, module.__name__

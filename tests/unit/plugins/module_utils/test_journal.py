@@ -16,12 +16,11 @@ from ansible_collections.entraops.licensing.plugins.module_utils import journal 
 from ansible_collections.entraops.licensing.plugins.module_utils.journal import (
     Journal,
     journal_state,
-    powershell_quote,
+    latest_outcomes,
     read_journal,
     restorable,
-    rollback_script_path,
-    write_rollback_script,
 )
+from ansible_collections.entraops.licensing.plugins.module_utils.powershell import powershell_quote, rollback_script_path, write_rollback_script
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
 
 # Real GUIDs from the shared SKU fixture: Office 365 E3 and two of its plans; EMS E3.
@@ -313,6 +312,28 @@ def test_journals_combined_oldest_first_see_restores_written_elsewhere(tmp_path)
         journal.result(restore(journal, restorable(read_journal(removals)['entries'])[0]), 'ok')
     combined = read_journal(removals)['entries'] + read_journal(restores)['entries']
     assert restorable(combined) == []
+
+
+def test_latest_outcomes_read_the_journal_as_journal_state_does_compactly(tmp_path):
+    path = str(tmp_path / 'journal.jsonl')
+    with Journal(path, run_id='run-1') as journal:
+        rolled = remove(journal, batch=3)
+        put_back = restore(journal, {'user_id': ADELE, 'user_principal_name': 'adele@contoso.com', 'sku_id': E3,
+                                     'sku_part_number': 'ENTERPRISEPACK', 'disabled_plans': [YAMMER]})
+        journal.result(put_back, 'ok', status=200)
+        journal.result(rolled, 'rolled_back', status=200, detail='plans lost')
+        journal.result(remove(journal, user_id=OBRIEN, upn='obrien@contoso.com', batch=4), 'failed', status=400, error='E', detail='no')
+        remove(journal, user_id=ZOE, upn='zoe@contoso.com', batch=5)
+    entries = read_journal(path)['entries']
+    outcomes = latest_outcomes(entries)
+    assert outcomes == {
+        (ADELE, E3): ['remove_direct', 'rolled_back', 3, 'adele@contoso.com', 'ENTERPRISEPACK', None, 'plans lost', False],
+        (OBRIEN, E3): ['remove_direct', 'failed', 4, 'obrien@contoso.com', 'ENTERPRISEPACK', 'E', 'no', False],
+        (ZOE, E3): ['remove_direct', None, 5, 'zoe@contoso.com', 'ENTERPRISEPACK', None, None, False],
+    }
+    states = journal_state(entries)
+    for key in ((OBRIEN, E3), (ZOE, E3)):
+        assert outcomes[key][:2] == [states[key]['op'], states[key]['outcome']]
 
 
 @pytest.mark.parametrize('extra', [

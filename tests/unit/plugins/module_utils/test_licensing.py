@@ -15,6 +15,7 @@ import random
 
 import pytest
 
+from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     RECORD_FIELDS,
     VERDICT_MEANINGS,
@@ -35,7 +36,6 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
     inherited_entries,
     is_healthy_entry,
     lost_plans,
-    normalize_guid,
     resolve_license_specs,
     summarize,
     unit_shortfall,
@@ -101,12 +101,12 @@ def group(group_id, licenses=None, state='ProcessingComplete', name=None, securi
 
 class TestNormalizeGuid:
     def test_lower_cases_and_strips_braces(self):
-        assert normalize_guid(' {6FD2C87F-B296-42F0-B197-1E91E994B900} ', 'SKU id') == E3
+        assert normalize_guid(' {6FD2C87F-B296-42F0-B197-1E91E994B900} ', 'SKU id', error=LicensingInputError) == E3
 
     @pytest.mark.parametrize('value', ['xyz', '6fd2c87f-b296-42f0-b197-1e91e994b90', '6fd2c87fb29642f0b1971e91e994b900', '', None, 42])
     def test_refuses_non_guids_naming_value_and_kind(self, value):
         with pytest.raises(LicensingInputError) as excinfo:
-            normalize_guid(value, 'group id')
+            normalize_guid(value, 'group id', error=LicensingInputError)
         message = str(excinfo.value)
         assert repr(value) in message
         assert 'is not a valid group id: expected a GUID like 6fd2c87f-b296-42f0-b197-1e91e994b900' in message

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from ansible_collections.entraops.licensing.plugins.module_utils import plan as plan_module
 from ansible_collections.entraops.licensing.plugins.module_utils import powershell as powershell_module
-from ansible_collections.entraops.licensing.plugins.module_utils.journal import powershell_quote
+from ansible_collections.entraops.licensing.plugins.module_utils.powershell import powershell_quote
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     PLAN_ROW_FIELDS,
     LicensingInputError,
@@ -107,8 +107,8 @@ def original_script_text(rows, plan_name, tenant_id=None, generated_at=None, fin
             current_batch = row.get('batch')
             parts.append(powershell_module._PLANNED_BATCH.format(batch=current_batch, canary=' (canary)' if current_batch == 0 else '',
                                                                  count=per_batch[current_batch]))
-        user_id = normalize_guid(row.get('user_id'), 'user id')
-        sku_id = normalize_guid(row.get('sku_id'), 'SKU id')
+        user_id = normalize_guid(row.get('user_id'), 'user id', error=LicensingInputError)
+        sku_id = normalize_guid(row.get('sku_id'), 'SKU id', error=LicensingInputError)
         disabled = row.get('direct_disabled_plan_names') or row.get('direct_disabled_plans') or []
         parts.append(ORIGINAL_ROW.format(
             number=number, total=len(rows), user=_comment_text(row.get('user_principal_name') or user_id),

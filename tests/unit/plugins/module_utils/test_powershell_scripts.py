@@ -16,8 +16,7 @@ import pytest
 import tree_sitter_powershell
 from tree_sitter import Language, Parser
 
-from ansible_collections.entraops.licensing.plugins.module_utils.journal import write_rollback_script
-from ansible_collections.entraops.licensing.plugins.module_utils.powershell import write_planned_script
+from ansible_collections.entraops.licensing.plugins.module_utils.powershell import write_planned_script, write_rollback_script
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
 EXPORT_SCRIPT = os.path.join(ROOT, 'files', 'Export-LicenseState.ps1')

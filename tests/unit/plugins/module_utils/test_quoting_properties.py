@@ -12,7 +12,7 @@ import unicodedata
 from hypothesis import given, settings, strategies as st
 
 from ansible_collections.entraops.licensing.plugins.module_utils import powershell
-from ansible_collections.entraops.licensing.plugins.module_utils.journal import powershell_quote
+from ansible_collections.entraops.licensing.plugins.module_utils.powershell import powershell_quote
 
 QUOTES = "'\u2018\u2019\u201a\u201b"
 # Plain text, and text dense in what matters: quotes, controls, separators, format characters, non-ASCII letters.

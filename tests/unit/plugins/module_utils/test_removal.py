@@ -11,7 +11,8 @@ import copy
 
 import pytest
 
-from ansible_collections.entraops.licensing.plugins.module_utils.assignments import MembershipIndex, read_catalog
+from ansible_collections.entraops.licensing.plugins.module_utils.assignments import MembershipIndex
+from ansible_collections.entraops.licensing.plugins.module_utils.directory import read_sku_catalog
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphClient
 from ansible_collections.entraops.licensing.plugins.module_utils.journal import Journal, journal_state, read_journal, restorable
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import GroupFacts, SkuCatalog
@@ -93,7 +94,7 @@ def client(emu):
 
 def engine_for(client, journal, **options):
     index = MembershipIndex(client).load_licensed_groups()
-    return RemovalEngine(client, read_catalog(client), journal=journal, transitive_of=index.transitive_of,
+    return RemovalEngine(client, read_sku_catalog(client), journal=journal, transitive_of=index.transitive_of,
                          licensed_group_ids=list(index.groups), **options)
 
 
@@ -134,7 +135,7 @@ def test_a_resumed_run_journals_the_intents_left_pending_by_a_killed_run(emu, ro
 
 def test_each_sku_of_one_user_is_judged_on_its_own(emu, roles, client, tmp_path):
     user_id = roles['safe_2']
-    other_sku = read_catalog(client).resolve_sku('AAD_PREMIUM')
+    other_sku = read_sku_catalog(client).resolve_sku('AAD_PREMIUM')
     client.post('/users/%s/assignLicense' % user_id, body={'addLicenses': [{'skuId': other_sku, 'disabledPlans': []}], 'removeLicenses': []})
     rows = [{'user_id': user_id, 'sku_id': E3}, {'user_id': user_id, 'sku_id': other_sku}]
     with Journal(str(tmp_path / 'journal.jsonl')) as journal:

@@ -27,9 +27,9 @@ from ansible_collections.entraops.licensing.plugins.module_utils.journal import 
     pending_states,
     read_journal,
     restorable,
-    write_rollback_script,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.plan import read_plan, scan_plan, write_plan
+from ansible_collections.entraops.licensing.plugins.module_utils.powershell import write_rollback_script
 from ansible_collections.entraops.licensing.plugins.module_utils.removal import SAMPLE_SIZE, RemovalEngine
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import JsonNotAnObject, JsonStream, RecordsError
 

@@ -12,7 +12,7 @@ import pytest
 from graph_emulator import generate_tenant
 
 from ansible_collections.entraops.licensing.plugins.modules import licensing_group
-from ansible_collections.entraops.licensing.plugins.modules.licensing_group import membership_changes
+from ansible_collections.entraops.licensing.plugins.module_utils.group_members import membership_changes
 from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import (
     emulator_connection as connection, graph_writes as writes, run_module)
 

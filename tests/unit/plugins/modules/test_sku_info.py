@@ -147,26 +147,6 @@ def test_plain_http_graph_url_is_refused(emulator):
     assert "Refusing to send an access token over plain http:// to graph.example.com" in result["msg"]
 
 
-@pytest.mark.parametrize("records, wanted, names", [
-    ([], ["E3"], "'E3': no subscribed SKU has this GUID or part number; expected a SKU GUID or part number. Subscribed part numbers: none"),
-])
-def test_select_skus_message_with_empty_tenant(records, wanted, names):
-    with pytest.raises(ValueError) as caught:
-        sku_info.select_skus(records, wanted)
-    assert str(caught.value) == names
-
-
-def test_sku_record_reports_over_consumption_honestly():
-    record = sku_info.sku_record({"skuId": "C7DF2760-2C81-4EF7-B578-5B5392B571DF", "skuPartNumber": "ENTERPRISEPREMIUM",
-                                  "consumedUnits": 30, "prepaidUnits": {"enabled": 25, "warning": 5},
-                                  "servicePlans": [{"servicePlanId": "8C098270-9DD4-4350-9B30-BA4703F3B36B",
-                                                    "servicePlanName": "ADALLOM_S_O365", "appliesTo": "Company"}]})
-    assert record["sku_id"] == "c7df2760-2c81-4ef7-b578-5b5392b571df"
-    assert record["available"] == -5 and record["warning"] == 5
-    assert record["service_plans"][0]["service_plan_id"] == "8c098270-9dd4-4350-9b30-ba4703f3b36b"
-    assert record["user_service_plan_names"] == []
-
-
 def test_granted_and_missing_permissions_from_the_token_never_the_token(emulator, capsys):
     app = emulator.add_app(permissions=["Organization.Read.All", "User.Read.All", "Group.Create"], secret="perm-reader-secret")
     result, failed = run_module(sku_info.main, emulator_connection(emulator, client_id=app["clientId"], client_secret="perm-reader-secret",
