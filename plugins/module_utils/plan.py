@@ -542,13 +542,9 @@ def scan_plan(path, on_row):
     if not isinstance(path, str) or not path:
         raise RecordsError('plan path must be a non-empty string, got %r' % (path,))
     header = {}
-    counts, batch_sizes, seen = {}, {}, {}
-    guids = _GuidNormaliser()
-    skus = {}
+    rows = _RowScan(path)
     rows_seen = False
     rows_type = 'NoneType'
-    fingerprint = PlanFingerprint()
-    encoded_rows = []
 
     def check_header():
         if header.get('format') != PLAN_FORMAT:
@@ -561,44 +557,60 @@ def scan_plan(path, on_row):
             for event, key, value in JsonStream(stream).events(('rows',)):
                 if key != 'rows':
                     header[key] = value
-                    continue
-                if event == 'value':
+                elif event == 'value':
                     rows_type = type(value).__name__ if value is not None else 'NoneType'
-                    continue
-                if event == 'start':
+                elif event == 'start':
                     rows_seen = True
                     if 'format' in header:
                         check_header()
-                    continue
-                if event != 'item':
-                    continue
-                index = sum(counts.values())
-                problem = _row_problem(value, guids)
-                if problem:
-                    raise RecordsError('plan %s: row %d (rows[%d]) %s' % (path, index + 1, index, problem))
-                value['sku_id'] = skus.setdefault(value['sku_id'], value['sku_id'])
-                row_key = (value['user_id'], value['sku_id'])
-                if row_key in seen:
-                    raise RecordsError('plan %s: row %d (rows[%d]) repeats user %s and SKU %s of row %d'
-                                       % (path, index + 1, index, row_key[0], row_key[1], seen[row_key] + 1))
-                seen[row_key] = index
-                counts[value['verdict']] = counts.get(value['verdict'], 0) + 1
-                if value.get('batch') is not None:
-                    batch_sizes[value['batch']] = batch_sizes.get(value['batch'], 0) + 1
-                encoded_rows.append(_ROW_ENCODER.encode(value))
-                if len(encoded_rows) >= ROWS_PER_WRITE:
-                    fingerprint.add_lines(encoded_rows)
-                    encoded_rows = []
-                on_row(value)
+                elif event == 'item':
+                    on_row(rows.add(value))
     check_header()
     if not rows_seen:
         raise RecordsError('plan %s: rows must be a list, got %s' % (path, rows_type))
-    header['batches'] = len(batch_sizes)
-    header['summary'] = verdict_summary(counts)
-    header['batch_counts'] = dict(sorted(batch_sizes.items()))
-    fingerprint.add_lines(encoded_rows)
-    header['content_fingerprint'] = fingerprint.value(header)
+    header['batches'] = len(rows.batch_sizes)
+    header['summary'] = verdict_summary(rows.counts)
+    header['batch_counts'] = dict(sorted(rows.batch_sizes.items()))
+    header['content_fingerprint'] = rows.fingerprint(header)
     return header
+
+
+class _RowScan:
+    """scan_plan's per-row work: validate and normalise a row, count it, and feed the fingerprint."""
+
+    def __init__(self, path):
+        self.path = path
+        self.counts, self.batch_sizes, self._seen = {}, {}, {}
+        self._guids = _GuidNormaliser()
+        self._skus = {}
+        self._fingerprint = PlanFingerprint()
+        self._encoded = []
+
+    def add(self, value):
+        """The row, validated and normalised; raises RecordsError naming it."""
+        index = sum(self.counts.values())
+        problem = _row_problem(value, self._guids)
+        if problem:
+            raise RecordsError('plan %s: row %d (rows[%d]) %s' % (self.path, index + 1, index, problem))
+        value['sku_id'] = self._skus.setdefault(value['sku_id'], value['sku_id'])
+        row_key = (value['user_id'], value['sku_id'])
+        if row_key in self._seen:
+            raise RecordsError('plan %s: row %d (rows[%d]) repeats user %s and SKU %s of row %d'
+                               % (self.path, index + 1, index, row_key[0], row_key[1], self._seen[row_key] + 1))
+        self._seen[row_key] = index
+        self.counts[value['verdict']] = self.counts.get(value['verdict'], 0) + 1
+        if value.get('batch') is not None:
+            self.batch_sizes[value['batch']] = self.batch_sizes.get(value['batch'], 0) + 1
+        self._encoded.append(_ROW_ENCODER.encode(value))
+        if len(self._encoded) >= ROWS_PER_WRITE:
+            self._fingerprint.add_lines(self._encoded)
+            self._encoded = []
+        return value
+
+    def fingerprint(self, header):
+        self._fingerprint.add_lines(self._encoded)
+        self._encoded = []
+        return self._fingerprint.value(header)
 
 
 # What the removal engine reads of a plan row; the rest of the row (plan lists, reasons) is not kept.

@@ -108,12 +108,8 @@ def _run(module, exits):
             if trusted is None and plan_header.get('trusted_groups') is not None:
                 # Re-check with the trust the plan was made with, never with less.
                 trusted = [group_id.lower() for group_id in plan_header['trusted_groups']]
-        elif params['state'] == 'absent':
-            rows, missing_users = rows_from_users(client, params['users'], sku_ids, catalog)
-        elif params['restore_from']:
-            rows = restorable(JournalReader(params['restore_from']))
         else:
-            rows, missing_users = rows_from_users(client, params['users'], sku_ids, catalog, disabled_plans=params['disabled_plans'])
+            rows, missing_users = _rows_without_plan(params, client, sku_ids, catalog)
         index = MembershipIndex(client).load_licensed_groups()
         if not module.check_mode:
             journal = Journal(params['journal_path'], run_meta=_run_meta(params, plan_header))
@@ -139,8 +135,21 @@ def _run(module, exits):
         script = _write_script(module, params, tenant_guid)
         module.fail_from_graph_error(exc, msg='Stopped: a Graph read or write failed', rollback_script_path=script, **_partial(engine, params))
     _close(journal)
-    result = engine.result()
     script = _write_script(module, params, tenant_guid) if journal is not None else None
+    _exit(module, params, engine.result(), plan_header, script)
+
+
+def _rows_without_plan(params, client, sku_ids, catalog):
+    """(rows, missing user keys) of a run without a plan: named users and SKUs, or a journal to restore."""
+    if params['state'] == 'absent':
+        return rows_from_users(client, params['users'], sku_ids, catalog)
+    if params['restore_from']:
+        return restorable(JournalReader(params['restore_from'])), []
+    return rows_from_users(client, params['users'], sku_ids, catalog, disabled_plans=params['disabled_plans'])
+
+
+def _exit(module, params, result, plan_header, script):
+    """Exit (or fail, past max_failures) with the run's result."""
     sample = None if module.check_mode else SAMPLE_SIZE   # check mode names every row: the change record's list
     output = dict(changed=bool(result['removed_total'] or result['restored_total']), removed=result['removed'][:sample],
                   removed_total=result['removed_total'], restored=result['restored'][:sample], restored_total=result['restored_total'],

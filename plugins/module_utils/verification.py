@@ -168,62 +168,23 @@ def read_expected(module, params):
 def run_license_assignment_info(module):
     """Run the license_assignment_info task of ``module`` (a GraphModule with its options); exits or fails it."""
     params = module.params
-    if params['query'] and not HAS_JMESPATH:
-        module.fail_json(msg=missing_required_lib('jmespath'), exception=JMESPATH_IMPORT_ERROR)
-    if params['canary_size'] < 0 or params['batch_size'] < 1 or params['sample_size'] < 0:
-        module.fail_json(msg='canary_size must be >= 0, batch_size >= 1 and sample_size >= 0; got %s, %s and %s' % (
-            params['canary_size'], params['batch_size'], params['sample_size']))
-    query = None
-    if params['query']:
-        try:
-            query = jmespath.compile(params['query'])
-        except jmespath.exceptions.JMESPathError as exc:
-            module.fail_json(msg='query %r is not a valid JMESPath expression: %s' % (params['query'], exc))
+    query = _checked_query(module, params)
     parsed_expected = read_expected(module, params)
-    client = module.client
-    check = None
-    kept = None
-    try:
-        if params['plan_path']:
+    previous = kept = None
+    if params['plan_path']:
+        try:
             # Read before any Graph call: a file there that is not a plan fails first, and a plan there is kept.
             previous = existing_plan(params['plan_path'])
-            kept = None if params['replace_plan'] else previous
-    except RecordsError as exc:
-        module.fail_json(msg=str(exc))
+        except RecordsError as exc:
+            module.fail_json(msg=str(exc))
+        kept = None if params['replace_plan'] else previous
     try:
-        catalog = read_sku_catalog(client)
-        if parsed_expected is not None:
-            check = ExpectedStateCheck(parsed_expected, resolve_export(parsed_expected, catalog), params['sample_size'])
-        sku_ids = resolve_skus(catalog, params['skus'])
-        group_ids = list(resolve_groups(client, params['groups'])) if params['groups'] else None
-        trusted = list(resolve_groups(client, params['trusted_groups'])) if params['trusted_groups'] is not None else None
-        # The licensed groups' member lists are read in the background while the tenant id and the
-        # first pages of users are read; classification waits for them (MembershipIndex.classify).
-        index = MembershipIndex(client).start_loading()
-        tenant_read = InBackground(read_tenant_id, client)   # the plan records it; nothing waits for it
-        plan = None
-        settings = _plan_settings(params, group_ids, sku_ids, trusted)
-        if kept is not None:
-            _fail_on_conflicts(module, params['plan_path'], kept, settings)
-        elif params['plan_path']:
-            plan = PlanBuilder(params['canary_size'], params['batch_size'], companion=PlannedRowText(_plan_names(catalog), ids_checked=True))
-        collector = Collector(params['sample_size'], keep_all=query is not None, plan=plan)
-        records = _scope_records(params, client, catalog, index, check, group_ids, sku_ids, trusted)
-        records = collector.watch(records)
-        report = None
-        if params['report_path']:
-            report = write_report(params['report_path'], records, report_format=params['report_format'],
-                                  plan_name_lookup=_plan_names(catalog), extra_columns=EXPECTED_COLUMNS if check else ())
-        else:
-            for dummy in records:
-                pass
-        index.wait()   # a failed member read fails the task even when no user was classified
-        tenant_guid = tenant_read.result()
+        run = _read_scope(module, params, parsed_expected, kept, keep_all=query is not None)
     except (LicensingInputError, RecordsError, ExportFormatError) as exc:
         module.fail_json(msg=str(exc))
     except GraphError as exc:
         module.fail_from_graph_error(exc, msg='Cannot read the license assignments')
-
+    collector, check, report = run['collector'], run['check'], run['report']
     result = dict(changed=False, summary=collector.summary, records=collector.sample, records_total=collector.total,
                   users_without_usage_location=len(collector.without_location),
                   users_without_usage_location_sample=collector.without_location_sample,
@@ -231,23 +192,79 @@ def run_license_assignment_info(module):
     if check is not None:
         result['expected_state'] = check.result()
     if kept is not None:
-        result.update(_kept_plan_result(module, params['plan_path'], kept, dict(settings, tenant_id=tenant_guid)))
+        result.update(_kept_plan_result(module, params['plan_path'], kept, dict(run['settings'], tenant_id=run['tenant_id'])))
     elif params['plan_path']:
-        try:
-            with locked_plan(params['plan_path'], 'writing a new plan over it'):
-                written = plan.write(params['plan_path'], meta=dict(settings, tenant_id=tenant_guid, scope_summary=collector.summary))
-                script = write_planned_script_parts(plan.companions(), written['batch_sizes'], written['path'], tenant_id=tenant_guid,
-                                                    fingerprint=written['fingerprint'])
-        except (RecordsError, LicensingInputError) as exc:
-            module.fail_json(msg=str(exc))
-        result.update(plan_path=written['path'], planned_script_path=script['path'], batches=written['batches'], plan_kept=False,
-                      batch_sizes=dict((str(batch), count) for batch, count in written['batch_sizes'].items()),
-                      plan_fingerprint=written['fingerprint'])
-        if previous is not None:
-            result['previous_plan_fingerprint'] = previous['content_fingerprint']
+        result.update(_written_plan_result(module, params['plan_path'], run, previous))
     if query is not None:
         result['query_result'] = query.search(collector.all_records)
     module.exit_json(**result)
+
+
+def _checked_query(module, params):
+    """The compiled ``query`` (or None), after the size options are checked; fails the task on bad values."""
+    if params['query'] and not HAS_JMESPATH:
+        module.fail_json(msg=missing_required_lib('jmespath'), exception=JMESPATH_IMPORT_ERROR)
+    if params['canary_size'] < 0 or params['batch_size'] < 1 or params['sample_size'] < 0:
+        module.fail_json(msg='canary_size must be >= 0, batch_size >= 1 and sample_size >= 0; got %s, %s and %s' % (
+            params['canary_size'], params['batch_size'], params['sample_size']))
+    if not params['query']:
+        return None
+    try:
+        return jmespath.compile(params['query'])
+    except jmespath.exceptions.JMESPathError as exc:
+        module.fail_json(msg='query %r is not a valid JMESPath expression: %s' % (params['query'], exc))
+
+
+def _read_scope(module, params, parsed_expected, kept, keep_all):
+    """Read and classify the scope once, as a stream: counts, sample, report, and the new plan's rows (unless one is kept)."""
+    client = module.client
+    catalog = read_sku_catalog(client)
+    check = None
+    if parsed_expected is not None:
+        check = ExpectedStateCheck(parsed_expected, resolve_export(parsed_expected, catalog), params['sample_size'])
+    sku_ids = resolve_skus(catalog, params['skus'])
+    group_ids = list(resolve_groups(client, params['groups'])) if params['groups'] else None
+    trusted = list(resolve_groups(client, params['trusted_groups'])) if params['trusted_groups'] is not None else None
+    # The licensed groups' member lists are read in the background while the tenant id and the
+    # first pages of users are read; classification waits for them (MembershipIndex.classify).
+    index = MembershipIndex(client).start_loading()
+    tenant_read = InBackground(read_tenant_id, client)   # the plan records it; nothing waits for it
+    plan = None
+    settings = _plan_settings(params, group_ids, sku_ids, trusted)
+    if kept is not None:
+        _fail_on_conflicts(module, params['plan_path'], kept, settings)
+    elif params['plan_path']:
+        plan = PlanBuilder(params['canary_size'], params['batch_size'], companion=PlannedRowText(_plan_names(catalog), ids_checked=True))
+    collector = Collector(params['sample_size'], keep_all=keep_all, plan=plan)
+    records = collector.watch(_scope_records(params, client, catalog, index, check, group_ids, sku_ids, trusted))
+    report = None
+    if params['report_path']:
+        report = write_report(params['report_path'], records, report_format=params['report_format'],
+                              plan_name_lookup=_plan_names(catalog), extra_columns=EXPECTED_COLUMNS if check else ())
+    else:
+        for dummy in records:
+            pass
+    index.wait()   # a failed member read fails the task even when no user was classified
+    return {'collector': collector, 'check': check, 'report': report, 'plan': plan, 'settings': settings,
+            'tenant_id': tenant_read.result()}
+
+
+def _written_plan_result(module, path, run, previous):
+    """Write the new plan and its planned-removals script; the result keys that describe them."""
+    plan, tenant_guid = run['plan'], run['tenant_id']
+    try:
+        with locked_plan(path, 'writing a new plan over it'):
+            written = plan.write(path, meta=dict(run['settings'], tenant_id=tenant_guid, scope_summary=run['collector'].summary))
+            script = write_planned_script_parts(plan.companions(), written['batch_sizes'], written['path'], tenant_id=tenant_guid,
+                                                fingerprint=written['fingerprint'])
+    except (RecordsError, LicensingInputError) as exc:
+        module.fail_json(msg=str(exc))
+    result = dict(plan_path=written['path'], planned_script_path=script['path'], batches=written['batches'], plan_kept=False,
+                  batch_sizes=dict((str(batch), count) for batch, count in written['batch_sizes'].items()),
+                  plan_fingerprint=written['fingerprint'])
+    if previous is not None:
+        result['previous_plan_fingerprint'] = previous['content_fingerprint']
+    return result
 
 
 def _scope_records(params, client, catalog, index, check, group_ids, sku_ids, trusted):
