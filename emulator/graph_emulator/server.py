@@ -20,17 +20,17 @@ import time
 import uuid
 from collections import deque
 from datetime import datetime, timezone
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from . import odata
 from .calls import (JSON_CONTENT_TYPE, WRITE_METHODS, Call, DropConnection, Outcome, error_body, error_outcome,
                     throttled_outcome)
 from .engine import Directory, GraphError, RequestContext
 from .faults import FaultRegistry, run_operations
 from .identity import DEFAULT_APP_PERMISSIONS, ROUTE_PERMISSIONS, IdentityService, TokenEndpointError, is_allowed
+from .paging import Pager
 from .routes import batch, match_route
 from .throttle import Clock, Throttler
 from .tls import create_tls_material
@@ -80,7 +80,7 @@ class GraphApp:
 
     def __init__(self, emulator):
         self.emu = emulator
-        self.skip_tokens = odata.SkipTokens(secrets_module.token_bytes(32))
+        self.pager = Pager()
         # Retry-After windows handed out by injected 429/503 faults: (app, method, path) -> (opened, ends)
         self._fault_windows = {}
         self._fault_windows_lock = threading.Lock()
@@ -365,63 +365,8 @@ class GraphApp:
                              call.in_batch, route_key=route_key, write=write,
                              app_id=(call.claims or {}).get("appid"))
 
-    # -- paging helpers --------------------------------------------------------------------------
-    def next_link(self, call, start):
-        query = [(k, v) for k, v in parse_qsl(call.raw_query, keep_blank_values=True) if k.lower() != "$skiptoken"]
-        query.append(("$skiptoken", self.skip_tokens.encode(self.paging_scope(call), start)))
-        return f"{call.base_url}{call.path}?{urlencode(query, quote_via=quote, safe='$(),:/')}"
-
-    @staticmethod
-    def paging_scope(call):
-        query = sorted((k.lower(), v) for k, v in parse_qsl(call.raw_query, keep_blank_values=True)
-                       if k.lower() != "$skiptoken")
-        return call.path.lower() + "?" + urlencode(query)
-
-    def start_index(self, call):
-        token = call.query.get("$skiptoken")
-        if token is None:
-            return 0
-        return self.skip_tokens.decode(self.paging_scope(call), token)
-
-    def page_iterable(self, call, iterator, predicate, top, count):
-        """Collect one page from ``iterator`` of (index, entity); returns (items, next index or None, count)."""
-        page, next_start = [], None
-        for index, entity in iterator:
-            if predicate is not None and not predicate(entity):
-                continue
-            if len(page) == top:
-                next_start = index
-                break
-            page.append(entity)
-        return page, next_start
-
-    def list_response(self, call, context, iterator_factory, predicate, select, kind, with_type=False,
-                      count_total=None, shape=None):
-        top = odata.parse_top(call.query.get("$top"))
-        start = self.start_index(call)
-        page, next_start = self.page_iterable(call, iterator_factory(start), predicate, top, None)
-        body = {"@odata.context": context}
-        if count_total is not None and start == 0:
-            body["@odata.count"] = count_total()
-        if next_start is not None:
-            body["@odata.nextLink"] = self.next_link(call, next_start)
-        if shape is not None:   # the iterator's entities only need finishing (list_users with $select)
-            body["value"] = [shape(entity) for entity in page]
-        else:
-            body["value"] = [odata.project(entity, select, kind_of(entity, kind), with_type) for entity in page]
-        return Outcome(200, body)
-
     def context_url(self, call, fragment):
         return f"{call.base_url}/v1.0/$metadata#{fragment}"
-
-
-def kind_of(entity, default):
-    marker = entity.get("@odata.type", "")
-    if marker.endswith(".group"):
-        return "group"
-    if marker.endswith(".user"):
-        return "user"
-    return default
 
 
 # -- the Emulator ------------------------------------------------------------------------------

@@ -17,5 +17,5 @@ def directory_audits(app, call, params, ctx):
         raise GraphError(400, "Request_UnsupportedQuery", f"Unsupported $orderby '{call.query['$orderby']}': only "
                                                           "activityDateTime asc|desc.")
     events = [e for e in events if predicate is None or predicate(e)]
-    return app.list_response(call, app.context_url(call, "auditLogs/directoryAudits"),
-                             lambda start: enumerate_from(events, start), None, None, "audit")
+    return app.pager.list_response(call, app.context_url(call, "auditLogs/directoryAudits"),
+                                   lambda start: enumerate_from(events, start), None, None, "audit")

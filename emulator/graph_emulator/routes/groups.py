@@ -22,8 +22,8 @@ def list_groups(app, call, params, ctx):
     if advanced:
         def count_total():
             return sum(1 for _, group in directory.iter_groups(0) if predicate is None or predicate(group))
-    return app.list_response(call, app.context_url(call, select_fragment("groups", select)), directory.iter_groups,
-                             predicate, select, "group", count_total=count_total)
+    return app.pager.list_response(call, app.context_url(call, select_fragment("groups", select)), directory.iter_groups,
+                                   predicate, select, "group", count_total=count_total)
 
 
 @route("GET", r"/v1\.0/groups/\$count", "/v1.0/groups/$count")
@@ -139,8 +139,8 @@ def member_listing(app, call, refs, engine_select, users_only=False):
                 return len(members)
             return sum(1 for m in members if predicate(m))
     fragment = "users" if users_only else "directoryObjects"
-    return app.list_response(call, app.context_url(call, fragment), lambda start: enumerate_from(members, start),
-                             predicate, select, "user", with_type=True, count_total=count_total)
+    return app.pager.list_response(call, app.context_url(call, fragment), lambda start: enumerate_from(members, start),
+                                   predicate, select, "user", with_type=True, count_total=count_total)
 
 
 def member_select(call):

@@ -53,8 +53,8 @@ def list_users(app, call, params, ctx):
     if advanced:
         def count_total():
             return sum(1 for _, user in iterate(0) if predicate is None or predicate(user))
-    return app.list_response(call, app.context_url(call, select_fragment("users", select)), iterate, predicate,
-                             select, "user", count_total=count_total, shape=shape)
+    return app.pager.list_response(call, app.context_url(call, select_fragment("users", select)), iterate, predicate,
+                                   select, "user", count_total=count_total, shape=shape)
 
 
 @route("GET", r"/v1\.0/users/\$count", "/v1.0/users/$count")
@@ -127,4 +127,4 @@ def memberships(app, call, groups, groups_only=False):
     else:
         select = parse_member_select(call.query.get("$select"))
         context = app.context_url(call, "directoryObjects")
-    return app.list_response(call, context, lambda start: enumerate_from(groups, start), None, select, "group", with_type=True)
+    return app.pager.list_response(call, context, lambda start: enumerate_from(groups, start), None, select, "group", with_type=True)
