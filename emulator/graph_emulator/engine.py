@@ -15,12 +15,10 @@ import uuid
 from collections import deque
 from typing import Iterator
 
+from .audit import AuditTrail, group_target, license_text, user_target
 from .records import (ACTIVE_STATES, COMPLETE, CONTROL_CONTEXT, IN_PROGRESS, QUEUED, _LOAD_CONTEXT, GraphError, RequestContext,
-                      _bad_request, _context, _Group, _GroupEntry, _locked, _not_found, _now_iso, _now_iso_ms, _Sku, _User)
+                      _bad_request, _context, _Group, _GroupEntry, _locked, _not_found, _now_iso, _Sku, _User)
 from .tenant import ISO_COUNTRY_CODES, TenantFormatError, is_guid, validate_app, validate_tenant
-
-GROUP_LICENSING_APP = "Microsoft Azure AD Group-Based Licensing"
-AUDIT_LIMIT = 200_000
 
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
@@ -80,9 +78,7 @@ class Directory:
         self._pending = {}
         self._credit = 0.0
         self._last_tick = self._clock()
-        self._audit = deque(maxlen=AUDIT_LIMIT)
-        self._ledger = []
-        self._quiet = False
+        self._trail = AuditTrail()
 
     @_locked
     def load(self, tenant: dict) -> None:
@@ -155,7 +151,7 @@ class Directory:
 
     def _load_processed(self, doc):
         """Apply group licenses as if Entra had finished processing: a snapshot starts consistent."""
-        self._quiet = True
+        self._trail.quiet = True
         try:
             for group in self._group_order:
                 for member_id, kind in group.members.items():
@@ -164,7 +160,7 @@ class Directory:
                 if group.licenses:
                     group.processing_state = COMPLETE
         finally:
-            self._quiet = False
+            self._trail.quiet = False
 
     def _set_rules(self, rules):
         self._rules_doc = json.loads(json.dumps(rules))
@@ -326,27 +322,12 @@ class Directory:
 
     def _commit(self, user, before, cause, ctx):
         """After a user's sources changed: keep consumedUnits exact and record lost plans in the ledger."""
-        ctx = _context(ctx)
         after = self._effective(user)
         for sku_id in before.keys() - after.keys():
             self._skus[sku_id].consumed -= 1
         for sku_id in after.keys() - before.keys():
             self._skus[sku_id].consumed += 1
-        if self._quiet:
-            return after
-        for sku_id, enabled_before in before.items():
-            lost = enabled_before - after.get(sku_id, frozenset())
-            if lost:
-                sku = self._skus[sku_id]
-                self._ledger.append({
-                    "time": _now_iso_ms(), "user_id": user.id, "user_principal_name": user.upn,
-                    "sku_id": sku_id, "sku_part_number": sku.part_number,
-                    "plans_lost": sorted(({"servicePlanId": p, "servicePlanName": sku.plan_names[p]} for p in lost),
-                                         key=lambda item: item["servicePlanName"]),
-                    "cause": cause,
-                    "request": {"request_id": ctx.request_id, "client_request_id": ctx.client_request_id,
-                                "method": ctx.method, "path": ctx.path},
-                })
+        self._trail.record_losses(user, before, after, self._skus, cause, ctx)
         return after
 
     # ------------------------------------------------------------------ Graph-shaped reads
@@ -583,51 +564,15 @@ class Directory:
 
     @_locked
     def audit_events(self) -> list[dict]:
-        return [self._audit_dict(event) for event in self._audit]
+        return self._trail.event_dicts()
 
     @_locked
     def loss_ledger(self) -> list[dict]:
-        return json.loads(json.dumps(self._ledger))
+        return self._trail.ledger_copy()
 
     @_locked
     def clear_ledger(self) -> None:
-        self._ledger.clear()
-
-    # ------------------------------------------------------------------ audit
-    def _audit_event(self, activity, category, operation, ctx, target, modified=(), system=False):
-        """Store compactly; ``target`` is (type, id, displayName, userPrincipalName)."""
-        if self._quiet:
-            return
-        ctx = _context(ctx)
-        app = (None, GROUP_LICENSING_APP) if system else (ctx.app_id or None, ctx.app_display_name or None)
-        self._audit.append((str(uuid.uuid4()), _now_iso_ms(), activity, category, operation, app, target,
-                            tuple(modified), ctx.request_id or None))
-
-    @staticmethod
-    def _audit_dict(event):
-        event_id, when, activity, category, operation, app, target, modified, correlation = event
-        return {
-            "id": f"Directory_{event_id}", "category": category, "correlationId": correlation or event_id,
-            "result": "success", "resultReason": "", "activityDisplayName": activity, "activityDateTime": when,
-            "loggedByService": "Core Directory", "operationType": operation,
-            "initiatedBy": {"app": {"appId": app[0], "displayName": app[1], "servicePrincipalId": None,
-                                    "servicePrincipalName": app[1]}, "user": None},
-            "targetResources": [{"id": target[1], "displayName": target[2], "type": target[0],
-                                 "userPrincipalName": target[3], "groupType": None,
-                                 "modifiedProperties": [{"displayName": n, "oldValue": o, "newValue": v}
-                                                        for n, o, v in modified]}],
-            "additionalDetails": [],
-        }
-
-    def _license_text(self, licenses) -> str:
-        return json.dumps([f"[SkuName={self._skus[s].part_number}, SkuId={s}, DisabledPlans=[{', '.join(d)}]]"
-                           for s, d in licenses])
-
-    def _user_target(self, user):
-        return ("User", user.id, user.display_name, user.upn)
-
-    def _group_target(self, group):
-        return ("Group", group.id, group.display_name, None)
+        self._trail.clear_ledger()
 
     # ------------------------------------------------------------------ user writes
     def _check_user_props(self, body, *, creating):
@@ -685,7 +630,7 @@ class Directory:
         self._upn_index[user.upn.lower()] = user.id  # so the UPN rename below is a no-op
         self._apply_user_props(user, {k: v for k, v in body.items() if k != "id"})
         self._index_user(user)
-        self._audit_event("Add user", "UserManagement", "Add", ctx, self._user_target(user))
+        self._trail.record("Add user", "UserManagement", "Add", ctx, user_target(user))
         return self._user_dict(user)
 
     @_locked
@@ -700,7 +645,7 @@ class Directory:
         old = {p: self._user_dict(user, select=()).get(p) for p in body}
         self._apply_user_props(user, body)
         modified = [(p, json.dumps([old.get(p)]), json.dumps([body[p]])) for p in body if p != "passwordProfile"]
-        self._audit_event("Update user", "UserManagement", "Update", ctx, self._user_target(user), modified)
+        self._trail.record("Update user", "UserManagement", "Update", ctx, user_target(user), modified)
 
     @_locked
     def delete_user(self, key, ctx) -> None:
@@ -719,7 +664,7 @@ class Directory:
         del self._upn_index[user.upn.lower()]
         self._user_order[user.seq] = None
         self._user_count -= 1
-        self._audit_event("Delete user", "UserManagement", "Delete", ctx, self._user_target(user))
+        self._trail.record("Delete user", "UserManagement", "Delete", ctx, user_target(user))
 
     # ------------------------------------------------------------------ direct licensing
     def _parse_add_licenses(self, add_licenses):
@@ -813,9 +758,10 @@ class Directory:
         self._commit(user, before, "direct", ctx)
         if adds or removes:
             new_licenses = [(s, d) for s, (d, _) in new_direct.items()]
-            self._audit_event("Change user license", "UserManagement", "Update", ctx, self._user_target(user))
-            self._audit_event("Update user", "UserManagement", "Update", ctx, self._user_target(user),
-                              [("AssignedLicense", self._license_text(old_licenses), self._license_text(new_licenses))])
+            self._trail.record("Change user license", "UserManagement", "Update", ctx, user_target(user))
+            self._trail.record("Update user", "UserManagement", "Update", ctx, user_target(user),
+                               [("AssignedLicense", license_text(self._skus, old_licenses),
+                                 license_text(self._skus, new_licenses))])
         return self._user_dict(user)
 
     # ------------------------------------------------------------------ groups and membership
@@ -889,7 +835,7 @@ class Directory:
         self._apply_group_props(group, body)
         self._groups[group.id] = group
         self._group_order.append(group)
-        self._audit_event("Add group", "GroupManagement", "Add", ctx, self._group_target(group))
+        self._trail.record("Add group", "GroupManagement", "Add", ctx, group_target(group))
         for member_id, _ in members:
             self._link_member(group, member_id)
         return self._group_dict(group)
@@ -910,7 +856,7 @@ class Directory:
         members = self._validate_new_members(group, add_member_ids)
         self._apply_group_props(group, body)
         if any(not p.endswith("@odata.bind") for p in body):
-            self._audit_event("Update group", "GroupManagement", "Update", ctx, self._group_target(group))
+            self._trail.record("Update group", "GroupManagement", "Update", ctx, group_target(group))
         self._add_validated_members(group, members, ctx)
 
     @_locked
@@ -928,16 +874,16 @@ class Directory:
                 self._groups[member_id].parents.discard(group.id)
         del self._groups[group.id]
         self._group_order[group.seq] = None
-        self._audit_event("Delete group", "GroupManagement", "Delete", ctx, self._group_target(group))
+        self._trail.record("Delete group", "GroupManagement", "Delete", ctx, group_target(group))
         for user_id in sorted(group.entry_users, key=lambda u: self._users[u].seq):
             self._enqueue(group, user_id, ctx)
 
     def _add_validated_members(self, group, members, ctx):
         for member_id, kind in members:
             self._link_member(group, member_id)
-            target = self._user_target(self._users[member_id]) if kind == "user" else self._group_target(self._groups[member_id])
-            self._audit_event("Add member to group", "GroupManagement", "Assign", ctx, target,
-                              [("Group.DisplayName", "", json.dumps(group.display_name))])
+            target = user_target(self._users[member_id]) if kind == "user" else group_target(self._groups[member_id])
+            self._trail.record("Add member to group", "GroupManagement", "Assign", ctx, target,
+                               [("Group.DisplayName", "", json.dumps(group.display_name))])
             if kind == "user":
                 self._membership_changed(group, member_id, ctx)
 
@@ -956,12 +902,12 @@ class Directory:
         if kind == "user":
             user = self._users[member_key]
             user.groups.discard(group.id)
-            target = self._user_target(user)
+            target = user_target(user)
         else:
             self._groups[member_key].parents.discard(group.id)
-            target = self._group_target(self._groups[member_key])
-        self._audit_event("Remove member from group", "GroupManagement", "Unassign", ctx, target,
-                          [("Group.DisplayName", json.dumps(group.display_name), "")])
+            target = group_target(self._groups[member_key])
+        self._trail.record("Remove member from group", "GroupManagement", "Unassign", ctx, target,
+                           [("Group.DisplayName", json.dumps(group.display_name), "")])
         if kind == "user":
             self._membership_changed(group, member_key, ctx)
 
@@ -995,8 +941,9 @@ class Directory:
                                + self._dependency_message(unmet))
         old = list(group.licenses.items())
         group.licenses = new_licenses
-        self._audit_event("Set group license", "GroupManagement", "Update", ctx, self._group_target(group),
-                          [("AssignedLicense", self._license_text(old), self._license_text(new_licenses.items()))])
+        self._trail.record("Set group license", "GroupManagement", "Update", ctx, group_target(group),
+                           [("AssignedLicense", license_text(self._skus, old),
+                             license_text(self._skus, new_licenses.items()))])
         self._queue_group(group, ctx)
         return self._group_dict(group)
 
@@ -1064,8 +1011,8 @@ class Directory:
         if group is not None and group.processing_state == QUEUED:
             group.processing_state = IN_PROGRESS
             group.batch_ok = group.batch_failed = 0
-            self._audit_event("Start applying group based license to users", "GroupManagement", "Update", ctx,
-                              self._group_target(group), system=True)
+            self._trail.record("Start applying group based license to users", "GroupManagement", "Update", ctx,
+                               group_target(group), system=True)
         user = self._users.get(user_id) if user_id is not None else None
         if user is not None:
             succeeded = self._reconcile(user, group_id, ctx)
@@ -1080,8 +1027,8 @@ class Directory:
                 group.processing_state = COMPLETE
                 result = (f"[Users successfully assigned licenses: {group.batch_ok}, "
                           f"Users for whom license assignment failed: {group.batch_failed}.];")
-                self._audit_event("Finish applying group based license to users", "GroupManagement", "Update", ctx,
-                                  self._group_target(group), [("Result", "", result)], system=True)
+                self._trail.record("Finish applying group based license to users", "GroupManagement", "Update", ctx,
+                                   group_target(group), [("Result", "", result)], system=True)
 
     def _set_entry(self, user, group_id, entry):
         group = self._groups.get(group_id)
@@ -1145,7 +1092,7 @@ class Directory:
                     return False
             self._set_entry(user, group_id, None)
             self._commit(user, before, "group_processing", ctx)
-            self._audit_event("Change user license", "UserManagement", "Update", ctx, self._user_target(user), system=True)
+            self._trail.record("Change user license", "UserManagement", "Update", ctx, user_target(user), system=True)
             return True
         others = self._effective(user, skip_group=group_id)
         error = self._violation(user, entry, desired, others)
@@ -1160,7 +1107,7 @@ class Directory:
             return error is None
         self._set_entry(user, group_id, _GroupEntry(dict(desired), state, code, now))
         self._commit(user, before, "group_processing", ctx)
-        self._audit_event("Change user license", "UserManagement", "Update", ctx, self._user_target(user), system=True)
+        self._trail.record("Change user license", "UserManagement", "Update", ctx, user_target(user), system=True)
         return error is None
 
     @_locked
