@@ -235,7 +235,8 @@ class Emulator:
 
     def config(self):
         return {"throttling": self.throttler.enabled, "time_scale": self.clock.time_scale,
-                "latency_ms": self.latency_ms, "answer_time_ms": self.answer_time_ms, "processing_rate": self.directory._rate,
+                "latency_ms": self.latency_ms, "answer_time_ms": self.answer_time_ms,
+                "processing_rate": self.directory.processing_rate,
                 "token_lifetime": self.identity.token_lifetime, "budget_scale": self.throttler.budget_scale,
                 "early_retry_grace_ms": self.throttler.early_retry_grace * 1000.0}
 

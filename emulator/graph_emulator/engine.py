@@ -11,11 +11,11 @@ import json
 import threading
 import time
 import uuid
-from collections import deque
 
 from .audit import AuditTrail, group_target, license_text, user_target
-from .records import (ACTIVE_STATES, COMPLETE, CONTROL_CONTEXT, IN_PROGRESS, QUEUED, _LOAD_CONTEXT, GraphError, RequestContext,
-                      _bad_request, _context, _Group, _GroupEntry, _locked, _not_found, _now_iso, _Sku, _User)
+from .processing import GroupLicensingProcessing, ProcessingQueue
+from .records import (ACTIVE_STATES, COMPLETE, CONTROL_CONTEXT, _LOAD_CONTEXT, GraphError, RequestContext, _bad_request, _Group,
+                      _GroupEntry, _locked, _not_found, _now_iso, _Sku, _User)
 from .tenant import ISO_COUNTRY_CODES, TenantFormatError, is_guid, validate_app, validate_tenant
 from .views import DirectoryViews
 
@@ -34,15 +34,13 @@ _GROUP_WRITABLE = frozenset({"displayName", "description", "mailNickname", "secu
 __all__ = ["CONTROL_CONTEXT", "Directory", "GraphError", "RequestContext"]
 
 
-class Directory(DirectoryViews):
+class Directory(DirectoryViews, GroupLicensingProcessing):
     """The emulated directory: users, groups, subscribed SKUs, licensing, audit and the loss ledger."""
 
     def __init__(self, tenant: dict | None = None, *, processing_rate: float = 1000.0, time_scale: float = 1.0,
                  clock=time.monotonic):
         self.lock = threading.RLock()
-        self._clock = clock
-        self._rate = float(processing_rate)
-        self._time_scale = float(time_scale)
+        self._processing = ProcessingQueue(clock, processing_rate, time_scale)
         self._reset()
         if tenant is not None:
             self.load(tenant)
@@ -66,10 +64,7 @@ class Directory(DirectoryViews):
         self._prohibited = {}
         self._rules_doc = {"mutuallyExclusivePlans": [], "planDependencies": {}, "prohibitedUsageLocations": {}}
         self._disabled_intern = {(): ()}
-        self._queue = deque()
-        self._pending = {}
-        self._credit = 0.0
-        self._last_tick = self._clock()
+        self._processing.reset()
         self._trail = AuditTrail()
 
     @_locked
@@ -200,12 +195,17 @@ class Directory(DirectoryViews):
                  "capabilityStatus": s.capability_status, "appliesTo": s.applies_to,
                  "servicePlans": [dict(p) for p in s.plans], "subscriptionIds": list(s.subscription_ids),
                  "accountName": s.account_name} for s in self._skus.values()]
-        pending = [[gid, uid] for (gid, uid) in self._queue if gid in self._groups and (gid, uid) in self._pending]
+        queue = self._processing
+        pending = [[gid, uid] for (gid, uid) in queue.keys if gid in self._groups and (gid, uid) in queue.pending]
         return {"tenant": {"id": self.tenant_id, "displayName": self.tenant_display_name,
                            "defaultDomain": self.default_domain, "countryLetterCode": self.country_letter_code},
                 "apps": json.loads(json.dumps(self.apps)), "subscribedSkus": skus, "users": users, "groups": groups,
                 "rules": json.loads(json.dumps(self._rules_doc)),
                 "processing": {"groupLicenses": "asRecorded", "pending": pending}}
+
+    @property
+    def processing_rate(self) -> float:
+        return self._processing.rate
 
     @_locked
     def configure(self, processing_rate=None, time_scale=None) -> None:
@@ -213,11 +213,11 @@ class Directory(DirectoryViews):
         if processing_rate is not None:
             if processing_rate < 0:
                 raise ValueError(f"processing_rate: got {processing_rate!r}, expected >= 0")
-            self._rate = float(processing_rate)
+            self._processing.rate = float(processing_rate)
         if time_scale is not None:
             if time_scale <= 0:
                 raise ValueError(f"time_scale: got {time_scale!r}, expected > 0")
-            self._time_scale = float(time_scale)
+            self._processing.time_scale = float(time_scale)
 
     @_locked
     def add_app(self, app: dict) -> dict:
@@ -706,178 +706,6 @@ class Directory(DirectoryViews):
                              license_text(self._skus, new_licenses.items()))])
         self._queue_group(group, ctx)
         return self._group_dict(group)
-
-    def _queue_group(self, group, ctx):
-        """Queue every DIRECT user member plus users still holding a copy from this group."""
-        user_ids = [mid for mid, kind in group.members.items() if kind == "user"]
-        member_set = set(user_ids)
-        user_ids += sorted((u for u in group.entry_users if u not in member_set), key=lambda u: self._users[u].seq)
-        for user_id in user_ids:
-            self._enqueue(group, user_id, ctx)
-        if not user_ids:
-            self._enqueue(group, None, ctx)  # still goes Queued -> InProgress -> Complete in the background
-
-    def _enqueue(self, group, user_id, ctx, front=False):
-        ctx = _context(ctx)
-        key = (group.id, user_id)
-        if key in self._pending:
-            self._pending[key] = ctx  # the latest request is the one whose effect processing will apply
-            return
-        if not self._queue:
-            self._last_tick = self._clock()
-            self._credit = 0.0
-        self._pending[key] = ctx
-        group.pending += 1
-        if group.processing_state != IN_PROGRESS:
-            group.processing_state = QUEUED
-        if front:
-            self._queue.appendleft(key)
-        else:
-            self._queue.append(key)
-
-    @_locked
-    def advance(self) -> None:
-        """Run the background processing due by now: processing_rate evaluations per emulated second."""
-        now = self._clock()
-        elapsed = max(0.0, now - self._last_tick) * self._time_scale
-        self._last_tick = now
-        if not self._queue:
-            self._credit = 0.0
-            return
-        self._credit += elapsed * self._rate
-        due = min(int(self._credit), len(self._queue))
-        self._credit -= due
-        for _ in range(due):
-            self._process_one()
-        if not self._queue:
-            self._credit = 0.0
-
-    @_locked
-    def process_all(self) -> None:
-        while self._queue:
-            self._process_one()
-        self._credit = 0.0
-        self._last_tick = self._clock()
-
-    @_locked
-    def pending_work(self) -> int:
-        return len(self._pending)
-
-    def _process_one(self):
-        key = self._queue.popleft()
-        ctx = self._pending.pop(key)
-        group_id, user_id = key
-        group = self._groups.get(group_id)
-        if group is not None and group.processing_state == QUEUED:
-            group.processing_state = IN_PROGRESS
-            group.batch_ok = group.batch_failed = 0
-            self._trail.record("Start applying group based license to users", "GroupManagement", "Update", ctx,
-                               group_target(group), system=True)
-        user = self._users.get(user_id) if user_id is not None else None
-        if user is not None:
-            succeeded = self._reconcile(user, group_id, ctx)
-            if group is not None:
-                if succeeded:
-                    group.batch_ok += 1
-                else:
-                    group.batch_failed += 1
-        if group is not None:
-            group.pending -= 1
-            if group.pending == 0:
-                group.processing_state = COMPLETE
-                result = (f"[Users successfully assigned licenses: {group.batch_ok}, "
-                          f"Users for whom license assignment failed: {group.batch_failed}.];")
-                self._trail.record("Finish applying group based license to users", "GroupManagement", "Update", ctx,
-                                   group_target(group), [("Result", "", result)], system=True)
-
-    def _set_entry(self, user, group_id, entry):
-        group = self._groups.get(group_id)
-        if entry is None:
-            if user.gstates:
-                user.gstates.pop(group_id, None)
-                if not user.gstates:
-                    user.gstates = None
-            if group is not None:
-                group.entry_users.discard(user.id)
-                group.error_users.discard(user.id)
-            return
-        if user.gstates is None:
-            user.gstates = {}
-        user.gstates[group_id] = entry
-        if group is not None:
-            group.entry_users.add(user.id)
-            if entry.error != "None":
-                group.error_users.add(user.id)
-            else:
-                group.error_users.discard(user.id)
-
-    def _violation(self, user, entry, desired, others):
-        """The error code that blocks applying ``desired`` (all SKUs of one group) to the user, or None."""
-        other_plans = self._all_plans(others)
-        group_plans = self._all_plans({s: self._skus[s].enabled_plans(d) for s, d in desired.items()})
-        for plan in group_plans & self._conflicts.keys():
-            if self._conflicts[plan] & (other_plans | group_plans):
-                return "MutuallyExclusiveViolation"
-        combined = other_plans | group_plans
-        if self._unmet_dependencies(combined) - self._unmet_dependencies(other_plans):
-            return "DependencyViolation"
-        # Group licensing evaluates users without a usage location with the tenant's country.
-        location = user.usage_location or self.country_letter_code
-        if self._prohibited_plans(group_plans, location):
-            return "ProhibitedInUsageLocationViolation"
-        holds_active = entry is not None and entry.state in ACTIVE_STATES
-        for sku_id in desired:
-            already_consumed = sku_id in others or (holds_active and sku_id in entry.licenses)
-            if not already_consumed and self._skus[sku_id].free_units() <= 0:
-                return "CountViolation"
-        return None
-
-    def _reconcile(self, user, group_id, ctx) -> bool:
-        """Bring the user's copy from one group in line with the group (all-or-nothing). True unless an error."""
-        group = self._groups.get(group_id)
-        is_member = group is not None and user.groups is not None and group_id in user.groups
-        desired = group.licenses if is_member and group.licenses else None
-        entry = user.gstates.get(group_id) if user.gstates else None
-        before = self._effective(user)
-        now = _now_iso()
-        if desired is None:
-            if entry is None:
-                return True
-            if entry.state in ACTIVE_STATES:
-                after_plans = self._all_plans(self._effective(user, skip_group=group_id))
-                if self._unmet_dependencies(after_plans) - self._unmet_dependencies(self._all_plans(before)):
-                    # DependencyViolation on removal: the removal does not happen (entra-licensing.md section 3).
-                    if entry.error != "DependencyViolation":
-                        self._set_entry(user, group_id, _GroupEntry(entry.licenses, "ActiveWithError", "DependencyViolation", now))
-                    return False
-            self._set_entry(user, group_id, None)
-            self._commit(user, before, "group_processing", ctx)
-            self._trail.record("Change user license", "UserManagement", "Update", ctx, user_target(user), system=True)
-            return True
-        others = self._effective(user, skip_group=group_id)
-        error = self._violation(user, entry, desired, others)
-        if error is None and entry is not None and entry.state in ACTIVE_STATES:
-            after_plans = self._all_plans(self._effective(user, skip_group=group_id, extra=desired))
-            if self._unmet_dependencies(after_plans) - self._unmet_dependencies(self._all_plans(before)):
-                if entry.error != "DependencyViolation":
-                    self._set_entry(user, group_id, _GroupEntry(entry.licenses, "ActiveWithError", "DependencyViolation", now))
-                return False
-        state, code = ("Active", "None") if error is None else ("Error", error)
-        if entry is not None and entry.licenses == desired and entry.state == state and entry.error == code:
-            return error is None
-        self._set_entry(user, group_id, _GroupEntry(dict(desired), state, code, now))
-        self._commit(user, before, "group_processing", ctx)
-        self._trail.record("Change user license", "UserManagement", "Update", ctx, user_target(user), system=True)
-        return error is None
-
-    @_locked
-    def reprocess_user(self, key, ctx) -> dict:
-        """POST /users/{id}/reprocessLicenseAssignment: re-evaluate the user's groups now, errors included."""
-        user = self._user(key)
-        group_ids = list(user.groups or ()) + [g for g in (user.gstates or {}) if g not in (user.groups or ())]
-        for group_id in sorted(group_ids, key=lambda g: self._groups[g].seq if g in self._groups else -1):
-            self._reconcile(user, group_id, ctx)
-        return self._user_dict(user)
 
     @_locked
     def set_sku_units(self, sku_id_or_part_number, enabled: int) -> None:
