@@ -3,6 +3,10 @@
 Facts followed: the project's shared/reference/graph-api.md (sections 1-3, 8) and entra-licensing.md (1-6, 10-12, 18).
 Records are compact ``__slots__`` objects; Graph-shaped dicts are built only when read. Every public method
 takes ``self.lock``. Decisions where Microsoft documents nothing are listed in docs/tenant-format.md.
+
+``Directory`` is made of: this file (loading and export, lookups, effective licensing and the license rules,
+writes), views.py (the Graph-shaped reads), processing.py (group licensing in the background), audit.py (audit
+events and the loss ledger) and records.py (the records, GraphError, RequestContext).
 """
 from __future__ import annotations
 
