@@ -275,12 +275,16 @@ class GraphApp:
         except GraphError as error:
             outcome = error_outcome(error, call)
         outcome.headers.update(throttle_headers)
+        return self.answer_after_fault(call, route_key, outcome, fault, is_write)
+
+    def answer_after_fault(self, call, route_key, outcome, fault, write):
+        """Log and return ``outcome``; a fault with ``apply_then`` answers instead (or drops) after the work ran."""
         if fault is not None and fault.get("apply_then"):
             if fault.get("drop"):
-                self.finish(call, route_key, Outcome(0), is_write)
+                self.finish(call, route_key, Outcome(0), write)
                 raise DropConnection()
             outcome = self.fault_status_outcome(fault, call)
-        self.finish(call, route_key, outcome, is_write)
+        self.finish(call, route_key, outcome, write)
         return outcome
 
     def fault_before(self, fault, call, route_key=None):

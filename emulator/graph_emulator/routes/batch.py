@@ -5,7 +5,7 @@ import json
 import uuid
 from urllib.parse import urlsplit
 
-from ..calls import JSON_CONTENT_TYPE, WRITE_METHODS, Call, DropConnection, Outcome, error_body, error_outcome
+from ..calls import JSON_CONTENT_TYPE, WRITE_METHODS, Call, Outcome, error_body, error_outcome
 from ..engine import GraphError
 
 BATCH_ROUTE_KEY = "POST /v1.0/$batch"
@@ -30,14 +30,8 @@ def batch_envelope(app, call):
             app.finish(call, route_key, early, False)
             return early
     outcome = run_batch(app, call)
-    if fault is not None and fault.get("apply_then"):
-        # The items ran (their writes happened); the client sees only the injected answer.
-        if fault.get("drop"):
-            app.finish(call, route_key, Outcome(0), False)
-            raise DropConnection()
-        outcome = app.fault_status_outcome(fault, call)
-    app.finish(call, route_key, outcome, False)
-    return outcome
+    # With apply_then the items ran (their writes happened); the client sees only the injected answer.
+    return app.answer_after_fault(call, route_key, outcome, fault, False)
 
 
 def run_batch(app, call):
