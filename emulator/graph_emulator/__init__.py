@@ -1,7 +1,7 @@
 """A local Microsoft Graph emulator for Entra ID licensing work (see emulator/README.md)."""
 
 from .engine import Directory, GraphError, RequestContext
-from .server import Emulator
+from .emulator import Emulator
 from .tenant import generate_tenant
 
 __all__ = ["Directory", "Emulator", "GraphError", "RequestContext", "generate_tenant"]

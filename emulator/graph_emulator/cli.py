@@ -94,7 +94,7 @@ def _load_tenant(args):
 
 
 def serve(args):
-    from .server import Emulator
+    from .emulator import Emulator
     tenant = _load_tenant(args)
     try:
         emulator = Emulator(tenant=tenant, port=args.port, host=args.host, throttling=args.throttling,

@@ -3,32 +3,26 @@
 Facts followed: the project's shared/reference/graph-api.md (sections 1-3, 8) and entra-licensing.md (1-6, 10-12, 18).
 Records are compact ``__slots__`` objects; Graph-shaped dicts are built only when read. Every public method
 takes ``self.lock``. Decisions where Microsoft documents nothing are listed in docs/tenant-format.md.
+
+``Directory`` is made of: this file (loading and export, lookups, effective licensing and the license rules,
+writes), views.py (the Graph-shaped reads), processing.py (group licensing in the background), audit.py (audit
+events and the loss ledger) and records.py (the records, GraphError, RequestContext).
 """
 from __future__ import annotations
 
-import base64
 import gc
 import json
 import threading
 import time
 import uuid
-from collections import deque
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import wraps
-from typing import Iterator
 
+from .audit import AuditTrail, group_target, license_text, user_target
+from .processing import GroupLicensingProcessing, ProcessingQueue
+from .records import (ACTIVE_STATES, COMPLETE, CONTROL_CONTEXT, _LOAD_CONTEXT, GraphError, RequestContext, _bad_request, _Group,
+                      _GroupEntry, _locked, _not_found, _now_iso, _Sku, _User)
 from .tenant import ISO_COUNTRY_CODES, TenantFormatError, is_guid, validate_app, validate_tenant
+from .views import DirectoryViews
 
-QUEUED = "QueuedForProcessing"
-IN_PROGRESS = "ProcessingInProgress"
-COMPLETE = "ProcessingComplete"
-ACTIVE_STATES = frozenset({"Active", "ActiveWithError"})
-GROUP_LICENSING_APP = "Microsoft Azure AD Group-Based Licensing"
-AUDIT_LIMIT = 200_000
-
-USER_TYPE = "#microsoft.graph.user"
-GROUP_TYPE = "#microsoft.graph.group"
 _USER_LICENSING_PROPS = frozenset({"assignedLicenses", "licenseAssignmentStates", "assignedPlans"})
 _USER_READ_ONLY = frozenset({"id", "createdDateTime", "assignedLicenses", "licenseAssignmentStates", "assignedPlans",
                              "provisionedPlans", "licenseDetails", "memberOf"})
@@ -39,192 +33,18 @@ _USER_EXTRA_PROPS = frozenset({"officeLocation", "mobilePhone", "businessPhones"
                                "companyName", "employeeId", "state", "streetAddress", "postalCode", "otherMails", "userType"})
 _GROUP_READ_ONLY = frozenset({"id", "createdDateTime", "assignedLicenses", "licenseProcessingState",
                               "hasMembersWithLicenseErrors", "membersWithLicenseErrors"})
-# Properties _user_dict takes from a _User slot (the rest: extras, licensing, constants).
-_USER_VIEW_ATTRIBUTES = {"id": "id", "userPrincipalName": "upn", "displayName": "display_name", "givenName": "given_name",
-                         "surname": "surname", "mail": "mail", "mailNickname": "mail_nickname",
-                         "accountEnabled": "account_enabled", "usageLocation": "usage_location", "jobTitle": "job_title",
-                         "department": "department", "createdDateTime": "created"}
 _GROUP_WRITABLE = frozenset({"displayName", "description", "mailNickname", "securityEnabled", "mailEnabled", "groupTypes"})
+# GraphError, RequestContext and CONTROL_CONTEXT live in records.py; importing them from here keeps working.
+__all__ = ["CONTROL_CONTEXT", "Directory", "GraphError", "RequestContext"]
 
 
-class GraphError(Exception):
-    """Raised by engine methods; the server turns it into the Graph error envelope."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-@dataclass
-class RequestContext:
-    """Who/what caused a change: used for the loss ledger and audit events."""
-    request_id: str = ""
-    client_request_id: str = ""
-    method: str = ""
-    path: str = ""
-    app_id: str = ""
-    app_display_name: str = ""
-
-
-_LOAD_CONTEXT = RequestContext(method="LOAD", path="(tenant file)")
-# Directory methods called in-process (tests, the control API) without a Graph request behind them.
-CONTROL_CONTEXT = RequestContext(method="CONTROL", path="(in-process call)", app_display_name="emulator control")
-
-
-def _context(ctx):
-    return CONTROL_CONTEXT if ctx is None else ctx
-
-
-def _bad_request(message):
-    return GraphError(400, "Request_BadRequest", message)
-
-
-def _not_found(key):
-    return GraphError(404, "Request_ResourceNotFound",
-                      f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.")
-
-
-def _now_iso():
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _now_iso_ms():
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _locked(method):
-    @wraps(method)
-    def wrapper(self, *args, **kwargs):
-        with self.lock:
-            return method(self, *args, **kwargs)
-    return wrapper
-
-
-def _service_name(plan_name: str) -> str:
-    """assignedPlan.service: Microsoft's service names for the common workloads, else the plan name."""
-    prefixes = (("EXCHANGE", "exchange"), ("SHAREPOINT", "SharePoint"), ("MCO", "MicrosoftCommunicationsOnline"),
-                ("TEAMS", "TeamspaceAPI"), ("OFFICESUBSCRIPTION", "MicrosoftOffice"), ("INTUNE", "SCO"),
-                ("AAD_PREMIUM", "AADPremiumService"), ("RMS_S", "RMSOnline"), ("YAMMER", "YammerEnterprise"),
-                ("PROJECT", "ProjectWorkManagement"), ("SWAY", "Sway"), ("FORMS", "MicrosoftForms"),
-                ("STREAM", "MicrosoftStream"), ("POWERAPPS", "PowerAppsService"), ("FLOW", "ProcessSimple"))
-    for prefix, service in prefixes:
-        if plan_name.upper().startswith(prefix):
-            return service
-    return plan_name
-
-
-class _Sku:
-    __slots__ = ("sku_id", "part_number", "prepaid", "capability_status", "applies_to", "plans", "plan_names",
-                 "plan_ids", "user_plan_ids", "consumed", "subscription_ids", "account_name", "_enabled_cache", "_services_cache")
-
-    def __init__(self, doc):
-        self.sku_id = doc["skuId"]
-        self.part_number = doc["skuPartNumber"]
-        self.prepaid = dict(doc["prepaidUnits"])
-        self.capability_status = doc["capabilityStatus"]
-        self.applies_to = doc["appliesTo"]
-        self.plans = [dict(p) for p in doc["servicePlans"]]
-        self.plan_names = {p["servicePlanId"]: p["servicePlanName"] for p in self.plans}
-        self.plan_ids = frozenset(self.plan_names)
-        # Only plans that apply to users count for effective plans and loss (reference section 18 item 4).
-        self.user_plan_ids = frozenset(p["servicePlanId"] for p in self.plans if p["appliesTo"] == "User")
-        self.consumed = 0
-        self.subscription_ids = list(doc.get("subscriptionIds") or [])
-        self.account_name = doc.get("accountName")
-        self._enabled_cache = {}
-        self._services_cache = {}
-
-    def enabled_plans(self, disabled: tuple) -> frozenset:
-        enabled = self._enabled_cache.get(disabled)
-        if enabled is None:
-            enabled = self._enabled_cache[disabled] = self.user_plan_ids.difference(disabled)
-        return enabled
-
-    def plan_services(self, enabled: frozenset) -> tuple:
-        """Sorted (servicePlanId, service) pairs of an enabled set, cached: users share a few sets."""
-        pairs = self._services_cache.get(enabled)
-        if pairs is None:
-            pairs = self._services_cache[enabled] = tuple((p, _service_name(self.plan_names[p])) for p in sorted(enabled))
-        return pairs
-
-    def free_units(self) -> int:
-        return self.prepaid["enabled"] - self.consumed
-
-
-class _GroupEntry:
-    """One group's license copy on one user: licenses {skuId: disabled tuple}, state, error, updated."""
-    __slots__ = ("licenses", "state", "error", "updated")
-
-    def __init__(self, licenses, state, error, updated):
-        self.licenses = licenses
-        self.state = state
-        self.error = error
-        self.updated = updated
-
-
-class _User:
-    __slots__ = ("seq", "id", "upn", "display_name", "given_name", "surname", "mail", "mail_nickname",
-                 "account_enabled", "usage_location", "job_title", "department", "created", "extra",
-                 "direct", "gstates", "groups")
-
-    def __init__(self, seq, doc, now=None):
-        self.seq = seq
-        self.id = doc["id"]
-        self.upn = doc["userPrincipalName"]
-        self.display_name = doc.get("displayName")
-        self.given_name = doc.get("givenName")
-        self.surname = doc.get("surname")
-        self.mail = doc.get("mail")
-        self.mail_nickname = doc.get("mailNickname")
-        self.account_enabled = doc.get("accountEnabled", True)
-        self.usage_location = doc.get("usageLocation")
-        self.job_title = doc.get("jobTitle")
-        self.department = doc.get("department")
-        self.created = doc.get("createdDateTime") or now or _now_iso()
-        self.extra = None       # other writable properties, only when set
-        self.direct = None      # {skuId: (disabled tuple, lastUpdatedDateTime)}
-        self.gstates = None     # {groupId: _GroupEntry}
-        self.groups = None      # ids of groups the user is a DIRECT member of
-
-
-class _Group:
-    __slots__ = ("seq", "id", "display_name", "description", "security_enabled", "mail_enabled", "mail_nickname",
-                 "group_types", "created", "members", "parents", "licenses", "processing_state", "entry_users",
-                 "error_users", "pending", "batch_ok", "batch_failed", "queued_by")
-
-    def __init__(self, seq, doc):
-        self.seq = seq
-        self.id = doc["id"]
-        self.display_name = doc["displayName"]
-        self.description = doc.get("description")
-        self.security_enabled = doc.get("securityEnabled", True)
-        self.mail_enabled = doc.get("mailEnabled", False)
-        self.mail_nickname = doc.get("mailNickname")
-        self.group_types = list(doc.get("groupTypes") or [])
-        self.created = doc.get("createdDateTime") or _now_iso()
-        self.members = {}           # member id -> "user" | "group", insertion order kept
-        self.parents = set()        # groups this group is a direct member of
-        self.licenses = {}          # skuId -> disabled tuple
-        self.processing_state = None
-        self.entry_users = set()    # users holding an entry (any state) from this group
-        self.error_users = set()    # users whose entry from this group carries an error
-        self.pending = 0
-        self.batch_ok = 0
-        self.batch_failed = 0
-        self.queued_by = None
-
-
-class Directory:
+class Directory(DirectoryViews, GroupLicensingProcessing):
     """The emulated directory: users, groups, subscribed SKUs, licensing, audit and the loss ledger."""
 
     def __init__(self, tenant: dict | None = None, *, processing_rate: float = 1000.0, time_scale: float = 1.0,
                  clock=time.monotonic):
         self.lock = threading.RLock()
-        self._clock = clock
-        self._rate = float(processing_rate)
-        self._time_scale = float(time_scale)
+        self._processing = ProcessingQueue(clock, processing_rate, time_scale)
         self._reset()
         if tenant is not None:
             self.load(tenant)
@@ -248,13 +68,8 @@ class Directory:
         self._prohibited = {}
         self._rules_doc = {"mutuallyExclusivePlans": [], "planDependencies": {}, "prohibitedUsageLocations": {}}
         self._disabled_intern = {(): ()}
-        self._queue = deque()
-        self._pending = {}
-        self._credit = 0.0
-        self._last_tick = self._clock()
-        self._audit = deque(maxlen=AUDIT_LIMIT)
-        self._ledger = []
-        self._quiet = False
+        self._processing.reset()
+        self._trail = AuditTrail()
 
     @_locked
     def load(self, tenant: dict) -> None:
@@ -327,7 +142,7 @@ class Directory:
 
     def _load_processed(self, doc):
         """Apply group licenses as if Entra had finished processing: a snapshot starts consistent."""
-        self._quiet = True
+        self._trail.quiet = True
         try:
             for group in self._group_order:
                 for member_id, kind in group.members.items():
@@ -336,7 +151,7 @@ class Directory:
                 if group.licenses:
                     group.processing_state = COMPLETE
         finally:
-            self._quiet = False
+            self._trail.quiet = False
 
     def _set_rules(self, rules):
         self._rules_doc = json.loads(json.dumps(rules))
@@ -384,12 +199,17 @@ class Directory:
                  "capabilityStatus": s.capability_status, "appliesTo": s.applies_to,
                  "servicePlans": [dict(p) for p in s.plans], "subscriptionIds": list(s.subscription_ids),
                  "accountName": s.account_name} for s in self._skus.values()]
-        pending = [[gid, uid] for (gid, uid) in self._queue if gid in self._groups and (gid, uid) in self._pending]
+        queue = self._processing
+        pending = [[gid, uid] for (gid, uid) in queue.keys if gid in self._groups and (gid, uid) in queue.pending]
         return {"tenant": {"id": self.tenant_id, "displayName": self.tenant_display_name,
                            "defaultDomain": self.default_domain, "countryLetterCode": self.country_letter_code},
                 "apps": json.loads(json.dumps(self.apps)), "subscribedSkus": skus, "users": users, "groups": groups,
                 "rules": json.loads(json.dumps(self._rules_doc)),
                 "processing": {"groupLicenses": "asRecorded", "pending": pending}}
+
+    @property
+    def processing_rate(self) -> float:
+        return self._processing.rate
 
     @_locked
     def configure(self, processing_rate=None, time_scale=None) -> None:
@@ -397,11 +217,11 @@ class Directory:
         if processing_rate is not None:
             if processing_rate < 0:
                 raise ValueError(f"processing_rate: got {processing_rate!r}, expected >= 0")
-            self._rate = float(processing_rate)
+            self._processing.rate = float(processing_rate)
         if time_scale is not None:
             if time_scale <= 0:
                 raise ValueError(f"time_scale: got {time_scale!r}, expected > 0")
-            self._time_scale = float(time_scale)
+            self._processing.time_scale = float(time_scale)
 
     @_locked
     def add_app(self, app: dict) -> dict:
@@ -498,308 +318,25 @@ class Directory:
 
     def _commit(self, user, before, cause, ctx):
         """After a user's sources changed: keep consumedUnits exact and record lost plans in the ledger."""
-        ctx = _context(ctx)
         after = self._effective(user)
         for sku_id in before.keys() - after.keys():
             self._skus[sku_id].consumed -= 1
         for sku_id in after.keys() - before.keys():
             self._skus[sku_id].consumed += 1
-        if self._quiet:
-            return after
-        for sku_id, enabled_before in before.items():
-            lost = enabled_before - after.get(sku_id, frozenset())
-            if lost:
-                sku = self._skus[sku_id]
-                self._ledger.append({
-                    "time": _now_iso_ms(), "user_id": user.id, "user_principal_name": user.upn,
-                    "sku_id": sku_id, "sku_part_number": sku.part_number,
-                    "plans_lost": sorted(({"servicePlanId": p, "servicePlanName": sku.plan_names[p]} for p in lost),
-                                         key=lambda item: item["servicePlanName"]),
-                    "cause": cause,
-                    "request": {"request_id": ctx.request_id, "client_request_id": ctx.client_request_id,
-                                "method": ctx.method, "path": ctx.path},
-                })
+        self._trail.record_losses(user, before, after, self._skus, cause, ctx)
         return after
-
-    # ------------------------------------------------------------------ Graph-shaped reads
-    def _assigned_licenses(self, user):
-        """One entry per effectively assigned SKU; disabledPlans = plans disabled in EVERY active source."""
-        disabled_by_sku = {}
-        for sku_id, disabled in self._sources(user):
-            previous = disabled_by_sku.get(sku_id)
-            disabled_by_sku[sku_id] = set(disabled) if previous is None else previous & set(disabled)
-        return [{"disabledPlans": sorted(d), "skuId": s} for s, d in disabled_by_sku.items()]
-
-    def _assignment_states(self, user):
-        states = [{"assignedByGroup": None, "disabledPlans": list(d), "error": "None", "lastUpdatedDateTime": updated,
-                   "skuId": s, "state": "Active"} for s, (d, updated) in (user.direct or {}).items()]
-        for gid, entry in (user.gstates or {}).items():
-            states.extend({"assignedByGroup": gid, "disabledPlans": list(d), "error": entry.error,
-                           "lastUpdatedDateTime": entry.updated, "skuId": s, "state": entry.state}
-                          for s, d in entry.licenses.items())
-        return states
-
-    def _assigned_plans(self, user):
-        since = {}
-        if user.direct:
-            for sku_id, (_, updated) in user.direct.items():
-                since[sku_id] = min(since.get(sku_id, updated), updated)
-        for entry in (user.gstates or {}).values():
-            if entry.state in ACTIVE_STATES:
-                for sku_id in entry.licenses:
-                    since[sku_id] = min(since.get(sku_id, entry.updated), entry.updated)
-        plans = []
-        for sku_id, enabled in self._effective(user).items():
-            assigned = since[sku_id]
-            plans.extend({"assignedDateTime": assigned, "capabilityStatus": "Enabled", "service": service,
-                          "servicePlanId": plan_id} for plan_id, service in self._skus[sku_id].plan_services(enabled))
-        return plans
-
-    def _user_dict(self, user, select=None) -> dict:
-        data = {
-            "id": user.id, "userPrincipalName": user.upn, "displayName": user.display_name,
-            "givenName": user.given_name, "surname": user.surname, "mail": user.mail, "mailNickname": user.mail_nickname,
-            "accountEnabled": user.account_enabled, "usageLocation": user.usage_location, "jobTitle": user.job_title,
-            "department": user.department, "createdDateTime": user.created, "businessPhones": [],
-            "mobilePhone": None, "officeLocation": None, "preferredLanguage": None,
-        }
-        if user.extra:
-            data.update(json.loads(json.dumps(user.extra)))
-        wanted = None if select is None else set(select)
-        if wanted is None or "assignedLicenses" in wanted:
-            data["assignedLicenses"] = self._assigned_licenses(user)
-        if wanted is None or "licenseAssignmentStates" in wanted:
-            data["licenseAssignmentStates"] = self._assignment_states(user)
-        if wanted is None or "assignedPlans" in wanted:
-            data["assignedPlans"] = self._assigned_plans(user)
-        return data
-
-    def _group_dict(self, group) -> dict:
-        return {
-            "id": group.id, "displayName": group.display_name, "description": group.description,
-            "mailEnabled": group.mail_enabled, "mailNickname": group.mail_nickname, "mail": None,
-            "securityEnabled": group.security_enabled, "groupTypes": list(group.group_types),
-            "assignedLicenses": [{"disabledPlans": list(d), "skuId": s} for s, d in group.licenses.items()],
-            "licenseProcessingState": None if group.processing_state is None else {"state": group.processing_state},
-            "createdDateTime": group.created, "membershipRule": None, "membershipRuleProcessingState": None,
-            "hasMembersWithLicenseErrors": bool(group.error_users),
-        }
-
-    def _user_view(self, user, names) -> dict:
-        """``{name: value}`` for ``names`` with the values _user_dict(user, names) holds (None where it has
-        no such key), built without the other properties: a listing with $select needs a handful."""
-        extra = user.extra
-        view = {}
-        for name in names:
-            if extra and name in extra:
-                view[name] = json.loads(json.dumps(extra[name]))
-            elif name in _USER_VIEW_ATTRIBUTES:
-                view[name] = getattr(user, _USER_VIEW_ATTRIBUTES[name])
-            elif name == "assignedLicenses":
-                view[name] = self._assigned_licenses(user)
-            elif name == "licenseAssignmentStates":
-                view[name] = self._assignment_states(user)
-            elif name == "assignedPlans":
-                view[name] = self._assigned_plans(user)
-            elif name == "businessPhones":
-                view[name] = []
-            else:
-                view[name] = None   # mobilePhone, officeLocation, preferredLanguage, or not a property _user_dict has
-        return view
-
-    def iter_user_views(self, start: int, names) -> Iterator[tuple[int, dict]]:
-        """iter_users with _user_view(user, names) instead of the whole dict."""
-        return self._iter_built_users(start, lambda user: self._user_view(user, names))
-
-    def iter_users(self, start: int = 0, select=None) -> Iterator[tuple[int, dict]]:
-        """(position, user dict) in creation order from ``start``; dicts are built one at a time."""
-        return self._iter_built_users(start, lambda user: self._user_dict(user, select))
-
-    def _iter_built_users(self, start: int, build) -> Iterator[tuple[int, dict]]:
-        """(position, build(user)) in creation order from ``start``, each built under the lock, one at a time."""
-        position = max(0, start)
-        while True:
-            with self.lock:
-                while position < len(self._user_order) and self._user_order[position] is None:
-                    position += 1
-                if position >= len(self._user_order):
-                    return
-                item = (position, build(self._user_order[position]))
-            yield item
-            position += 1
-
-    @_locked
-    def user_count(self) -> int:
-        return self._user_count
-
-    @_locked
-    def get_user(self, key: str, select=None) -> dict:
-        return self._user_dict(self._user(key), select)
-
-    def iter_groups(self, start: int = 0) -> Iterator[tuple[int, dict]]:
-        position = max(0, start)
-        while True:
-            with self.lock:
-                while position < len(self._group_order) and self._group_order[position] is None:
-                    position += 1
-                if position >= len(self._group_order):
-                    return
-                item = (position, self._group_dict(self._group_order[position]))
-            yield item
-            position += 1
-
-    @_locked
-    def group_count(self) -> int:
-        return len(self._groups)
-
-    @_locked
-    def get_group(self, group_id: str) -> dict:
-        return self._group_dict(self._group(group_id))
-
-    def _member_dict(self, member_id, kind, select=None):
-        if kind == "user":
-            data = self._user_dict(self._users[member_id], select)
-            data["@odata.type"] = USER_TYPE
-        else:
-            data = self._group_dict(self._groups[member_id])
-            data["@odata.type"] = GROUP_TYPE
-        return data
-
-    @_locked
-    def member_dict(self, member_id, kind, select=None) -> dict:
-        """One entry of list_members & co. from its ``(id, kind)`` reference."""
-        return self._member_dict(member_id, kind, select)
-
-    @_locked
-    def member_refs(self, group_id) -> list[tuple[str, str]]:
-        """``(id, "user" | "group")`` of the direct members, in list_members order (no dict built)."""
-        return list(self._group(group_id).members.items())
-
-    @_locked
-    def list_members(self, group_id, select=None) -> list[dict]:
-        return [self._member_dict(mid, kind, select) for mid, kind in self.member_refs(group_id)]
-
-    @_locked
-    def transitive_member_refs(self, group_id) -> list[tuple[str, str]]:
-        group = self._group(group_id)
-        seen, result, stack = {group.id}, [], [group]
-        while stack:
-            current = stack.pop(0)
-            for mid, kind in current.members.items():
-                if mid in seen:
-                    continue
-                seen.add(mid)
-                result.append((mid, kind))
-                if kind == "group":
-                    stack.append(self._groups[mid])
-        return result
-
-    @_locked
-    def list_transitive_members(self, group_id, select=None) -> list[dict]:
-        return [self._member_dict(mid, kind, select) for mid, kind in self.transitive_member_refs(group_id)]
-
-    @_locked
-    def member_of(self, user_key) -> list[dict]:
-        user = self._user(user_key)
-        groups = sorted((self._groups[g] for g in user.groups or ()), key=lambda g: g.seq)
-        return [dict(self._group_dict(g), **{"@odata.type": GROUP_TYPE}) for g in groups]
-
-    @_locked
-    def transitive_member_of(self, user_key) -> list[dict]:
-        """Groups the user belongs to directly or through nested groups: direct ones first, then their parents."""
-        user = self._user(user_key)
-        level = sorted((self._groups[g] for g in user.groups or ()), key=lambda g: g.seq)
-        seen, ordered = {g.id for g in level}, []
-        while level:
-            ordered.extend(level)
-            parents = {p for g in level for p in g.parents if p not in seen}
-            seen.update(parents)
-            level = sorted((self._groups[p] for p in parents), key=lambda g: g.seq)
-        return [dict(self._group_dict(g), **{"@odata.type": GROUP_TYPE}) for g in ordered]
-
-    @_locked
-    def license_error_member_refs(self, group_id) -> list[tuple[str, str]]:
-        group = self._group(group_id)
-        return [(u.id, "user") for u in sorted((self._users[u] for u in group.error_users), key=lambda u: u.seq)]
-
-    @_locked
-    def members_with_license_errors(self, group_id, select=None) -> list[dict]:
-        return [self._member_dict(mid, kind, select) for mid, kind in self.license_error_member_refs(group_id)]
-
-    @_locked
-    def subscribed_skus(self) -> list[dict]:
-        return [{
-            "accountId": self.tenant_id, "accountName": sku.account_name or self.tenant_display_name,
-            "appliesTo": sku.applies_to, "capabilityStatus": sku.capability_status, "consumedUnits": sku.consumed,
-            "id": f"{self.tenant_id}_{sku.sku_id}", "prepaidUnits": dict(sku.prepaid),
-            "servicePlans": [dict(p) for p in sku.plans], "skuId": sku.sku_id, "skuPartNumber": sku.part_number,
-            "subscriptionIds": list(sku.subscription_ids),
-        } for sku in self._skus.values()]
-
-    @_locked
-    def license_details(self, user_key) -> list[dict]:
-        user = self._user(user_key)
-        details = []
-        for sku_id, enabled in self._effective(user).items():
-            sku = self._skus[sku_id]
-            raw_id = uuid.UUID(user.id).bytes_le + uuid.UUID(sku_id).bytes_le
-            details.append({
-                "id": base64.urlsafe_b64encode(raw_id).decode().rstrip("="), "skuId": sku_id,
-                "skuPartNumber": sku.part_number,
-                "servicePlans": [{"servicePlanId": p["servicePlanId"], "servicePlanName": p["servicePlanName"],
-                                  "provisioningStatus": ("Success" if p["servicePlanId"] in enabled or p["appliesTo"] != "User"
-                                                         else "Disabled"),
-                                  "appliesTo": p["appliesTo"]} for p in sku.plans],
-            })
-        return details
 
     @_locked
     def audit_events(self) -> list[dict]:
-        return [self._audit_dict(event) for event in self._audit]
+        return self._trail.event_dicts()
 
     @_locked
     def loss_ledger(self) -> list[dict]:
-        return json.loads(json.dumps(self._ledger))
+        return self._trail.ledger_copy()
 
     @_locked
     def clear_ledger(self) -> None:
-        self._ledger.clear()
-
-    # ------------------------------------------------------------------ audit
-    def _audit_event(self, activity, category, operation, ctx, target, modified=(), system=False):
-        """Store compactly; ``target`` is (type, id, displayName, userPrincipalName)."""
-        if self._quiet:
-            return
-        ctx = _context(ctx)
-        app = (None, GROUP_LICENSING_APP) if system else (ctx.app_id or None, ctx.app_display_name or None)
-        self._audit.append((str(uuid.uuid4()), _now_iso_ms(), activity, category, operation, app, target,
-                            tuple(modified), ctx.request_id or None))
-
-    @staticmethod
-    def _audit_dict(event):
-        event_id, when, activity, category, operation, app, target, modified, correlation = event
-        return {
-            "id": f"Directory_{event_id}", "category": category, "correlationId": correlation or event_id,
-            "result": "success", "resultReason": "", "activityDisplayName": activity, "activityDateTime": when,
-            "loggedByService": "Core Directory", "operationType": operation,
-            "initiatedBy": {"app": {"appId": app[0], "displayName": app[1], "servicePrincipalId": None,
-                                    "servicePrincipalName": app[1]}, "user": None},
-            "targetResources": [{"id": target[1], "displayName": target[2], "type": target[0],
-                                 "userPrincipalName": target[3], "groupType": None,
-                                 "modifiedProperties": [{"displayName": n, "oldValue": o, "newValue": v}
-                                                        for n, o, v in modified]}],
-            "additionalDetails": [],
-        }
-
-    def _license_text(self, licenses) -> str:
-        return json.dumps([f"[SkuName={self._skus[s].part_number}, SkuId={s}, DisabledPlans=[{', '.join(d)}]]"
-                           for s, d in licenses])
-
-    def _user_target(self, user):
-        return ("User", user.id, user.display_name, user.upn)
-
-    def _group_target(self, group):
-        return ("Group", group.id, group.display_name, None)
+        self._trail.clear_ledger()
 
     # ------------------------------------------------------------------ user writes
     def _check_user_props(self, body, *, creating):
@@ -857,7 +394,7 @@ class Directory:
         self._upn_index[user.upn.lower()] = user.id  # so the UPN rename below is a no-op
         self._apply_user_props(user, {k: v for k, v in body.items() if k != "id"})
         self._index_user(user)
-        self._audit_event("Add user", "UserManagement", "Add", ctx, self._user_target(user))
+        self._trail.record("Add user", "UserManagement", "Add", ctx, user_target(user))
         return self._user_dict(user)
 
     @_locked
@@ -872,7 +409,7 @@ class Directory:
         old = {p: self._user_dict(user, select=()).get(p) for p in body}
         self._apply_user_props(user, body)
         modified = [(p, json.dumps([old.get(p)]), json.dumps([body[p]])) for p in body if p != "passwordProfile"]
-        self._audit_event("Update user", "UserManagement", "Update", ctx, self._user_target(user), modified)
+        self._trail.record("Update user", "UserManagement", "Update", ctx, user_target(user), modified)
 
     @_locked
     def delete_user(self, key, ctx) -> None:
@@ -891,7 +428,7 @@ class Directory:
         del self._upn_index[user.upn.lower()]
         self._user_order[user.seq] = None
         self._user_count -= 1
-        self._audit_event("Delete user", "UserManagement", "Delete", ctx, self._user_target(user))
+        self._trail.record("Delete user", "UserManagement", "Delete", ctx, user_target(user))
 
     # ------------------------------------------------------------------ direct licensing
     def _parse_add_licenses(self, add_licenses):
@@ -985,9 +522,10 @@ class Directory:
         self._commit(user, before, "direct", ctx)
         if adds or removes:
             new_licenses = [(s, d) for s, (d, _) in new_direct.items()]
-            self._audit_event("Change user license", "UserManagement", "Update", ctx, self._user_target(user))
-            self._audit_event("Update user", "UserManagement", "Update", ctx, self._user_target(user),
-                              [("AssignedLicense", self._license_text(old_licenses), self._license_text(new_licenses))])
+            self._trail.record("Change user license", "UserManagement", "Update", ctx, user_target(user))
+            self._trail.record("Update user", "UserManagement", "Update", ctx, user_target(user),
+                               [("AssignedLicense", license_text(self._skus, old_licenses),
+                                 license_text(self._skus, new_licenses))])
         return self._user_dict(user)
 
     # ------------------------------------------------------------------ groups and membership
@@ -1061,7 +599,7 @@ class Directory:
         self._apply_group_props(group, body)
         self._groups[group.id] = group
         self._group_order.append(group)
-        self._audit_event("Add group", "GroupManagement", "Add", ctx, self._group_target(group))
+        self._trail.record("Add group", "GroupManagement", "Add", ctx, group_target(group))
         for member_id, _ in members:
             self._link_member(group, member_id)
         return self._group_dict(group)
@@ -1082,7 +620,7 @@ class Directory:
         members = self._validate_new_members(group, add_member_ids)
         self._apply_group_props(group, body)
         if any(not p.endswith("@odata.bind") for p in body):
-            self._audit_event("Update group", "GroupManagement", "Update", ctx, self._group_target(group))
+            self._trail.record("Update group", "GroupManagement", "Update", ctx, group_target(group))
         self._add_validated_members(group, members, ctx)
 
     @_locked
@@ -1100,16 +638,16 @@ class Directory:
                 self._groups[member_id].parents.discard(group.id)
         del self._groups[group.id]
         self._group_order[group.seq] = None
-        self._audit_event("Delete group", "GroupManagement", "Delete", ctx, self._group_target(group))
+        self._trail.record("Delete group", "GroupManagement", "Delete", ctx, group_target(group))
         for user_id in sorted(group.entry_users, key=lambda u: self._users[u].seq):
             self._enqueue(group, user_id, ctx)
 
     def _add_validated_members(self, group, members, ctx):
         for member_id, kind in members:
             self._link_member(group, member_id)
-            target = self._user_target(self._users[member_id]) if kind == "user" else self._group_target(self._groups[member_id])
-            self._audit_event("Add member to group", "GroupManagement", "Assign", ctx, target,
-                              [("Group.DisplayName", "", json.dumps(group.display_name))])
+            target = user_target(self._users[member_id]) if kind == "user" else group_target(self._groups[member_id])
+            self._trail.record("Add member to group", "GroupManagement", "Assign", ctx, target,
+                               [("Group.DisplayName", "", json.dumps(group.display_name))])
             if kind == "user":
                 self._membership_changed(group, member_id, ctx)
 
@@ -1128,12 +666,12 @@ class Directory:
         if kind == "user":
             user = self._users[member_key]
             user.groups.discard(group.id)
-            target = self._user_target(user)
+            target = user_target(user)
         else:
             self._groups[member_key].parents.discard(group.id)
-            target = self._group_target(self._groups[member_key])
-        self._audit_event("Remove member from group", "GroupManagement", "Unassign", ctx, target,
-                          [("Group.DisplayName", json.dumps(group.display_name), "")])
+            target = group_target(self._groups[member_key])
+        self._trail.record("Remove member from group", "GroupManagement", "Unassign", ctx, target,
+                           [("Group.DisplayName", json.dumps(group.display_name), "")])
         if kind == "user":
             self._membership_changed(group, member_key, ctx)
 
@@ -1167,182 +705,11 @@ class Directory:
                                + self._dependency_message(unmet))
         old = list(group.licenses.items())
         group.licenses = new_licenses
-        self._audit_event("Set group license", "GroupManagement", "Update", ctx, self._group_target(group),
-                          [("AssignedLicense", self._license_text(old), self._license_text(new_licenses.items()))])
+        self._trail.record("Set group license", "GroupManagement", "Update", ctx, group_target(group),
+                           [("AssignedLicense", license_text(self._skus, old),
+                             license_text(self._skus, new_licenses.items()))])
         self._queue_group(group, ctx)
         return self._group_dict(group)
-
-    def _queue_group(self, group, ctx):
-        """Queue every DIRECT user member plus users still holding a copy from this group."""
-        user_ids = [mid for mid, kind in group.members.items() if kind == "user"]
-        member_set = set(user_ids)
-        user_ids += sorted((u for u in group.entry_users if u not in member_set), key=lambda u: self._users[u].seq)
-        for user_id in user_ids:
-            self._enqueue(group, user_id, ctx)
-        if not user_ids:
-            self._enqueue(group, None, ctx)  # still goes Queued -> InProgress -> Complete in the background
-
-    def _enqueue(self, group, user_id, ctx, front=False):
-        ctx = _context(ctx)
-        key = (group.id, user_id)
-        if key in self._pending:
-            self._pending[key] = ctx  # the latest request is the one whose effect processing will apply
-            return
-        if not self._queue:
-            self._last_tick = self._clock()
-            self._credit = 0.0
-        self._pending[key] = ctx
-        group.pending += 1
-        if group.processing_state != IN_PROGRESS:
-            group.processing_state = QUEUED
-        if front:
-            self._queue.appendleft(key)
-        else:
-            self._queue.append(key)
-
-    @_locked
-    def advance(self) -> None:
-        """Run the background processing due by now: processing_rate evaluations per emulated second."""
-        now = self._clock()
-        elapsed = max(0.0, now - self._last_tick) * self._time_scale
-        self._last_tick = now
-        if not self._queue:
-            self._credit = 0.0
-            return
-        self._credit += elapsed * self._rate
-        due = min(int(self._credit), len(self._queue))
-        self._credit -= due
-        for _ in range(due):
-            self._process_one()
-        if not self._queue:
-            self._credit = 0.0
-
-    @_locked
-    def process_all(self) -> None:
-        while self._queue:
-            self._process_one()
-        self._credit = 0.0
-        self._last_tick = self._clock()
-
-    @_locked
-    def pending_work(self) -> int:
-        return len(self._pending)
-
-    def _process_one(self):
-        key = self._queue.popleft()
-        ctx = self._pending.pop(key)
-        group_id, user_id = key
-        group = self._groups.get(group_id)
-        if group is not None and group.processing_state == QUEUED:
-            group.processing_state = IN_PROGRESS
-            group.batch_ok = group.batch_failed = 0
-            self._audit_event("Start applying group based license to users", "GroupManagement", "Update", ctx,
-                              self._group_target(group), system=True)
-        user = self._users.get(user_id) if user_id is not None else None
-        if user is not None:
-            succeeded = self._reconcile(user, group_id, ctx)
-            if group is not None:
-                if succeeded:
-                    group.batch_ok += 1
-                else:
-                    group.batch_failed += 1
-        if group is not None:
-            group.pending -= 1
-            if group.pending == 0:
-                group.processing_state = COMPLETE
-                result = (f"[Users successfully assigned licenses: {group.batch_ok}, "
-                          f"Users for whom license assignment failed: {group.batch_failed}.];")
-                self._audit_event("Finish applying group based license to users", "GroupManagement", "Update", ctx,
-                                  self._group_target(group), [("Result", "", result)], system=True)
-
-    def _set_entry(self, user, group_id, entry):
-        group = self._groups.get(group_id)
-        if entry is None:
-            if user.gstates:
-                user.gstates.pop(group_id, None)
-                if not user.gstates:
-                    user.gstates = None
-            if group is not None:
-                group.entry_users.discard(user.id)
-                group.error_users.discard(user.id)
-            return
-        if user.gstates is None:
-            user.gstates = {}
-        user.gstates[group_id] = entry
-        if group is not None:
-            group.entry_users.add(user.id)
-            if entry.error != "None":
-                group.error_users.add(user.id)
-            else:
-                group.error_users.discard(user.id)
-
-    def _violation(self, user, entry, desired, others):
-        """The error code that blocks applying ``desired`` (all SKUs of one group) to the user, or None."""
-        other_plans = self._all_plans(others)
-        group_plans = self._all_plans({s: self._skus[s].enabled_plans(d) for s, d in desired.items()})
-        for plan in group_plans & self._conflicts.keys():
-            if self._conflicts[plan] & (other_plans | group_plans):
-                return "MutuallyExclusiveViolation"
-        combined = other_plans | group_plans
-        if self._unmet_dependencies(combined) - self._unmet_dependencies(other_plans):
-            return "DependencyViolation"
-        # Group licensing evaluates users without a usage location with the tenant's country.
-        location = user.usage_location or self.country_letter_code
-        if self._prohibited_plans(group_plans, location):
-            return "ProhibitedInUsageLocationViolation"
-        holds_active = entry is not None and entry.state in ACTIVE_STATES
-        for sku_id in desired:
-            already_consumed = sku_id in others or (holds_active and sku_id in entry.licenses)
-            if not already_consumed and self._skus[sku_id].free_units() <= 0:
-                return "CountViolation"
-        return None
-
-    def _reconcile(self, user, group_id, ctx) -> bool:
-        """Bring the user's copy from one group in line with the group (all-or-nothing). True unless an error."""
-        group = self._groups.get(group_id)
-        is_member = group is not None and user.groups is not None and group_id in user.groups
-        desired = group.licenses if is_member and group.licenses else None
-        entry = user.gstates.get(group_id) if user.gstates else None
-        before = self._effective(user)
-        now = _now_iso()
-        if desired is None:
-            if entry is None:
-                return True
-            if entry.state in ACTIVE_STATES:
-                after_plans = self._all_plans(self._effective(user, skip_group=group_id))
-                if self._unmet_dependencies(after_plans) - self._unmet_dependencies(self._all_plans(before)):
-                    # DependencyViolation on removal: the removal does not happen (entra-licensing.md section 3).
-                    if entry.error != "DependencyViolation":
-                        self._set_entry(user, group_id, _GroupEntry(entry.licenses, "ActiveWithError", "DependencyViolation", now))
-                    return False
-            self._set_entry(user, group_id, None)
-            self._commit(user, before, "group_processing", ctx)
-            self._audit_event("Change user license", "UserManagement", "Update", ctx, self._user_target(user), system=True)
-            return True
-        others = self._effective(user, skip_group=group_id)
-        error = self._violation(user, entry, desired, others)
-        if error is None and entry is not None and entry.state in ACTIVE_STATES:
-            after_plans = self._all_plans(self._effective(user, skip_group=group_id, extra=desired))
-            if self._unmet_dependencies(after_plans) - self._unmet_dependencies(self._all_plans(before)):
-                if entry.error != "DependencyViolation":
-                    self._set_entry(user, group_id, _GroupEntry(entry.licenses, "ActiveWithError", "DependencyViolation", now))
-                return False
-        state, code = ("Active", "None") if error is None else ("Error", error)
-        if entry is not None and entry.licenses == desired and entry.state == state and entry.error == code:
-            return error is None
-        self._set_entry(user, group_id, _GroupEntry(dict(desired), state, code, now))
-        self._commit(user, before, "group_processing", ctx)
-        self._audit_event("Change user license", "UserManagement", "Update", ctx, self._user_target(user), system=True)
-        return error is None
-
-    @_locked
-    def reprocess_user(self, key, ctx) -> dict:
-        """POST /users/{id}/reprocessLicenseAssignment: re-evaluate the user's groups now, errors included."""
-        user = self._user(key)
-        group_ids = list(user.groups or ()) + [g for g in (user.gstates or {}) if g not in (user.groups or ())]
-        for group_id in sorted(group_ids, key=lambda g: self._groups[g].seq if g in self._groups else -1):
-            self._reconcile(user, group_id, ctx)
-        return self._user_dict(user)
 
     @_locked
     def set_sku_units(self, sku_id_or_part_number, enabled: int) -> None:
