@@ -343,6 +343,16 @@ def validate_tenant(document) -> dict:
     upns = set()
     users = [_validate_user(u, f"users[{i}]", sku_plans, upns) for i, u in enumerate(_check.lst(document.get("users", []), "users"))]
     groups = [_validate_group(g, f"groups[{i}]", sku_plans) for i, g in enumerate(_check.lst(document.get("groups", []), "groups"))]
+    ids = _check_references(users, groups)
+    group_ids = {g["id"] for g in groups}
+    rules = _validate_rules(document.get("rules", {}), plan_names)
+    mode, pending = _validate_processing(document.get("processing", {}), users, ids, group_ids)
+    return {"tenant": tenant, "apps": apps, "subscribedSkus": skus, "users": users, "groups": groups,
+            "rules": rules, "processing": {"groupLicenses": mode, "pending": pending}}
+
+
+def _check_references(users, groups):
+    """``{id: "users[i]" or "groups[i]"}``, after checking ids are unique and memberships name objects of the file."""
     ids = {}
     for kind, items in (("users", users), ("groups", groups)):
         for i, item in enumerate(items):
@@ -364,9 +374,12 @@ def validate_tenant(document) -> dict:
         for j, entry in enumerate(user.get("groupLicenses", [])):
             if entry["groupId"] not in group_ids:
                 _check.fail(f"users[{i}].groupLicenses[{j}].groupId", entry["groupId"], "the id of a group in this file")
+    return ids
 
-    rules = _validate_rules(document.get("rules", {}), plan_names)
-    processing = _check.obj(document.get("processing", {}), "processing")
+
+def _validate_processing(processing, users, ids, group_ids):
+    """(mode, pending) of the document's ``processing`` section."""
+    processing = _check.obj(processing, "processing")
     _check.unknown_keys(processing, "processing", ("groupLicenses", "pending"))
     has_recorded = any("groupLicenses" in u for u in users)
     mode = _check.choice(processing.get("groupLicenses", "asRecorded" if has_recorded else "processed"),
@@ -382,8 +395,7 @@ def validate_tenant(document) -> dict:
         pending.append([gid, uid])
     if pending and mode != "asRecorded":
         _check.fail("processing.pending", pending[:1], "pending work only with groupLicenses 'asRecorded'")
-    return {"tenant": tenant, "apps": apps, "subscribedSkus": skus, "users": users, "groups": groups,
-            "rules": rules, "processing": {"groupLicenses": mode, "pending": pending}}
+    return mode, pending
 
 
 def _unique(values, path, key):
