@@ -50,8 +50,16 @@ def read_path_minimum(facts, latency_s):
     calls = 2 + group_pages + sum(member_pages) + user_pages
     resource_units = 2 + 1 + group_pages * 1 + sum(member_pages) * 2 + user_pages * 1
     chain = max(user_pages, group_pages + max(member_pages or [0]))
-    return _bound(calls, calls, resource_units, 0, chain, facts["users"], latency_s,
-                  note="catalog + tenant id + group pages + member pages of licensed groups + user pages of 999")
+    return _bound(
+        calls,
+        calls,
+        resource_units,
+        0,
+        chain,
+        facts["users"],
+        latency_s,
+        note="catalog + tenant id + group pages + member pages of licensed groups + user pages of 999",
+    )
 
 
 def write_path_minimum(facts, removals, latency_s):
@@ -66,8 +74,9 @@ def write_path_minimum(facts, removals, latency_s):
     calls = reads + removals + 2
     http = math.ceil(reads / BATCH_LIMIT) + math.ceil(removals / BATCH_LIMIT) + 2
     resource_units = reads + removals + 3
-    return _bound(calls, http, resource_units, removals, 4, facts["users"], latency_s,
-                  note="per removal: read user + memberOf, assignLicense, re-read both; $batch of 20")
+    return _bound(
+        calls, http, resource_units, removals, 4, facts["users"], latency_s, note="per removal: read user + memberOf, assignLicense, re-read both; $batch of 20"
+    )
 
 
 def _bound(calls, http, resource_units, writes, chain, users, latency_s, note):
@@ -77,9 +86,16 @@ def _bound(calls, http, resource_units, writes, chain, users, latency_s, note):
     latency_bound = chain * latency_s
     bound = max(write_bound, ru_bound, latency_bound)
     return {
-        "graph_calls": calls, "http_requests": http, "resource_units": resource_units, "writes": writes,
-        "sequential_chain": chain, "write_bound_s": round(write_bound, 3), "burst_aware_write_bound_s": round(burst_aware, 3),
-        "ru_bound_s": round(ru_bound, 3), "latency_bound_s": round(latency_bound, 3), "bound_s": round(bound, 3),
+        "graph_calls": calls,
+        "http_requests": http,
+        "resource_units": resource_units,
+        "writes": writes,
+        "sequential_chain": chain,
+        "write_bound_s": round(write_bound, 3),
+        "burst_aware_write_bound_s": round(burst_aware, 3),
+        "ru_bound_s": round(ru_bound, 3),
+        "latency_bound_s": round(latency_bound, 3),
+        "bound_s": round(bound, 3),
         "bound_kind": max((write_bound, "writes"), (ru_bound, "resource units"), (latency_bound, "latency"))[1],
         "note": note,
     }

@@ -19,8 +19,7 @@ import bounds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-OUR_MODULES = {"sku_info", "licensing_group", "group_license", "license_processing_wait", "license_assignment_info",
-               "direct_license", "migration_report"}
+OUR_MODULES = {"sku_info", "licensing_group", "group_license", "license_processing_wait", "license_assignment_info", "direct_license", "migration_report"}
 
 
 def timed_interpreter(out_dir):
@@ -47,15 +46,32 @@ def run_role(emu, facts, base, time_scale, workdir, log):
     out_dir = os.path.join(workdir, f"e2e-{users}")
     os.makedirs(out_dir, exist_ok=True)
     module_log = os.path.join(out_dir, "modules.jsonl")
-    inventory = {"tenants": {"hosts": {"contoso": {
-        "ansible_connection": "local", "ansible_python_interpreter": timed_interpreter(out_dir),
-        "entra_tenant_id": emu.tenant_id, "entra_client_id": emu.client_id, "entra_client_secret": emu.client_secret,
-        "entra_graph_url": emu.base_url, "entra_authority_url": emu.authority_url, "entra_ca_bundle": emu.ca_path,
-        "entra_write_rate": bounds.WRITE_RATE * time_scale}}}}
+    inventory = {
+        "tenants": {
+            "hosts": {
+                "contoso": {
+                    "ansible_connection": "local",
+                    "ansible_python_interpreter": timed_interpreter(out_dir),
+                    "entra_tenant_id": emu.tenant_id,
+                    "entra_client_id": emu.client_id,
+                    "entra_client_secret": emu.client_secret,
+                    "entra_graph_url": emu.base_url,
+                    "entra_authority_url": emu.authority_url,
+                    "entra_ca_bundle": emu.ca_path,
+                    "entra_write_rate": bounds.WRITE_RATE * time_scale,
+                }
+            }
+        }
+    }
     role_vars = {
-        "migrate_direct_to_group_groups": [{"name": "LIC E3 all", "description": "benchmark licensing group",
-                                            "members_from_direct_sku": facts["sku_part_number"],
-                                            "licenses": [{"sku": facts["sku_part_number"], "disabled_plans": []}]}],
+        "migrate_direct_to_group_groups": [
+            {
+                "name": "LIC E3 all",
+                "description": "benchmark licensing group",
+                "members_from_direct_sku": facts["sku_part_number"],
+                "licenses": [{"sku": facts["sku_part_number"], "disabled_plans": []}],
+            }
+        ],
         "migrate_direct_to_group_remove_batches": "all",
         "migrate_direct_to_group_canary_size": 10,
         "migrate_direct_to_group_batch_size": 500,
@@ -69,15 +85,22 @@ def run_role(emu, facts, base, time_scale, workdir, log):
         json.dump(inventory, handle)
     with open(vars_path, "w", encoding="utf-8") as handle:
         json.dump(role_vars, handle)
-    env = dict(os.environ, BENCH_REAL_PYTHON=sys.executable, BENCH_MODULE_LOG=module_log,
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".venv", "collections"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_DEPRECATION_WARNINGS="0")
+    env = dict(
+        os.environ,
+        BENCH_REAL_PYTHON=sys.executable,
+        BENCH_MODULE_LOG=module_log,
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".venv", "collections"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_DEPRECATION_WARNINGS="0",
+    )
     playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     started = time.perf_counter()
-    completed = subprocess.run([playbook, "-i", inventory_path, os.path.join(HERE, "e2e", "migrate.yml"), "-e", f"@{vars_path}"],
-                               env=env, capture_output=True, text=True, cwd=out_dir)
+    completed = subprocess.run(
+        [playbook, "-i", inventory_path, os.path.join(HERE, "e2e", "migrate.yml"), "-e", f"@{vars_path}"], env=env, capture_output=True, text=True, cwd=out_dir
+    )
     wall = time.perf_counter() - started
-    os.unlink(inventory_path)   # holds the client secret
+    os.unlink(inventory_path)  # holds the client secret
     modules = []
     if os.path.exists(module_log):
         with open(module_log, encoding="utf-8") as handle:
@@ -91,12 +114,21 @@ def run_role(emu, facts, base, time_scale, workdir, log):
         slot["wall_s"] = round(slot["wall_s"] + entry["wall_s"], 3)
         slot["peak_rss_mb"] = round(max(slot["peak_rss_mb"], entry["peak_rss_mb"]), 1)
     direct_left = sum(1 for user in emu.export_state()["users"] if user.get("directLicenses"))
-    run = dict(base, run="e2e", ok=completed.returncode == 0, wall_s=round(wall, 3), module_processes=len(modules),
-               inside_modules_s=round(inside, 3), inside_our_modules_s=round(inside_ours, 3),
-               ansible_overhead_s=round(wall - inside, 3), ansible_overhead_incl_builtin_modules_s=round(wall - inside_ours, 3),
-               by_module=by_module, peak_rss_mb=max([entry["peak_rss_mb"] for entry in modules] or [0]),
-               direct_assignments_left=direct_left,
-               error=None if completed.returncode == 0 else (completed.stdout[-1500:] + completed.stderr[-500:]))
+    run = dict(
+        base,
+        run="e2e",
+        ok=completed.returncode == 0,
+        wall_s=round(wall, 3),
+        module_processes=len(modules),
+        inside_modules_s=round(inside, 3),
+        inside_our_modules_s=round(inside_ours, 3),
+        ansible_overhead_s=round(wall - inside, 3),
+        ansible_overhead_incl_builtin_modules_s=round(wall - inside_ours, 3),
+        by_module=by_module,
+        peak_rss_mb=max([entry["peak_rss_mb"] for entry in modules] or [0]),
+        direct_assignments_left=direct_left,
+        error=None if completed.returncode == 0 else (completed.stdout[-1500:] + completed.stderr[-500:]),
+    )
     recap = [line for line in completed.stdout.splitlines() if "ok=" in line and "failed=" in line]
     run["play_recap"] = recap[-1].strip() if recap else None
     return run

@@ -36,9 +36,13 @@ def session_for(emu):
 
 
 def token_for(emu):
-    app = msal.ConfidentialClientApplication(emu.client_id, client_credential=emu.client_secret,
-                                             authority=f"{emu.authority_url}/{emu.tenant_id}",
-                                             instance_discovery=False, http_client=session_for(emu))
+    app = msal.ConfidentialClientApplication(
+        emu.client_id,
+        client_credential=emu.client_secret,
+        authority=f"{emu.authority_url}/{emu.tenant_id}",
+        instance_discovery=False,
+        http_client=session_for(emu),
+    )
     return app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])["access_token"]
 
 
@@ -83,8 +87,7 @@ def requests_per_second(emu, token, user_ids, threads, seconds):
         index = slot
         while time.perf_counter() < stop_at:
             user_id = user_ids[index % len(user_ids)]
-            response = session.get(f"{emu.base_url}/v1.0/users/{user_id}?$select=id,assignedLicenses",
-                                   headers=headers, timeout=60)
+            response = session.get(f"{emu.base_url}/v1.0/users/{user_id}?$select=id,assignedLicenses", headers=headers, timeout=60)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             done[slot] += 1
             index += threads
@@ -117,14 +120,14 @@ def main():
         print(f"process max RSS:               {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
         token = token_for(emu)
         count, pages, seconds = page_all(emu, token)
-        print(f"page all users ($select, $top=999): {count:,} users in {pages} pages, {seconds:.1f} s "
-              f"({count / seconds:,.0f} users/s)")
+        print(f"page all users ($select, $top=999): {count:,} users in {pages} pages, {seconds:.1f} s ({count / seconds:,.0f} users/s)")
         user_ids = [user["id"] for _, user in directory.iter_users(0, select=("id",))][:5000]
         rate, statuses = requests_per_second(emu, token, user_ids, args.threads, args.seconds)
         print(f"GET /users/{{id}} with {args.threads} threads: {rate:,.0f} requests/s  statuses {statuses}")
         stats = emu.stats()
-        print(f"emulator stats: total {stats['total']:,}, RU {stats['resource_units']:,}, "
-              f"throttled {stats['throttled']}, early retries {stats['early_retries']}")
+        print(
+            f"emulator stats: total {stats['total']:,}, RU {stats['resource_units']:,}, throttled {stats['throttled']}, early retries {stats['early_retries']}"
+        )
 
 
 if __name__ == "__main__":

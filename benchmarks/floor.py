@@ -31,9 +31,13 @@ def main():
     session = requests.Session()
     session.trust_env = False
     session.verify = env["BENCH_CA_PATH"]
-    app = msal.ConfidentialClientApplication(env["BENCH_CLIENT_ID"], client_credential=env["BENCH_CLIENT_SECRET"],
-                                             authority=f"{graph}/{env['BENCH_TENANT_ID']}", instance_discovery=False,
-                                             http_client=session)
+    app = msal.ConfidentialClientApplication(
+        env["BENCH_CLIENT_ID"],
+        client_credential=env["BENCH_CLIENT_SECRET"],
+        authority=f"{graph}/{env['BENCH_TENANT_ID']}",
+        instance_discovery=False,
+        http_client=session,
+    )
     headers = {"Authorization": "Bearer " + app.acquire_token_for_client(scopes=[f"{graph}/.default"])["access_token"]}
     counter = []
 
@@ -48,8 +52,11 @@ def main():
             counter.append(1)
             url = reply.json().get("@odata.nextLink")
 
-    urls = [f"{graph}/v1.0/subscribedSkus", f"{graph}/v1.0/organization?$select=id",
-            f"{graph}/v1.0/users?$select={USER_SELECT}&$top=999&$filter=assignedLicenses/any(x:x/skuId eq {env['BENCH_SKU_ID']})"]
+    urls = [
+        f"{graph}/v1.0/subscribedSkus",
+        f"{graph}/v1.0/organization?$select=id",
+        f"{graph}/v1.0/users?$select={USER_SELECT}&$top=999&$filter=assignedLicenses/any(x:x/skuId eq {env['BENCH_SKU_ID']})",
+    ]
     urls += [f"{graph}/v1.0/groups/{group_id}/members?$select=id&$top=999" for group_id in env["BENCH_GROUP_IDS"].split(",")]
     started = time.perf_counter()
     chain(f"{graph}/v1.0/groups?$select=id,assignedLicenses&$top=999")

@@ -53,17 +53,24 @@ def bench(users, latency_ms, time_scale, processing_rate, workdir, log):
     tenant = generate_tenant(users=users, seed=7)
     sku = tenant["subscribedSkus"][0]["skuPartNumber"]
     rows = []
-    with Emulator(tenant, throttling=True, time_scale=time_scale, processing_rate=processing_rate,
-                  **latency_knobs(latency_ms, time_scale)) as emu:
+    with Emulator(tenant, throttling=True, time_scale=time_scale, processing_rate=processing_rate, **latency_knobs(latency_ms, time_scale)) as emu:
         emu.clear_ledger()
         # The role's pacing (migrate_direct_to_group_write_rate, Graph's 20 writes/s) in the emulator's time scale.
         for label, module, args in steps(sku, bounds.WRITE_RATE * time_scale):
             emu.reset_stats()
             figures = run_module(module, dict(connection_args(emu), **args), workdir)
             result = figures["result"]
-            row = {"users": users, "step": label, "ok": not result.get("failed"), "wall_s": round(figures["wall_s"], 3),
-                   "wall_emulated_s": round(figures["wall_s"] * time_scale, 3), "cpu_s": round(figures["cpu_s"], 3),
-                   "peak_rss_mb": figures["peak_rss_mb"], "time_scale": time_scale, "latency_ms": latency_ms}
+            row = {
+                "users": users,
+                "step": label,
+                "ok": not result.get("failed"),
+                "wall_s": round(figures["wall_s"], 3),
+                "wall_emulated_s": round(figures["wall_s"] * time_scale, 3),
+                "cpu_s": round(figures["cpu_s"], 3),
+                "peak_rss_mb": figures["peak_rss_mb"],
+                "time_scale": time_scale,
+                "latency_ms": latency_ms,
+            }
             row.update(graph_figures(emu))
             if result.get("failed"):
                 row["error"] = (result.get("msg") or "")[:500] + figures.get("stderr_tail", "")[-500:]
@@ -91,9 +98,12 @@ def main(argv=None):
     print(f"{'users':>7}  {'step':<30} {'http':>6} {'calls':>7} {'writes':>6} {'429':>4} {'wall s':>8} {'CPU s':>6} {'RSS MB':>7}")
 
     def log(row):
-        print(f"{row['users']:>7,}  {row['step']:<30} {row['http_requests']:>6,} {row['graph_calls']:>7,} {row['writes']:>6,} "
-              f"{row['throttled_429']:>4} {row['wall_s']:>8.1f} {row['cpu_s']:>6.1f} {row['peak_rss_mb']:>7.1f}"
-              + ("" if row["ok"] else "  FAILED: " + row.get("error", "")[:200]), flush=True)
+        print(
+            f"{row['users']:>7,}  {row['step']:<30} {row['http_requests']:>6,} {row['graph_calls']:>7,} {row['writes']:>6,} "
+            f"{row['throttled_429']:>4} {row['wall_s']:>8.1f} {row['cpu_s']:>6.1f} {row['peak_rss_mb']:>7.1f}"
+            + ("" if row["ok"] else "  FAILED: " + row.get("error", "")[:200]),
+            flush=True,
+        )
 
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
@@ -101,8 +111,7 @@ def main(argv=None):
             rows.extend(bench(users, args.latency_ms, args.time_scale, args.processing_rate, workdir, log))
     out = args.out or os.path.join(HERE, "results", time.strftime("group-side-%Y%m%d-%H%M%S.json"))
     with open(out, "w", encoding="utf-8") as handle:
-        json.dump({"command": "group_side.py " + " ".join(argv if argv is not None else sys.argv[1:]), "runs": rows},
-                  handle, indent=1, sort_keys=True)
+        json.dump({"command": "group_side.py " + " ".join(argv if argv is not None else sys.argv[1:]), "runs": rows}, handle, indent=1, sort_keys=True)
     print("JSON:", out)
     return 0 if all(row["ok"] and row["loss_ledger"] == 0 for row in rows) else 1
 

@@ -44,13 +44,20 @@ import tenants  # noqa: E402
 def _module(name, args, workdir, log):
     figures = harness.run_module(name, args, workdir)
     result = figures["result"]
-    summary = {"module": name, "ok": not result.get("failed"), "peak_rss_mb": figures["peak_rss_mb"],
-               "wall_s": round(figures["wall_s"], 2), "cpu_s": round(figures["cpu_s"], 2)}
+    summary = {
+        "module": name,
+        "ok": not result.get("failed"),
+        "peak_rss_mb": figures["peak_rss_mb"],
+        "wall_s": round(figures["wall_s"], 2),
+        "cpu_s": round(figures["cpu_s"], 2),
+    }
     if result.get("failed"):
         summary["error"] = result.get("msg")
         summary["stderr_tail"] = figures.get("stderr_tail")
-    log(f"  {name:24s} ok={summary['ok']} VmHWM={summary['peak_rss_mb']:.1f} MB wall={summary['wall_s']:.1f}s "
-        f"cpu={summary['cpu_s']:.1f}s {summary.get('error') or ''}")
+    log(
+        f"  {name:24s} ok={summary['ok']} VmHWM={summary['peak_rss_mb']:.1f} MB wall={summary['wall_s']:.1f}s "
+        f"cpu={summary['cpu_s']:.1f}s {summary.get('error') or ''}"
+    )
     return summary, result
 
 
@@ -68,9 +75,18 @@ def write_phase_files(prefix, plan_path, result):
     ]
     removed = (result or {}).get("removed_total", 0)
     for batch in range(batches):
-        records.append({"phase": "remove", "batch": batch, "status": "done", "detail": "%d removed" % (removed // max(1, batches)),
-                        "removed": removed // max(1, batches), "skipped_by_verdict": {}, "failures": [],
-                        "reading_after": {"inherited_only": removed}})
+        records.append(
+            {
+                "phase": "remove",
+                "batch": batch,
+                "status": "done",
+                "detail": "%d removed" % (removed // max(1, batches)),
+                "removed": removed // max(1, batches),
+                "skipped_by_verdict": {},
+                "failures": [],
+                "reading_after": {"inherited_only": removed},
+            }
+        )
     paths = []
     for record in records:
         name = record["phase"] + ("-%04d" % record["batch"] if "batch" in record else "")
@@ -84,12 +100,12 @@ def write_phase_files(prefix, plan_path, result):
 
 def bench(users, workdir, skip_write, log):
     prefix = os.path.join(workdir, f"m{users}")
-    paths = {"plan": prefix + "-plan.json", "baseline": prefix + "-baseline.json", "journal": prefix + "-journal.jsonl",
-             "final": prefix + "-final.json"}
+    paths = {"plan": prefix + "-plan.json", "baseline": prefix + "-baseline.json", "journal": prefix + "-journal.jsonl", "final": prefix + "-final.json"}
     runs = []
     write_result = None
     if not skip_write:
         from graph_emulator import Emulator
+
         started = time.perf_counter()
         tenant, facts = tenants.build_tenant(users)
         for path in (paths["journal"], prefix + "-journal.rollback.ps1"):
@@ -99,12 +115,21 @@ def bench(users, workdir, skip_write, log):
             del tenant
             log(f"[{users:,} users] emulator ready in {time.perf_counter() - started:.1f}s (no throttling, no latency)")
             connection = harness.connection_args(emu)
-            read_args = dict(connection, skus=[facts["sku_part_number"]], report_path=paths["baseline"], plan_path=paths["plan"],
-                             replace_plan=True, canary_size=10, batch_size=500, sample_size=0)
+            read_args = dict(
+                connection,
+                skus=[facts["sku_part_number"]],
+                report_path=paths["baseline"],
+                plan_path=paths["plan"],
+                replace_plan=True,
+                canary_size=10,
+                batch_size=500,
+                sample_size=0,
+            )
             summary, _ = _module("license_assignment_info", read_args, workdir, log)
             runs.append(dict(summary, step="read_before"))
-            summary, write_result = _module("direct_license", dict(connection, state="absent", plan_path=paths["plan"],
-                                                                   journal_path=paths["journal"]), workdir, log)
+            summary, write_result = _module(
+                "direct_license", dict(connection, state="absent", plan_path=paths["plan"], journal_path=paths["journal"]), workdir, log
+            )
             summary["removed_total"] = write_result.get("removed_total")
             summary["failures"] = len(write_result.get("failures") or [])
             summary["loss_ledger"] = len(emu.loss_ledger())
@@ -113,18 +138,27 @@ def bench(users, workdir, skip_write, log):
             # removal are read (pending writes, rollback script), the batch's rows are all found done already.
             with open(paths["plan"], encoding="utf-8") as handle:
                 last_batch = json.load(handle)["batches"] - 1
-            summary, batch_result = _module("direct_license", dict(connection, state="absent", plan_path=paths["plan"], batches=[last_batch],
-                                                                   journal_path=paths["journal"]), workdir, log)
+            summary, batch_result = _module(
+                "direct_license", dict(connection, state="absent", plan_path=paths["plan"], batches=[last_batch], journal_path=paths["journal"]), workdir, log
+            )
             summary["skipped_by_verdict"] = batch_result.get("skipped_by_verdict")
             runs.append(dict(summary, step="write_last_batch"))
             final_args = dict(connection, skus=[facts["sku_part_number"]], report_path=paths["final"], sample_size=0)
             summary, _ = _module("license_assignment_info", final_args, workdir, log)
             runs.append(dict(summary, step="read_after"))
     phase_files = write_phase_files(prefix, paths["plan"], write_result or {"removed_total": users})
-    report_args = {"title": f"Memory benchmark {users:,} users", "plan_path": paths["plan"], "journal_path": paths["journal"],
-                   "before_report_path": paths["baseline"], "after_report_path": paths["final"], "phase_results": phase_files,
-                   "rollback_script_path": prefix + "-journal.rollback.ps1", "html_path": prefix + "-report.html",
-                   "json_path": prefix + "-report.json", "csv_path": prefix + "-report.csv"}
+    report_args = {
+        "title": f"Memory benchmark {users:,} users",
+        "plan_path": paths["plan"],
+        "journal_path": paths["journal"],
+        "before_report_path": paths["baseline"],
+        "after_report_path": paths["final"],
+        "phase_results": phase_files,
+        "rollback_script_path": prefix + "-journal.rollback.ps1",
+        "html_path": prefix + "-report.html",
+        "json_path": prefix + "-report.json",
+        "csv_path": prefix + "-report.csv",
+    }
     summary, result = _module("migration_report", report_args, workdir, log)
     summary["totals"] = result.get("totals")
     runs.append(dict(summary, step="report"))
@@ -139,8 +173,11 @@ def main(argv=None):
     parser.add_argument("--workdir", help="keep the files here (default: a temporary directory, removed)")
     parser.add_argument("--skip-write", action="store_true", help="reuse the files of --workdir; run migration_report only")
     parser.add_argument("--out", help="write the figures as JSON here")
-    parser.add_argument("--collection-root", help="run the modules of another copy of the collection (a directory holding "
-                        "ansible_collections/entraops/licensing, e.g. `git archive` of an older commit): before/after figures")
+    parser.add_argument(
+        "--collection-root",
+        help="run the modules of another copy of the collection (a directory holding "
+        "ansible_collections/entraops/licensing, e.g. `git archive` of an older commit): before/after figures",
+    )
     args = parser.parse_args(argv)
     if args.collection_root:
         root = os.path.abspath(args.collection_root)
@@ -163,8 +200,16 @@ def main(argv=None):
         print("%8d  %-18s  %-24s  %10.1f  %8.1f  %8.1f" % (run["users"], run["step"], run["module"], run["peak_rss_mb"], run["wall_s"], run["cpu_s"]))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
-            json.dump({"command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]), "cpu_count": os.cpu_count(),
-                       "emulator": {"throttling": False, "latency_ms": 0, "time_scale": 1}, "runs": runs}, handle, indent=1)
+            json.dump(
+                {
+                    "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+                    "cpu_count": os.cpu_count(),
+                    "emulator": {"throttling": False, "latency_ms": 0, "time_scale": 1},
+                    "runs": runs,
+                },
+                handle,
+                indent=1,
+            )
     return 0 if all(run["ok"] for run in runs) else 1
 
 

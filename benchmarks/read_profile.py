@@ -48,9 +48,13 @@ def measured(emu, action):
     stats = emu.stats()
     requests = stats.get("http_requests") or 0
     user_pages = (stats.get("by_route") or {}).get("GET /v1.0/users", {}).get("count", 0)
-    return result, {"wall_s": round(wall, 3), "emulator_cpu_s": round(emulator_cpu, 3), "http_requests": requests,
-                    "user_pages": user_pages,
-                    "emulator_cpu_ms_per_request": round(1000 * emulator_cpu / requests, 1) if requests else None}
+    return result, {
+        "wall_s": round(wall, 3),
+        "emulator_cpu_s": round(emulator_cpu, 3),
+        "http_requests": requests,
+        "user_pages": user_pages,
+        "emulator_cpu_ms_per_request": round(1000 * emulator_cpu / requests, 1) if requests else None,
+    }
 
 
 def main(argv=None):
@@ -62,24 +66,35 @@ def main(argv=None):
     parser.add_argument("--keep", help="directory for the module's report, plan and script (default: a temporary one)")
     args = parser.parse_args(argv)
     tenant, facts = tenants.build_tenant(args.users)
-    report = {"users": args.users, "latency_ms": args.latency_ms, "load_average": os.getloadavg(),
-              "bound_s": bounds.read_path_minimum(facts, args.latency_ms / 1000.0)["bound_s"]}
-    with Emulator(tenant=tenant, throttling=True, **harness.latency_knobs(args.latency_ms, 1.0)) as emu, \
-            tempfile.TemporaryDirectory(prefix="entraops-read-profile-") as scratch:
+    report = {
+        "users": args.users,
+        "latency_ms": args.latency_ms,
+        "load_average": os.getloadavg(),
+        "bound_s": bounds.read_path_minimum(facts, args.latency_ms / 1000.0)["bound_s"],
+    }
+    with (
+        Emulator(tenant=tenant, throttling=True, **harness.latency_knobs(args.latency_ms, 1.0)) as emu,
+        tempfile.TemporaryDirectory(prefix="entraops-read-profile-") as scratch,
+    ):
         workdir = args.keep or scratch
         os.makedirs(workdir, exist_ok=True)
         state = emu.export_state()
         if "floor" in args.runs:
             harness.reset(emu, tenant, 1.0, args.latency_ms, state)
-            env = dict(harness.bench_env(emu), BENCH_SKU_ID=facts["sku_id"],
-                       BENCH_GROUP_IDS=",".join(g["id"] for g in facts["licensed_groups"]))
+            env = dict(harness.bench_env(emu), BENCH_SKU_ID=facts["sku_id"], BENCH_GROUP_IDS=",".join(g["id"] for g in facts["licensed_groups"]))
             figures, graph = measured(emu, lambda: harness.ProcessRun([sys.executable, os.path.join(HERE, "floor.py")], env=env).run())
             report["floor"] = dict(graph, client_cpu_s=round(figures["cpu_s"], 3))
         if "module" in args.runs:
             harness.reset(emu, tenant, 1.0, args.latency_ms, state)
-            module_args = dict(harness.connection_args(emu), skus=[facts["sku_part_number"]],
-                               report_path=os.path.join(workdir, "report.csv"), plan_path=os.path.join(workdir, "plan.json"),
-                               replace_plan=True, canary_size=10, batch_size=500)
+            module_args = dict(
+                harness.connection_args(emu),
+                skus=[facts["sku_part_number"]],
+                report_path=os.path.join(workdir, "report.csv"),
+                plan_path=os.path.join(workdir, "plan.json"),
+                replace_plan=True,
+                canary_size=10,
+                batch_size=500,
+            )
             args_path = os.path.join(workdir, "args.json")
             with open(args_path, "w", encoding="utf-8") as handle:
                 json.dump({"ANSIBLE_MODULE_ARGS": module_args}, handle)
@@ -89,13 +104,19 @@ def main(argv=None):
             argv += [os.path.join(harness.MODULES, "license_assignment_info.py"), args_path]
             env = dict(os.environ, PYTHONHASHSEED="0")
             figures, graph = measured(emu, lambda: harness.ProcessRun(argv, env=env).run())
-            os.unlink(args_path)   # holds the client secret
+            os.unlink(args_path)  # holds the client secret
             try:
                 result = json.loads(figures["stdout"].strip().splitlines()[-1])
             except (ValueError, IndexError):
                 result = {"failed": True, "stderr": figures["stderr"][-1500:]}
-            report["module"] = dict(graph, module_cpu_s=round(figures["cpu_s"], 3), peak_rss_mb=figures["peak_rss_mb"],
-                                    ok=not result.get("failed"), summary=result.get("summary"), error=result.get("msg") or result.get("stderr"))
+            report["module"] = dict(
+                graph,
+                module_cpu_s=round(figures["cpu_s"], 3),
+                peak_rss_mb=figures["peak_rss_mb"],
+                ok=not result.get("failed"),
+                summary=result.get("summary"),
+                error=result.get("msg") or result.get("stderr"),
+            )
     print(json.dumps(report, indent=1))
     return 0
 

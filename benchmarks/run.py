@@ -57,8 +57,15 @@ class ProcessRun:
             stdout, stderr = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
         # ru_maxrss of a child includes the RSS of the parent it was forked from (Linux keeps the old
         # mm's high-water mark across exec), and this parent holds the emulator's tenant: use VmHWM.
-        return {"returncode": process.returncode, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-                "peak_rss_mb": peak.megabytes, "ru_maxrss_mb": usage.ru_maxrss / 1024.0, "stdout": stdout, "stderr": stderr}
+        return {
+            "returncode": process.returncode,
+            "wall_s": wall,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mb": peak.megabytes,
+            "ru_maxrss_mb": usage.ru_maxrss / 1024.0,
+            "stdout": stdout,
+            "stderr": stderr,
+        }
 
 
 class HighWaterMark:
@@ -93,9 +100,16 @@ class HighWaterMark:
 
 
 def connection_args(emu):
-    return {"tenant_id": emu.tenant_id, "client_id": emu.client_id, "client_secret": emu.client_secret,
-            "graph_url": emu.base_url, "authority_url": emu.authority_url, "ca_bundle": emu.ca_path, "timeout": 120,
-            "max_retry_time": 3600}
+    return {
+        "tenant_id": emu.tenant_id,
+        "client_id": emu.client_id,
+        "client_secret": emu.client_secret,
+        "graph_url": emu.base_url,
+        "authority_url": emu.authority_url,
+        "ca_bundle": emu.ca_path,
+        "timeout": 120,
+        "max_retry_time": 3600,
+    }
 
 
 def run_module(name, args, workdir):
@@ -127,9 +141,17 @@ def module_startup_seconds(workdir):
 def graph_figures(emu):
     stats = emu.stats()
     by_route = {route: entry["count"] for route, entry in sorted(stats.get("by_route", {}).items())}
-    return {"http_requests": stats.get("http_requests"), "graph_calls": stats.get("total"), "batch_items": stats.get("batch_items"),
-            "by_route": by_route, "by_status": stats.get("by_status"), "resource_units": stats.get("resource_units"),
-            "writes": stats.get("writes"), "throttled_429": stats.get("throttled"), "early_retries": stats.get("early_retries")}
+    return {
+        "http_requests": stats.get("http_requests"),
+        "graph_calls": stats.get("total"),
+        "batch_items": stats.get("batch_items"),
+        "by_route": by_route,
+        "by_status": stats.get("by_status"),
+        "resource_units": stats.get("resource_units"),
+        "writes": stats.get("writes"),
+        "throttled_429": stats.get("throttled"),
+        "early_retries": stats.get("early_retries"),
+    }
 
 
 def finish(run, emu, figures, minimum, time_scale, startup_s):
@@ -184,15 +206,21 @@ def bench_size(users, wanted, time_scale, latency_ms, workdir, log, latency_mode
         initial_state = emu.export_state()
         log(f"[{users:,} users] tenant ready in {time.perf_counter() - started:.1f}s")
         startup_s = module_startup_seconds(workdir)
-        base = {"users": users, "time_scale": time_scale, "latency_ms": latency_ms, "latency_model": latency_model,
-                "module_startup_s": round(startup_s, 3)}
+        base = {"users": users, "time_scale": time_scale, "latency_ms": latency_ms, "latency_model": latency_model, "module_startup_s": round(startup_s, 3)}
         plan_path = os.path.join(workdir, f"plan-{users}.json")
         report_path = os.path.join(workdir, f"report-{users}.csv")
         plan_rows = None
         if "read" in wanted or "write" in wanted:
             reset(emu, tenant, time_scale, latency_ms, initial_state, latency_model)
-            args = dict(connection_args(emu), skus=[facts["sku_part_number"]], report_path=report_path, plan_path=plan_path,
-                        replace_plan=True, canary_size=10, batch_size=500)
+            args = dict(
+                connection_args(emu),
+                skus=[facts["sku_part_number"]],
+                report_path=report_path,
+                plan_path=plan_path,
+                replace_plan=True,
+                canary_size=10,
+                batch_size=500,
+            )
             figures = run_module("license_assignment_info", args, workdir)
             result = figures["result"]
             run = dict(base, run="read", ok=not result.get("failed"), summary=result.get("summary"), error=result.get("msg"))
@@ -203,15 +231,21 @@ def bench_size(users, wanted, time_scale, latency_ms, workdir, log, latency_mode
             plan_rows = (result.get("summary") or {}).get("safe_to_remove")
         if "write" in wanted and plan_rows:
             journal_path = os.path.join(workdir, f"journal-{users}.jsonl")
-            emu.configure(throttling=True)   # fresh budgets, as for a task started later
+            emu.configure(throttling=True)  # fresh budgets, as for a task started later
             emu.reset_stats()
-            args = dict(connection_args(emu), state="absent", plan_path=plan_path, journal_path=journal_path,
-                        write_rate=bounds.WRITE_RATE * time_scale)
+            args = dict(connection_args(emu), state="absent", plan_path=plan_path, journal_path=journal_path, write_rate=bounds.WRITE_RATE * time_scale)
             figures = run_module("direct_license", args, workdir)
             result = figures["result"]
             removed_count = result.get("removed_total", len(result.get("removed") or []))
-            run = dict(base, run="write", ok=not result.get("failed"), removed=removed_count, planned=plan_rows,
-                       failures=result.get("failures_total", len(result.get("failures") or [])), error=result.get("msg"))
+            run = dict(
+                base,
+                run="write",
+                ok=not result.get("failed"),
+                removed=removed_count,
+                planned=plan_rows,
+                failures=result.get("failures_total", len(result.get("failures") or [])),
+                error=result.get("msg"),
+            )
             finish(run, emu, figures, bounds.write_path_minimum(facts, plan_rows, latency_s), time_scale, startup_s)
             run["throttled_share_of_writes"] = round(run["throttled_429"] / max(1, run["writes"]), 4)
             runs.append(run)
@@ -231,6 +265,7 @@ def bench_size(users, wanted, time_scale, latency_ms, workdir, log, latency_mode
             log(_line(run))
         if "e2e" in wanted:
             import e2e  # only needs ansible-playbook when asked for
+
             reset(emu, tenant, time_scale, latency_ms, initial_state, latency_model)
             run = e2e.run_role(emu, facts, base, time_scale, workdir, log)
             finish_e2e(run, emu, facts, latency_s, time_scale)
@@ -241,8 +276,14 @@ def bench_size(users, wanted, time_scale, latency_ms, workdir, log, latency_mode
 
 
 def bench_env(emu):
-    return dict(os.environ, BENCH_GRAPH_URL=emu.base_url, BENCH_TENANT_ID=emu.tenant_id, BENCH_CLIENT_ID=emu.client_id,
-                BENCH_CLIENT_SECRET=emu.client_secret, BENCH_CA_PATH=emu.ca_path)
+    return dict(
+        os.environ,
+        BENCH_GRAPH_URL=emu.base_url,
+        BENCH_TENANT_ID=emu.tenant_id,
+        BENCH_CLIENT_ID=emu.client_id,
+        BENCH_CLIENT_SECRET=emu.client_secret,
+        BENCH_CA_PATH=emu.ca_path,
+    )
 
 
 def add_floor(run, emu, facts, tenant, time_scale, latency_ms, state):
@@ -278,24 +319,42 @@ def compare(runs):
 
 
 def _line(run):
-    return (f"[{run['users']:,} users] {run['run']:8s} ok={run.get('ok')} wall={run.get('wall_s')}s "
-            f"(emulated {run.get('wall_emulated_s')}s) bound={run.get('minimum', {}).get('bound_s')}s "
-            f"ratio={run.get('ratio_wall_bound')} http={run.get('http_requests')} calls={run.get('graph_calls')} "
-            f"429={run.get('throttled_429')} rss={run.get('peak_rss_mb')}MB {run.get('error') or ''}")
+    return (
+        f"[{run['users']:,} users] {run['run']:8s} ok={run.get('ok')} wall={run.get('wall_s')}s "
+        f"(emulated {run.get('wall_emulated_s')}s) bound={run.get('minimum', {}).get('bound_s')}s "
+        f"ratio={run.get('ratio_wall_bound')} http={run.get('http_requests')} calls={run.get('graph_calls')} "
+        f"429={run.get('throttled_429')} rss={run.get('peak_rss_mb')}MB {run.get('error') or ''}"
+    )
 
 
-COLUMNS = (("users", "users", "{:,}"), ("run", "run", "{}"), ("http", "http_requests", "{:,}"), ("calls", "graph_calls", "{:,}"),
-           ("min calls", "min_calls", "{:,}"), ("RU", "resource_units", "{:,}"), ("writes", "writes", "{:,}"),
-           ("429", "throttled_429", "{:,}"), ("wall s", "wall_s", "{:.1f}"), ("emul. s", "wall_emulated_s", "{:.1f}"),
-           ("bound s", "bound_s", "{:.1f}"), ("wall/bound", "ratio_wall_bound", "{:.2f}"), ("floor s", "floor_s", "{:.1f}"), ("RSS MB", "peak_rss_mb", "{:.0f}"),
-           ("CPU s", "cpu_s", "{:.1f}"))
+COLUMNS = (
+    ("users", "users", "{:,}"),
+    ("run", "run", "{}"),
+    ("http", "http_requests", "{:,}"),
+    ("calls", "graph_calls", "{:,}"),
+    ("min calls", "min_calls", "{:,}"),
+    ("RU", "resource_units", "{:,}"),
+    ("writes", "writes", "{:,}"),
+    ("429", "throttled_429", "{:,}"),
+    ("wall s", "wall_s", "{:.1f}"),
+    ("emul. s", "wall_emulated_s", "{:.1f}"),
+    ("bound s", "bound_s", "{:.1f}"),
+    ("wall/bound", "ratio_wall_bound", "{:.2f}"),
+    ("floor s", "floor_s", "{:.1f}"),
+    ("RSS MB", "peak_rss_mb", "{:.0f}"),
+    ("CPU s", "cpu_s", "{:.1f}"),
+)
 
 
 def table(runs):
     rows = []
     for run in runs:
-        flat = dict(run, min_calls=(run.get("minimum") or {}).get("graph_calls"), bound_s=(run.get("minimum") or {}).get("bound_s"),
-                    floor_s=(run.get("floor") or {}).get("wall_emulated_s"))
+        flat = dict(
+            run,
+            min_calls=(run.get("minimum") or {}).get("graph_calls"),
+            bound_s=(run.get("minimum") or {}).get("bound_s"),
+            floor_s=(run.get("floor") or {}).get("wall_emulated_s"),
+        )
         rows.append([_cell(flat.get(key), fmt) for _, key, fmt in COLUMNS])
     header = [title for title, _, _ in COLUMNS]
     widths = [max(len(header[i]), *(len(row[i]) for row in rows)) if rows else len(header[i]) for i in range(len(header))]
@@ -330,11 +389,16 @@ def main(argv=None):
     parser.add_argument("--users", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--runs", nargs="+", choices=RUNS, default=["read", "write", "baseline"])
     parser.add_argument("--latency-ms", type=float, default=100.0, help="emulated Graph latency per request (default 100)")
-    parser.add_argument("--latency-model", choices=LATENCY_MODELS, default="answer",
-                        help="answer: Graph answers LATENCY after a request arrives, its work included (the bound's model; "
-                             "default); added: LATENCY on top of the emulator's own work")
-    parser.add_argument("--time-scale", nargs="*", default=[],
-                        help="emulated seconds per wall second: one value, and/or SIZE=VALUE per tenant size (default 1)")
+    parser.add_argument(
+        "--latency-model",
+        choices=LATENCY_MODELS,
+        default="answer",
+        help="answer: Graph answers LATENCY after a request arrives, its work included (the bound's model; "
+        "default); added: LATENCY on top of the emulator's own work",
+    )
+    parser.add_argument(
+        "--time-scale", nargs="*", default=[], help="emulated seconds per wall second: one value, and/or SIZE=VALUE per tenant size (default 1)"
+    )
     parser.add_argument("--out", help="JSON output path (default benchmarks/results/run-<timestamp>.json)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -344,8 +408,7 @@ def main(argv=None):
     all_runs = []
     with tempfile.TemporaryDirectory(prefix="entraops-bench-") as workdir:
         for users in args.users:
-            all_runs.extend(bench_size(users, args.runs, per_size.get(users, default_scale), args.latency_ms, workdir, log,
-                                       latency_model=args.latency_model))
+            all_runs.extend(bench_size(users, args.runs, per_size.get(users, default_scale), args.latency_ms, workdir, log, latency_model=args.latency_model))
             _write(out, args, all_runs)
     print(table(all_runs))
     print(f"JSON: {out}")
@@ -354,10 +417,14 @@ def main(argv=None):
 
 def _write(path, args, runs):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    document = {"command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]), "latency_ms": args.latency_ms,
-                "latency_model": args.latency_model, "budgets": {"write_rate_per_s": bounds.WRITE_RATE, "write_bucket": bounds.WRITE_BUCKET,
-                            "ru_rate_per_s_over_500_users": bounds.ru_rate(1000)},
-                "cpu_count": os.cpu_count(), "runs": runs}
+    document = {
+        "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        "latency_ms": args.latency_ms,
+        "latency_model": args.latency_model,
+        "budgets": {"write_rate_per_s": bounds.WRITE_RATE, "write_bucket": bounds.WRITE_BUCKET, "ru_rate_per_s_over_500_users": bounds.ru_rate(1000)},
+        "cpu_count": os.cpu_count(),
+        "runs": runs,
+    }
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(document, handle, indent=1, sort_keys=True)
 

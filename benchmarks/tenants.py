@@ -27,20 +27,25 @@ def build_tenant(users, seed=SEED, group_size=GROUP_SIZE):
     licensed_groups = []
     for index in range(group_count):
         members = user_ids[index::group_count]
-        licensed_groups.append({
-            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "displayName": f"LIC E3 {index + 1:02d}", "description": "benchmark licensing group",
-            "securityEnabled": True, "mailEnabled": False, "mailNickname": f"LICE3{index + 1:02d}",
-            "groupTypes": [], "members": members,
-            "assignedLicenses": [{"skuId": sku_id, "disabledPlans": []}],
-        })
+        licensed_groups.append(
+            {
+                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "displayName": f"LIC E3 {index + 1:02d}",
+                "description": "benchmark licensing group",
+                "securityEnabled": True,
+                "mailEnabled": False,
+                "mailNickname": f"LICE3{index + 1:02d}",
+                "groupTypes": [],
+                "members": members,
+                "assignedLicenses": [{"skuId": sku_id, "disabledPlans": []}],
+            }
+        )
     tenant["groups"].extend(licensed_groups)
     facts = {
         "users": users,
         "sku_id": sku_id,
         "sku_part_number": tenant["subscribedSkus"][0]["skuPartNumber"],
         "groups_total": len(tenant["groups"]),
-        "licensed_groups": [{"id": group["id"], "display_name": group["displayName"], "members": len(group["members"])}
-                            for group in licensed_groups],
+        "licensed_groups": [{"id": group["id"], "display_name": group["displayName"], "members": len(group["members"])} for group in licensed_groups],
     }
     return tenant, facts

@@ -43,9 +43,9 @@ class SampleClient:
         self.session = requests.Session()
         self.session.trust_env = False
         self.session.verify = ca_path
-        self.app = msal.ConfidentialClientApplication(client_id, client_credential=client_secret,
-                                                      authority=f"{self.graph_url}/{tenant_id}",
-                                                      instance_discovery=False, http_client=self.session)
+        self.app = msal.ConfidentialClientApplication(
+            client_id, client_credential=client_secret, authority=f"{self.graph_url}/{tenant_id}", instance_discovery=False, http_client=self.session
+        )
         self.counters = {"requests": 0, "retries": 0, "throttled": 0}
 
     def _token(self):
@@ -68,7 +68,7 @@ class SampleClient:
                 return response
             self.counters["retries"] += 1
             retry_after = response.headers.get("Retry-After")
-            time.sleep(float(retry_after) if retry_after else RETRY_DELAY * (2 ** attempt))
+            time.sleep(float(retry_after) if retry_after else RETRY_DELAY * (2**attempt))
         return response
 
     def get_all(self, url):
@@ -97,12 +97,14 @@ def run(client):
                 summary["errors"] += 1
                 continue
             user = response.json()
-            to_remove = [state["skuId"] for state in user.get("licenseAssignmentStates") or []
-                         if state.get("assignedByGroup") is None and state["skuId"].lower() in group_licenses]
+            to_remove = [
+                state["skuId"]
+                for state in user.get("licenseAssignmentStates") or []
+                if state.get("assignedByGroup") is None and state["skuId"].lower() in group_licenses
+            ]
             if not to_remove:
                 continue
-            response = client.send("POST", f"/users/{member['id']}/assignLicense",
-                                   body={"addLicenses": [], "removeLicenses": to_remove})
+            response = client.send("POST", f"/users/{member['id']}/assignLicense", body={"addLicenses": [], "removeLicenses": to_remove})
             if response.status_code == 200:
                 summary["removed"] += 1
             else:
@@ -112,8 +114,7 @@ def run(client):
 
 def main():
     env = os.environ
-    client = SampleClient(env["BENCH_GRAPH_URL"], env["BENCH_TENANT_ID"], env["BENCH_CLIENT_ID"],
-                          env["BENCH_CLIENT_SECRET"], env["BENCH_CA_PATH"])
+    client = SampleClient(env["BENCH_GRAPH_URL"], env["BENCH_TENANT_ID"], env["BENCH_CLIENT_ID"], env["BENCH_CLIENT_SECRET"], env["BENCH_CA_PATH"])
     summary = run(client)
     summary.update(client.counters)
     print(json.dumps(summary))

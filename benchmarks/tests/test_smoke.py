@@ -16,8 +16,7 @@ import run  # noqa: E402
 
 def test_read_and_write_runs_at_1000_users(tmp_path, capsys):
     out = tmp_path / "smoke.json"
-    status = run.main(["--users", "1000", "--runs", "read", "write", "--time-scale", "10", "--latency-ms", "100",
-                       "--out", str(out), "--quiet"])
+    status = run.main(["--users", "1000", "--runs", "read", "write", "--time-scale", "10", "--latency-ms", "100", "--out", str(out), "--quiet"])
     printed = capsys.readouterr().out
     assert status == 0, printed
     document = json.loads(out.read_text())

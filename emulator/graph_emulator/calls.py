@@ -14,10 +14,11 @@ class DropConnection(Exception):
 @dataclass
 class Call:
     """One Graph operation: a top-level request or one $batch item."""
+
     method: str
-    path: str                 # "/v1.0/..." (batch item URLs get the prefix)
+    path: str  # "/v1.0/..." (batch item URLs get the prefix)
     query: dict
-    headers: dict             # lower-case names
+    headers: dict  # lower-case names
     body: object = None
     in_batch: bool = False
     arrival: float = 0.0
@@ -50,10 +51,20 @@ def error_outcome(error, call, headers=None):
 
 
 def throttled_outcome(call, retry_after, headers=None):
-    body = {"error": {"code": "TooManyRequests", "message": "Please retry again later.",
-                      "innerError": {"code": "429", "date": _utc_date(), "message": "Please retry after",
-                                     "request-id": call.request_id, "status": "429",
-                                     "client-request-id": call.client_request_id}}}
+    body = {
+        "error": {
+            "code": "TooManyRequests",
+            "message": "Please retry again later.",
+            "innerError": {
+                "code": "429",
+                "date": _utc_date(),
+                "message": "Please retry after",
+                "request-id": call.request_id,
+                "status": "429",
+                "client-request-id": call.client_request_id,
+            },
+        }
+    }
     merged = {"Retry-After": str(int(retry_after))}
     merged.update(headers or {})
     return Outcome(429, body, merged)

@@ -42,40 +42,41 @@ def build_parser():
     source.add_argument("--tenant", metavar="FILE", help="tenant JSON file (docs/tenant-format.md)")
     source.add_argument("--users", type=_non_negative_int, help="generate a tenant with N users (default 100)")
     serve.add_argument("--seed", type=int, default=0, help="seed for --users (default 0)")
-    serve.add_argument("--profile", choices=PROFILES, default="default",
-                       help="generator profile for --users: 'seed' is the migration's seed example (docs/tenant-format.md)")
-    serve.add_argument("--info-file", metavar="PATH",
-                       help="write {base_url, ca_path, tenant_id, client_id, client_secret, pid} as JSON once listening")
-    serve.add_argument("--state-dir", metavar="DIR", help="where to write the CA and server certificate "
-                                                         "(default: a temporary directory removed on exit)")
-    serve.add_argument("--throttling", dest="throttling", action="store_true", default=False,
-                       help="enforce Graph's throttling budgets")
+    serve.add_argument(
+        "--profile", choices=PROFILES, default="default", help="generator profile for --users: 'seed' is the migration's seed example (docs/tenant-format.md)"
+    )
+    serve.add_argument("--info-file", metavar="PATH", help="write {base_url, ca_path, tenant_id, client_id, client_secret, pid} as JSON once listening")
+    serve.add_argument("--state-dir", metavar="DIR", help="where to write the CA and server certificate (default: a temporary directory removed on exit)")
+    serve.add_argument("--throttling", dest="throttling", action="store_true", default=False, help="enforce Graph's throttling budgets")
     serve.add_argument("--no-throttling", dest="throttling", action="store_false", help="no throttling (default)")
-    serve.add_argument("--time-scale", type=_positive_float, default=1.0,
-                       help="emulated seconds per wall second for throttling and group processing (default 1)")
+    serve.add_argument(
+        "--time-scale", type=_positive_float, default=1.0, help="emulated seconds per wall second for throttling and group processing (default 1)"
+    )
     serve.add_argument("--latency-ms", type=_non_negative_float, default=0.0, help="added latency per request")
-    serve.add_argument("--answer-time-ms", type=_non_negative_float, default=0.0,
-                       help="answer no Graph request sooner than this after it arrived; the emulator's own work counts "
-                            "inside it, as Graph's answer time includes Graph's work (default 0: off)")
-    serve.add_argument("--processing-rate", type=_non_negative_float, default=1000.0,
-                       help="group-license evaluations per emulated second (default 1000)")
-    serve.add_argument("--token-lifetime", type=_non_negative_int, default=3599,
-                       help="access token lifetime in seconds (default 3599)")
-    serve.add_argument("--budget-scale", type=_positive_float, default=1.0,
-                       help="multiply every throttling quota (e.g. 0.01 for tests; default 1)")
+    serve.add_argument(
+        "--answer-time-ms",
+        type=_non_negative_float,
+        default=0.0,
+        help="answer no Graph request sooner than this after it arrived; the emulator's own work counts "
+        "inside it, as Graph's answer time includes Graph's work (default 0: off)",
+    )
+    serve.add_argument("--processing-rate", type=_non_negative_float, default=1000.0, help="group-license evaluations per emulated second (default 1000)")
+    serve.add_argument("--token-lifetime", type=_non_negative_int, default=3599, help="access token lifetime in seconds (default 3599)")
+    serve.add_argument("--budget-scale", type=_positive_float, default=1.0, help="multiply every throttling quota (e.g. 0.01 for tests; default 1)")
 
     generate = commands.add_parser("generate", help="write a generated tenant JSON file")
     generate.add_argument("--users", type=_non_negative_int, default=1000, help="number of users (default 1000)")
     generate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    generate.add_argument("--profile", choices=PROFILES, default="default",
-                          help="generator profile: 'seed' is the migration's seed example (docs/tenant-format.md)")
+    generate.add_argument(
+        "--profile", choices=PROFILES, default="default", help="generator profile: 'seed' is the migration's seed example (docs/tenant-format.md)"
+    )
     generate.add_argument("--out", required=True, metavar="FILE", help="output file ('-' for stdout)")
     return parser
 
 
 def _write_atomically(path, data):
     tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # holds the client secret
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the client secret
     with os.fdopen(fd, "w") as handle:
         handle.write(data)
     os.replace(tmp, path)
@@ -95,12 +96,22 @@ def _load_tenant(args):
 
 def serve(args):
     from .emulator import Emulator
+
     tenant = _load_tenant(args)
     try:
-        emulator = Emulator(tenant=tenant, port=args.port, host=args.host, throttling=args.throttling,
-                            time_scale=args.time_scale, latency_ms=args.latency_ms, answer_time_ms=args.answer_time_ms,
-                            processing_rate=args.processing_rate, token_lifetime=args.token_lifetime,
-                            budget_scale=args.budget_scale, state_dir=args.state_dir)
+        emulator = Emulator(
+            tenant=tenant,
+            port=args.port,
+            host=args.host,
+            throttling=args.throttling,
+            time_scale=args.time_scale,
+            latency_ms=args.latency_ms,
+            answer_time_ms=args.answer_time_ms,
+            processing_rate=args.processing_rate,
+            token_lifetime=args.token_lifetime,
+            budget_scale=args.budget_scale,
+            state_dir=args.state_dir,
+        )
     except ValueError as error:
         raise SystemExit(f"graph-emulator: {error}") from None
     server = emulator.listen()
@@ -110,13 +121,13 @@ def serve(args):
         if not stop.is_set():
             stop.set()
             threading.Thread(target=server.shutdown, daemon=True).start()
+
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
 
     print(f"graph-emulator listening on {emulator.base_url}", flush=True)
     print(f"CA certificate: {emulator.ca_path}", flush=True)
-    print(f"tenant {emulator.tenant_id}, client_id {emulator.client_id} (secret in --info-file or "
-          "GET /_emulator/info)", flush=True)
+    print(f"tenant {emulator.tenant_id}, client_id {emulator.client_id} (secret in --info-file or GET /_emulator/info)", flush=True)
     if args.info_file:
         _write_atomically(args.info_file, json.dumps(emulator.info(), indent=2) + "\n")
     try:

@@ -83,19 +83,28 @@ class ControlApi:
 
     def put_state(self, request, rest):
         self.emu.load_state(_object(request))
-        return 200, {"tenant_id": self.emu.tenant_id, "users": self.emu.user_count(),
-                     "client_id": self.emu.client_id}
+        return 200, {"tenant_id": self.emu.tenant_id, "users": self.emu.user_count(), "client_id": self.emu.client_id}
 
     def post_generate(self, request, rest):
         options = _object(request)
-        allowed = {"users", "seed", "sku", "units", "disabled_plan_ratio", "no_usage_location", "nested_users",
-                   "extra_skus", "apps", "profile", "plan_exceptions"}
+        allowed = {
+            "users",
+            "seed",
+            "sku",
+            "units",
+            "disabled_plan_ratio",
+            "no_usage_location",
+            "nested_users",
+            "extra_skus",
+            "apps",
+            "profile",
+            "plan_exceptions",
+        }
         unknown = set(options) - allowed
         if unknown:
             raise ControlError(400, f"unknown generate option(s) {sorted(unknown)}; expected some of {sorted(allowed)}")
         self.emu.generate(**options)
-        return 200, {"tenant_id": self.emu.tenant_id, "users": self.emu.user_count(),
-                     "client_id": self.emu.client_id}
+        return 200, {"tenant_id": self.emu.tenant_id, "users": self.emu.user_count(), "client_id": self.emu.client_id}
 
     # ledger, stats, request log
     def get_ledger(self, request, rest):

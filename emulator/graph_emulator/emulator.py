@@ -20,17 +20,29 @@ from .throttle import Clock, Throttler
 from .tls import create_tls_material
 
 REQUEST_LOG_LIMIT = 100_000
-CONFIG_KEYS = ("throttling", "time_scale", "latency_ms", "answer_time_ms", "processing_rate", "token_lifetime", "budget_scale",
-               "early_retry_grace_ms")
+CONFIG_KEYS = ("throttling", "time_scale", "latency_ms", "answer_time_ms", "processing_rate", "token_lifetime", "budget_scale", "early_retry_grace_ms")
 
 
 class Emulator:
     """Microsoft Graph emulator on https://127.0.0.1:PORT, usable as a context manager."""
 
-    def __init__(self, tenant=None, port=0, host="127.0.0.1", throttling=False, time_scale=1.0, latency_ms=0,
-                 processing_rate=1000.0, token_lifetime=3599, budget_scale=1.0, early_retry_grace_ms=100,
-                 state_dir=None, answer_time_ms=0):
+    def __init__(
+        self,
+        tenant=None,
+        port=0,
+        host="127.0.0.1",
+        throttling=False,
+        time_scale=1.0,
+        latency_ms=0,
+        processing_rate=1000.0,
+        token_lifetime=3599,
+        budget_scale=1.0,
+        early_retry_grace_ms=100,
+        state_dir=None,
+        answer_time_ms=0,
+    ):
         from .control import ControlApi
+
         if host not in LOOPBACK:
             raise ValueError(f"host: got {host!r}, expected a loopback address ({', '.join(LOOPBACK)})")
         self.host = host
@@ -38,14 +50,13 @@ class Emulator:
         self.clock = Clock(time_scale)
         self.directory = Directory(tenant, processing_rate=processing_rate, time_scale=time_scale)
         self.identity = IdentityService(self.directory, token_lifetime=token_lifetime)
-        self.throttler = Throttler(self.clock, enabled=throttling, budget_scale=budget_scale,
-                                   early_retry_grace_ms=early_retry_grace_ms)
+        self.throttler = Throttler(self.clock, enabled=throttling, budget_scale=budget_scale, early_retry_grace_ms=early_retry_grace_ms)
         self.faults = FaultRegistry()
         self.counters = Stats()
         self.control = ControlApi(self)
         self.latency_ms = float(latency_ms)
         self.answer_time_ms = 0.0
-        self.configure(answer_time_ms=answer_time_ms)   # checked as the control API checks it
+        self.configure(answer_time_ms=answer_time_ms)  # checked as the control API checks it
         self._requests = deque(maxlen=REQUEST_LOG_LIMIT)
         self._requests_lock = threading.Lock()
         self._own_state_dir = state_dir is None
@@ -62,8 +73,7 @@ class Emulator:
         if self._server is not None:
             return self
         self._server = self._make_server()
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="graph-emulator", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="graph-emulator", daemon=True)
         self._thread.start()
         return self
 
@@ -91,8 +101,7 @@ class Emulator:
         return self._server
 
     def _make_server(self):
-        server = make_server(self.host, self.requested_port, self.app, threaded=True,
-                             ssl_context=self.tls.server_context(), request_handler=QuietHandler)
+        server = make_server(self.host, self.requested_port, self.app, threaded=True, ssl_context=self.tls.server_context(), request_handler=QuietHandler)
         server.open_connections = set()
         server.open_connections_lock = threading.Lock()
         return server
@@ -144,26 +153,32 @@ class Emulator:
                 if app.get("secrets"):
                     self._default_app = app
                     return app
-            self._default_app = self.directory.add_app({
-                "clientId": str(uuid.uuid4()), "displayName": "graph-emulator default app",
-                "secrets": [f"emu~{secrets_module.token_hex(20)}"], "certificates": [],
-                "permissions": list(DEFAULT_APP_PERMISSIONS)})
+            self._default_app = self.directory.add_app(
+                {
+                    "clientId": str(uuid.uuid4()),
+                    "displayName": "graph-emulator default app",
+                    "secrets": [f"emu~{secrets_module.token_hex(20)}"],
+                    "certificates": [],
+                    "permissions": list(DEFAULT_APP_PERMISSIONS),
+                }
+            )
             return self._default_app
 
     def add_app(self, permissions=(), client_id=None, secret=None, certificate_pem=None, display_name=None):
-        app = {"clientId": client_id or str(uuid.uuid4()),
-               "displayName": display_name or "graph-emulator test app",
-               "secrets": [secret] if secret else [],
-               "certificates": [certificate_pem] if certificate_pem else [],
-               "permissions": list(permissions)}
+        app = {
+            "clientId": client_id or str(uuid.uuid4()),
+            "displayName": display_name or "graph-emulator test app",
+            "secrets": [secret] if secret else [],
+            "certificates": [certificate_pem] if certificate_pem else [],
+            "permissions": list(permissions),
+        }
         return dict(self.directory.add_app(app))
 
     def issue_token(self, client_id=None, permissions=None, expires_in=3600, audience=None):
         app = self.identity.find_app(client_id or self.client_id)
         if app is None:
             raise ValueError(f"client_id: got {client_id!r}, expected the clientId of a registered app")
-        return self.identity.issue(app, audience=audience or "https://graph.microsoft.com", expires_in=expires_in,
-                                   roles=permissions)
+        return self.identity.issue(app, audience=audience or "https://graph.microsoft.com", expires_in=expires_in, roles=permissions)
 
     # -- state ---------------------------------------------------------------------------------------
     def user_count(self):
@@ -179,6 +194,7 @@ class Emulator:
 
     def generate(self, **options):
         from .tenant import generate_tenant
+
         self.load_state(generate_tenant(**options))
 
     def process_all(self):
@@ -192,12 +208,19 @@ class Emulator:
         self.directory.clear_ledger()
 
     # -- observation ---------------------------------------------------------------------------------
-    def log_request(self, method, path, status, request_id, client_request_id, in_batch, route_key="", write=False,
-                    app_id=None):
-        entry = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "method": method,
-                 "path": path, "route": route_key, "status": status, "request_id": request_id,
-                 "client_request_id": client_request_id, "in_batch": in_batch,
-                 "write": bool(write), "app_id": app_id}
+    def log_request(self, method, path, status, request_id, client_request_id, in_batch, route_key="", write=False, app_id=None):
+        entry = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "method": method,
+            "path": path,
+            "route": route_key,
+            "status": status,
+            "request_id": request_id,
+            "client_request_id": client_request_id,
+            "in_batch": in_batch,
+            "write": bool(write),
+            "app_id": app_id,
+        }
         with self._requests_lock:
             self._requests.append(entry)
 
@@ -234,18 +257,22 @@ class Emulator:
         return self.faults.list()
 
     def config(self):
-        return {"throttling": self.throttler.enabled, "time_scale": self.clock.time_scale,
-                "latency_ms": self.latency_ms, "answer_time_ms": self.answer_time_ms,
-                "processing_rate": self.directory.processing_rate,
-                "token_lifetime": self.identity.token_lifetime, "budget_scale": self.throttler.budget_scale,
-                "early_retry_grace_ms": self.throttler.early_retry_grace * 1000.0}
+        return {
+            "throttling": self.throttler.enabled,
+            "time_scale": self.clock.time_scale,
+            "latency_ms": self.latency_ms,
+            "answer_time_ms": self.answer_time_ms,
+            "processing_rate": self.directory.processing_rate,
+            "token_lifetime": self.identity.token_lifetime,
+            "budget_scale": self.throttler.budget_scale,
+            "early_retry_grace_ms": self.throttler.early_retry_grace * 1000.0,
+        }
 
     def configure(self, **knobs):
         unknown = set(knobs) - set(CONFIG_KEYS)
         if unknown:
             raise ValueError(f"unknown emulator setting(s) {sorted(unknown)}; expected some of {list(CONFIG_KEYS)}")
-        for name in ("time_scale", "latency_ms", "answer_time_ms", "processing_rate", "token_lifetime", "budget_scale",
-                     "early_retry_grace_ms"):
+        for name in ("time_scale", "latency_ms", "answer_time_ms", "processing_rate", "token_lifetime", "budget_scale", "early_retry_grace_ms"):
             value = knobs.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise ValueError(f"{name}: got {value!r}, expected a non-negative number")
@@ -264,11 +291,18 @@ class Emulator:
         if "throttling" in knobs and not isinstance(knobs["throttling"], bool):
             raise ValueError(f"throttling: got {knobs['throttling']!r}, expected true or false")
         if any(knobs.get(k) is not None for k in ("throttling", "budget_scale", "early_retry_grace_ms", "time_scale")):
-            self.throttler.configure(enabled=knobs.get("throttling"), budget_scale=knobs.get("budget_scale"),
-                                     early_retry_grace_ms=knobs.get("early_retry_grace_ms"))
+            self.throttler.configure(
+                enabled=knobs.get("throttling"), budget_scale=knobs.get("budget_scale"), early_retry_grace_ms=knobs.get("early_retry_grace_ms")
+            )
         return self.config()
 
     def info(self):
-        return {"base_url": self.base_url, "authority_url": self.authority_url, "ca_path": self.ca_path,
-                "tenant_id": self.tenant_id, "client_id": self.client_id, "client_secret": self.client_secret,
-                "pid": os.getpid()}
+        return {
+            "base_url": self.base_url,
+            "authority_url": self.authority_url,
+            "ca_path": self.ca_path,
+            "tenant_id": self.tenant_id,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "pid": os.getpid(),
+        }

@@ -8,6 +8,7 @@ takes ``self.lock``. Decisions where Microsoft documents nothing are listed in d
 writes), views.py (the Graph-shaped reads), processing.py (group licensing in the background), audit.py (audit
 events and the loss ledger) and records.py (the records, GraphError, RequestContext).
 """
+
 from __future__ import annotations
 
 import gc
@@ -18,21 +19,57 @@ import uuid
 
 from .audit import AuditTrail, group_target, license_text, user_target
 from .processing import GroupLicensingProcessing, ProcessingQueue
-from .records import (ACTIVE_STATES, COMPLETE, CONTROL_CONTEXT, _LOAD_CONTEXT, GraphError, RequestContext, _bad_request, _Group,
-                      _GroupEntry, _locked, _not_found, _now_iso, _Sku, _User)
+from .records import (
+    ACTIVE_STATES,
+    COMPLETE,
+    CONTROL_CONTEXT,
+    _LOAD_CONTEXT,
+    GraphError,
+    RequestContext,
+    _bad_request,
+    _Group,
+    _GroupEntry,
+    _locked,
+    _not_found,
+    _now_iso,
+    _Sku,
+    _User,
+)
 from .tenant import ISO_COUNTRY_CODES, TenantFormatError, is_guid, validate_app, validate_tenant
 from .views import DirectoryViews
 
 _USER_LICENSING_PROPS = frozenset({"assignedLicenses", "licenseAssignmentStates", "assignedPlans"})
-_USER_READ_ONLY = frozenset({"id", "createdDateTime", "assignedLicenses", "licenseAssignmentStates", "assignedPlans",
-                             "provisionedPlans", "licenseDetails", "memberOf"})
-_USER_SLOT_PROPS = {"displayName": "display_name", "givenName": "given_name", "surname": "surname", "mail": "mail",
-                    "mailNickname": "mail_nickname", "jobTitle": "job_title", "department": "department"}
+_USER_READ_ONLY = frozenset(
+    {"id", "createdDateTime", "assignedLicenses", "licenseAssignmentStates", "assignedPlans", "provisionedPlans", "licenseDetails", "memberOf"}
+)
+_USER_SLOT_PROPS = {
+    "displayName": "display_name",
+    "givenName": "given_name",
+    "surname": "surname",
+    "mail": "mail",
+    "mailNickname": "mail_nickname",
+    "jobTitle": "job_title",
+    "department": "department",
+}
 # Other writable user properties kept as opaque extras (returned as set).
-_USER_EXTRA_PROPS = frozenset({"officeLocation", "mobilePhone", "businessPhones", "preferredLanguage", "city", "country",
-                               "companyName", "employeeId", "state", "streetAddress", "postalCode", "otherMails", "userType"})
-_GROUP_READ_ONLY = frozenset({"id", "createdDateTime", "assignedLicenses", "licenseProcessingState",
-                              "hasMembersWithLicenseErrors", "membersWithLicenseErrors"})
+_USER_EXTRA_PROPS = frozenset(
+    {
+        "officeLocation",
+        "mobilePhone",
+        "businessPhones",
+        "preferredLanguage",
+        "city",
+        "country",
+        "companyName",
+        "employeeId",
+        "state",
+        "streetAddress",
+        "postalCode",
+        "otherMails",
+        "userType",
+    }
+)
+_GROUP_READ_ONLY = frozenset({"id", "createdDateTime", "assignedLicenses", "licenseProcessingState", "hasMembersWithLicenseErrors", "membersWithLicenseErrors"})
 _GROUP_WRITABLE = frozenset({"displayName", "description", "mailNickname", "securityEnabled", "mailEnabled", "groupTypes"})
 # GraphError, RequestContext and CONTROL_CONTEXT live in records.py; importing them from here keeps working.
 __all__ = ["CONTROL_CONTEXT", "Directory", "GraphError", "RequestContext"]
@@ -41,8 +78,7 @@ __all__ = ["CONTROL_CONTEXT", "Directory", "GraphError", "RequestContext"]
 class Directory(DirectoryViews, GroupLicensingProcessing):
     """The emulated directory: users, groups, subscribed SKUs, licensing, audit and the loss ledger."""
 
-    def __init__(self, tenant: dict | None = None, *, processing_rate: float = 1000.0, time_scale: float = 1.0,
-                 clock=time.monotonic):
+    def __init__(self, tenant: dict | None = None, *, processing_rate: float = 1000.0, time_scale: float = 1.0, clock=time.monotonic):
         self.lock = threading.RLock()
         self._processing = ProcessingQueue(clock, processing_rate, time_scale)
         self._reset()
@@ -103,8 +139,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         for user_doc in doc["users"]:
             user = _User(len(self._user_order), user_doc, loaded_at)
             if user_doc["directLicenses"]:
-                user.direct = {lic["skuId"]: (self._intern(lic["disabledPlans"]), user.created)
-                               for lic in user_doc["directLicenses"]}
+                user.direct = {lic["skuId"]: (self._intern(lic["disabledPlans"]), user.created) for lic in user_doc["directLicenses"]}
             self._index_user(user)
         for group_doc in doc["groups"]:
             group = _Group(len(self._group_order), group_doc)
@@ -132,8 +167,9 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
             user = self._users[user_doc["id"]]
             for entry in user_doc.get("groupLicenses", []):
                 licenses = {lic["skuId"]: self._intern(lic["disabledPlans"]) for lic in entry["licenses"]}
-                self._set_entry(user, self._groups[entry["groupId"]].id, _GroupEntry(
-                    licenses, entry["state"], entry["error"], entry["lastUpdatedDateTime"] or user.created))
+                self._set_entry(
+                    user, self._groups[entry["groupId"]].id, _GroupEntry(licenses, entry["state"], entry["error"], entry["lastUpdatedDateTime"] or user.created)
+                )
         for group_doc in doc["groups"]:
             group = self._groups[group_doc["id"]]
             group.processing_state = group_doc["licenseProcessingState"] or (COMPLETE if group.licenses else None)
@@ -179,33 +215,79 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         for user in self._user_order:
             if user is None:
                 continue
-            doc = {"id": user.id, "userPrincipalName": user.upn, "displayName": user.display_name,
-                   "givenName": user.given_name, "surname": user.surname, "mail": user.mail,
-                   "mailNickname": user.mail_nickname, "accountEnabled": user.account_enabled,
-                   "usageLocation": user.usage_location, "jobTitle": user.job_title, "department": user.department,
-                   "createdDateTime": user.created,
-                   "directLicenses": [{"skuId": s, "disabledPlans": list(d)} for s, (d, _) in (user.direct or {}).items()],
-                   "groupLicenses": [{"groupId": gid, "state": e.state, "error": e.error, "lastUpdatedDateTime": e.updated,
-                                      "licenses": [{"skuId": s, "disabledPlans": list(d)} for s, d in e.licenses.items()]}
-                                     for gid, e in (user.gstates or {}).items() if gid in self._groups]}
+            doc = {
+                "id": user.id,
+                "userPrincipalName": user.upn,
+                "displayName": user.display_name,
+                "givenName": user.given_name,
+                "surname": user.surname,
+                "mail": user.mail,
+                "mailNickname": user.mail_nickname,
+                "accountEnabled": user.account_enabled,
+                "usageLocation": user.usage_location,
+                "jobTitle": user.job_title,
+                "department": user.department,
+                "createdDateTime": user.created,
+                "directLicenses": [{"skuId": s, "disabledPlans": list(d)} for s, (d, _) in (user.direct or {}).items()],
+                "groupLicenses": [
+                    {
+                        "groupId": gid,
+                        "state": e.state,
+                        "error": e.error,
+                        "lastUpdatedDateTime": e.updated,
+                        "licenses": [{"skuId": s, "disabledPlans": list(d)} for s, d in e.licenses.items()],
+                    }
+                    for gid, e in (user.gstates or {}).items()
+                    if gid in self._groups
+                ],
+            }
             users.append(doc)
-        groups = [{"id": g.id, "displayName": g.display_name, "description": g.description,
-                   "securityEnabled": g.security_enabled, "mailEnabled": g.mail_enabled, "mailNickname": g.mail_nickname,
-                   "groupTypes": list(g.group_types), "createdDateTime": g.created, "members": list(g.members),
-                   "assignedLicenses": [{"skuId": s, "disabledPlans": list(d)} for s, d in g.licenses.items()],
-                   "licenseProcessingState": g.processing_state}
-                  for g in self._group_order if g is not None]
-        skus = [{"skuId": s.sku_id, "skuPartNumber": s.part_number, "prepaidUnits": dict(s.prepaid),
-                 "capabilityStatus": s.capability_status, "appliesTo": s.applies_to,
-                 "servicePlans": [dict(p) for p in s.plans], "subscriptionIds": list(s.subscription_ids),
-                 "accountName": s.account_name} for s in self._skus.values()]
+        groups = [
+            {
+                "id": g.id,
+                "displayName": g.display_name,
+                "description": g.description,
+                "securityEnabled": g.security_enabled,
+                "mailEnabled": g.mail_enabled,
+                "mailNickname": g.mail_nickname,
+                "groupTypes": list(g.group_types),
+                "createdDateTime": g.created,
+                "members": list(g.members),
+                "assignedLicenses": [{"skuId": s, "disabledPlans": list(d)} for s, d in g.licenses.items()],
+                "licenseProcessingState": g.processing_state,
+            }
+            for g in self._group_order
+            if g is not None
+        ]
+        skus = [
+            {
+                "skuId": s.sku_id,
+                "skuPartNumber": s.part_number,
+                "prepaidUnits": dict(s.prepaid),
+                "capabilityStatus": s.capability_status,
+                "appliesTo": s.applies_to,
+                "servicePlans": [dict(p) for p in s.plans],
+                "subscriptionIds": list(s.subscription_ids),
+                "accountName": s.account_name,
+            }
+            for s in self._skus.values()
+        ]
         queue = self._processing
         pending = [[gid, uid] for (gid, uid) in queue.keys if gid in self._groups and (gid, uid) in queue.pending]
-        return {"tenant": {"id": self.tenant_id, "displayName": self.tenant_display_name,
-                           "defaultDomain": self.default_domain, "countryLetterCode": self.country_letter_code},
-                "apps": json.loads(json.dumps(self.apps)), "subscribedSkus": skus, "users": users, "groups": groups,
-                "rules": json.loads(json.dumps(self._rules_doc)),
-                "processing": {"groupLicenses": "asRecorded", "pending": pending}}
+        return {
+            "tenant": {
+                "id": self.tenant_id,
+                "displayName": self.tenant_display_name,
+                "defaultDomain": self.default_domain,
+                "countryLetterCode": self.country_letter_code,
+            },
+            "apps": json.loads(json.dumps(self.apps)),
+            "subscribedSkus": skus,
+            "users": users,
+            "groups": groups,
+            "rules": json.loads(json.dumps(self._rules_doc)),
+            "processing": {"groupLicenses": "asRecorded", "pending": pending},
+        }
 
     @property
     def processing_rate(self) -> float:
@@ -278,8 +360,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         result = {}
         if direct is not None:
             sources = [(s, d) for s, (d, _) in direct.items()]
-            sources += [(s, d) for gid, e in (user.gstates or {}).items() if e.state in ACTIVE_STATES
-                        for s, d in e.licenses.items()]
+            sources += [(s, d) for gid, e in (user.gstates or {}).items() if e.state in ACTIVE_STATES for s, d in e.licenses.items()]
         else:
             sources = self._sources(user, skip_group)
         for sku_id, disabled in sources:
@@ -347,14 +428,14 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
                 raise _bad_request(f"Property '{prop}' is read-only and cannot be set.")
             if prop == "passwordProfile" or prop.startswith("@odata"):
                 continue
-            if prop not in _USER_SLOT_PROPS and prop not in _USER_EXTRA_PROPS and prop not in (
-                    "accountEnabled", "usageLocation", "userPrincipalName", "id"):
-                raise _bad_request(f"The property '{prop}' does not exist on type 'microsoft.graph.user'. Make sure to only "
-                                   "use property names that are defined by the type or mark the type as open type.")
+            if prop not in _USER_SLOT_PROPS and prop not in _USER_EXTRA_PROPS and prop not in ("accountEnabled", "usageLocation", "userPrincipalName", "id"):
+                raise _bad_request(
+                    f"The property '{prop}' does not exist on type 'microsoft.graph.user'. Make sure to only "
+                    "use property names that are defined by the type or mark the type as open type."
+                )
             if prop == "accountEnabled" and not isinstance(value, bool):
                 raise _bad_request(f"Invalid value specified for property '{prop}' of resource 'User'.")
-            if prop == "usageLocation" and value is not None and not (
-                    isinstance(value, str) and len(value) == 2 and value.upper() in ISO_COUNTRY_CODES):
+            if prop == "usageLocation" and value is not None and not (isinstance(value, str) and len(value) == 2 and value.upper() in ISO_COUNTRY_CODES):
                 raise _bad_request(f"Invalid value specified for property '{prop}' of resource 'User'.")
             if prop in _USER_SLOT_PROPS and value is not None and not isinstance(value, str):
                 raise _bad_request(f"Invalid value specified for property '{prop}' of resource 'User'.")
@@ -389,8 +470,9 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         user_id = self._object_id(body["id"]) if "id" in body else str(uuid.uuid4())
         if user_id in self._users or user_id in self._groups:
             raise _bad_request("Another object with the same value for property id already exists.")
-        user = _User(len(self._user_order), {"id": user_id, "userPrincipalName": body["userPrincipalName"],
-                                             "mailNickname": body["userPrincipalName"].split("@")[0]})
+        user = _User(
+            len(self._user_order), {"id": user_id, "userPrincipalName": body["userPrincipalName"], "mailNickname": body["userPrincipalName"].split("@")[0]}
+        )
         self._upn_index[user.upn.lower()] = user.id  # so the UPN rename below is a no-op
         self._apply_user_props(user, {k: v for k, v in body.items() if k != "id"})
         self._index_user(user)
@@ -419,7 +501,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         for gid in list(user.groups or ()):
             group = self._groups[gid]
             group.members.pop(user.id, None)
-        for gid in (user.gstates or {}):
+        for gid in user.gstates or {}:
             group = self._groups.get(gid)
             if group is not None:
                 group.entry_users.discard(user.id)
@@ -466,14 +548,16 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
 
     def _conflict_message(self, pairs):
         names = sorted({self._plan_name(p) for pair in pairs for p in pair})
-        return ("The set of licenses includes two or more service plans which cannot be assigned at the same time. "
-                f"Conflicting Service Plans: {', '.join(names)}.")
+        return (
+            f"The set of licenses includes two or more service plans which cannot be assigned at the same time. Conflicting Service Plans: {', '.join(names)}."
+        )
 
     def _dependency_message(self, unmet):
         dependents = sorted(self._plan_name(p) for p in unmet)
         prereqs = sorted({self._plan_name(q) for p in unmet for q in self._dependencies[p]})
-        return (f"License assignment failed because service plans {', '.join(dependents)} depend on service plans "
-                f"{', '.join(prereqs)}, which would not be enabled.")
+        return (
+            f"License assignment failed because service plans {', '.join(dependents)} depend on service plans {', '.join(prereqs)}, which would not be enabled."
+        )
 
     @_locked
     def assign_user_license(self, key, add_licenses: list[dict], remove_licenses: list[str], ctx) -> dict:
@@ -494,8 +578,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
             if not user.direct or sku_id not in user.direct:
                 inherited = any(sku_id in e.licenses for e in (user.gstates or {}).values())
                 if inherited:
-                    raise _bad_request("User license is inherited from a group membership and it cannot be removed "
-                                       "directly from the user.")
+                    raise _bad_request("User license is inherited from a group membership and it cannot be removed directly from the user.")
                 raise _bad_request("User does not have a corresponding license.")
         now = _now_iso()
         new_direct = dict(user.direct or {})
@@ -512,8 +595,10 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         gained = after_plans - before_plans
         blocked = self._prohibited_plans(gained, user.usage_location)
         if blocked:
-            raise _bad_request(f"License assignment failed because service plans {', '.join(self._plan_name(p) for p in blocked)} "
-                               f"are not available in usage location {user.usage_location}.")
+            raise _bad_request(
+                f"License assignment failed because service plans {', '.join(self._plan_name(p) for p in blocked)} "
+                f"are not available in usage location {user.usage_location}."
+            )
         unmet = self._unmet_dependencies(after_plans) - self._unmet_dependencies(before_plans)
         if unmet:
             raise _bad_request(self._dependency_message(unmet))
@@ -523,9 +608,14 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         if adds or removes:
             new_licenses = [(s, d) for s, (d, _) in new_direct.items()]
             self._trail.record("Change user license", "UserManagement", "Update", ctx, user_target(user))
-            self._trail.record("Update user", "UserManagement", "Update", ctx, user_target(user),
-                               [("AssignedLicense", license_text(self._skus, old_licenses),
-                                 license_text(self._skus, new_licenses))])
+            self._trail.record(
+                "Update user",
+                "UserManagement",
+                "Update",
+                ctx,
+                user_target(user),
+                [("AssignedLicense", license_text(self._skus, old_licenses), license_text(self._skus, new_licenses))],
+            )
         return self._user_dict(user)
 
     # ------------------------------------------------------------------ groups and membership
@@ -538,8 +628,10 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
             if prop in _GROUP_READ_ONLY:
                 raise _bad_request(f"Property '{prop}' is read-only and cannot be set.")
             if prop not in _GROUP_WRITABLE and prop not in ("membershipRule", "visibility"):
-                raise _bad_request(f"The property '{prop}' does not exist on type 'microsoft.graph.group'. Make sure to only "
-                                   "use property names that are defined by the type or mark the type as open type.")
+                raise _bad_request(
+                    f"The property '{prop}' does not exist on type 'microsoft.graph.group'. Make sure to only "
+                    "use property names that are defined by the type or mark the type as open type."
+                )
             if prop in ("securityEnabled", "mailEnabled") and not isinstance(value, bool):
                 raise _bad_request(f"Invalid value specified for property '{prop}' of resource 'Group'.")
             if prop in ("displayName", "mailNickname") and not (isinstance(value, str) and value):
@@ -569,8 +661,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
             else:
                 raise _not_found(raw)
             if member_id in group.members or member_id in seen:
-                raise _bad_request("One or more added object references already exist for the following modified "
-                                   "properties: 'members'.")
+                raise _bad_request("One or more added object references already exist for the following modified properties: 'members'.")
             seen.add(member_id)
             resolved.append((member_id, kind))
         return resolved
@@ -605,8 +696,13 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         return self._group_dict(group)
 
     def _apply_group_props(self, group, body):
-        mapping = {"displayName": "display_name", "description": "description", "mailNickname": "mail_nickname",
-                   "securityEnabled": "security_enabled", "mailEnabled": "mail_enabled"}
+        mapping = {
+            "displayName": "display_name",
+            "description": "description",
+            "mailNickname": "mail_nickname",
+            "securityEnabled": "security_enabled",
+            "mailEnabled": "mail_enabled",
+        }
         for prop, value in body.items():
             if prop in mapping:
                 setattr(group, mapping[prop], value)
@@ -646,8 +742,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         for member_id, kind in members:
             self._link_member(group, member_id)
             target = user_target(self._users[member_id]) if kind == "user" else group_target(self._groups[member_id])
-            self._trail.record("Add member to group", "GroupManagement", "Assign", ctx, target,
-                               [("Group.DisplayName", "", json.dumps(group.display_name))])
+            self._trail.record("Add member to group", "GroupManagement", "Assign", ctx, target, [("Group.DisplayName", "", json.dumps(group.display_name))])
             if kind == "user":
                 self._membership_changed(group, member_id, ctx)
 
@@ -670,8 +765,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         else:
             self._groups[member_key].parents.discard(group.id)
             target = group_target(self._groups[member_key])
-        self._trail.record("Remove member from group", "GroupManagement", "Unassign", ctx, target,
-                           [("Group.DisplayName", json.dumps(group.display_name), "")])
+        self._trail.record("Remove member from group", "GroupManagement", "Unassign", ctx, target, [("Group.DisplayName", json.dumps(group.display_name), "")])
         if kind == "user":
             self._membership_changed(group, member_key, ctx)
 
@@ -682,8 +776,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         adds = self._parse_add_licenses(add_licenses)
         removes = self._parse_remove_licenses(remove_licenses)
         if not group.security_enabled:
-            raise _bad_request("Licenses can only be assigned to security groups or to Microsoft 365 groups with "
-                               "securityEnabled set to true.")
+            raise _bad_request("Licenses can only be assigned to security groups or to Microsoft 365 groups with securityEnabled set to true.")
         self._check_known_skus(adds, "group")
         for sku_id in removes:
             if sku_id in adds:
@@ -701,13 +794,17 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         unmet = self._unmet_dependencies(group_plans)
         if unmet:
             # Add-ons need their prerequisite in the same group (entra-licensing.md section 3).
-            raise _bad_request("License operation failed. Make sure that the group has necessary services. "
-                               + self._dependency_message(unmet))
+            raise _bad_request("License operation failed. Make sure that the group has necessary services. " + self._dependency_message(unmet))
         old = list(group.licenses.items())
         group.licenses = new_licenses
-        self._trail.record("Set group license", "GroupManagement", "Update", ctx, group_target(group),
-                           [("AssignedLicense", license_text(self._skus, old),
-                             license_text(self._skus, new_licenses.items()))])
+        self._trail.record(
+            "Set group license",
+            "GroupManagement",
+            "Update",
+            ctx,
+            group_target(group),
+            [("AssignedLicense", license_text(self._skus, old), license_text(self._skus, new_licenses.items()))],
+        )
         self._queue_group(group, ctx)
         return self._group_dict(group)
 

@@ -36,10 +36,8 @@ import threading
 import uuid
 
 ACTIONS = ("status", "delay_ms", "drop", "op", "ops")
-KNOWN_KEYS = {"id", "method", "route", "in_batch", "skip", "count", "status", "retry_after", "delay_ms", "drop",
-              "apply_then", "op", "ops", "fired", "seen"}
-ENGINE_OPS = {"remove_member", "add_member", "assign_group_license", "assign_user_license", "set_sku_units",
-              "update_user", "process_all"}
+KNOWN_KEYS = {"id", "method", "route", "in_batch", "skip", "count", "status", "retry_after", "delay_ms", "drop", "apply_then", "op", "ops", "fired", "seen"}
+ENGINE_OPS = {"remove_member", "add_member", "assign_group_license", "assign_user_license", "set_sku_units", "update_user", "process_all"}
 
 
 class FaultSpecError(ValueError):
@@ -65,8 +63,7 @@ def _validate(spec):
         raise FaultSpecError(f"fault route {spec.get('route')!r} is not a valid regular expression: {error}") from None
     for key in ("skip", "count", "delay_ms", "retry_after"):
         value = spec.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not math.isfinite(value) or value < 0):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0):
             unit = " of seconds (fractions are rounded up on the wire)" if key == "retry_after" else ""
             raise FaultSpecError(f"fault {key} must be a non-negative number{unit}, got {value!r}")
 

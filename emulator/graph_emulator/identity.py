@@ -33,64 +33,66 @@ ROUTE_PERMISSIONS = {
     "POST /v1.0/users": ("User.ReadWrite.All", ("Directory.ReadWrite.All",)),
     "PATCH /v1.0/users/{id}": ("User.ReadWrite.All", ("Directory.ReadWrite.All",)),
     "DELETE /v1.0/users/{id}": ("User.ReadWrite.All", ("Directory.ReadWrite.All",)),
-    "POST /v1.0/users/{id}/assignLicense": ("LicenseAssignment.ReadWrite.All",
-                                            ("User.ReadWrite.All", "Directory.ReadWrite.All")),
-    "POST /v1.0/users/{id}/reprocessLicenseAssignment": ("LicenseAssignment.ReadWrite.All",
-                                                         ("User.ReadWrite.All", "Directory.ReadWrite.All")),
+    "POST /v1.0/users/{id}/assignLicense": ("LicenseAssignment.ReadWrite.All", ("User.ReadWrite.All", "Directory.ReadWrite.All")),
+    "POST /v1.0/users/{id}/reprocessLicenseAssignment": ("LicenseAssignment.ReadWrite.All", ("User.ReadWrite.All", "Directory.ReadWrite.All")),
     # Learn currently says "Application: Not supported" (UNCONFIRMED in practice); older pages
     # list User.Read.All / Directory.Read.All, which is what app-only callers use today.
-    "GET /v1.0/users/{id}/licenseDetails": ("LicenseAssignment.Read.All",
-                                            ("User.Read.All", "LicenseAssignment.ReadWrite.All", "User.ReadWrite.All",
-                                             "Directory.Read.All", "Directory.ReadWrite.All")),
-    "GET /v1.0/users/{id}/memberOf": ("GroupMember.Read.All",
-                                      ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All",
-                                       "Group.ReadWrite.All", "Directory.ReadWrite.All")),
+    "GET /v1.0/users/{id}/licenseDetails": (
+        "LicenseAssignment.Read.All",
+        ("User.Read.All", "LicenseAssignment.ReadWrite.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"),
+    ),
+    "GET /v1.0/users/{id}/memberOf": (
+        "GroupMember.Read.All",
+        ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    ),
     # The cast keeps memberOf's permissions (same relationship, groups only).
-    "GET /v1.0/users/{id}/memberOf/microsoft.graph.group": ("GroupMember.Read.All",
-                                                            ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All",
-                                                             "Group.ReadWrite.All", "Directory.ReadWrite.All")),
+    "GET /v1.0/users/{id}/memberOf/microsoft.graph.group": (
+        "GroupMember.Read.All",
+        ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    ),
     # user-list-transitivememberof: application least privileged User.Read.All.
-    "GET /v1.0/users/{id}/transitiveMemberOf": ("User.Read.All",
-                                                ("Directory.Read.All", "Directory.ReadWrite.All", "Group.Read.All",
-                                                 "GroupMember.Read.All")),
-    "GET /v1.0/users/{id}/transitiveMemberOf/microsoft.graph.group": ("User.Read.All",
-                                                                      ("Directory.Read.All", "Directory.ReadWrite.All",
-                                                                       "Group.Read.All", "GroupMember.Read.All")),
-    "GET /v1.0/groups": ("GroupMember.Read.All", ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All",
-                                                  "Group.ReadWrite.All", "Directory.ReadWrite.All")),
-    "GET /v1.0/groups/$count": ("GroupMember.Read.All", ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All",
-                                                         "Group.ReadWrite.All", "Directory.ReadWrite.All")),
-    "GET /v1.0/groups/{id}": ("GroupMember.Read.All", ("Group.Read.All", "Directory.Read.All",
-                                                       "GroupMember.ReadWrite.All", "Group.ReadWrite.All",
-                                                       "Directory.ReadWrite.All")),
+    "GET /v1.0/users/{id}/transitiveMemberOf": ("User.Read.All", ("Directory.Read.All", "Directory.ReadWrite.All", "Group.Read.All", "GroupMember.Read.All")),
+    "GET /v1.0/users/{id}/transitiveMemberOf/microsoft.graph.group": (
+        "User.Read.All",
+        ("Directory.Read.All", "Directory.ReadWrite.All", "Group.Read.All", "GroupMember.Read.All"),
+    ),
+    "GET /v1.0/groups": (
+        "GroupMember.Read.All",
+        ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    ),
+    "GET /v1.0/groups/$count": (
+        "GroupMember.Read.All",
+        ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    ),
+    "GET /v1.0/groups/{id}": (
+        "GroupMember.Read.All",
+        ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    ),
     "POST /v1.0/groups": ("Group.Create", ("Group.ReadWrite.All", "Directory.ReadWrite.All")),
     "PATCH /v1.0/groups/{id}": ("Group.ReadWrite.All", ("Directory.ReadWrite.All",)),
     "DELETE /v1.0/groups/{id}": ("Group.ReadWrite.All", ("Directory.ReadWrite.All",)),
-    "GET /v1.0/groups/{id}/members": ("GroupMember.Read.All", ("Group.Read.All", "Directory.Read.All",
-                                                               "GroupMember.ReadWrite.All", "Group.ReadWrite.All",
-                                                               "Directory.ReadWrite.All")),
+    "GET /v1.0/groups/{id}/members": (
+        "GroupMember.Read.All",
+        ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    ),
     "GET /v1.0/groups/{id}/members/microsoft.graph.user": (
-        "GroupMember.Read.All", ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All",
-                                 "Group.ReadWrite.All", "Directory.ReadWrite.All")),
-    "GET /v1.0/groups/{id}/transitiveMembers": ("GroupMember.ReadBasic.All",
-                                                ("GroupMember.Read.All", "Group.Read.All", "Directory.Read.All",
-                                                 "GroupMember.ReadWrite.All", "Group.ReadWrite.All",
-                                                 "Directory.ReadWrite.All")),
-    "GET /v1.0/groups/{id}/membersWithLicenseErrors": ("GroupMember.Read.All",
-                                                       ("Group.Read.All", "Directory.Read.All",
-                                                        "GroupMember.ReadWrite.All", "Group.ReadWrite.All",
-                                                        "Directory.ReadWrite.All")),
+        "GroupMember.Read.All",
+        ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    ),
+    "GET /v1.0/groups/{id}/transitiveMembers": (
+        "GroupMember.ReadBasic.All",
+        ("GroupMember.Read.All", "Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    ),
+    "GET /v1.0/groups/{id}/membersWithLicenseErrors": (
+        "GroupMember.Read.All",
+        ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    ),
     "POST /v1.0/groups/{id}/members/$ref": ("GroupMember.ReadWrite.All", ("Group.ReadWrite.All", "Directory.ReadWrite.All")),
-    "DELETE /v1.0/groups/{id}/members/{id}/$ref": ("GroupMember.ReadWrite.All",
-                                                   ("Group.ReadWrite.All", "Directory.ReadWrite.All")),
-    "POST /v1.0/groups/{id}/assignLicense": ("LicenseAssignment.ReadWrite.All",
-                                             ("Group.ReadWrite.All", "Directory.ReadWrite.All")),
-    "GET /v1.0/subscribedSkus": ("Organization.Read.All", ("Directory.Read.All", "Organization.ReadWrite.All",
-                                                           "Directory.ReadWrite.All")),
-    "GET /v1.0/subscribedSkus/{id}": ("Organization.Read.All", ("Directory.Read.All", "Organization.ReadWrite.All",
-                                                                "Directory.ReadWrite.All")),
-    "GET /v1.0/organization": ("Organization.Read.All", ("Directory.Read.All", "Organization.ReadWrite.All",
-                                                         "Directory.ReadWrite.All")),
+    "DELETE /v1.0/groups/{id}/members/{id}/$ref": ("GroupMember.ReadWrite.All", ("Group.ReadWrite.All", "Directory.ReadWrite.All")),
+    "POST /v1.0/groups/{id}/assignLicense": ("LicenseAssignment.ReadWrite.All", ("Group.ReadWrite.All", "Directory.ReadWrite.All")),
+    "GET /v1.0/subscribedSkus": ("Organization.Read.All", ("Directory.Read.All", "Organization.ReadWrite.All", "Directory.ReadWrite.All")),
+    "GET /v1.0/subscribedSkus/{id}": ("Organization.Read.All", ("Directory.Read.All", "Organization.ReadWrite.All", "Directory.ReadWrite.All")),
+    "GET /v1.0/organization": ("Organization.Read.All", ("Directory.Read.All", "Organization.ReadWrite.All", "Directory.ReadWrite.All")),
     "GET /v1.0/auditLogs/directoryAudits": ("AuditLog.Read.All", ()),
 }
 
@@ -103,9 +105,16 @@ ALL_OF_PERMISSIONS = {
 # does (read users and groups, manage membership, assign licenses, read SKUs and audit logs), plus
 # the write permissions tests use to shape a tenant (create groups, set usage locations).
 DEFAULT_APP_PERMISSIONS = (
-    "User.Read.All", "GroupMember.ReadWrite.All", "Group.Read.All", "LicenseAssignment.ReadWrite.All",
-    "Organization.Read.All", "AuditLog.Read.All", "Directory.Read.All",
-    "Group.Create", "Group.ReadWrite.All", "User.ReadWrite.All",
+    "User.Read.All",
+    "GroupMember.ReadWrite.All",
+    "Group.Read.All",
+    "LicenseAssignment.ReadWrite.All",
+    "Organization.Read.All",
+    "AuditLog.Read.All",
+    "Directory.Read.All",
+    "Group.Create",
+    "Group.ReadWrite.All",
+    "User.ReadWrite.All",
 )
 
 
@@ -132,11 +141,14 @@ class TokenEndpointError(Exception):
         now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
         trace_id = str(uuid.uuid4())
         # Entra puts the trace, correlation and time on lines of their own, separated by CRLF.
-        return {"error": self.error,
-                "error_description": f"AADSTS{self.aadsts}: {self.description}\r\nTrace ID: {trace_id}\r\n"
-                                     f"Correlation ID: {correlation_id}\r\nTimestamp: {now}",
-                "error_codes": [self.aadsts], "timestamp": now, "trace_id": trace_id,
-                "correlation_id": correlation_id}
+        return {
+            "error": self.error,
+            "error_description": f"AADSTS{self.aadsts}: {self.description}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {now}",
+            "error_codes": [self.aadsts],
+            "timestamp": now,
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+        }
 
 
 def _b64url(data):
@@ -157,8 +169,9 @@ class IdentityService:
         self.token_lifetime = int(token_lifetime)
         self._signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._public_key = self._signing_key.public_key()
-        self.key_id = _b64url(hashlib.sha256(self._public_key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).digest())[:27]
+        self.key_id = _b64url(
+            hashlib.sha256(self._public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).digest()
+        )[:27]
 
     # -- tenants and apps ---------------------------------------------------------------
     def tenant_aliases(self):
@@ -203,85 +216,81 @@ class IdentityService:
 
         def encode(value):
             return _b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
-        return {"keys": [{"kty": "RSA", "use": "sig", "kid": self.key_id, "n": encode(numbers.n),
-                          "e": encode(numbers.e), "alg": "RS256"}]}
+
+        return {"keys": [{"kty": "RSA", "use": "sig", "kid": self.key_id, "n": encode(numbers.n), "e": encode(numbers.e), "alg": "RS256"}]}
 
     # -- token endpoint -------------------------------------------------------------------
     def token(self, base_url, tenant, form, basic_auth=None):
         """Answer a token request; returns the JSON body or raises TokenEndpointError."""
         if form.get("grant_type") != "client_credentials":
-            raise TokenEndpointError(400, "unsupported_grant_type", 70003,
-                                     "The app requested an unsupported grant type "
-                                     f"'{form.get('grant_type', '')}'.")
+            raise TokenEndpointError(400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{form.get('grant_type', '')}'.")
         client_id = form.get("client_id") or (basic_auth[0] if basic_auth else "")
         app = self.find_app(client_id)
         if app is None:
-            raise TokenEndpointError(400, "unauthorized_client", 700016,
-                                     f"Application with identifier '{client_id}' was not found in the directory "
-                                     f"'{self.directory.tenant_id}'. This can happen if the application has not been "
-                                     "installed by the administrator of the tenant.")
+            raise TokenEndpointError(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory "
+                f"'{self.directory.tenant_id}'. This can happen if the application has not been "
+                "installed by the administrator of the tenant.",
+            )
         self._authenticate(app, base_url, tenant, form, basic_auth)
         audience = self._audience_from_scope(base_url, form.get("scope", ""))
         lifetime = self.token_lifetime
         access_token = self.issue(app, audience=audience, expires_in=lifetime)
-        return {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
-                "access_token": access_token}
+        return {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token}
 
     def _authenticate(self, app, base_url, tenant, form, basic_auth):
         secret = form.get("client_secret") or (basic_auth[1] if basic_auth else None)
         assertion = form.get("client_assertion")
         if secret is not None:
             if secret not in app.get("secrets", ()):
-                raise TokenEndpointError(401, "invalid_client", 7000215,
-                                         "Invalid client secret provided. Ensure the secret being sent in the request "
-                                         "is the client secret value, not the client secret ID, for a secret added to "
-                                         f"app '{app['clientId']}'.")
+                raise TokenEndpointError(
+                    401,
+                    "invalid_client",
+                    7000215,
+                    "Invalid client secret provided. Ensure the secret being sent in the request "
+                    "is the client secret value, not the client secret ID, for a secret added to "
+                    f"app '{app['clientId']}'.",
+                )
             return
         if assertion is not None:
             if form.get("client_assertion_type") != ASSERTION_TYPE:
-                raise TokenEndpointError(401, "invalid_client", 700027,
-                                         "Client assertion type is not supported: expected "
-                                         f"'{ASSERTION_TYPE}'.")
+                raise TokenEndpointError(401, "invalid_client", 700027, f"Client assertion type is not supported: expected '{ASSERTION_TYPE}'.")
             self._check_assertion(app, base_url, tenant, assertion)
             return
-        raise TokenEndpointError(401, "invalid_client", 7000218,
-                                 "The request body must contain the following parameter: 'client_assertion' or "
-                                 "'client_secret'.")
+        raise TokenEndpointError(
+            401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."
+        )
 
     def _check_assertion(self, app, base_url, tenant, assertion):
         try:
             header = jwt.get_unverified_header(assertion)
         except jwt.PyJWTError:
-            raise TokenEndpointError(401, "invalid_client", 700027,
-                                     "Client assertion failed signature validation: the assertion is not a JWT.") from None
+            raise TokenEndpointError(401, "invalid_client", 700027, "Client assertion failed signature validation: the assertion is not a JWT.") from None
         certificate = self._certificate_for(app, header)
         audiences = [f"{base_url}/{alias}/oauth2/v2.0/token" for alias in self.tenant_aliases() | {tenant}]
         audiences.append(f"https://login.microsoftonline.com/{self.directory.tenant_id}/oauth2/v2.0/token")
         public_key = x509.load_pem_x509_certificate(certificate.encode()).public_key()
         try:
-            claims = jwt.decode(assertion, public_key, algorithms=["RS256", "PS256"], audience=audiences,
-                                options={"require": ["exp", "aud", "iss", "sub"]})
+            claims = jwt.decode(assertion, public_key, algorithms=["RS256", "PS256"], audience=audiences, options={"require": ["exp", "aud", "iss", "sub"]})
         except jwt.ExpiredSignatureError:
-            raise TokenEndpointError(401, "invalid_client", 700024,
-                                     "Client assertion is not within its valid time range.") from None
+            raise TokenEndpointError(401, "invalid_client", 700024, "Client assertion is not within its valid time range.") from None
         except jwt.InvalidAudienceError:
-            raise TokenEndpointError(401, "invalid_client", 700027,
-                                     "Client assertion contains an invalid audience: expected the token endpoint "
-                                     f"{audiences[0]}.") from None
+            raise TokenEndpointError(
+                401, "invalid_client", 700027, f"Client assertion contains an invalid audience: expected the token endpoint {audiences[0]}."
+            ) from None
         except jwt.PyJWTError as error:
-            raise TokenEndpointError(401, "invalid_client", 700027,
-                                     f"Client assertion failed signature validation ({type(error).__name__}).") from None
-        if str(claims.get("iss", "")).lower() != app["clientId"].lower() or \
-                str(claims.get("sub", "")).lower() != app["clientId"].lower():
-            raise TokenEndpointError(401, "invalid_client", 700021,
-                                     "Client assertion application identifier doesn't match 'client_id' parameter.")
+            raise TokenEndpointError(401, "invalid_client", 700027, f"Client assertion failed signature validation ({type(error).__name__}).") from None
+        if str(claims.get("iss", "")).lower() != app["clientId"].lower() or str(claims.get("sub", "")).lower() != app["clientId"].lower():
+            raise TokenEndpointError(401, "invalid_client", 700021, "Client assertion application identifier doesn't match 'client_id' parameter.")
 
     @staticmethod
     def _certificate_for(app, header):
         certificates = list(app.get("certificates", ()))
         if not certificates:
-            raise TokenEndpointError(401, "invalid_client", 700027,
-                                     f"No certificate is registered on application '{app['clientId']}'.")
+            raise TokenEndpointError(401, "invalid_client", 700027, f"No certificate is registered on application '{app['clientId']}'.")
         # msal keeps the base64 padding, RFC 7515 drops it: compare without it
         sha1 = (header.get("x5t") or "").rstrip("=")
         sha256 = (header.get("x5t#S256") or "").rstrip("=")
@@ -291,37 +300,55 @@ class IdentityService:
                 return certificate
         if not sha1 and not sha256 and len(certificates) == 1:
             return certificates[0]
-        raise TokenEndpointError(401, "invalid_client", 700027,
-                                 "The certificate with identifier used to sign the client assertion is not registered "
-                                 f"on application '{app['clientId']}'.")
+        raise TokenEndpointError(
+            401,
+            "invalid_client",
+            700027,
+            f"The certificate with identifier used to sign the client assertion is not registered on application '{app['clientId']}'.",
+        )
 
     def _audience_from_scope(self, base_url, scope):
         scopes = scope.split()
-        accepted = {f"{base_url}/.default": base_url, f"{GRAPH_RESOURCE}/.default": GRAPH_RESOURCE,
-                    f"{GRAPH_RESOURCE}//.default": GRAPH_RESOURCE, f"{GRAPH_APP_ID}/.default": GRAPH_RESOURCE}
+        accepted = {
+            f"{base_url}/.default": base_url,
+            f"{GRAPH_RESOURCE}/.default": GRAPH_RESOURCE,
+            f"{GRAPH_RESOURCE}//.default": GRAPH_RESOURCE,
+            f"{GRAPH_APP_ID}/.default": GRAPH_RESOURCE,
+        }
         if len(scopes) == 1 and scopes[0] in accepted:
             return accepted[scopes[0]]
         if not scopes:
-            raise TokenEndpointError(400, "invalid_request", 900144,
-                                     "The request body must contain the following parameter: 'scope'.")
-        raise TokenEndpointError(400, "invalid_scope", 70011,
-                                 f"The provided request must include a 'scope' input parameter. The provided value "
-                                 f"for the input parameter 'scope' is not valid. The scope {scope} is not valid. "
-                                 "Client credential flows must have a scope value with /.default suffixed to the "
-                                 "resource identifier (application ID URI).")
+            raise TokenEndpointError(400, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
+        raise TokenEndpointError(
+            400,
+            "invalid_scope",
+            70011,
+            f"The provided request must include a 'scope' input parameter. The provided value "
+            f"for the input parameter 'scope' is not valid. The scope {scope} is not valid. "
+            "Client credential flows must have a scope value with /.default suffixed to the "
+            "resource identifier (application ID URI).",
+        )
 
     def issue(self, app, audience=GRAPH_RESOURCE, expires_in=None, roles=None):
         """Sign an app-only access token the way Entra shapes v1 Graph tokens."""
         now = int(time.time())
         lifetime = self.token_lifetime if expires_in is None else int(expires_in)
         claims = {
-            "aud": audience, "iss": self.issuer(), "iat": now, "nbf": now, "exp": now + lifetime,
-            "tid": self.directory.tenant_id, "appid": app["clientId"],
-            "app_displayname": app.get("displayName", ""), "appidacr": "1", "idtyp": "app",
+            "aud": audience,
+            "iss": self.issuer(),
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "tid": self.directory.tenant_id,
+            "appid": app["clientId"],
+            "app_displayname": app.get("displayName", ""),
+            "appidacr": "1",
+            "idtyp": "app",
             "oid": app.get("servicePrincipalId") or str(uuid.uuid5(uuid.NAMESPACE_URL, app["clientId"])),
             "sub": app.get("servicePrincipalId") or str(uuid.uuid5(uuid.NAMESPACE_URL, app["clientId"])),
             "roles": sorted(set(app.get("permissions", ())) if roles is None else set(roles)),
-            "ver": "1.0", "uti": _b64url(uuid.uuid4().bytes),
+            "ver": "1.0",
+            "uti": _b64url(uuid.uuid4().bytes),
         }
         return jwt.encode(claims, self._signing_key, algorithm="RS256", headers={"kid": self.key_id, "typ": "JWT"})
 
@@ -334,8 +361,9 @@ class IdentityService:
         if scheme.lower() != "bearer" or not token.strip():
             raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
         try:
-            claims = jwt.decode(token.strip(), self._public_key, algorithms=["RS256"],
-                                options={"verify_aud": False, "require": ["exp", "nbf", "aud", "iss", "tid"]})
+            claims = jwt.decode(
+                token.strip(), self._public_key, algorithms=["RS256"], options={"verify_aud": False, "require": ["exp", "nbf", "aud", "iss", "tid"]}
+            )
         except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError):
             raise GraphError(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.") from None
         except jwt.PyJWTError:

@@ -21,44 +21,171 @@ DEFAULT_PAGE = 100
 
 # -- entity metadata -------------------------------------------------------------------------
 
-USER_DEFAULT = ("businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone", "officeLocation",
-                "preferredLanguage", "surname", "userPrincipalName", "id")
-USER_PROPERTIES = frozenset(USER_DEFAULT) | frozenset((
-    "deletedDateTime", "accountEnabled", "ageGroup", "assignedLicenses", "assignedPlans", "authorizationInfo",
-    "city", "companyName", "consentProvidedForMinor", "country", "createdDateTime", "creationType", "department",
-    "employeeHireDate", "employeeId", "employeeLeaveDateTime", "employeeOrgData", "employeeType",
-    "externalUserState", "externalUserStateChangeDateTime", "faxNumber", "identities", "imAddresses",
-    "isResourceAccount", "lastPasswordChangeDateTime", "legalAgeGroupClassification", "licenseAssignmentStates",
-    "mailNickname", "onPremisesDistinguishedName", "onPremisesDomainName", "onPremisesExtensionAttributes",
-    "onPremisesImmutableId", "onPremisesLastSyncDateTime", "onPremisesProvisioningErrors",
-    "onPremisesSamAccountName", "onPremisesSecurityIdentifier", "onPremisesSyncEnabled",
-    "onPremisesUserPrincipalName", "otherMails", "passwordPolicies", "passwordProfile", "postalCode",
-    "preferredDataLocation", "provisionedPlans", "proxyAddresses", "securityIdentifier", "serviceProvisioningErrors",
-    "showInAddressList", "signInSessionsValidFromDateTime", "state", "streetAddress", "usageLocation", "userType",
-    "aboutMe", "birthday", "hireDate", "interests", "mySite", "pastProjects", "preferredName", "responsibilities",
-    "schools", "skills", "mailboxSettings", "signInActivity", "customSecurityAttributes", "employeeExperience",
-))
-GROUP_DEFAULT = ("id", "deletedDateTime", "classification", "createdDateTime", "creationOptions", "description",
-                 "displayName", "expirationDateTime", "groupTypes", "isAssignableToRole", "mail", "mailEnabled",
-                 "mailNickname", "membershipRule", "membershipRuleProcessingState", "onPremisesDomainName",
-                 "onPremisesLastSyncDateTime", "onPremisesNetBiosName", "onPremisesSamAccountName",
-                 "onPremisesSecurityIdentifier", "onPremisesSyncEnabled", "preferredDataLocation",
-                 "preferredLanguage", "proxyAddresses", "renewedDateTime", "resourceBehaviorOptions",
-                 "resourceProvisioningOptions", "securityEnabled", "securityIdentifier", "theme", "visibility",
-                 "onPremisesProvisioningErrors", "serviceProvisioningErrors")
+USER_DEFAULT = (
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+)
+USER_PROPERTIES = frozenset(USER_DEFAULT) | frozenset(
+    (
+        "deletedDateTime",
+        "accountEnabled",
+        "ageGroup",
+        "assignedLicenses",
+        "assignedPlans",
+        "authorizationInfo",
+        "city",
+        "companyName",
+        "consentProvidedForMinor",
+        "country",
+        "createdDateTime",
+        "creationType",
+        "department",
+        "employeeHireDate",
+        "employeeId",
+        "employeeLeaveDateTime",
+        "employeeOrgData",
+        "employeeType",
+        "externalUserState",
+        "externalUserStateChangeDateTime",
+        "faxNumber",
+        "identities",
+        "imAddresses",
+        "isResourceAccount",
+        "lastPasswordChangeDateTime",
+        "legalAgeGroupClassification",
+        "licenseAssignmentStates",
+        "mailNickname",
+        "onPremisesDistinguishedName",
+        "onPremisesDomainName",
+        "onPremisesExtensionAttributes",
+        "onPremisesImmutableId",
+        "onPremisesLastSyncDateTime",
+        "onPremisesProvisioningErrors",
+        "onPremisesSamAccountName",
+        "onPremisesSecurityIdentifier",
+        "onPremisesSyncEnabled",
+        "onPremisesUserPrincipalName",
+        "otherMails",
+        "passwordPolicies",
+        "passwordProfile",
+        "postalCode",
+        "preferredDataLocation",
+        "provisionedPlans",
+        "proxyAddresses",
+        "securityIdentifier",
+        "serviceProvisioningErrors",
+        "showInAddressList",
+        "signInSessionsValidFromDateTime",
+        "state",
+        "streetAddress",
+        "usageLocation",
+        "userType",
+        "aboutMe",
+        "birthday",
+        "hireDate",
+        "interests",
+        "mySite",
+        "pastProjects",
+        "preferredName",
+        "responsibilities",
+        "schools",
+        "skills",
+        "mailboxSettings",
+        "signInActivity",
+        "customSecurityAttributes",
+        "employeeExperience",
+    )
+)
+GROUP_DEFAULT = (
+    "id",
+    "deletedDateTime",
+    "classification",
+    "createdDateTime",
+    "creationOptions",
+    "description",
+    "displayName",
+    "expirationDateTime",
+    "groupTypes",
+    "isAssignableToRole",
+    "mail",
+    "mailEnabled",
+    "mailNickname",
+    "membershipRule",
+    "membershipRuleProcessingState",
+    "onPremisesDomainName",
+    "onPremisesLastSyncDateTime",
+    "onPremisesNetBiosName",
+    "onPremisesSamAccountName",
+    "onPremisesSecurityIdentifier",
+    "onPremisesSyncEnabled",
+    "preferredDataLocation",
+    "preferredLanguage",
+    "proxyAddresses",
+    "renewedDateTime",
+    "resourceBehaviorOptions",
+    "resourceProvisioningOptions",
+    "securityEnabled",
+    "securityIdentifier",
+    "theme",
+    "visibility",
+    "onPremisesProvisioningErrors",
+    "serviceProvisioningErrors",
+)
 # never returned by GET even when selected (reference 3.1); only usable in $filter
 NEVER_RETURNED = frozenset(("hasMembersWithLicenseErrors",))
-GROUP_PROPERTIES = frozenset(GROUP_DEFAULT) | frozenset((
-    "assignedLabels", "assignedLicenses", "licenseProcessingState", "hasMembersWithLicenseErrors",
-    "allowExternalSenders", "autoSubscribeNewMembers", "hideFromAddressLists", "hideFromOutlookClients",
-    "isSubscribedByMail", "unseenCount", "isArchived", "membershipRuleProcessingStatus",
-))
-COLLECTION_PROPERTIES = frozenset(("businessPhones", "assignedLicenses", "assignedPlans", "licenseAssignmentStates",
-                                   "provisionedPlans", "proxyAddresses", "otherMails", "imAddresses", "identities",
-                                   "groupTypes", "resourceBehaviorOptions", "resourceProvisioningOptions",
-                                   "onPremisesProvisioningErrors", "serviceProvisioningErrors", "assignedLabels",
-                                   "servicePlans", "subscriptionIds", "additionalDetails", "targetResources",
-                                   "interests", "pastProjects", "responsibilities", "schools", "skills"))
+GROUP_PROPERTIES = frozenset(GROUP_DEFAULT) | frozenset(
+    (
+        "assignedLabels",
+        "assignedLicenses",
+        "licenseProcessingState",
+        "hasMembersWithLicenseErrors",
+        "allowExternalSenders",
+        "autoSubscribeNewMembers",
+        "hideFromAddressLists",
+        "hideFromOutlookClients",
+        "isSubscribedByMail",
+        "unseenCount",
+        "isArchived",
+        "membershipRuleProcessingStatus",
+    )
+)
+COLLECTION_PROPERTIES = frozenset(
+    (
+        "businessPhones",
+        "assignedLicenses",
+        "assignedPlans",
+        "licenseAssignmentStates",
+        "provisionedPlans",
+        "proxyAddresses",
+        "otherMails",
+        "imAddresses",
+        "identities",
+        "groupTypes",
+        "resourceBehaviorOptions",
+        "resourceProvisioningOptions",
+        "onPremisesProvisioningErrors",
+        "serviceProvisioningErrors",
+        "assignedLabels",
+        "servicePlans",
+        "subscriptionIds",
+        "additionalDetails",
+        "targetResources",
+        "interests",
+        "pastProjects",
+        "responsibilities",
+        "schools",
+        "skills",
+    )
+)
 
 ENTITY_TYPES = {
     "user": ("microsoft.graph.user", "User", USER_PROPERTIES),
@@ -91,8 +218,7 @@ def parse_select(raw, kind):
             return None
         canonical = canonical_property(kind, name) if kind in ENTITY_TYPES else name
         if canonical is None:
-            raise GraphError(400, "Request_BadRequest",
-                             f"Could not find a property named '{name}' on type '{ENTITY_TYPES[kind][0]}'.")
+            raise GraphError(400, "Request_BadRequest", f"Could not find a property named '{name}' on type '{ENTITY_TYPES[kind][0]}'.")
         if canonical not in selected:
             selected.append(canonical)
     return selected
@@ -125,8 +251,7 @@ def parse_top(raw):
     except ValueError:
         raise GraphError(400, "Request_BadRequest", f"Invalid value '{raw}' for $top: expected an integer.") from None
     if top < 1 or top > MAX_PAGE:
-        raise GraphError(400, "Request_BadRequest",
-                         f"Invalid page size specified: '{top}'. Must be between 1 and {MAX_PAGE} inclusive.")
+        raise GraphError(400, "Request_BadRequest", f"Invalid page size specified: '{top}'. Must be between 1 and {MAX_PAGE} inclusive.")
     return top
 
 
@@ -140,6 +265,7 @@ def is_advanced(query, headers):
 
 
 # -- paging tokens ------------------------------------------------------------------------------
+
 
 class SkipTokens:
     """Opaque, tamper-evident $skiptoken values holding the next start index of a listing.
@@ -178,55 +304,85 @@ class SkipTokens:
                 raise ValueError
             return start
         except ValueError:
-            raise GraphError(400, "Directory_ExpiredPageToken",
-                             "The specified page token value has expired and can no longer be included in your "
-                             "request.") from None
+            raise GraphError(
+                400, "Directory_ExpiredPageToken", "The specified page token value has expired and can no longer be included in your request."
+            ) from None
 
 
 # -- $filter ------------------------------------------------------------------------------------
 
 GUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-TOKEN_RE = re.compile(r"""
+TOKEN_RE = re.compile(
+    r"""
     (?P<ws>\s+)
   | (?P<string>'(?:[^']|'')*')
   | (?P<datetime>\d{4}-\d{2}-\d{2}T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?)
-  | (?P<guid>""" + GUID_RE + r""")
+  | (?P<guid>"""
+    + GUID_RE
+    + r""")
   | (?P<number>-?\d+(?:\.\d+)?)
   | (?P<word>[A-Za-z_$][\w$.]*(?:/[A-Za-z_$][\w$.]*)*)
   | (?P<punct>[(),:])
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le")
 KEYWORDS = {"true": True, "false": False, "null": None}
 
 # property -> operators allowed by default ("any" = lambda on a collection). Advanced query adds
 # ne/not/endswith/$count/null comparisons on the same properties.
 USER_FILTERABLE = {
-    "id": {"eq", "in"}, "userPrincipalName": {"eq", "in", "startswith"}, "displayName": {"eq", "in", "startswith"},
-    "mail": {"eq", "in", "startswith"}, "mailNickname": {"eq", "in", "startswith"},
-    "givenName": {"eq", "in", "startswith"}, "surname": {"eq", "in", "startswith"},
-    "accountEnabled": {"eq"}, "usageLocation": {"eq", "in", "startswith", "ge", "le"},
-    "department": {"eq", "in", "startswith"}, "jobTitle": {"eq", "in", "startswith"},
-    "companyName": {"eq", "in", "startswith"}, "city": {"eq", "in", "startswith"},
-    "country": {"eq", "in", "startswith"}, "employeeId": {"eq", "in", "startswith"},
-    "userType": {"eq", "in"}, "createdDateTime": {"eq", "ge", "le", "in"},
-    "assignedLicenses": {"any"}, "assignedPlans": {"any"}, "proxyAddresses": {"any"},
+    "id": {"eq", "in"},
+    "userPrincipalName": {"eq", "in", "startswith"},
+    "displayName": {"eq", "in", "startswith"},
+    "mail": {"eq", "in", "startswith"},
+    "mailNickname": {"eq", "in", "startswith"},
+    "givenName": {"eq", "in", "startswith"},
+    "surname": {"eq", "in", "startswith"},
+    "accountEnabled": {"eq"},
+    "usageLocation": {"eq", "in", "startswith", "ge", "le"},
+    "department": {"eq", "in", "startswith"},
+    "jobTitle": {"eq", "in", "startswith"},
+    "companyName": {"eq", "in", "startswith"},
+    "city": {"eq", "in", "startswith"},
+    "country": {"eq", "in", "startswith"},
+    "employeeId": {"eq", "in", "startswith"},
+    "userType": {"eq", "in"},
+    "createdDateTime": {"eq", "ge", "le", "in"},
+    "assignedLicenses": {"any"},
+    "assignedPlans": {"any"},
+    "proxyAddresses": {"any"},
 }
 GROUP_FILTERABLE = {
-    "id": {"eq", "in"}, "displayName": {"eq", "in", "startswith"}, "mail": {"eq", "in", "startswith"},
-    "mailNickname": {"eq", "in", "startswith"}, "description": {"eq", "in", "startswith"},
-    "securityEnabled": {"eq"}, "mailEnabled": {"eq"}, "isAssignableToRole": {"eq"},
-    "createdDateTime": {"eq", "ge", "le", "in"}, "groupTypes": {"any"}, "assignedLicenses": {"any"},
-    "proxyAddresses": {"any"}, "hasMembersWithLicenseErrors": {"eq"},
+    "id": {"eq", "in"},
+    "displayName": {"eq", "in", "startswith"},
+    "mail": {"eq", "in", "startswith"},
+    "mailNickname": {"eq", "in", "startswith"},
+    "description": {"eq", "in", "startswith"},
+    "securityEnabled": {"eq"},
+    "mailEnabled": {"eq"},
+    "isAssignableToRole": {"eq"},
+    "createdDateTime": {"eq", "ge", "le", "in"},
+    "groupTypes": {"any"},
+    "assignedLicenses": {"any"},
+    "proxyAddresses": {"any"},
+    "hasMembersWithLicenseErrors": {"eq"},
 }
 AUDIT_FILTERABLE = {
-    "activityDateTime": {"eq", "ge", "le"}, "activityDisplayName": {"eq", "startswith"}, "category": {"eq"},
-    "loggedByService": {"eq"}, "result": {"eq"}, "correlationId": {"eq"}, "id": {"eq"},
-    "initiatedBy/user/id": {"eq"}, "initiatedBy/user/userPrincipalName": {"eq", "startswith"},
-    "initiatedBy/app/appId": {"eq"}, "initiatedBy/app/displayName": {"eq", "startswith"},
+    "activityDateTime": {"eq", "ge", "le"},
+    "activityDisplayName": {"eq", "startswith"},
+    "category": {"eq"},
+    "loggedByService": {"eq"},
+    "result": {"eq"},
+    "correlationId": {"eq"},
+    "id": {"eq"},
+    "initiatedBy/user/id": {"eq"},
+    "initiatedBy/user/userPrincipalName": {"eq", "startswith"},
+    "initiatedBy/app/appId": {"eq"},
+    "initiatedBy/app/displayName": {"eq", "startswith"},
     "targetResources": {"any"},
 }
-FILTER_RULES = {"user": (USER_FILTERABLE, "User"), "group": (GROUP_FILTERABLE, "Group"),
-                "audit": (AUDIT_FILTERABLE, "DirectoryAudit")}
+FILTER_RULES = {"user": (USER_FILTERABLE, "User"), "group": (GROUP_FILTERABLE, "Group"), "audit": (AUDIT_FILTERABLE, "DirectoryAudit")}
 # properties that refuse the advanced query form (msgraph-sdk-powershell#2967, reference 3.3)
 DEFAULT_ONLY = {("group", "hasMembersWithLicenseErrors")}
 
@@ -236,9 +392,7 @@ def _bad_filter(detail):
 
 
 def _unsupported(prop, resource):
-    return GraphError(400, "Request_UnsupportedQuery",
-                      f"Unsupported or invalid query filter clause specified for property '{prop}' of resource "
-                      f"'{resource}'.")
+    return GraphError(400, "Request_UnsupportedQuery", f"Unsupported or invalid query filter clause specified for property '{prop}' of resource '{resource}'.")
 
 
 def _tokens(text):
@@ -295,6 +449,7 @@ def _comparison(operator, literal):
             return compare(left, right)
         except TypeError:
             return False
+
     return ordered
 
 
@@ -316,6 +471,7 @@ def _getter(path):
                 return None
             value = value.get(part)
         return value
+
     return walk
 
 
@@ -329,7 +485,7 @@ class FilterParser:
         self.rules, self.resource = FILTER_RULES[kind]
         self.tokens = _tokens(text)
         self.position = 0
-        self.properties = set()   # root properties the filter reads (property_path records them)
+        self.properties = set()  # root properties the filter reads (property_path records them)
 
     # token helpers
     def peek(self, offset=0):
@@ -403,9 +559,7 @@ class FilterParser:
         if self.kind in ENTITY_TYPES:
             canonical = canonical_property(self.kind, parts[0])
             if canonical is None:
-                raise GraphError(400, "Request_BadRequest",
-                                 f"Could not find a property named '{parts[0]}' on type "
-                                 f"'{ENTITY_TYPES[self.kind][0]}'.")
+                raise GraphError(400, "Request_BadRequest", f"Could not find a property named '{parts[0]}' on type '{ENTITY_TYPES[self.kind][0]}'.")
             parts[0] = canonical
         path = "/".join(parts)
         self.last_property = path
@@ -431,9 +585,12 @@ class FilterParser:
         if (self.kind, path) in DEFAULT_ONLY:
             raise _unsupported(path, self.resource)
         if not self.advanced:
-            raise GraphError(400, "Request_UnsupportedQuery",
-                             f"Operator '{operator}' is not supported because the 'ConsistencyLevel:eventual' header "
-                             "is missing. Refer to https://aka.ms/graph-docs/advanced-queries for more information")
+            raise GraphError(
+                400,
+                "Request_UnsupportedQuery",
+                f"Operator '{operator}' is not supported because the 'ConsistencyLevel:eventual' header "
+                "is missing. Refer to https://aka.ms/graph-docs/advanced-queries for more information",
+            )
 
     def parse_literal(self):
         kind, text = self.take()
@@ -494,7 +651,7 @@ class FilterParser:
         if raw == variable:
             return ""
         if raw.startswith(variable + "/"):
-            return raw[len(variable) + 1:]
+            return raw[len(variable) + 1 :]
         raise _bad_filter(f"Unknown range variable in '{raw}'.")
 
     def parse_function(self, name, root=False, variable=None, collection=None):
@@ -512,6 +669,7 @@ class FilterParser:
             if not isinstance(value, str):
                 return False
             return value.lower().startswith(wanted) if name == "startswith" else value.lower().endswith(wanted)
+
         if root:
             path = self.property_path(raw)
             self.allow(path, name)

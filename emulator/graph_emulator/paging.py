@@ -24,8 +24,7 @@ class Pager:
 
     @staticmethod
     def paging_scope(call):
-        query = sorted((k.lower(), v) for k, v in parse_qsl(call.raw_query, keep_blank_values=True)
-                       if k.lower() != "$skiptoken")
+        query = sorted((k.lower(), v) for k, v in parse_qsl(call.raw_query, keep_blank_values=True) if k.lower() != "$skiptoken")
         return call.path.lower() + "?" + urlencode(query)
 
     def start_index(self, call):
@@ -46,8 +45,7 @@ class Pager:
             page.append(entity)
         return page, next_start
 
-    def list_response(self, call, context, iterator_factory, predicate, select, kind, with_type=False,
-                      count_total=None, shape=None):
+    def list_response(self, call, context, iterator_factory, predicate, select, kind, with_type=False, count_total=None, shape=None):
         top = odata.parse_top(call.query.get("$top"))
         start = self.start_index(call)
         page, next_start = self.page_iterable(call, iterator_factory(start), predicate, top, None)
@@ -56,7 +54,7 @@ class Pager:
             body["@odata.count"] = count_total()
         if next_start is not None:
             body["@odata.nextLink"] = self.next_link(call, next_start)
-        if shape is not None:   # the iterator's entities only need finishing (list_users with $select)
+        if shape is not None:  # the iterator's entities only need finishing (list_users with $select)
             body["value"] = [shape(entity) for entity in page]
         else:
             body["value"] = [odata.project(entity, select, kind_of(entity, kind), with_type) for entity in page]

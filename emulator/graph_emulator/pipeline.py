@@ -17,8 +17,7 @@ from urllib.parse import parse_qsl
 
 from werkzeug.wrappers import Request, Response
 
-from .calls import (JSON_CONTENT_TYPE, WRITE_METHODS, Call, DropConnection, Outcome, error_body, error_outcome,
-                    throttled_outcome)
+from .calls import JSON_CONTENT_TYPE, WRITE_METHODS, Call, DropConnection, Outcome, error_body, error_outcome, throttled_outcome
 from .engine import GraphError, RequestContext
 from .faults import run_operations
 from .identity import ROUTE_PERMISSIONS, TokenEndpointError, is_allowed
@@ -41,9 +40,19 @@ class Stats:
 
     def reset(self):
         with getattr(self, "_lock", threading.Lock()):
-            self.data = {"total": 0, "http_requests": 0, "batch_items": 0, "by_route": {}, "by_status": {},
-                         "resource_units": 0, "writes": 0, "throttled": 0, "early_retries": 0,
-                         "faults_fired": 0, "dropped": 0}
+            self.data = {
+                "total": 0,
+                "http_requests": 0,
+                "batch_items": 0,
+                "by_route": {},
+                "by_status": {},
+                "resource_units": 0,
+                "writes": 0,
+                "throttled": 0,
+                "early_retries": 0,
+                "faults_fired": 0,
+                "dropped": 0,
+            }
 
     def record(self, route_key, status, in_batch=False):
         with self._lock:
@@ -122,11 +131,16 @@ class GraphApp:
         base = self.base_url(request)
         status, body = 404, {"error": "not_found", "error_description": f"No route for {request.path}"}
         if len(parts) >= 2 and not identity.knows_tenant(parts[0]):
-            status, body = 400, {"error": "invalid_tenant",
-                                 "error_description": f"AADSTS90002: Tenant '{parts[0]}' not found. Check to make sure "
-                                                      "you have the correct tenant ID and are signing into the correct "
-                                                      "cloud.",
-                                 "error_codes": [90002]}
+            status, body = (
+                400,
+                {
+                    "error": "invalid_tenant",
+                    "error_description": f"AADSTS90002: Tenant '{parts[0]}' not found. Check to make sure "
+                    "you have the correct tenant ID and are signing into the correct "
+                    "cloud.",
+                    "error_codes": [90002],
+                },
+            )
         elif parts[1:] == ["v2.0", ".well-known", "openid-configuration"] and request.method == "GET":
             status, body = 200, identity.openid_configuration(base, parts[0])
         elif parts[1:] == ["discovery", "v2.0", "keys"] and request.method == "GET":
@@ -140,10 +154,18 @@ class GraphApp:
             except TokenEndpointError as error:
                 status, body = error.status, error.body(client_request_id)
         # Identity requests are logged but are never Graph writes (a token POST changes no directory state).
-        self.emu.log_request(request.method, request.path, status, request_id, client_request_id, False,
-                             route_key=f"{request.method} /{{tenant}}/{'/'.join(parts[1:])}", write=False, app_id=None)
-        headers = {"client-request-id": client_request_id, "x-ms-request-id": request_id,
-                   "Cache-Control": "no-store, no-cache"}
+        self.emu.log_request(
+            request.method,
+            request.path,
+            status,
+            request_id,
+            client_request_id,
+            False,
+            route_key=f"{request.method} /{{tenant}}/{'/'.join(parts[1:])}",
+            write=False,
+            app_id=None,
+        )
+        headers = {"client-request-id": client_request_id, "x-ms-request-id": request_id, "Cache-Control": "no-store, no-cache"}
         return self.json_response(status, body, headers)
 
     # -- Graph -----------------------------------------------------------------------------------
@@ -153,19 +175,33 @@ class GraphApp:
         if latency:
             time.sleep(latency / 1000.0)
         answer_time, answer_from = self.emu.answer_time_ms, self.emu.clock.wall()
-        call = Call(method=request.method.upper(), path=request.path, query=self.query_dict(request.query_string),
-                    headers={k.lower(): v for k, v in request.headers.items()}, in_batch=False, arrival=arrival,
-                    request_id=request_id, client_request_id=client_request_id, base_url=self.base_url(request),
-                    raw_query=request.query_string.decode())
+        call = Call(
+            method=request.method.upper(),
+            path=request.path,
+            query=self.query_dict(request.query_string),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            in_batch=False,
+            arrival=arrival,
+            request_id=request_id,
+            client_request_id=client_request_id,
+            base_url=self.base_url(request),
+            raw_query=request.query_string.decode(),
+        )
         outcome = None
         raw = request.get_data()
         if raw:
             try:
                 call.body = json.loads(raw)
             except ValueError:
-                outcome = Outcome(400, error_body(400, "BadRequest", "Unable to read JSON request payload. Please "
-                                                  "ensure Content-Type header is set and payload is of valid JSON "
-                                                  "format.", call))
+                outcome = Outcome(
+                    400,
+                    error_body(
+                        400,
+                        "BadRequest",
+                        "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+                        call,
+                    ),
+                )
         if outcome is None:
             try:
                 call.claims = self.emu.identity.validate(request.headers.get("Authorization"), call.base_url)
@@ -208,11 +244,15 @@ class GraphApp:
 
     @staticmethod
     def common_headers(call, outcome):
-        headers = {"request-id": call.request_id, "client-request-id": call.client_request_id,
-                   "x-ms-ags-diagnostic": json.dumps({"ServerInfo": {"DataCenter": "Emulator", "Slice": "E",
-                                                                      "Ring": "0", "ScaleUnit": "000",
-                                                                      "RoleInstance": "graph-emulator"}}),
-                   "Cache-Control": "no-cache", "Strict-Transport-Security": "max-age=31536000"}
+        headers = {
+            "request-id": call.request_id,
+            "client-request-id": call.client_request_id,
+            "x-ms-ags-diagnostic": json.dumps(
+                {"ServerInfo": {"DataCenter": "Emulator", "Slice": "E", "Ring": "0", "ScaleUnit": "000", "RoleInstance": "graph-emulator"}}
+            ),
+            "Cache-Control": "no-cache",
+            "Strict-Transport-Security": "max-age=31536000",
+        }
         headers.update(outcome.headers)
         headers.setdefault("x-ms-resource-unit", "1")
         return headers
@@ -244,13 +284,11 @@ class GraphApp:
             return outcome
         route_name = f"{call.method} {template}"
         if route_name in ROUTE_PERMISSIONS and not is_allowed(route_name, call.claims.get("roles")):
-            outcome = Outcome(403, error_body(403, "Authorization_RequestDenied",
-                                              "Insufficient privileges to complete the operation.", call))
+            outcome = Outcome(403, error_body(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.", call))
             self.finish(call, route_key, outcome, is_write)
             return outcome
         app_id = call.claims.get("appid", "")
-        verdict = emu.throttler.check(app_id, emu.directory.tenant_id, emu.user_count(), route_name, call.method,
-                                      call.query, arrival=call.arrival)
+        verdict = emu.throttler.check(app_id, emu.directory.tenant_id, emu.user_count(), route_name, call.method, call.query, arrival=call.arrival)
         throttle_headers = {"x-ms-resource-unit": str(verdict.resource_units)}
         if verdict.limit_percentage:
             throttle_headers["x-ms-throttle-limit-percentage"] = f"{verdict.limit_percentage:.1f}"
@@ -258,14 +296,19 @@ class GraphApp:
             emu.counters.add("throttled")
             if verdict.early_retry:
                 emu.counters.add("early_retries")
-            throttle_headers.update({"x-ms-throttle-scope": verdict.scope,
-                                     "x-ms-throttle-information": verdict.information})
+            throttle_headers.update({"x-ms-throttle-scope": verdict.scope, "x-ms-throttle-information": verdict.information})
             outcome = throttled_outcome(call, verdict.retry_after, throttle_headers)
             self.finish(call, route_key, outcome, is_write)
             return outcome
         emu.counters.add("resource_units", verdict.resource_units)
-        ctx = RequestContext(request_id=call.request_id, client_request_id=call.client_request_id, method=call.method,
-                             path=call.path, app_id=app_id, app_display_name=call.claims.get("app_displayname", ""))
+        ctx = RequestContext(
+            request_id=call.request_id,
+            client_request_id=call.client_request_id,
+            method=call.method,
+            path=call.path,
+            app_id=app_id,
+            app_display_name=call.claims.get("app_displayname", ""),
+        )
         try:
             with emu.directory.lock:
                 emu.directory.advance()
@@ -291,8 +334,9 @@ class GraphApp:
         """Run a fault's pre-request parts; an Outcome means "answer this instead of running the call"."""
         emu = self.emu
         if fault.get("op") or fault.get("ops"):
-            ctx = RequestContext(request_id=f"fault-{fault['id']}", method="FAULT", path=call.path,
-                                 app_id="", app_display_name="graph-emulator fault injection")
+            ctx = RequestContext(
+                request_id=f"fault-{fault['id']}", method="FAULT", path=call.path, app_id="", app_display_name="graph-emulator fault injection"
+            )
             with emu.directory.lock:
                 emu.directory.advance()
                 run_operations(emu.directory, fault, ctx)
@@ -347,16 +391,23 @@ class GraphApp:
 
     def no_route(self, call, template):
         if template is not None:
-            return Outcome(405, error_body(405, "Request_BadRequest",
-                                           "Specified HTTP method is not allowed for the request target.", call))
+            return Outcome(405, error_body(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.", call))
         segment = call.path.rstrip("/").split("/")[-1]
         return Outcome(400, error_body(400, "BadRequest", f"Resource not found for the segment '{segment}'.", call))
 
     def finish(self, call, route_key, outcome, write):
         self.emu.counters.record(route_key, outcome.status, call.in_batch)
-        self.emu.log_request(call.method, call.path, outcome.status, call.request_id, call.client_request_id,
-                             call.in_batch, route_key=route_key, write=write,
-                             app_id=(call.claims or {}).get("appid"))
+        self.emu.log_request(
+            call.method,
+            call.path,
+            outcome.status,
+            call.request_id,
+            call.client_request_id,
+            call.in_batch,
+            route_key=route_key,
+            write=write,
+            app_id=(call.claims or {}).get("appid"),
+        )
 
     def context_url(self, call, fragment):
         return f"{call.base_url}/v1.0/$metadata#{fragment}"

@@ -5,6 +5,7 @@ queue; ``advance`` (called before every Graph call) evaluates ``processing_rate`
 ``process_all`` evaluates them all. ``_reconcile`` applies a group's licenses to one user all-or-nothing, with
 the error Entra would record (entra-licensing.md sections 3-6).
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -120,8 +121,7 @@ class GroupLicensingProcessing:
         if group is not None and group.processing_state == QUEUED:
             group.processing_state = IN_PROGRESS
             group.batch_ok = group.batch_failed = 0
-            self._trail.record("Start applying group based license to users", "GroupManagement", "Update", ctx,
-                               group_target(group), system=True)
+            self._trail.record("Start applying group based license to users", "GroupManagement", "Update", ctx, group_target(group), system=True)
         user = self._users.get(user_id) if user_id is not None else None
         if user is not None:
             succeeded = self._reconcile(user, group_id, ctx)
@@ -134,10 +134,10 @@ class GroupLicensingProcessing:
             group.pending -= 1
             if group.pending == 0:
                 group.processing_state = COMPLETE
-                result = (f"[Users successfully assigned licenses: {group.batch_ok}, "
-                          f"Users for whom license assignment failed: {group.batch_failed}.];")
-                self._trail.record("Finish applying group based license to users", "GroupManagement", "Update", ctx,
-                                   group_target(group), [("Result", "", result)], system=True)
+                result = f"[Users successfully assigned licenses: {group.batch_ok}, Users for whom license assignment failed: {group.batch_failed}.];"
+                self._trail.record(
+                    "Finish applying group based license to users", "GroupManagement", "Update", ctx, group_target(group), [("Result", "", result)], system=True
+                )
 
     def _set_entry(self, user, group_id, entry):
         group = self._groups.get(group_id)

@@ -3,6 +3,7 @@
 Records are compact ``__slots__`` objects; Graph-shaped dicts are built from them only when read. Names with a leading underscore are internal to the directory modules (engine.py,
 views.py, audit.py, processing.py).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class GraphError(Exception):
 @dataclass
 class RequestContext:
     """Who/what caused a change: used for the loss ledger and audit events."""
+
     request_id: str = ""
     client_request_id: str = ""
     method: str = ""
@@ -50,8 +52,7 @@ def _bad_request(message):
 
 
 def _not_found(key):
-    return GraphError(404, "Request_ResourceNotFound",
-                      f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.")
+    return GraphError(404, "Request_ResourceNotFound", f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.")
 
 
 def _now_iso():
@@ -67,16 +68,29 @@ def _locked(method):
     def wrapper(self, *args, **kwargs):
         with self.lock:
             return method(self, *args, **kwargs)
+
     return wrapper
 
 
 def _service_name(plan_name: str) -> str:
     """assignedPlan.service: Microsoft's service names for the common workloads, else the plan name."""
-    prefixes = (("EXCHANGE", "exchange"), ("SHAREPOINT", "SharePoint"), ("MCO", "MicrosoftCommunicationsOnline"),
-                ("TEAMS", "TeamspaceAPI"), ("OFFICESUBSCRIPTION", "MicrosoftOffice"), ("INTUNE", "SCO"),
-                ("AAD_PREMIUM", "AADPremiumService"), ("RMS_S", "RMSOnline"), ("YAMMER", "YammerEnterprise"),
-                ("PROJECT", "ProjectWorkManagement"), ("SWAY", "Sway"), ("FORMS", "MicrosoftForms"),
-                ("STREAM", "MicrosoftStream"), ("POWERAPPS", "PowerAppsService"), ("FLOW", "ProcessSimple"))
+    prefixes = (
+        ("EXCHANGE", "exchange"),
+        ("SHAREPOINT", "SharePoint"),
+        ("MCO", "MicrosoftCommunicationsOnline"),
+        ("TEAMS", "TeamspaceAPI"),
+        ("OFFICESUBSCRIPTION", "MicrosoftOffice"),
+        ("INTUNE", "SCO"),
+        ("AAD_PREMIUM", "AADPremiumService"),
+        ("RMS_S", "RMSOnline"),
+        ("YAMMER", "YammerEnterprise"),
+        ("PROJECT", "ProjectWorkManagement"),
+        ("SWAY", "Sway"),
+        ("FORMS", "MicrosoftForms"),
+        ("STREAM", "MicrosoftStream"),
+        ("POWERAPPS", "PowerAppsService"),
+        ("FLOW", "ProcessSimple"),
+    )
     for prefix, service in prefixes:
         if plan_name.upper().startswith(prefix):
             return service
@@ -84,8 +98,22 @@ def _service_name(plan_name: str) -> str:
 
 
 class _Sku:
-    __slots__ = ("sku_id", "part_number", "prepaid", "capability_status", "applies_to", "plans", "plan_names",
-                 "plan_ids", "user_plan_ids", "consumed", "subscription_ids", "account_name", "_enabled_cache", "_services_cache")
+    __slots__ = (
+        "sku_id",
+        "part_number",
+        "prepaid",
+        "capability_status",
+        "applies_to",
+        "plans",
+        "plan_names",
+        "plan_ids",
+        "user_plan_ids",
+        "consumed",
+        "subscription_ids",
+        "account_name",
+        "_enabled_cache",
+        "_services_cache",
+    )
 
     def __init__(self, doc):
         self.sku_id = doc["skuId"]
@@ -123,6 +151,7 @@ class _Sku:
 
 class _GroupEntry:
     """One group's license copy on one user: licenses {skuId: disabled tuple}, state, error, updated."""
+
     __slots__ = ("licenses", "state", "error", "updated")
 
     def __init__(self, licenses, state, error, updated):
@@ -133,9 +162,25 @@ class _GroupEntry:
 
 
 class _User:
-    __slots__ = ("seq", "id", "upn", "display_name", "given_name", "surname", "mail", "mail_nickname",
-                 "account_enabled", "usage_location", "job_title", "department", "created", "extra",
-                 "direct", "gstates", "groups")
+    __slots__ = (
+        "seq",
+        "id",
+        "upn",
+        "display_name",
+        "given_name",
+        "surname",
+        "mail",
+        "mail_nickname",
+        "account_enabled",
+        "usage_location",
+        "job_title",
+        "department",
+        "created",
+        "extra",
+        "direct",
+        "gstates",
+        "groups",
+    )
 
     def __init__(self, seq, doc, now=None):
         self.seq = seq
@@ -151,16 +196,34 @@ class _User:
         self.job_title = doc.get("jobTitle")
         self.department = doc.get("department")
         self.created = doc.get("createdDateTime") or now or _now_iso()
-        self.extra = None       # other writable properties, only when set
-        self.direct = None      # {skuId: (disabled tuple, lastUpdatedDateTime)}
-        self.gstates = None     # {groupId: _GroupEntry}
-        self.groups = None      # ids of groups the user is a DIRECT member of
+        self.extra = None  # other writable properties, only when set
+        self.direct = None  # {skuId: (disabled tuple, lastUpdatedDateTime)}
+        self.gstates = None  # {groupId: _GroupEntry}
+        self.groups = None  # ids of groups the user is a DIRECT member of
 
 
 class _Group:
-    __slots__ = ("seq", "id", "display_name", "description", "security_enabled", "mail_enabled", "mail_nickname",
-                 "group_types", "created", "members", "parents", "licenses", "processing_state", "entry_users",
-                 "error_users", "pending", "batch_ok", "batch_failed", "queued_by")
+    __slots__ = (
+        "seq",
+        "id",
+        "display_name",
+        "description",
+        "security_enabled",
+        "mail_enabled",
+        "mail_nickname",
+        "group_types",
+        "created",
+        "members",
+        "parents",
+        "licenses",
+        "processing_state",
+        "entry_users",
+        "error_users",
+        "pending",
+        "batch_ok",
+        "batch_failed",
+        "queued_by",
+    )
 
     def __init__(self, seq, doc):
         self.seq = seq
@@ -172,12 +235,12 @@ class _Group:
         self.mail_nickname = doc.get("mailNickname")
         self.group_types = list(doc.get("groupTypes") or [])
         self.created = doc.get("createdDateTime") or _now_iso()
-        self.members = {}           # member id -> "user" | "group", insertion order kept
-        self.parents = set()        # groups this group is a direct member of
-        self.licenses = {}          # skuId -> disabled tuple
+        self.members = {}  # member id -> "user" | "group", insertion order kept
+        self.parents = set()  # groups this group is a direct member of
+        self.licenses = {}  # skuId -> disabled tuple
         self.processing_state = None
-        self.entry_users = set()    # users holding an entry (any state) from this group
-        self.error_users = set()    # users whose entry from this group carries an error
+        self.entry_users = set()  # users holding an entry (any state) from this group
+        self.error_users = set()  # users whose entry from this group carries an error
         self.pending = 0
         self.batch_ok = 0
         self.batch_failed = 0

@@ -49,14 +49,14 @@ class QuietHandler(WSGIRequestHandler):
             return None
         body = self.rfile.read(length) if length else b""
         if len(body) != length:
-            self.close_connection = True   # the client went away mid-body
+            self.close_connection = True  # the client went away mid-body
             return None
         self.environ = environ = self.make_environ()
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(length)
         try:
             status, headers, payload = self._call_app(environ)
-        except (ConnectionError, socket.timeout) as error:   # fault "drop": the socket is already shut down
+        except (ConnectionError, socket.timeout) as error:  # fault "drop": the socket is already shut down
             self.close_connection = True
             self.connection_dropped(error, environ)
             return None

@@ -4,6 +4,7 @@ The format is documented in ``docs/tenant-format.md``. Validation normalises eve
 once, fills defaults, and raises ``TenantFormatError`` naming the JSON path and the bad value.
 This module must not import ``engine`` (the engine imports it).
 """
+
 from __future__ import annotations
 
 import gc
@@ -16,7 +17,8 @@ from pathlib import Path
 GUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # ISO 3166-1 alpha-2: Graph's usageLocation is a two-letter ISO 3166 country code.
-ISO_COUNTRY_CODES = frozenset("""
+ISO_COUNTRY_CODES = frozenset(
+    """
 AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW
 BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI
 FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN
@@ -25,18 +27,31 @@ MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO
 PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV
 SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE
 YT ZA ZM ZW
-""".split())
+""".split()
+)
 
 GROUP_STATES = ("QueuedForProcessing", "ProcessingInProgress", "ProcessingComplete")
 ASSIGNMENT_STATES = ("Active", "ActiveWithError", "Disabled", "Error")
-ASSIGNMENT_ERRORS = ("None", "CountViolation", "MutuallyExclusiveViolation", "DependencyViolation",
-                     "ProhibitedInUsageLocationViolation", "UniquenessViolation", "Other")
+ASSIGNMENT_ERRORS = (
+    "None",
+    "CountViolation",
+    "MutuallyExclusiveViolation",
+    "DependencyViolation",
+    "ProhibitedInUsageLocationViolation",
+    "UniquenessViolation",
+    "Other",
+)
 LOAD_MODES = ("processed", "queued", "asRecorded")
 
 # Permissions the collection needs (DESIGN.md section 7, graph-api.md sections 1-8).
 COLLECTION_PERMISSIONS = (
-    "LicenseAssignment.ReadWrite.All", "User.Read.All", "Group.ReadWrite.All", "GroupMember.ReadWrite.All",
-    "Directory.Read.All", "Organization.Read.All", "AuditLog.Read.All",
+    "LicenseAssignment.ReadWrite.All",
+    "User.Read.All",
+    "Group.ReadWrite.All",
+    "GroupMember.ReadWrite.All",
+    "Directory.Read.All",
+    "Organization.Read.All",
+    "AuditLog.Read.All",
 )
 
 # A copy of the project's shared/fixtures/skus.json (real SKU and service plan GUIDs) ships with the package, so
@@ -129,13 +144,36 @@ class _Checker:
 _check = _Checker()
 
 _TOP_KEYS = ("tenant", "apps", "subscribedSkus", "users", "groups", "rules", "processing")
-_USER_KEYS = ("id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "mailNickname",
-              "accountEnabled", "usageLocation", "jobTitle", "department", "createdDateTime",
-              "directLicenses", "groupLicenses")
-_GROUP_KEYS = ("id", "displayName", "description", "securityEnabled", "mailEnabled", "mailNickname",
-               "groupTypes", "createdDateTime", "members", "assignedLicenses", "licenseProcessingState")
-_SKU_KEYS = ("skuId", "skuPartNumber", "prepaidUnits", "capabilityStatus", "appliesTo", "servicePlans",
-             "subscriptionIds", "accountName")
+_USER_KEYS = (
+    "id",
+    "userPrincipalName",
+    "displayName",
+    "givenName",
+    "surname",
+    "mail",
+    "mailNickname",
+    "accountEnabled",
+    "usageLocation",
+    "jobTitle",
+    "department",
+    "createdDateTime",
+    "directLicenses",
+    "groupLicenses",
+)
+_GROUP_KEYS = (
+    "id",
+    "displayName",
+    "description",
+    "securityEnabled",
+    "mailEnabled",
+    "mailNickname",
+    "groupTypes",
+    "createdDateTime",
+    "members",
+    "assignedLicenses",
+    "licenseProcessingState",
+)
+_SKU_KEYS = ("skuId", "skuPartNumber", "prepaidUnits", "capabilityStatus", "appliesTo", "servicePlans", "subscriptionIds", "accountName")
 _PLAN_KEYS = ("servicePlanId", "servicePlanName", "provisioningStatus", "appliesTo")
 
 
@@ -152,8 +190,13 @@ def validate_app(app, path="apps[0]") -> dict:
             _check.fail(f"{path}.certificates[{i}]", pem[:40], "a PEM certificate")
         certificates.append(pem)
     permissions = [_check.string(p, f"{path}.permissions[{i}]") for i, p in enumerate(_check.lst(app.get("permissions", []), f"{path}.permissions"))]
-    return {"clientId": client_id, "displayName": _check.string(app.get("displayName", f"App {client_id[:8]}"), f"{path}.displayName"),
-            "secrets": secrets, "certificates": certificates, "permissions": permissions}
+    return {
+        "clientId": client_id,
+        "displayName": _check.string(app.get("displayName", f"App {client_id[:8]}"), f"{path}.displayName"),
+        "secrets": secrets,
+        "certificates": certificates,
+        "permissions": permissions,
+    }
 
 
 def _validate_sku(sku, path):
@@ -171,23 +214,26 @@ def _validate_sku(sku, path):
         if plan_id in seen:
             _check.fail(f"{ppath}.servicePlanId", plan_id, "a plan listed once per SKU")
         seen.add(plan_id)
-        plans.append({
-            "servicePlanId": plan_id,
-            "servicePlanName": _check.string(plan.get("servicePlanName"), f"{ppath}.servicePlanName"),
-            "provisioningStatus": _check.string(plan.get("provisioningStatus", "Success"), f"{ppath}.provisioningStatus"),
-            "appliesTo": _check.choice(plan.get("appliesTo", "User"), f"{ppath}.appliesTo", ("User", "Company")),
-        })
+        plans.append(
+            {
+                "servicePlanId": plan_id,
+                "servicePlanName": _check.string(plan.get("servicePlanName"), f"{ppath}.servicePlanName"),
+                "provisioningStatus": _check.string(plan.get("provisioningStatus", "Success"), f"{ppath}.provisioningStatus"),
+                "appliesTo": _check.choice(plan.get("appliesTo", "User"), f"{ppath}.appliesTo", ("User", "Company")),
+            }
+        )
     return {
         "skuId": _check.guid(sku.get("skuId"), f"{path}.skuId"),
         "skuPartNumber": _check.string(sku.get("skuPartNumber"), f"{path}.skuPartNumber"),
-        "prepaidUnits": {key: _check.count(units.get(key, 0), f"{path}.prepaidUnits.{key}")
-                         for key in ("enabled", "suspended", "warning", "lockedOut")},
-        "capabilityStatus": _check.choice(sku.get("capabilityStatus", "Enabled"), f"{path}.capabilityStatus",
-                                          ("Enabled", "Warning", "Suspended", "Deleted", "LockedOut")),
+        "prepaidUnits": {key: _check.count(units.get(key, 0), f"{path}.prepaidUnits.{key}") for key in ("enabled", "suspended", "warning", "lockedOut")},
+        "capabilityStatus": _check.choice(
+            sku.get("capabilityStatus", "Enabled"), f"{path}.capabilityStatus", ("Enabled", "Warning", "Suspended", "Deleted", "LockedOut")
+        ),
         "appliesTo": _check.choice(sku.get("appliesTo", "User"), f"{path}.appliesTo", ("User", "Company")),
         "servicePlans": plans,
-        "subscriptionIds": [_check.string(s, f"{path}.subscriptionIds[{i}]")
-                            for i, s in enumerate(_check.lst(sku.get("subscriptionIds", []), f"{path}.subscriptionIds"))],
+        "subscriptionIds": [
+            _check.string(s, f"{path}.subscriptionIds[{i}]") for i, s in enumerate(_check.lst(sku.get("subscriptionIds", []), f"{path}.subscriptionIds"))
+        ],
         "accountName": _check.string(sku.get("accountName"), f"{path}.accountName", optional=True),
     }
 
@@ -250,8 +296,7 @@ def _validate_rules(rules, plan_names):
     for plan, countries in _check.obj(rules.get("prohibitedUsageLocations", {}), "rules.prohibitedUsageLocations").items():
         ppath = f"rules.prohibitedUsageLocations[{plan!r}]"
         plan_id = _plan_ref(plan, ppath, plan_names)
-        prohibited[plan_id] = sorted({_check.country(c, f"{ppath}[{j}]", optional=False)
-                                      for j, c in enumerate(_check.lst(countries, ppath))})
+        prohibited[plan_id] = sorted({_check.country(c, f"{ppath}[{j}]", optional=False) for j, c in enumerate(_check.lst(countries, ppath))})
     return {"mutuallyExclusivePlans": pairs, "planDependencies": dependencies, "prohibitedUsageLocations": prohibited}
 
 
@@ -286,13 +331,15 @@ def _validate_user(user, path, sku_plans, upns):
             epath = f"{path}.groupLicenses[{i}]"
             _check.obj(entry, epath)
             _check.unknown_keys(entry, epath, ("groupId", "state", "error", "lastUpdatedDateTime", "licenses"))
-            entries.append({
-                "groupId": _check.guid(entry.get("groupId"), f"{epath}.groupId"),
-                "state": _check.choice(entry.get("state", "Active"), f"{epath}.state", ASSIGNMENT_STATES),
-                "error": _check.choice(entry.get("error", "None"), f"{epath}.error", ASSIGNMENT_ERRORS),
-                "lastUpdatedDateTime": _check.string(entry.get("lastUpdatedDateTime"), f"{epath}.lastUpdatedDateTime", optional=True),
-                "licenses": _validate_licenses(entry.get("licenses", []), f"{epath}.licenses", sku_plans),
-            })
+            entries.append(
+                {
+                    "groupId": _check.guid(entry.get("groupId"), f"{epath}.groupId"),
+                    "state": _check.choice(entry.get("state", "Active"), f"{epath}.state", ASSIGNMENT_STATES),
+                    "error": _check.choice(entry.get("error", "None"), f"{epath}.error", ASSIGNMENT_ERRORS),
+                    "lastUpdatedDateTime": _check.string(entry.get("lastUpdatedDateTime"), f"{epath}.lastUpdatedDateTime", optional=True),
+                    "licenses": _validate_licenses(entry.get("licenses", []), f"{epath}.licenses", sku_plans),
+                }
+            )
         normalised["groupLicenses"] = entries
     return normalised
 
@@ -347,8 +394,15 @@ def validate_tenant(document) -> dict:
     group_ids = {g["id"] for g in groups}
     rules = _validate_rules(document.get("rules", {}), plan_names)
     mode, pending = _validate_processing(document.get("processing", {}), users, ids, group_ids)
-    return {"tenant": tenant, "apps": apps, "subscribedSkus": skus, "users": users, "groups": groups,
-            "rules": rules, "processing": {"groupLicenses": mode, "pending": pending}}
+    return {
+        "tenant": tenant,
+        "apps": apps,
+        "subscribedSkus": skus,
+        "users": users,
+        "groups": groups,
+        "rules": rules,
+        "processing": {"groupLicenses": mode, "pending": pending},
+    }
 
 
 def _check_references(users, groups):
@@ -382,8 +436,7 @@ def _validate_processing(processing, users, ids, group_ids):
     processing = _check.obj(processing, "processing")
     _check.unknown_keys(processing, "processing", ("groupLicenses", "pending"))
     has_recorded = any("groupLicenses" in u for u in users)
-    mode = _check.choice(processing.get("groupLicenses", "asRecorded" if has_recorded else "processed"),
-                         "processing.groupLicenses", LOAD_MODES)
+    mode = _check.choice(processing.get("groupLicenses", "asRecorded" if has_recorded else "processed"), "processing.groupLicenses", LOAD_MODES)
     pending = []
     for i, pair in enumerate(_check.lst(processing.get("pending", []), "processing.pending")):
         if not isinstance(pair, list) or len(pair) != 2:
@@ -409,17 +462,66 @@ def _unique(values, path, key):
 # --------------------------------------------------------------------------------------------------
 # Generator
 
-_GIVEN_NAMES = ("Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Frances", "Edsger",
-                "Radia", "Tim", "Sophie", "Guido", "Hedy", "John", "Karen", "Niklaus", "Anita", "Donald")
-_SURNAMES = ("Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson", "Allen",
-             "Dijkstra", "Perlman", "Berners-Lee", "Wilson", "van Rossum", "Lamarr", "Backus", "Jones", "Wirth",
-             "Borg", "Knuth")
+_GIVEN_NAMES = (
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Dennis",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Tim",
+    "Sophie",
+    "Guido",
+    "Hedy",
+    "John",
+    "Karen",
+    "Niklaus",
+    "Anita",
+    "Donald",
+)
+_SURNAMES = (
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Ritchie",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Berners-Lee",
+    "Wilson",
+    "van Rossum",
+    "Lamarr",
+    "Backus",
+    "Jones",
+    "Wirth",
+    "Borg",
+    "Knuth",
+)
 _DEPARTMENTS = ("Finance", "Engineering", "Sales", "Marketing", "HR", "Legal", "Support", "Operations")
 _JOB_TITLES = ("Analyst", "Engineer", "Manager", "Consultant", "Specialist", "Director", "Assistant")
 _COUNTRIES = ("US", "US", "US", "GB", "DE", "FR", "NL", "JP", "CA", "AU", "IN", "BR")
 # Plans admins commonly switch off in an E3-style SKU; picked only when present in the SKU.
-_COMMONLY_DISABLED = ("SWAY", "YAMMER_ENTERPRISE", "KAIZALA_O365_P3", "Deskless", "MYANALYTICS_P2",
-                      "MICROSOFTBOOKINGS", "BPOS_S_TODO_2", "STREAM_O365_E3", "PROJECT_O365_P2", "FORMS_PLAN_E1")
+_COMMONLY_DISABLED = (
+    "SWAY",
+    "YAMMER_ENTERPRISE",
+    "KAIZALA_O365_P3",
+    "Deskless",
+    "MYANALYTICS_P2",
+    "MICROSOFTBOOKINGS",
+    "BPOS_S_TODO_2",
+    "STREAM_O365_E3",
+    "PROJECT_O365_P2",
+    "FORMS_PLAN_E1",
+)
 
 PROFILES = ("default", "seed")
 # The seed example's legacy automation assigns E3 with these plans off: Kaizala (retired by Microsoft) and
@@ -427,12 +529,30 @@ PROFILES = ("default", "seed")
 STANDARD_DISABLED_PLANS = ("KAIZALA_O365_P3", "YAMMER_ENTERPRISE")
 SEED_GROUP_NAME = "All users"
 
-DEFAULT_EXTRA_SKUS = ("STANDARDPACK", "ENTERPRISEPREMIUM", "SPE_E3", "EMS", "EMSPREMIUM", "EXCHANGESTANDARD",
-                      "AAD_PREMIUM", "MCOMEETADV", "WORKPLACE_ANALYTICS")
+DEFAULT_EXTRA_SKUS = (
+    "STANDARDPACK",
+    "ENTERPRISEPREMIUM",
+    "SPE_E3",
+    "EMS",
+    "EMSPREMIUM",
+    "EXCHANGESTANDARD",
+    "AAD_PREMIUM",
+    "MCOMEETADV",
+    "WORKPLACE_ANALYTICS",
+)
 # Realistic small purchases for the SKUs nobody holds in a generated tenant.
-_EXTRA_UNITS = {"STANDARDPACK": 50, "ENTERPRISEPREMIUM": 25, "SPE_E3": 25, "EMS": 100, "EMSPREMIUM": 25,
-                "EXCHANGESTANDARD": 20, "EXCHANGEENTERPRISE": 10, "AAD_PREMIUM": 100, "MCOMEETADV": 10,
-                "WORKPLACE_ANALYTICS": 5}
+_EXTRA_UNITS = {
+    "STANDARDPACK": 50,
+    "ENTERPRISEPREMIUM": 25,
+    "SPE_E3": 25,
+    "EMS": 100,
+    "EMSPREMIUM": 25,
+    "EXCHANGESTANDARD": 20,
+    "EXCHANGEENTERPRISE": 10,
+    "AAD_PREMIUM": 100,
+    "MCOMEETADV": 10,
+    "WORKPLACE_ANALYTICS": 5,
+}
 
 
 def load_sku_fixture(path=SKU_FIXTURE_PATH) -> dict:
@@ -450,12 +570,15 @@ def _subscribed_sku(fixture_sku, enabled_units, rng):
         "capabilityStatus": "Enabled",
         "appliesTo": "User",
         "subscriptionIds": [str(uuid.UUID(int=rng.getrandbits(128), version=4))],
-        "servicePlans": [{
-            "servicePlanId": plan["servicePlanId"].lower(),
-            "servicePlanName": plan["servicePlanName"],
-            "provisioningStatus": "Success",
-            "appliesTo": "Company" if plan["servicePlanName"] in COMPANY_PLAN_NAMES else "User",
-        } for plan in fixture_sku["servicePlans"]],
+        "servicePlans": [
+            {
+                "servicePlanId": plan["servicePlanId"].lower(),
+                "servicePlanName": plan["servicePlanName"],
+                "provisioningStatus": "Success",
+                "appliesTo": "Company" if plan["servicePlanName"] in COMPANY_PLAN_NAMES else "User",
+            }
+            for plan in fixture_sku["servicePlans"]
+        ],
     }
 
 
@@ -479,37 +602,80 @@ def _default_rules(catalog):
 
 
 def _default_groups(user_docs, users, nested_users, new_id):
-    """"Contractors" (the last ``nested_users`` users) inside "All users (nested)": nested members are never licensed."""
+    """ "Contractors" (the last ``nested_users`` users) inside "All users (nested)": nested members are never licensed."""
     contractors_id, nested_parent_id = new_id(), new_id()
-    contractor_members = [u["id"] for u in user_docs[-min(nested_users, users):]] if nested_users and users else []
+    contractor_members = [u["id"] for u in user_docs[-min(nested_users, users) :]] if nested_users and users else []
     return [
-        {"id": contractors_id, "displayName": "Contractors", "description": "Contractors (nested inside All users (nested))",
-         "securityEnabled": True, "mailEnabled": False, "mailNickname": "Contractors", "groupTypes": [],
-         "members": contractor_members, "assignedLicenses": []},
-        {"id": nested_parent_id, "displayName": "All users (nested)", "description": "Holds only the Contractors group",
-         "securityEnabled": True, "mailEnabled": False, "mailNickname": "AllUsersNested", "groupTypes": [],
-         "members": [contractors_id], "assignedLicenses": []},
+        {
+            "id": contractors_id,
+            "displayName": "Contractors",
+            "description": "Contractors (nested inside All users (nested))",
+            "securityEnabled": True,
+            "mailEnabled": False,
+            "mailNickname": "Contractors",
+            "groupTypes": [],
+            "members": contractor_members,
+            "assignedLicenses": [],
+        },
+        {
+            "id": nested_parent_id,
+            "displayName": "All users (nested)",
+            "description": "Holds only the Contractors group",
+            "securityEnabled": True,
+            "mailEnabled": False,
+            "mailNickname": "AllUsersNested",
+            "groupTypes": [],
+            "members": [contractors_id],
+            "assignedLicenses": [],
+        },
     ]
 
 
 def _seed_groups(user_docs, nested_indexes, new_id):
-    """"All users": every user directly, except the members of its nested "Contractors" group."""
+    """ "All users": every user directly, except the members of its nested "Contractors" group."""
     contractors_id, all_users_id = new_id(), new_id()
     contractor_members = [u["id"] for index, u in enumerate(user_docs) if index in nested_indexes]
     direct_members = [u["id"] for index, u in enumerate(user_docs) if index not in nested_indexes]
     return [
-        {"id": all_users_id, "displayName": SEED_GROUP_NAME, "description": "Every employee; contractors through the Contractors group",
-         "securityEnabled": True, "mailEnabled": False, "mailNickname": "AllUsers", "groupTypes": [],
-         "members": direct_members + [contractors_id], "assignedLicenses": []},
-        {"id": contractors_id, "displayName": "Contractors", "description": "Contractors (nested inside All users)",
-         "securityEnabled": True, "mailEnabled": False, "mailNickname": "Contractors", "groupTypes": [],
-         "members": contractor_members, "assignedLicenses": []},
+        {
+            "id": all_users_id,
+            "displayName": SEED_GROUP_NAME,
+            "description": "Every employee; contractors through the Contractors group",
+            "securityEnabled": True,
+            "mailEnabled": False,
+            "mailNickname": "AllUsers",
+            "groupTypes": [],
+            "members": direct_members + [contractors_id],
+            "assignedLicenses": [],
+        },
+        {
+            "id": contractors_id,
+            "displayName": "Contractors",
+            "description": "Contractors (nested inside All users)",
+            "securityEnabled": True,
+            "mailEnabled": False,
+            "mailNickname": "Contractors",
+            "groupTypes": [],
+            "members": contractor_members,
+            "assignedLicenses": [],
+        },
     ]
 
 
-def generate_tenant(users=1000, seed=0, sku="ENTERPRISEPACK", units=None, disabled_plan_ratio=0.1,
-                    no_usage_location=3, nested_users=5, extra_skus=DEFAULT_EXTRA_SKUS, apps=None,
-                    fixture_path=SKU_FIXTURE_PATH, profile="default", plan_exceptions=12) -> dict:
+def generate_tenant(
+    users=1000,
+    seed=0,
+    sku="ENTERPRISEPACK",
+    units=None,
+    disabled_plan_ratio=0.1,
+    no_usage_location=3,
+    nested_users=5,
+    extra_skus=DEFAULT_EXTRA_SKUS,
+    apps=None,
+    fixture_path=SKU_FIXTURE_PATH,
+    profile="default",
+    plan_exceptions=12,
+) -> dict:
     """A deterministic tenant in the documented format: ``users`` users holding ``sku`` directly.
 
     ``profile="seed"`` is the migration's seed example (docs/tenant-format.md section 3): every direct copy
@@ -529,15 +695,17 @@ def generate_tenant(users=1000, seed=0, sku="ENTERPRISEPACK", units=None, disabl
     collecting = gc.isenabled()
     gc.disable()  # many small long-lived dicts: cyclic GC passes only cost time
     try:
-        return _generate(users, seed, sku, units, disabled_plan_ratio, no_usage_location, nested_users, extra_skus, apps, fixture_path,
-                         profile, plan_exceptions)
+        return _generate(
+            users, seed, sku, units, disabled_plan_ratio, no_usage_location, nested_users, extra_skus, apps, fixture_path, profile, plan_exceptions
+        )
     finally:
         if collecting:
             gc.enable()
 
 
-def _generate(users, seed, sku, units, disabled_plan_ratio, no_usage_location, nested_users, extra_skus, apps, fixture_path,
-              profile="default", plan_exceptions=0):
+def _generate(
+    users, seed, sku, units, disabled_plan_ratio, no_usage_location, nested_users, extra_skus, apps, fixture_path, profile="default", plan_exceptions=0
+):
     catalog = load_sku_fixture(fixture_path)
     if sku not in catalog:
         raise ValueError(f"sku: got {sku!r}, expected one of {', '.join(sorted(catalog))}")
@@ -566,11 +734,10 @@ def _generate(users, seed, sku, units, disabled_plan_ratio, no_usage_location, n
         # Disjoint sets, so each user of the seed example has one reason to be special.
         special = rng.sample(range(users), min(users, plan_exceptions + no_usage_location + nested_users))
         exceptions = special[:plan_exceptions]
-        without_location = set(special[plan_exceptions:plan_exceptions + no_usage_location])
-        nested_indexes = set(special[plan_exceptions + no_usage_location:])
+        without_location = set(special[plan_exceptions : plan_exceptions + no_usage_location])
+        nested_indexes = set(special[plan_exceptions + no_usage_location :])
         # An exception enables one plan of the standard set (alternately each): the group will not match it.
-        exception_disabled = dict((index, sorted(set(standard) - {standard[position % len(standard)]}))
-                                  for position, index in enumerate(exceptions))
+        exception_disabled = dict((index, sorted(set(standard) - {standard[position % len(standard)]})) for position, index in enumerate(exceptions))
     else:
         without_location = set(rng.sample(range(users), min(no_usage_location, users)))
 
@@ -584,29 +751,37 @@ def _generate(users, seed, sku, units, disabled_plan_ratio, no_usage_location, n
             disabled = exception_disabled.get(index, sorted(standard))
         elif candidates and rng.random() < disabled_plan_ratio:
             disabled = sorted(rng.sample(candidates, min(len(candidates), rng.choice((1, 1, 2)))))
-        user_docs.append({
-            "id": new_id(),
-            "userPrincipalName": f"{alias}@{domain}",
-            "displayName": f"{given} {surname} {index:06d}",
-            "givenName": given,
-            "surname": surname,
-            "mail": f"{alias}@{domain}",
-            "accountEnabled": True,
-            "usageLocation": None if index in without_location else _COUNTRIES[rng.randrange(len(_COUNTRIES))],
-            "jobTitle": _JOB_TITLES[rng.randrange(len(_JOB_TITLES))],
-            "department": _DEPARTMENTS[rng.randrange(len(_DEPARTMENTS))],
-            "directLicenses": [{"skuId": skus[0]["skuId"], "disabledPlans": disabled}],
-        })
+        user_docs.append(
+            {
+                "id": new_id(),
+                "userPrincipalName": f"{alias}@{domain}",
+                "displayName": f"{given} {surname} {index:06d}",
+                "givenName": given,
+                "surname": surname,
+                "mail": f"{alias}@{domain}",
+                "accountEnabled": True,
+                "usageLocation": None if index in without_location else _COUNTRIES[rng.randrange(len(_COUNTRIES))],
+                "jobTitle": _JOB_TITLES[rng.randrange(len(_JOB_TITLES))],
+                "department": _DEPARTMENTS[rng.randrange(len(_DEPARTMENTS))],
+                "directLicenses": [{"skuId": skus[0]["skuId"], "disabledPlans": disabled}],
+            }
+        )
 
     if seed_profile:
         groups = _seed_groups(user_docs, nested_indexes, new_id)
     else:
         groups = _default_groups(user_docs, users, nested_users, new_id)
     if apps is None:
-        apps = [{"clientId": new_id(), "displayName": "entraops-licensing (emulated)",
-                 "secrets": [f"emu~{rng.getrandbits(160):040x}"], "certificates": [],
-                 # the seed example is also for rehearsing the rollback, which gives users without one a usage location
-                 "permissions": list(COLLECTION_PERMISSIONS) + (["User.ReadWrite.All"] if seed_profile else [])}]
+        apps = [
+            {
+                "clientId": new_id(),
+                "displayName": "entraops-licensing (emulated)",
+                "secrets": [f"emu~{rng.getrandbits(160):040x}"],
+                "certificates": [],
+                # the seed example is also for rehearsing the rollback, which gives users without one a usage location
+                "permissions": list(COLLECTION_PERMISSIONS) + (["User.ReadWrite.All"] if seed_profile else []),
+            }
+        ]
     return {
         "tenant": {"id": tenant_id, "displayName": "Contoso (emulated)", "defaultDomain": domain, "countryLetterCode": "US"},
         "apps": apps,

@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-RU_LIMITS = ((50, 3500), (501, 5000), (None, 8000))   # (users below, RU per 10 s): S <50, M 50-500, L >500
+RU_LIMITS = ((50, 3500), (501, 5000), (None, 8000))  # (users below, RU per 10 s): S <50, M 50-500, L >500
 RU_WINDOW = 10.0
 APP_TENANT_WRITES = (3000, 150.0)
 TENANT_WRITES = (18000, 300.0)
@@ -36,9 +36,14 @@ WARNING_RATIO = 0.8
 
 # base resource-unit cost of a GET by route template (any other identity GET costs 1)
 GET_COSTS = {
-    "GET /v1.0/users": 2, "GET /v1.0/users/{id}": 2, "GET /v1.0/subscribedSkus": 3, "GET /v1.0/subscribedSkus/{id}": 3,
-    "GET /v1.0/groups/{id}/members": 3, "GET /v1.0/groups/{id}/members/microsoft.graph.user": 3,
-    "GET /v1.0/groups/{id}/transitiveMembers": 5, "GET /v1.0/users/{id}/licenseDetails": 2,
+    "GET /v1.0/users": 2,
+    "GET /v1.0/users/{id}": 2,
+    "GET /v1.0/subscribedSkus": 3,
+    "GET /v1.0/subscribedSkus/{id}": 3,
+    "GET /v1.0/groups/{id}/members": 3,
+    "GET /v1.0/groups/{id}/members/microsoft.graph.user": 3,
+    "GET /v1.0/groups/{id}/transitiveMembers": 5,
+    "GET /v1.0/users/{id}/licenseDetails": 2,
 }
 
 
@@ -95,7 +100,7 @@ class Bucket:
     window: float
     level: float = None
     updated: float = 0.0
-    promised: list = field(default_factory=list)   # [(emulated deadline, cost)]
+    promised: list = field(default_factory=list)  # [(emulated deadline, cost)]
 
     def __post_init__(self):
         if self.level is None:
@@ -145,7 +150,7 @@ class Throttler:
         self.early_retry_grace = early_retry_grace_ms / 1000.0
         self._lock = threading.Lock()
         self._buckets = {}
-        self._windows = {}     # (app, limit) -> (opened wall, ends wall)
+        self._windows = {}  # (app, limit) -> (opened wall, ends wall)
 
     def configure(self, enabled=None, budget_scale=None, early_retry_grace_ms=None):
         with self._lock:
@@ -196,12 +201,10 @@ class Throttler:
             early = self._inside_window(app_id, checks, arrival, wall)
             if early is not None:
                 limit, ends = early
-                return self._reject(app_id, tenant_id, limit, max(1, math.ceil(ends - wall - 1e-9)), cost,
-                                    early_retry=True)
+                return self._reject(app_id, tenant_id, limit, max(1, math.ceil(ends - wall - 1e-9)), cost, early_retry=True)
             short = [(limit, bucket, amount, info) for limit, bucket, amount, info in checks if not bucket.has(amount)]
             if short:
-                emulated_wait, limit, info = max((bucket.wait_for(amount, now), limit, info)
-                                                 for limit, bucket, amount, info in short)
+                emulated_wait, limit, info = max((bucket.wait_for(amount, now), limit, info) for limit, bucket, amount, info in short)
                 seconds = self._retry_after_seconds(emulated_wait)
                 deadline = now + seconds * self.clock.time_scale
                 for _, bucket, amount, _ in short:
@@ -234,18 +237,14 @@ class Throttler:
         """(limit name, bucket, tokens needed, x-ms-throttle-information) for every budget that applies."""
         if is_audit:
             quota, window = AUDIT_REQUESTS
-            return [("Audit", self._bucket(("audit", app_id, tenant_id), quota, window, now), 1,
-                     "ResourceUnitLimitExceeded")]
+            return [("Audit", self._bucket(("audit", app_id, tenant_id), quota, window, now), 1, "ResourceUnitLimitExceeded")]
         checks = [
-            ("ReadWrite", self._bucket(("ru", app_id, tenant_id), ru_quota_for(user_count), RU_WINDOW, now), cost,
-             "ResourceUnitLimitExceeded"),
+            ("ReadWrite", self._bucket(("ru", app_id, tenant_id), ru_quota_for(user_count), RU_WINDOW, now), cost, "ResourceUnitLimitExceeded"),
             ("ReadWrite", self._bucket(("app-ru", app_id), *APP_RU, now), cost, "ResourceUnitLimitExceeded"),
         ]
         if is_write:
-            checks.append(("Write", self._bucket(("writes", app_id, tenant_id), *APP_TENANT_WRITES, now), 1,
-                           "WriteLimitExceeded"))
-            checks.append(("Write", self._bucket(("tenant-writes", tenant_id), *TENANT_WRITES, now), 1,
-                           "WriteLimitExceeded"))
+            checks.append(("Write", self._bucket(("writes", app_id, tenant_id), *APP_TENANT_WRITES, now), 1, "WriteLimitExceeded"))
+            checks.append(("Write", self._bucket(("tenant-writes", tenant_id), *TENANT_WRITES, now), 1, "WriteLimitExceeded"))
             checks.append(("Write", self._bucket(("app-writes", app_id), *APP_WRITES, now), 1, "WriteLimitExceeded"))
         return checks
 
@@ -262,8 +261,12 @@ class Throttler:
     @staticmethod
     def _reject(app_id, tenant_id, limit, seconds, cost, information="", early_retry=False):
         kind = {"Write": "Write", "Audit": "Read"}.get(limit, "ReadWrite")
-        return Verdict(False, cost, retry_after=seconds,
-                       scope=f"Tenant_Application/{kind}/{app_id}/{tenant_id}",
-                       information=information or ("WriteLimitExceeded" if limit == "Write"
-                                                   else "ResourceUnitLimitExceeded"),
-                       limit_percentage=1.0, early_retry=early_retry)
+        return Verdict(
+            False,
+            cost,
+            retry_after=seconds,
+            scope=f"Tenant_Application/{kind}/{app_id}/{tenant_id}",
+            information=information or ("WriteLimitExceeded" if limit == "Write" else "ResourceUnitLimitExceeded"),
+            limit_percentage=1.0,
+            early_retry=early_retry,
+        )

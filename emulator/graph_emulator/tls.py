@@ -45,8 +45,7 @@ def _new_tls_key():
 
 
 def _name(common_name):
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "graph-emulator"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "graph-emulator"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 def _validity(builder, days):
@@ -61,10 +60,20 @@ def _build_ca(days):
     builder = x509.CertificateBuilder().subject_name(name).issuer_name(name)
     builder = _validity(builder, days).serial_number(x509.random_serial_number()).public_key(key.public_key())
     builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-    builder = builder.add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                                  content_commitment=False, key_encipherment=False,
-                                                  data_encipherment=False, key_agreement=False,
-                                                  encipher_only=False, decipher_only=False), critical=True)
+    builder = builder.add_extension(
+        x509.KeyUsage(
+            digital_signature=True,
+            key_cert_sign=True,
+            crl_sign=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            encipher_only=False,
+            decipher_only=False,
+        ),
+        critical=True,
+    )
     builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     return key, builder.sign(key, hashes.SHA256())
 
@@ -73,13 +82,11 @@ def _build_server(ca_key, ca_cert, days):
     key = _new_tls_key()
     builder = x509.CertificateBuilder().subject_name(_name("127.0.0.1")).issuer_name(ca_cert.subject)
     builder = _validity(builder, days).serial_number(x509.random_serial_number()).public_key(key.public_key())
-    alt_names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1")),
-                 x509.DNSName("localhost")]
+    alt_names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1")), x509.DNSName("localhost")]
     builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
     builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
     builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    builder = builder.add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+    builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
@@ -96,16 +103,17 @@ def create_tls_material(directory, days=30):
     os.makedirs(directory, exist_ok=True)
     ca_key, ca_cert = _build_ca(days)
     server_key, server_cert = _build_server(ca_key, ca_cert, days)
-    material = TlsMaterial(ca_path=os.path.join(directory, CA_FILE),
-                           cert_path=os.path.join(directory, SERVER_CERT_FILE),
-                           key_path=os.path.join(directory, SERVER_KEY_FILE))
+    material = TlsMaterial(
+        ca_path=os.path.join(directory, CA_FILE), cert_path=os.path.join(directory, SERVER_CERT_FILE), key_path=os.path.join(directory, SERVER_KEY_FILE)
+    )
     _write(material.ca_path, ca_cert.public_bytes(serialization.Encoding.PEM))
     # the chain file holds server cert then CA so clients can build the path
-    _write(material.cert_path, server_cert.public_bytes(serialization.Encoding.PEM)
-           + ca_cert.public_bytes(serialization.Encoding.PEM))
-    _write(material.key_path, server_key.private_bytes(serialization.Encoding.PEM,
-                                                        serialization.PrivateFormat.TraditionalOpenSSL,
-                                                        serialization.NoEncryption()), private=True)
+    _write(material.cert_path, server_cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM))
+    _write(
+        material.key_path,
+        server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()),
+        private=True,
+    )
     return material
 
 
@@ -119,7 +127,6 @@ def self_signed_client_certificate(common_name="graph-emulator client", days=30)
     builder = x509.CertificateBuilder().subject_name(name).issuer_name(name)
     builder = _validity(builder, days).serial_number(x509.random_serial_number()).public_key(key.public_key())
     cert = builder.sign(key, hashes.SHA256())
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
     cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     return key_pem, cert_pem, cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 - thumbprint, as Entra uses

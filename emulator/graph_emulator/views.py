@@ -4,6 +4,7 @@
 effective licensing (``_sources``, ``_effective``); they build a dict only when it is read, one at a time in
 listings (a page of 999 builds 999, not the whole tenant).
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,10 +17,20 @@ from .records import ACTIVE_STATES, _locked
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
 # Properties _user_dict takes from a _User slot (the rest: extras, licensing, constants).
-_USER_VIEW_ATTRIBUTES = {"id": "id", "userPrincipalName": "upn", "displayName": "display_name", "givenName": "given_name",
-                         "surname": "surname", "mail": "mail", "mailNickname": "mail_nickname",
-                         "accountEnabled": "account_enabled", "usageLocation": "usage_location", "jobTitle": "job_title",
-                         "department": "department", "createdDateTime": "created"}
+_USER_VIEW_ATTRIBUTES = {
+    "id": "id",
+    "userPrincipalName": "upn",
+    "displayName": "display_name",
+    "givenName": "given_name",
+    "surname": "surname",
+    "mail": "mail",
+    "mailNickname": "mail_nickname",
+    "accountEnabled": "account_enabled",
+    "usageLocation": "usage_location",
+    "jobTitle": "job_title",
+    "department": "department",
+    "createdDateTime": "created",
+}
 
 
 class DirectoryViews:
@@ -34,12 +45,15 @@ class DirectoryViews:
         return [{"disabledPlans": sorted(d), "skuId": s} for s, d in disabled_by_sku.items()]
 
     def _assignment_states(self, user):
-        states = [{"assignedByGroup": None, "disabledPlans": list(d), "error": "None", "lastUpdatedDateTime": updated,
-                   "skuId": s, "state": "Active"} for s, (d, updated) in (user.direct or {}).items()]
+        states = [
+            {"assignedByGroup": None, "disabledPlans": list(d), "error": "None", "lastUpdatedDateTime": updated, "skuId": s, "state": "Active"}
+            for s, (d, updated) in (user.direct or {}).items()
+        ]
         for gid, entry in (user.gstates or {}).items():
-            states.extend({"assignedByGroup": gid, "disabledPlans": list(d), "error": entry.error,
-                           "lastUpdatedDateTime": entry.updated, "skuId": s, "state": entry.state}
-                          for s, d in entry.licenses.items())
+            states.extend(
+                {"assignedByGroup": gid, "disabledPlans": list(d), "error": entry.error, "lastUpdatedDateTime": entry.updated, "skuId": s, "state": entry.state}
+                for s, d in entry.licenses.items()
+            )
         return states
 
     def _assigned_plans(self, user):
@@ -54,17 +68,30 @@ class DirectoryViews:
         plans = []
         for sku_id, enabled in self._effective(user).items():
             assigned = since[sku_id]
-            plans.extend({"assignedDateTime": assigned, "capabilityStatus": "Enabled", "service": service,
-                          "servicePlanId": plan_id} for plan_id, service in self._skus[sku_id].plan_services(enabled))
+            plans.extend(
+                {"assignedDateTime": assigned, "capabilityStatus": "Enabled", "service": service, "servicePlanId": plan_id}
+                for plan_id, service in self._skus[sku_id].plan_services(enabled)
+            )
         return plans
 
     def _user_dict(self, user, select=None) -> dict:
         data = {
-            "id": user.id, "userPrincipalName": user.upn, "displayName": user.display_name,
-            "givenName": user.given_name, "surname": user.surname, "mail": user.mail, "mailNickname": user.mail_nickname,
-            "accountEnabled": user.account_enabled, "usageLocation": user.usage_location, "jobTitle": user.job_title,
-            "department": user.department, "createdDateTime": user.created, "businessPhones": [],
-            "mobilePhone": None, "officeLocation": None, "preferredLanguage": None,
+            "id": user.id,
+            "userPrincipalName": user.upn,
+            "displayName": user.display_name,
+            "givenName": user.given_name,
+            "surname": user.surname,
+            "mail": user.mail,
+            "mailNickname": user.mail_nickname,
+            "accountEnabled": user.account_enabled,
+            "usageLocation": user.usage_location,
+            "jobTitle": user.job_title,
+            "department": user.department,
+            "createdDateTime": user.created,
+            "businessPhones": [],
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": None,
         }
         if user.extra:
             data.update(json.loads(json.dumps(user.extra)))
@@ -79,12 +106,19 @@ class DirectoryViews:
 
     def _group_dict(self, group) -> dict:
         return {
-            "id": group.id, "displayName": group.display_name, "description": group.description,
-            "mailEnabled": group.mail_enabled, "mailNickname": group.mail_nickname, "mail": None,
-            "securityEnabled": group.security_enabled, "groupTypes": list(group.group_types),
+            "id": group.id,
+            "displayName": group.display_name,
+            "description": group.description,
+            "mailEnabled": group.mail_enabled,
+            "mailNickname": group.mail_nickname,
+            "mail": None,
+            "securityEnabled": group.security_enabled,
+            "groupTypes": list(group.group_types),
             "assignedLicenses": [{"disabledPlans": list(d), "skuId": s} for s, d in group.licenses.items()],
             "licenseProcessingState": None if group.processing_state is None else {"state": group.processing_state},
-            "createdDateTime": group.created, "membershipRule": None, "membershipRuleProcessingState": None,
+            "createdDateTime": group.created,
+            "membershipRule": None,
+            "membershipRuleProcessingState": None,
             "hasMembersWithLicenseErrors": bool(group.error_users),
         }
 
@@ -107,7 +141,7 @@ class DirectoryViews:
             elif name == "businessPhones":
                 view[name] = []
             else:
-                view[name] = None   # mobilePhone, officeLocation, preferredLanguage, or not a property _user_dict has
+                view[name] = None  # mobilePhone, officeLocation, preferredLanguage, or not a property _user_dict has
         return view
 
     def iter_user_views(self, start: int, names) -> Iterator[tuple[int, dict]]:
@@ -231,13 +265,22 @@ class DirectoryViews:
 
     @_locked
     def subscribed_skus(self) -> list[dict]:
-        return [{
-            "accountId": self.tenant_id, "accountName": sku.account_name or self.tenant_display_name,
-            "appliesTo": sku.applies_to, "capabilityStatus": sku.capability_status, "consumedUnits": sku.consumed,
-            "id": f"{self.tenant_id}_{sku.sku_id}", "prepaidUnits": dict(sku.prepaid),
-            "servicePlans": [dict(p) for p in sku.plans], "skuId": sku.sku_id, "skuPartNumber": sku.part_number,
-            "subscriptionIds": list(sku.subscription_ids),
-        } for sku in self._skus.values()]
+        return [
+            {
+                "accountId": self.tenant_id,
+                "accountName": sku.account_name or self.tenant_display_name,
+                "appliesTo": sku.applies_to,
+                "capabilityStatus": sku.capability_status,
+                "consumedUnits": sku.consumed,
+                "id": f"{self.tenant_id}_{sku.sku_id}",
+                "prepaidUnits": dict(sku.prepaid),
+                "servicePlans": [dict(p) for p in sku.plans],
+                "skuId": sku.sku_id,
+                "skuPartNumber": sku.part_number,
+                "subscriptionIds": list(sku.subscription_ids),
+            }
+            for sku in self._skus.values()
+        ]
 
     @_locked
     def license_details(self, user_key) -> list[dict]:
@@ -246,12 +289,20 @@ class DirectoryViews:
         for sku_id, enabled in self._effective(user).items():
             sku = self._skus[sku_id]
             raw_id = uuid.UUID(user.id).bytes_le + uuid.UUID(sku_id).bytes_le
-            details.append({
-                "id": base64.urlsafe_b64encode(raw_id).decode().rstrip("="), "skuId": sku_id,
-                "skuPartNumber": sku.part_number,
-                "servicePlans": [{"servicePlanId": p["servicePlanId"], "servicePlanName": p["servicePlanName"],
-                                  "provisioningStatus": ("Success" if p["servicePlanId"] in enabled or p["appliesTo"] != "User"
-                                                         else "Disabled"),
-                                  "appliesTo": p["appliesTo"]} for p in sku.plans],
-            })
+            details.append(
+                {
+                    "id": base64.urlsafe_b64encode(raw_id).decode().rstrip("="),
+                    "skuId": sku_id,
+                    "skuPartNumber": sku.part_number,
+                    "servicePlans": [
+                        {
+                            "servicePlanId": p["servicePlanId"],
+                            "servicePlanName": p["servicePlanName"],
+                            "provisioningStatus": ("Success" if p["servicePlanId"] in enabled or p["appliesTo"] != "User" else "Disabled"),
+                            "appliesTo": p["appliesTo"],
+                        }
+                        for p in sku.plans
+                    ],
+                }
+            )
         return details

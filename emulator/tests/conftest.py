@@ -7,21 +7,25 @@ import requests
 from graph_emulator import Emulator, generate_tenant
 from graph_emulator.tls import self_signed_client_certificate
 
-E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"      # ENTERPRISEPACK, the generated tenant's main SKU
-EMS_E5 = "b05e124f-c7cc-45a0-a6aa-8cf78c946968"   # EMSPREMIUM, an extra SKU of the generated tenant
+E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"  # ENTERPRISEPACK, the generated tenant's main SKU
+EMS_E5 = "b05e124f-c7cc-45a0-a6aa-8cf78c946968"  # EMSPREMIUM, an extra SKU of the generated tenant
 
 
 def https_session(emu):
     session = requests.Session()
-    session.trust_env = False        # REQUESTS_CA_BUNDLE on this machine would override verify=
+    session.trust_env = False  # REQUESTS_CA_BUNDLE on this machine would override verify=
     session.verify = emu.ca_path
     return session
 
 
 def msal_token(emu, client_id=None, credential=None, scope=None):
     app = msal.ConfidentialClientApplication(
-        client_id or emu.client_id, client_credential=credential or emu.client_secret,
-        authority=f"{emu.authority_url}/{emu.tenant_id}", instance_discovery=False, http_client=https_session(emu))
+        client_id or emu.client_id,
+        client_credential=credential or emu.client_secret,
+        authority=f"{emu.authority_url}/{emu.tenant_id}",
+        instance_discovery=False,
+        http_client=https_session(emu),
+    )
     return app.acquire_token_for_client(scopes=[scope or f"{emu.base_url}/.default"])
 
 

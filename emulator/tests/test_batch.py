@@ -12,12 +12,19 @@ def by_id(response):
 
 def test_batch_runs_items_and_reports_each_status(emu, graph):
     user = users_of(emu)[0]
-    result = by_id(graph.post("$batch", {"requests": [
-        {"id": "1", "method": "GET", "url": f"/users/{user['id']}?$select=id,assignedLicenses"},
-        {"id": "2", "method": "GET", "url": "users?$top=2&$select=id"},
-        {"id": "3", "method": "GET", "url": "/users/00000000-0000-0000-0000-000000000000"},
-        {"id": "4", "method": "GET", "url": "/subscribedSkus"},
-    ]}))
+    result = by_id(
+        graph.post(
+            "$batch",
+            {
+                "requests": [
+                    {"id": "1", "method": "GET", "url": f"/users/{user['id']}?$select=id,assignedLicenses"},
+                    {"id": "2", "method": "GET", "url": "users?$top=2&$select=id"},
+                    {"id": "3", "method": "GET", "url": "/users/00000000-0000-0000-0000-000000000000"},
+                    {"id": "4", "method": "GET", "url": "/subscribedSkus"},
+                ]
+            },
+        )
+    )
     assert result["1"]["status"] == 200 and result["1"]["body"]["id"] == user["id"]
     assert "assignedLicenses" in result["1"]["body"]
     assert len(result["2"]["body"]["value"]) == 2 and "@odata.nextLink" in result["2"]["body"]
@@ -46,14 +53,20 @@ def test_batch_limits_and_malformed_envelopes(graph):
 
 def test_dependents_of_a_failed_item_get_424_with_both_spellings(fresh_emu, fresh_graph):
     user = licensed_user(fresh_emu)
-    bad_remove = {"addLicenses": [], "removeLicenses": [EMS_E5]}        # user does not hold it -> 400
+    bad_remove = {"addLicenses": [], "removeLicenses": [EMS_E5]}  # user does not hold it -> 400
     add = {"addLicenses": [{"disabledPlans": [], "skuId": EMS_E5}], "removeLicenses": []}
-    result = by_id(fresh_graph.post("$batch", {"requests": [
-        {"id": "1", "method": "POST", "url": f"/users/{user['id']}/assignLicense", "headers": JSON, "body": bad_remove},
-        {"id": "2", "method": "POST", "url": f"/users/{user['id']}/assignLicense", "headers": JSON, "body": add,
-         "dependsOn": ["1"]},
-        {"id": "3", "method": "GET", "url": f"/users/{user['id']}", "depends_on": ["2"]},
-    ]}))
+    result = by_id(
+        fresh_graph.post(
+            "$batch",
+            {
+                "requests": [
+                    {"id": "1", "method": "POST", "url": f"/users/{user['id']}/assignLicense", "headers": JSON, "body": bad_remove},
+                    {"id": "2", "method": "POST", "url": f"/users/{user['id']}/assignLicense", "headers": JSON, "body": add, "dependsOn": ["1"]},
+                    {"id": "3", "method": "GET", "url": f"/users/{user['id']}", "depends_on": ["2"]},
+                ]
+            },
+        )
+    )
     assert result["1"]["status"] == 400
     assert result["2"]["status"] == 424 and result["3"]["status"] == 424
     assert result["2"]["body"]["error"]["code"] == "FailedDependency"
@@ -64,10 +77,17 @@ def test_dependents_of_a_failed_item_get_424_with_both_spellings(fresh_emu, fres
 def test_dependencies_run_in_order(fresh_emu, fresh_graph):
     user = licensed_user(fresh_emu)
     add = {"addLicenses": [{"disabledPlans": [], "skuId": EMS_E5}], "removeLicenses": []}
-    result = by_id(fresh_graph.post("$batch", {"requests": [
-        {"id": "read", "method": "GET", "url": f"/users/{user['id']}?$select=assignedLicenses", "depends_on": ["add"]},
-        {"id": "add", "method": "POST", "url": f"/users/{user['id']}/assignLicense", "headers": JSON, "body": add},
-    ]}))
+    result = by_id(
+        fresh_graph.post(
+            "$batch",
+            {
+                "requests": [
+                    {"id": "read", "method": "GET", "url": f"/users/{user['id']}?$select=assignedLicenses", "depends_on": ["add"]},
+                    {"id": "add", "method": "POST", "url": f"/users/{user['id']}/assignLicense", "headers": JSON, "body": add},
+                ]
+            },
+        )
+    )
     assert result["add"]["status"] == 200
     assert EMS_E5 in {lic["skuId"] for lic in result["read"]["body"]["assignedLicenses"]}
 
@@ -75,11 +95,15 @@ def test_dependencies_run_in_order(fresh_emu, fresh_graph):
 def test_batch_items_count_per_route_and_in_the_request_log(fresh_emu, fresh_graph):
     fresh_emu.reset_stats()
     user = users_of(fresh_emu)[0]
-    fresh_graph.post("$batch", {"requests": [
-        {"id": "1", "method": "GET", "url": f"/users/{user['id']}"},
-        {"id": "2", "method": "POST", "url": f"/users/{user['id']}/assignLicense", "headers": JSON,
-         "body": {"addLicenses": [], "removeLicenses": []}},
-    ]})
+    fresh_graph.post(
+        "$batch",
+        {
+            "requests": [
+                {"id": "1", "method": "GET", "url": f"/users/{user['id']}"},
+                {"id": "2", "method": "POST", "url": f"/users/{user['id']}/assignLicense", "headers": JSON, "body": {"addLicenses": [], "removeLicenses": []}},
+            ]
+        },
+    )
     stats = fresh_emu.stats()
     assert stats["by_route"]["POST /v1.0/$batch"]["count"] == 1
     assert stats["by_route"]["GET /v1.0/users/{id}"]["by_status"] == {"200": 1}
@@ -94,9 +118,12 @@ def test_throttled_batch_items_get_429_with_their_own_retry_after(fresh_emu, fre
     fresh_emu.configure(throttling=True, budget_scale=0.001)
     user = users_of(fresh_emu)[0]
     noop = {"addLicenses": [], "removeLicenses": []}
-    result = by_id(fresh_graph.post("$batch", {"requests": [
-        {"id": str(i), "method": "POST", "url": f"/users/{user['id']}/assignLicense", "headers": JSON, "body": noop}
-        for i in range(5)]}))
+    result = by_id(
+        fresh_graph.post(
+            "$batch",
+            {"requests": [{"id": str(i), "method": "POST", "url": f"/users/{user['id']}/assignLicense", "headers": JSON, "body": noop} for i in range(5)]},
+        )
+    )
     statuses = [result[str(i)]["status"] for i in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
     throttled = result["3"]
@@ -110,9 +137,11 @@ def test_throttled_batch_items_get_429_with_their_own_retry_after(fresh_emu, fre
 
 def test_fault_inside_a_batch_item(fresh_emu, fresh_graph):
     fresh_emu.add_fault(method="GET", route=r"/subscribedSkus$", status=503, retry_after=2)
-    result = by_id(fresh_graph.post("$batch", {"requests": [
-        {"id": "1", "method": "GET", "url": "/subscribedSkus"},
-        {"id": "2", "method": "GET", "url": "/subscribedSkus"}]}))
+    result = by_id(
+        fresh_graph.post(
+            "$batch", {"requests": [{"id": "1", "method": "GET", "url": "/subscribedSkus"}, {"id": "2", "method": "GET", "url": "/subscribedSkus"}]}
+        )
+    )
     assert result["1"]["status"] == 503 and result["1"]["headers"]["Retry-After"] == "2"
     assert result["2"]["status"] == 200
     fresh_emu.add_fault(method="GET", route=r"/subscribedSkus$", status=500, in_batch=False)
@@ -124,27 +153,36 @@ def test_fault_inside_a_batch_item(fresh_emu, fresh_graph):
 def test_base64_item_body_is_accepted(fresh_emu, fresh_graph):
     import base64
     import json
+
     user = licensed_user(fresh_emu)
-    encoded = base64.b64encode(json.dumps({"addLicenses": [{"disabledPlans": [], "skuId": EMS_E5}],
-                                           "removeLicenses": []}).encode()).decode()
-    result = by_id(fresh_graph.post("$batch", {"requests": [
-        {"id": "1", "method": "POST", "url": f"/users/{user['id']}/assignLicense", "headers": JSON, "body": encoded}]}))
+    encoded = base64.b64encode(json.dumps({"addLicenses": [{"disabledPlans": [], "skuId": EMS_E5}], "removeLicenses": []}).encode()).decode()
+    result = by_id(
+        fresh_graph.post("$batch", {"requests": [{"id": "1", "method": "POST", "url": f"/users/{user['id']}/assignLicense", "headers": JSON, "body": encoded}]})
+    )
     assert result["1"]["status"] == 200
     assert {lic["skuId"] for lic in result["1"]["body"]["assignedLicenses"]} == {E3, EMS_E5}
 
 
 def test_absolute_item_url_on_this_graph_is_accepted(emu, graph):
-    result = by_id(graph.post("$batch", {"requests": [
-        {"id": "1", "method": "GET", "url": "https://graph.microsoft.com/v1.0/organization"},
-        {"id": "2", "method": "GET", "url": f"{emu.base_url}/v1.0/organization"}]}))
+    result = by_id(
+        graph.post(
+            "$batch",
+            {
+                "requests": [
+                    {"id": "1", "method": "GET", "url": "https://graph.microsoft.com/v1.0/organization"},
+                    {"id": "2", "method": "GET", "url": f"{emu.base_url}/v1.0/organization"},
+                ]
+            },
+        )
+    )
     assert result["1"]["status"] == 200 and result["2"]["status"] == 200
 
 
 def test_drop_fault_on_a_batch_item_drops_the_whole_batch(fresh_emu, fresh_graph):
     import pytest
     import requests
+
     fresh_emu.add_fault(method="GET", route=r"/organization$", drop=True)
     with pytest.raises(requests.exceptions.ConnectionError):
-        fresh_graph.post("$batch", {"requests": [{"id": "1", "method": "GET", "url": "/users?$top=1"},
-                                                 {"id": "2", "method": "GET", "url": "/organization"}]})
+        fresh_graph.post("$batch", {"requests": [{"id": "1", "method": "GET", "url": "/users?$top=1"}, {"id": "2", "method": "GET", "url": "/organization"}]})
     assert fresh_graph.get("organization").status_code == 200

@@ -26,9 +26,12 @@ def wait_for_file(path, process, timeout=20.0):
 
 def test_serve_writes_info_file_serves_msal_and_stops_on_sigterm(tmp_path):
     info_path = tmp_path / "info.json"
-    process = subprocess.Popen(CLI + ["serve", "--port", "0", "--users", "25", "--seed", "3", "--info-file",
-                                      str(info_path), "--time-scale", "2", "--throttling"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        CLI + ["serve", "--port", "0", "--users", "25", "--seed", "3", "--info-file", str(info_path), "--time-scale", "2", "--throttling"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for_file(str(info_path), process)
         info = json.loads(info_path.read_text())
@@ -38,12 +41,15 @@ def test_serve_writes_info_file_serves_msal_and_stops_on_sigterm(tmp_path):
         session = requests.Session()
         session.trust_env = False
         session.verify = info["ca_path"]
-        app = msal.ConfidentialClientApplication(info["client_id"], client_credential=info["client_secret"],
-                                                 authority=f"{info['base_url']}/{info['tenant_id']}",
-                                                 instance_discovery=False, http_client=session)
+        app = msal.ConfidentialClientApplication(
+            info["client_id"],
+            client_credential=info["client_secret"],
+            authority=f"{info['base_url']}/{info['tenant_id']}",
+            instance_discovery=False,
+            http_client=session,
+        )
         token = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])["access_token"]
-        users = session.get(f"{info['base_url']}/v1.0/users?$select=id",
-                            headers={"Authorization": f"Bearer {token}"}).json()["value"]
+        users = session.get(f"{info['base_url']}/v1.0/users?$select=id", headers={"Authorization": f"Bearer {token}"}).json()["value"]
         assert len(users) == 25
         config = session.get(f"{info['base_url']}/_emulator/config").json()
         assert config["throttling"] is True and config["time_scale"] == 2.0
@@ -60,8 +66,7 @@ def test_serve_writes_info_file_serves_msal_and_stops_on_sigterm(tmp_path):
 
 def test_generate_writes_a_tenant_file(tmp_path):
     out = tmp_path / "tenant.json"
-    result = subprocess.run(CLI + ["generate", "--users", "7", "--seed", "1", "--out", str(out)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(CLI + ["generate", "--users", "7", "--seed", "1", "--out", str(out)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     tenant = json.loads(out.read_text())
     assert len(tenant["users"]) == 7
@@ -72,8 +77,7 @@ def test_generate_writes_a_tenant_file(tmp_path):
 
 def test_generate_with_the_seed_profile_writes_the_seed_example(tmp_path):
     out = tmp_path / "seed.json"
-    subprocess.run(CLI + ["generate", "--users", "30", "--seed", "1", "--profile", "seed", "--out", str(out)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(CLI + ["generate", "--users", "30", "--seed", "1", "--profile", "seed", "--out", str(out)], check=True, capture_output=True, timeout=60)
     tenant = json.loads(out.read_text())
     assert [g["displayName"] for g in tenant["groups"]] == ["All users", "Contractors"]
 
@@ -81,6 +85,5 @@ def test_generate_with_the_seed_profile_writes_the_seed_example(tmp_path):
 def test_bad_arguments_are_refused_with_a_clear_message(tmp_path):
     result = subprocess.run(CLI + ["serve", "--time-scale", "0"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "time-scale" in result.stderr
-    missing = subprocess.run(CLI + ["serve", "--tenant", str(tmp_path / "nope.json")], capture_output=True, text=True,
-                             timeout=60)
+    missing = subprocess.run(CLI + ["serve", "--tenant", str(tmp_path / "nope.json")], capture_output=True, text=True, timeout=60)
     assert missing.returncode != 0 and "nope.json" in missing.stderr

@@ -11,6 +11,7 @@ def control(fresh_emu):
 
     def call(method, name, body=None):
         return session.request(method, f"{fresh_emu.base_url}/_emulator/{name}", json=body, timeout=30)
+
     return call
 
 
@@ -30,8 +31,7 @@ def test_state_export_and_load_round_trip(fresh_emu, control, fresh_graph):
     state = control("GET", "state").json()
     assert len(state["users"]) == 30
     user = licensed_user(fresh_emu)
-    fresh_graph.post(f"users/{user['id']}/assignLicense",
-                     {"addLicenses": [{"disabledPlans": [], "skuId": EMS_E5}], "removeLicenses": []})
+    fresh_graph.post(f"users/{user['id']}/assignLicense", {"addLicenses": [{"disabledPlans": [], "skuId": EMS_E5}], "removeLicenses": []})
     changed = control("GET", "state").json()
     assert changed != state
     loaded = control("PUT", "state", state)
@@ -54,8 +54,7 @@ def test_stats_and_request_log(fresh_emu, control, fresh_graph):
     control("DELETE", "stats")
     user = users_of(fresh_emu)[0]
     fresh_graph.get(f"users/{user['id']}?$select=id")
-    fresh_graph.post(f"users/{user['id']}/assignLicense", {"addLicenses": [], "removeLicenses": []},
-                     headers={"client-request-id": "cr-1"})
+    fresh_graph.post(f"users/{user['id']}/assignLicense", {"addLicenses": [], "removeLicenses": []}, headers={"client-request-id": "cr-1"})
     fresh_graph.get("users/not-there")
     stats = control("GET", "stats").json()
     assert stats["by_route"]["GET /v1.0/users/{id}"]["by_status"] == {"200": 1, "404": 1}
@@ -90,8 +89,7 @@ def test_apps_and_tokens_over_http(fresh_emu, control):
     graph = Graph(fresh_emu, token)
     assert graph.get("organization").status_code == 200
     assert graph.get("users").status_code == 403
-    issued = control("POST", "tokens", {"client_id": app["clientId"], "permissions": ["User.Read.All"],
-                                        "expires_in": 60}).json()
+    issued = control("POST", "tokens", {"client_id": app["clientId"], "permissions": ["User.Read.All"], "expires_in": 60}).json()
     assert Graph(fresh_emu, issued["access_token"]).get("users?$top=1").status_code == 200
     assert control("POST", "apps", {"permissions": [], "colour": "x"}).status_code == 400
 
@@ -99,12 +97,17 @@ def test_apps_and_tokens_over_http(fresh_emu, control):
 def test_process_drains_group_licensing(fresh_emu, control, fresh_graph):
     fresh_emu.configure(processing_rate=0)
     members = [u["id"] for u in users_of(fresh_emu)[:3]]
-    group = fresh_graph.post("groups", {"displayName": "Slow", "mailEnabled": False, "mailNickname": "slow",
-                                        "securityEnabled": True,
-                                        "members@odata.bind": [f"https://graph.microsoft.com/v1.0/directoryObjects/{m}"
-                                                               for m in members]}).json()
-    fresh_graph.post(f"groups/{group['id']}/assignLicense",
-                     {"addLicenses": [{"disabledPlans": [], "skuId": EMS_E5}], "removeLicenses": []})
+    group = fresh_graph.post(
+        "groups",
+        {
+            "displayName": "Slow",
+            "mailEnabled": False,
+            "mailNickname": "slow",
+            "securityEnabled": True,
+            "members@odata.bind": [f"https://graph.microsoft.com/v1.0/directoryObjects/{m}" for m in members],
+        },
+    ).json()
+    fresh_graph.post(f"groups/{group['id']}/assignLicense", {"addLicenses": [{"disabledPlans": [], "skuId": EMS_E5}], "removeLicenses": []})
     queued = fresh_graph.get(f"groups/{group['id']}?$select=licenseProcessingState").json()
     assert queued["licenseProcessingState"]["state"] == "QueuedForProcessing"
     assert control("POST", "process").json() == {"pending": 0}
@@ -119,7 +122,7 @@ def test_unknown_control_endpoint(control):
 def test_identity_requests_are_logged_but_are_not_graph_writes(fresh_emu, control, fresh_graph):
     control("DELETE", "stats")
     control("DELETE", "requests")
-    msal_token(fresh_emu)   # POST /{tenant}/oauth2/v2.0/token
+    msal_token(fresh_emu)  # POST /{tenant}/oauth2/v2.0/token
     user = users_of(fresh_emu)[0]
     fresh_graph.post(f"users/{user['id']}/assignLicense", {"addLicenses": [], "removeLicenses": []})
     log = control("GET", "requests").json()["value"]
@@ -138,13 +141,13 @@ def test_answer_time_counts_the_emulators_own_work_and_latency_adds_to_it(fresh_
         assert response.status_code == 200
         return time.perf_counter() - started
 
-    fresh_graph.get("users?$top=1")                       # connection and token in place
+    fresh_graph.get("users?$top=1")  # connection and token in place
     quick = min(seconds("users?$top=1") for _ in range(3))
     assert control("POST", "config", {"answer_time_ms": 300}).json()["answer_time_ms"] == 300.0
     answered = [seconds("users?$top=1") for _ in range(3)]
-    assert min(answered) >= 0.3 and max(answered) < 0.3 + quick + 0.25   # the emulator's work is inside the 300 ms
+    assert min(answered) >= 0.3 and max(answered) < 0.3 + quick + 0.25  # the emulator's work is inside the 300 ms
     control("POST", "config", {"latency_ms": 200})
-    assert seconds("users?$top=1") >= 0.5                  # latency comes on top
+    assert seconds("users?$top=1") >= 0.5  # latency comes on top
     control("POST", "config", {"latency_ms": 0, "answer_time_ms": 0})
     assert min(seconds("users?$top=1") for _ in range(3)) < 0.3
     assert control("POST", "config", {"answer_time_ms": -1}).status_code == 400

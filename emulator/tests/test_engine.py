@@ -1,4 +1,5 @@
 """Behaviour of the licensing engine alone (no HTTP): facts of graph-api.md 1-3, 8 and entra-licensing.md 1-6, 10-12."""
+
 import pytest
 
 from graph_emulator.engine import Directory, GraphError, RequestContext
@@ -35,26 +36,43 @@ def gid(n):
 
 def sku_doc(part, units):
     sku = CATALOG[part]
-    return {"skuId": sku["skuId"], "skuPartNumber": part, "prepaidUnits": {"enabled": units},
-            "servicePlans": [{"servicePlanId": p["servicePlanId"], "servicePlanName": p["servicePlanName"]}
-                             for p in sku["servicePlans"]]}
+    return {
+        "skuId": sku["skuId"],
+        "skuPartNumber": part,
+        "prepaidUnits": {"enabled": units},
+        "servicePlans": [{"servicePlanId": p["servicePlanId"], "servicePlanName": p["servicePlanName"]} for p in sku["servicePlans"]],
+    }
 
 
 def user_doc(n, location="US", direct=()):
-    return {"id": uid(n), "userPrincipalName": f"user{n}@contoso.com", "displayName": f"User {n}",
-            "usageLocation": location, "directLicenses": [{"skuId": s, "disabledPlans": list(d)} for s, d in direct]}
+    return {
+        "id": uid(n),
+        "userPrincipalName": f"user{n}@contoso.com",
+        "displayName": f"User {n}",
+        "usageLocation": location,
+        "directLicenses": [{"skuId": s, "disabledPlans": list(d)} for s, d in direct],
+    }
 
 
 def group_doc(n, members=(), licenses=(), security=True):
-    return {"id": gid(n), "displayName": f"Group {n}", "securityEnabled": security, "members": list(members),
-            "assignedLicenses": [{"skuId": s, "disabledPlans": list(d)} for s, d in licenses]}
+    return {
+        "id": gid(n),
+        "displayName": f"Group {n}",
+        "securityEnabled": security,
+        "members": list(members),
+        "assignedLicenses": [{"skuId": s, "disabledPlans": list(d)} for s, d in licenses],
+    }
 
 
 def make_tenant(users=(), groups=(), units=None, rules=None):
     units = dict({"ENTERPRISEPACK": 10, "STANDARDPACK": 10, "EMS": 10, "MCOMEETADV": 10, "WORKPLACE_ANALYTICS": 10}, **(units or {}))
-    return {"tenant": {"id": TENANT_ID, "displayName": "Test", "defaultDomain": "contoso.com", "countryLetterCode": "US"},
-            "subscribedSkus": [sku_doc(part, count) for part, count in units.items()],
-            "users": list(users), "groups": list(groups), "rules": rules or {}}
+    return {
+        "tenant": {"id": TENANT_ID, "displayName": "Test", "defaultDomain": "contoso.com", "countryLetterCode": "US"},
+        "subscribedSkus": [sku_doc(part, count) for part, count in units.items()],
+        "users": list(users),
+        "groups": list(groups),
+        "rules": rules or {},
+    }
 
 
 class FakeClock:
@@ -110,14 +128,17 @@ def test_direct_add_replaces_the_disabled_plans_of_the_direct_copy():
     assert consumed(d, E3) == 1
 
 
-@pytest.mark.parametrize("case", ["unknown_sku", "no_location", "invalid_location", "no_units", "not_held",
-                                  "inherited_only", "mutually_exclusive", "bad_disabled_plan", "bad_guid"])
+@pytest.mark.parametrize(
+    "case", ["unknown_sku", "no_location", "invalid_location", "no_units", "not_held", "inherited_only", "mutually_exclusive", "bad_disabled_plan", "bad_guid"]
+)
 def test_direct_assignment_errors_are_immediate_and_change_nothing(case):
     unknown = "99999999-9999-4999-8999-999999999999"
     tenant = make_tenant(
         [user_doc(1, direct=[(E1, [])]), user_doc(2, location=None), user_doc(3), user_doc(4, direct=[(EMS, [])])],
         [group_doc(1, members=[uid(3)], licenses=[(E3, [])])],
-        units={"EMS": 1}, rules={"mutuallyExclusivePlans": [[SP_STANDARD, SP_ENTERPRISE]]})
+        units={"EMS": 1},
+        rules={"mutuallyExclusivePlans": [[SP_STANDARD, SP_ENTERPRISE]]},
+    )
     d, _ = directory(tenant)
     if case == "invalid_location":
         d._users[uid(2)].usage_location = "XX"  # a value Graph would never store; still rejected
@@ -144,8 +165,9 @@ def test_direct_assignment_errors_are_immediate_and_change_nothing(case):
 def test_direct_assignment_validation_order_unknown_sku_before_usage_location():
     d, _ = directory(make_tenant([user_doc(2, location=None)]))
     unknown = "99999999-9999-4999-8999-999999999999"
-    assert_graph_error(lambda: d.assign_user_license(uid(2), [{"skuId": unknown, "disabledPlans": []}], [], ctx()),
-                       400, "does not correspond to a valid company License")
+    assert_graph_error(
+        lambda: d.assign_user_license(uid(2), [{"skuId": unknown, "disabledPlans": []}], [], ctx()), 400, "does not correspond to a valid company License"
+    )
 
 
 def test_user_already_consuming_a_sku_can_change_it_with_zero_free_units():
@@ -168,8 +190,7 @@ def test_get_user_by_upn_is_case_insensitive():
 
 def test_patch_assigned_licenses_is_read_only_and_usage_location_is_validated():
     d, _ = directory(make_tenant([user_doc(1)]))
-    assert_graph_error(lambda: d.update_user(uid(1), {"assignedLicenses": []}, ctx()), 400,
-                       "Property 'assignedLicenses' is read-only and cannot be set.")
+    assert_graph_error(lambda: d.update_user(uid(1), {"assignedLicenses": []}, ctx()), 400, "Property 'assignedLicenses' is read-only and cannot be set.")
     assert_graph_error(lambda: d.update_user(uid(1), {"usageLocation": "XX"}, ctx()), 400, "usageLocation")
     d.update_user(uid(1), {"usageLocation": "gb", "displayName": "Renamed"}, ctx())
     user = d.get_user(uid(1))
@@ -180,8 +201,7 @@ def test_patch_assigned_licenses_is_read_only_and_usage_location_is_validated():
 
 # ---------------------------------------------------------------------------------------------- combining sources
 def test_one_unit_per_user_per_sku_across_direct_and_several_groups():
-    tenant = make_tenant([user_doc(1, direct=[(E3, [SWAY])])],
-                         [group_doc(1, [uid(1)], [(E3, [YAMMER])]), group_doc(2, [uid(1)], [(E3, [])])])
+    tenant = make_tenant([user_doc(1, direct=[(E3, [SWAY])])], [group_doc(1, [uid(1)], [(E3, [YAMMER])]), group_doc(2, [uid(1)], [(E3, [])])])
     d, _ = directory(tenant)
     assert consumed(d, E3) == 1
     assert len(states(d, 1, E3)) == 3
@@ -198,10 +218,11 @@ def test_group_adding_a_sku_the_user_holds_directly_needs_no_free_unit():
 
 
 def test_enabled_plans_are_the_union_and_disabled_plans_the_intersection():
-    d, _ = directory(make_tenant([user_doc(1, direct=[(E3, [SWAY])]), user_doc(2, direct=[(E3, [SWAY, YAMMER])])],
-                                 [group_doc(1, [uid(1), uid(2)], [(E3, [YAMMER, SWAY])])]))
+    d, _ = directory(
+        make_tenant([user_doc(1, direct=[(E3, [SWAY])]), user_doc(2, direct=[(E3, [SWAY, YAMMER])])], [group_doc(1, [uid(1), uid(2)], [(E3, [YAMMER, SWAY])])])
+    )
     one, two = d.get_user(uid(1)), d.get_user(uid(2))
-    assert one["assignedLicenses"] == [{"disabledPlans": [SWAY], "skuId": E3}]       # YAMMER enabled by the direct copy
+    assert one["assignedLicenses"] == [{"disabledPlans": [SWAY], "skuId": E3}]  # YAMMER enabled by the direct copy
     assert two["assignedLicenses"] == [{"disabledPlans": sorted([SWAY, YAMMER]), "skuId": E3}]
     assert YAMMER in {p["servicePlanId"] for p in one["assignedPlans"]}
 
@@ -245,8 +266,10 @@ def test_group_assignment_goes_through_the_documented_states_at_the_configured_r
     finish = [e for e in d.audit_events() if e["activityDisplayName"] == "Finish applying group based license to users"][0]
     assert finish["initiatedBy"]["app"]["displayName"] == "Microsoft Azure AD Group-Based Licensing"
     assert finish["targetResources"][0]["id"] == gid(1)
-    assert finish["targetResources"][0]["modifiedProperties"][0]["newValue"] == \
-        "[Users successfully assigned licenses: 4, Users for whom license assignment failed: 0.];"
+    assert (
+        finish["targetResources"][0]["modifiedProperties"][0]["newValue"]
+        == "[Users successfully assigned licenses: 4, Users for whom license assignment failed: 0.];"
+    )
 
 
 def test_time_scale_speeds_up_processing_and_idle_time_gives_no_credit():
@@ -304,8 +327,9 @@ def test_users_without_usage_location_are_evaluated_with_the_tenant_country_whic
 
 def test_prohibited_usage_location_uses_the_tenant_country_as_fallback():
     rules = {"prohibitedUsageLocations": {"SWAY": ["US"]}}
-    d, _ = directory(make_tenant([user_doc(1, location=None), user_doc(2, location="GB"), user_doc(3, location="US")],
-                                 [group_doc(1, [uid(1), uid(2), uid(3)])], rules=rules))
+    d, _ = directory(
+        make_tenant([user_doc(1, location=None), user_doc(2, location="GB"), user_doc(3, location="US")], [group_doc(1, [uid(1), uid(2), uid(3)])], rules=rules)
+    )
     d.assign_group_license(gid(1), [{"skuId": E3, "disabledPlans": []}], [], ctx())
     d.process_all()
     assert (states(d, 1)[0]["state"], states(d, 1)[0]["error"]) == ("Error", "ProhibitedInUsageLocationViolation")
@@ -327,8 +351,10 @@ def test_all_or_nothing_per_group_with_count_violation():
     assert (consumed(d, E3), consumed(d, EMS)) == (1, 1)
     assert [u["id"] for u in d.members_with_license_errors(gid(1))] == [uid(2)]
     finish = [e for e in d.audit_events() if e["activityDisplayName"].startswith("Finish")][-1]
-    assert "Users successfully assigned licenses: 1, Users for whom license assignment failed: 1." in \
-        finish["targetResources"][0]["modifiedProperties"][0]["newValue"]
+    assert (
+        "Users successfully assigned licenses: 1, Users for whom license assignment failed: 1."
+        in finish["targetResources"][0]["modifiedProperties"][0]["newValue"]
+    )
 
 
 def test_mutually_exclusive_violation_and_group_level_conflict():
@@ -342,9 +368,11 @@ def test_mutually_exclusive_violation_and_group_level_conflict():
     d.assign_group_license(gid(1), [{"skuId": E3, "disabledPlans": [SP_ENTERPRISE]}], [], ctx())
     d.process_all()
     assert states(d, 1, E3)[0]["state"] == "Active"
-    assert_graph_error(lambda: d.assign_group_license(gid(1), [{"skuId": E1, "disabledPlans": []},
-                                                               {"skuId": E3, "disabledPlans": []}], [], ctx()),
-                       400, "Conflicting Service Plans")
+    assert_graph_error(
+        lambda: d.assign_group_license(gid(1), [{"skuId": E1, "disabledPlans": []}, {"skuId": E3, "disabledPlans": []}], [], ctx()),
+        400,
+        "Conflicting Service Plans",
+    )
 
 
 def test_dependency_violation_on_removal_keeps_the_license():
@@ -365,8 +393,11 @@ def test_dependency_violation_on_removal_keeps_the_license():
     # Direct assignment of the add-on without its prerequisite fails at once; group add-on without prerequisite is rejected.
     d2, _ = directory(make_tenant([user_doc(2)], [group_doc(2)], rules=rules))
     assert_graph_error(lambda: d2.assign_user_license(uid(2), [{"skuId": AUDIOCONF, "disabledPlans": []}], [], ctx()), 400, "depend")
-    assert_graph_error(lambda: d2.assign_group_license(gid(2), [{"skuId": AUDIOCONF, "disabledPlans": []}], [], ctx()),
-                       400, "License operation failed. Make sure that the group has necessary services")
+    assert_graph_error(
+        lambda: d2.assign_group_license(gid(2), [{"skuId": AUDIOCONF, "disabledPlans": []}], [], ctx()),
+        400,
+        "License operation failed. Make sure that the group has necessary services",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- membership and the ledger
@@ -401,8 +432,9 @@ def test_no_ledger_entry_when_the_direct_copy_goes_and_a_healthy_group_covers_it
 
 def test_ledger_entry_when_the_direct_copy_is_removed_while_the_group_copy_is_in_count_violation():
     # All-or-nothing: EMS has no unit left, so the group's E3 copy is in Error too although E3 needs no new unit.
-    d, _ = directory(make_tenant([user_doc(1, direct=[(E3, [])]), user_doc(2, direct=[(EMS, [])])],
-                                 [group_doc(1, [uid(1)], [(E3, []), (EMS, [])])], units={"EMS": 1}))
+    d, _ = directory(
+        make_tenant([user_doc(1, direct=[(E3, [])]), user_doc(2, direct=[(EMS, [])])], [group_doc(1, [uid(1)], [(E3, []), (EMS, [])])], units={"EMS": 1})
+    )
     assert {(s["skuId"], s["error"]) for s in states(d, 1) if s["assignedByGroup"]} == {(E3, "CountViolation"), (EMS, "CountViolation")}
     d.assign_user_license(uid(1), [], [E3], ctx("removedirect"))
     [entry] = d.loss_ledger()
@@ -411,8 +443,19 @@ def test_ledger_entry_when_the_direct_copy_is_removed_while_the_group_copy_is_in
 
 
 def test_direct_removal_with_group_copy_in_error_is_recorded():
-    d, _ = directory(make_tenant([user_doc(1, direct=[(E3, [])])], [group_doc(1, [uid(1)], [(E3, [])], )],
-                                 rules={"prohibitedUsageLocations": {"SWAY": ["US"]}}))
+    d, _ = directory(
+        make_tenant(
+            [user_doc(1, direct=[(E3, [])])],
+            [
+                group_doc(
+                    1,
+                    [uid(1)],
+                    [(E3, [])],
+                )
+            ],
+            rules={"prohibitedUsageLocations": {"SWAY": ["US"]}},
+        )
+    )
     assert states(d, 1)[1]["error"] == "ProhibitedInUsageLocationViolation"
     d.assign_user_license(uid(1), [], [E3], ctx("removedirect"))
     [entry] = d.loss_ledger()
@@ -456,8 +499,11 @@ def test_set_sku_units_makes_new_members_fail_with_count_violation():
 
 def test_membership_errors():
     d, _ = directory(make_tenant([user_doc(1)], [group_doc(1, [uid(1)])]))
-    assert_graph_error(lambda: d.add_members(gid(1), [uid(1)], ctx()), 400,
-                       "One or more added object references already exist for the following modified properties: 'members'.")
+    assert_graph_error(
+        lambda: d.add_members(gid(1), [uid(1)], ctx()),
+        400,
+        "One or more added object references already exist for the following modified properties: 'members'.",
+    )
     assert_graph_error(lambda: d.add_members(gid(1), [uid(7)], ctx()), 404, uid(7))
     assert_graph_error(lambda: d.add_members(gid(1), ["nope"], ctx()), 400, "Invalid object identifier 'nope'.")
     assert_graph_error(lambda: d.remove_member(gid(1), uid(7), ctx()), 404, uid(7))
@@ -477,8 +523,7 @@ def test_membership_of_an_unlicensed_group_queues_nothing():
 
 
 def test_removing_all_group_licenses_removes_the_copies_in_the_background():
-    d, clock = directory(make_tenant([user_doc(1, direct=[(E3, [])]), user_doc(2)],
-                                     [group_doc(1, [uid(1), uid(2)], [(E3, [])])]), rate=1.0)
+    d, clock = directory(make_tenant([user_doc(1, direct=[(E3, [])]), user_doc(2)], [group_doc(1, [uid(1), uid(2)], [(E3, [])])]), rate=1.0)
     group = d.assign_group_license(gid(1), [], [E3], ctx("unlicense"))
     assert group["assignedLicenses"] == [] and group["licenseProcessingState"] == {"state": "QueuedForProcessing"}
     assert len(states(d, 2)) == 1
@@ -502,8 +547,7 @@ def test_create_user_and_group_then_license_through_the_group():
     d, _ = directory(make_tenant())
     user = d.create_user({"displayName": "New", "userPrincipalName": "new@contoso.com", "accountEnabled": True}, ctx())
     assert_graph_error(lambda: d.create_user({"displayName": "Dup", "userPrincipalName": "NEW@contoso.com"}, ctx()), 400, "already exists")
-    group = d.create_group({"displayName": "GBL E3", "mailNickname": "gble3", "mailEnabled": False, "securityEnabled": True},
-                           ctx(), member_ids=[user["id"]])
+    group = d.create_group({"displayName": "GBL E3", "mailNickname": "gble3", "mailEnabled": False, "securityEnabled": True}, ctx(), member_ids=[user["id"]])
     assert group["licenseProcessingState"] is None and group["membershipRule"] is None
     d.assign_group_license(group["id"], [{"skuId": E3, "disabledPlans": []}], [], ctx())
     d.process_all()
@@ -517,8 +561,7 @@ def test_direct_change_audit_events():
     events = d.audit_events()
     assert [e["activityDisplayName"] for e in events] == ["Change user license", "Update user"]
     assert all(e["category"] == "UserManagement" and e["loggedByService"] == "Core Directory" for e in events)
-    assert events[0]["initiatedBy"]["app"] == {"appId": "app", "displayName": "Tester", "servicePrincipalId": None,
-                                               "servicePrincipalName": "Tester"}
+    assert events[0]["initiatedBy"]["app"] == {"appId": "app", "displayName": "Tester", "servicePrincipalId": None, "servicePrincipalName": "Tester"}
     assert events[0]["targetResources"][0]["userPrincipalName"] == "user1@contoso.com"
     assert "ENTERPRISEPACK" in events[1]["targetResources"][0]["modifiedProperties"][0]["newValue"]
 

@@ -15,9 +15,7 @@ def held_skus(emu, user_id):
     return {lic["skuId"] for lic in emu.directory.get_user(user_id)["assignedLicenses"]}
 
 
-@pytest.mark.parametrize("status, code, retry_after", [(500, "generalException", None),
-                                                       (503, "serviceNotAvailable", 1),
-                                                       (504, "GatewayTimeout", None)])
+@pytest.mark.parametrize("status, code, retry_after", [(500, "generalException", None), (503, "serviceNotAvailable", 1), (504, "GatewayTimeout", None)])
 def test_status_faults_answer_without_running_the_request(fresh_emu, fresh_graph, status, code, retry_after):
     user = licensed_user(fresh_emu)
     fresh_emu.add_fault(method="POST", route=r"/assignLicense$", status=status, retry_after=retry_after)
@@ -26,7 +24,7 @@ def test_status_faults_answer_without_running_the_request(fresh_emu, fresh_graph
     assert response.json()["error"]["code"] == code
     assert response.headers.get("Retry-After") == (None if retry_after is None else str(retry_after))
     assert EMS_E5 not in held_skus(fresh_emu, user["id"])
-    time.sleep(retry_after or 0)        # an honest client honours Retry-After
+    time.sleep(retry_after or 0)  # an honest client honours Retry-After
     assert fresh_graph.post(f"users/{user['id']}/assignLicense", ADD_EMS).status_code == 200, "count defaults to 1"
     assert fresh_emu.stats()["early_retries"] == 0
 
@@ -42,7 +40,7 @@ def test_injected_429_and_early_retry_detection(fresh_emu, fresh_graph):
     response = fresh_graph.get("users?$top=1")
     assert response.status_code == 429 and response.headers["Retry-After"] == "1"
     assert response.json()["error"]["code"] == "TooManyRequests"
-    time.sleep(0.2)                     # past the in-flight grace, before Retry-After
+    time.sleep(0.2)  # past the in-flight grace, before Retry-After
     early = fresh_graph.get("users?$top=1")
     assert early.status_code == 429
     assert fresh_emu.stats()["early_retries"] == 1
@@ -89,14 +87,18 @@ def test_delay_fault_slows_the_matching_request(fresh_emu, fresh_graph):
 
 def test_membership_change_races_the_request(fresh_emu, fresh_graph):
     users = users_of(fresh_emu)
-    group = fresh_graph.post("groups", {"displayName": "Race", "mailEnabled": False, "mailNickname": "race",
-                                        "securityEnabled": True,
-                                        "members@odata.bind": [f"https://graph.microsoft.com/v1.0/directoryObjects/{u['id']}"
-                                                               for u in users[:2]]}).json()
+    group = fresh_graph.post(
+        "groups",
+        {
+            "displayName": "Race",
+            "mailEnabled": False,
+            "mailNickname": "race",
+            "securityEnabled": True,
+            "members@odata.bind": [f"https://graph.microsoft.com/v1.0/directoryObjects/{u['id']}" for u in users[:2]],
+        },
+    ).json()
     victim = users[0]["id"]
-    fresh_emu.add_fault(method="GET", route=rf"/groups/{group['id']}/members", op={"op": "remove_member",
-                                                                                   "group": group["id"],
-                                                                                   "user": victim})
+    fresh_emu.add_fault(method="GET", route=rf"/groups/{group['id']}/members", op={"op": "remove_member", "group": group["id"], "user": victim})
     members = fresh_graph.get(f"groups/{group['id']}/members").json()["value"]
     assert victim not in [m["id"] for m in members]
     assert len(members) == 1
@@ -104,9 +106,13 @@ def test_membership_change_races_the_request(fresh_emu, fresh_graph):
 
 def test_sku_units_change_and_legacy_automation_ops(fresh_emu, fresh_graph):
     user = licensed_user(fresh_emu)
-    fresh_emu.add_fault(route=r"/subscribedSkus$", ops=[{"op": "set_sku_units", "sku": EMS_E5, "enabled": 0},
-                                                        {"op": "assign_user_license", "user": user["id"],
-                                                         "add": [{"skuId": E3, "disabledPlans": []}], "remove": []}])
+    fresh_emu.add_fault(
+        route=r"/subscribedSkus$",
+        ops=[
+            {"op": "set_sku_units", "sku": EMS_E5, "enabled": 0},
+            {"op": "assign_user_license", "user": user["id"], "add": [{"skuId": E3, "disabledPlans": []}], "remove": []},
+        ],
+    )
     skus = fresh_graph.get("subscribedSkus").json()["value"]
     assert next(s for s in skus if s["skuId"] == EMS_E5)["prepaidUnits"]["enabled"] == 0
     failed = fresh_graph.post(f"users/{user['id']}/assignLicense", ADD_EMS)
@@ -134,8 +140,9 @@ BATCH_ROUTE = r"/\$batch$"
 
 
 def assign_batch(user_id):
-    return {"requests": [{"id": "1", "method": "POST", "url": f"/users/{user_id}/assignLicense",
-                          "headers": {"Content-Type": "application/json"}, "body": ADD_EMS}]}
+    return {
+        "requests": [{"id": "1", "method": "POST", "url": f"/users/{user_id}/assignLicense", "headers": {"Content-Type": "application/json"}, "body": ADD_EMS}]
+    }
 
 
 def envelope_log(emu):
@@ -163,7 +170,7 @@ def test_outer_batch_429_window_counts_an_early_resend(fresh_emu, fresh_graph):
     user = licensed_user(fresh_emu)
     fresh_emu.add_fault(method="POST", route=BATCH_ROUTE, in_batch=False, status=429, retry_after=1)
     assert fresh_graph.post("$batch", assign_batch(user["id"])).status_code == 429
-    time.sleep(0.2)                     # past the in-flight grace, before Retry-After
+    time.sleep(0.2)  # past the in-flight grace, before Retry-After
     assert fresh_graph.post("$batch", assign_batch(user["id"])).status_code == 429
     assert fresh_emu.stats()["early_retries"] == 1
     time.sleep(1)
@@ -211,7 +218,7 @@ def test_clear_faults_closes_fault_retry_after_windows(fresh_emu, fresh_graph):
     assert fresh_graph.get("users?$top=1").status_code == 429
     fresh_emu.clear_faults()
     fresh_emu.reset_stats()
-    time.sleep(0.2)                     # past the in-flight grace: only the window could refuse it now
+    time.sleep(0.2)  # past the in-flight grace: only the window could refuse it now
     assert fresh_graph.get("users?$top=1").status_code == 200
     assert fresh_emu.stats()["early_retries"] == 0
 
@@ -233,7 +240,7 @@ def test_fractional_retry_after_is_rounded_up_and_the_window_matches(fresh_emu, 
     assert response.status_code == 503 and response.headers["Retry-After"] == header
     seconds = int(header)
     if seconds:
-        time.sleep(seconds - 0.5)       # past the in-flight grace, still inside what the header said
+        time.sleep(seconds - 0.5)  # past the in-flight grace, still inside what the header said
         assert fresh_graph.get("organization").status_code == 429
         assert fresh_emu.stats()["early_retries"] == 1
         time.sleep(0.5)

@@ -29,9 +29,12 @@ def test_msal_with_client_secret_gets_a_token_graph_accepts(emu):
 
 def test_msal_accepts_the_public_graph_scope_and_the_default_domain(emu):
     app = msal.ConfidentialClientApplication(
-        emu.client_id, client_credential=emu.client_secret,
-        authority=f"{emu.authority_url}/{emu.directory.default_domain}", instance_discovery=False,
-        http_client=https_session(emu))
+        emu.client_id,
+        client_credential=emu.client_secret,
+        authority=f"{emu.authority_url}/{emu.directory.default_domain}",
+        instance_discovery=False,
+        http_client=https_session(emu),
+    )
     result = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
     assert jwt.decode(result["access_token"], options={"verify_signature": False})["aud"] == "https://graph.microsoft.com"
     assert Graph(emu, result["access_token"]).get("organization").json()["value"][0]["id"] == emu.tenant_id
@@ -67,6 +70,7 @@ def test_msal_with_certificate_from_a_pfx_file(emu, client_certificate):
 
 def test_certificate_not_registered_on_the_app_is_refused(emu, client_certificate):
     from graph_emulator.tls import self_signed_client_certificate
+
     _, registered_pem, _ = client_certificate
     other_key, other_cert, other_thumbprint = self_signed_client_certificate("someone else")
     app = emu.add_app(permissions=["User.Read.All"], certificate_pem=registered_pem)
@@ -77,6 +81,7 @@ def test_certificate_not_registered_on_the_app_is_refused(emu, client_certificat
 
 def test_assertion_signed_by_another_key_with_the_registered_thumbprint_fails_signature(emu, client_certificate):
     from graph_emulator.tls import self_signed_client_certificate
+
     _, cert_pem, thumbprint = client_certificate
     wrong_key, _, _ = self_signed_client_certificate("impostor")
     app = emu.add_app(permissions=["User.Read.All"], certificate_pem=cert_pem)
@@ -100,8 +105,7 @@ def test_bad_secret_unknown_app_and_bad_scope(emu):
 
 
 def test_unknown_tenant_discovery_fails(emu):
-    response = https_session(emu).get(f"{emu.base_url}/00000000-0000-0000-0000-000000000001/v2.0/.well-known/"
-                                      "openid-configuration")
+    response = https_session(emu).get(f"{emu.base_url}/00000000-0000-0000-0000-000000000001/v2.0/.well-known/openid-configuration")
     assert response.status_code == 400
     assert response.json()["error_codes"] == [90002]
 
@@ -125,8 +129,11 @@ def test_missing_malformed_expired_and_foreign_tokens_get_401(emu):
     graph.token = emu.issue_token(audience="https://management.azure.com")
     error = assert_error_envelope(graph.get("users"), 401, "InvalidAuthenticationToken")
     assert error["message"] == "Access token validation failure. Invalid audience."
-    forged = jwt.encode({"aud": "https://graph.microsoft.com", "exp": 4102444800, "nbf": 0, "iss": "x", "tid": "y",
-                         "roles": ["Directory.ReadWrite.All"]}, "an-hmac-key-that-is-long-enough-for-hs256", algorithm="HS256")
+    forged = jwt.encode(
+        {"aud": "https://graph.microsoft.com", "exp": 4102444800, "nbf": 0, "iss": "x", "tid": "y", "roles": ["Directory.ReadWrite.All"]},
+        "an-hmac-key-that-is-long-enough-for-hs256",
+        algorithm="HS256",
+    )
     graph.token = forged
     assert_error_envelope(graph.get("users"), 401, "InvalidAuthenticationToken")
 
@@ -139,11 +146,14 @@ def test_token_lifetime_knob_changes_expires_in(fresh_emu):
     assert claims["exp"] - claims["nbf"] == 120
 
 
-@pytest.mark.parametrize("path, method, body", [
-    ("users?$top=1", "GET", None),
-    ("subscribedSkus", "GET", None),
-    ("auditLogs/directoryAudits", "GET", None),
-])
+@pytest.mark.parametrize(
+    "path, method, body",
+    [
+        ("users?$top=1", "GET", None),
+        ("subscribedSkus", "GET", None),
+        ("auditLogs/directoryAudits", "GET", None),
+    ],
+)
 def test_missing_permission_is_403_authorization_request_denied(emu, path, method, body):
     app = emu.add_app(permissions=["GroupMember.Read.All"], secret="s3cret-value")
     token = msal_token(emu, app["clientId"], "s3cret-value")["access_token"]
@@ -154,8 +164,7 @@ def test_missing_permission_is_403_authorization_request_denied(emu, path, metho
 def test_least_privileged_and_higher_permissions_are_both_accepted(emu):
     user_id = next(emu.directory.iter_users(0))[1]["id"]
     body = {"addLicenses": [], "removeLicenses": []}
-    for permissions, expected in ((["LicenseAssignment.ReadWrite.All"], 200), (["Directory.ReadWrite.All"], 200),
-                                  (["User.Read.All"], 403)):
+    for permissions, expected in ((["LicenseAssignment.ReadWrite.All"], 200), (["Directory.ReadWrite.All"], 200), (["User.Read.All"], 403)):
         token = emu.issue_token(permissions=permissions)
         assert Graph(emu, token).post(f"users/{user_id}/assignLicense", body).status_code == expected, permissions
 
@@ -181,9 +190,11 @@ def test_tokens_and_secrets_never_reach_the_request_log(emu):
 def test_token_error_description_lines_are_separated_like_entra(emu):
     result = msal_token(emu, credential="not-the-secret")
     lines = result["error_description"].split("\r\n")
-    assert lines[0] == ("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is "
-                        "the client secret value, not the client secret ID, for a secret added to app "
-                        f"'{emu.client_id}'.")
+    assert lines[0] == (
+        "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is "
+        "the client secret value, not the client secret ID, for a secret added to app "
+        f"'{emu.client_id}'."
+    )
     assert re.fullmatch(r"Trace ID: [0-9a-f-]{36}", lines[1]) and lines[1] == f"Trace ID: {result['trace_id']}"
     assert lines[2] == f"Correlation ID: {result['correlation_id']}"
     assert re.fullmatch(r"Timestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", lines[3]) and lines[3] == f"Timestamp: {result['timestamp']}"

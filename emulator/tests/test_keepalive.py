@@ -1,4 +1,5 @@
 """HTTP/1.1 keep-alive: one TLS connection serves many requests, faults still drop, stop() never waits on idle clients."""
+
 import socket
 import threading
 import time
@@ -36,12 +37,12 @@ def test_one_connection_serves_many_requests_including_bodies_the_app_ignores(fr
 def test_dropped_connection_fault_still_drops_and_the_session_recovers(fresh_emu):
     graph = Graph(fresh_emu, fresh_emu.issue_token())
     user = licensed_user(fresh_emu)
-    assert graph.get("users?$top=1").status_code == 200     # the connection is open and kept
+    assert graph.get("users?$top=1").status_code == 200  # the connection is open and kept
     fresh_emu.add_fault(method="POST", route=r"/assignLicense$", drop=True)
     with pytest.raises(requests.exceptions.ConnectionError):
         graph.post(f"users/{user['id']}/assignLicense", ADD_EMS)
     assert fresh_emu.stats()["dropped"] == 1
-    assert graph.get("users?$top=1").status_code == 200     # a new connection, same session
+    assert graph.get("users?$top=1").status_code == 200  # a new connection, same session
 
 
 def test_stop_closes_idle_kept_alive_connections_at_once():

@@ -50,7 +50,7 @@ def test_next_link_keeps_the_query_and_the_skiptoken_is_opaque(big):
 
 def test_top_limits(graph):
     assert len(graph.get("users?$top=1").json()["value"]) == 1
-    assert len(graph.get("users").json()["value"]) == 60     # default page 100 > 60 users
+    assert len(graph.get("users").json()["value"]) == 60  # default page 100 > 60 users
     assert "@odata.nextLink" not in graph.get("users").json()
     error = assert_error_envelope(graph.get("users?$top=1000"), 400, "Request_BadRequest")
     assert "1000" in error["message"]
@@ -60,8 +60,19 @@ def test_top_limits(graph):
 
 def test_default_property_set_hides_licensing_properties(graph):
     user = graph.get("users?$top=1").json()["value"][0]
-    assert set(user) == {"businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
-                         "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id"}
+    assert set(user) == {
+        "businessPhones",
+        "displayName",
+        "givenName",
+        "jobTitle",
+        "mail",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "surname",
+        "userPrincipalName",
+        "id",
+    }
     single = graph.get(f"users/{user['id']}").json()
     assert "assignedLicenses" not in single and "usageLocation" not in single
     assert single["@odata.context"].endswith("$metadata#users/$entity")
@@ -69,18 +80,15 @@ def test_default_property_set_hides_licensing_properties(graph):
 
 def test_select_returns_licensing_properties_with_their_documented_shapes(emu, graph):
     from conftest import licensed_user
+
     user_id = licensed_user(emu)["id"]
-    body = graph.get(f"users/{user_id}?$select=id,assignedLicenses,licenseAssignmentStates,assignedPlans,"
-                     "usageLocation").json()
-    assert set(body) == {"@odata.context", "id", "assignedLicenses", "licenseAssignmentStates", "assignedPlans",
-                         "usageLocation"}
-    assert body["@odata.context"].endswith(
-        "$metadata#users(id,assignedLicenses,licenseAssignmentStates,assignedPlans,usageLocation)/$entity")
+    body = graph.get(f"users/{user_id}?$select=id,assignedLicenses,licenseAssignmentStates,assignedPlans,usageLocation").json()
+    assert set(body) == {"@odata.context", "id", "assignedLicenses", "licenseAssignmentStates", "assignedPlans", "usageLocation"}
+    assert body["@odata.context"].endswith("$metadata#users(id,assignedLicenses,licenseAssignmentStates,assignedPlans,usageLocation)/$entity")
     assert body["assignedLicenses"] == [{"disabledPlans": body["assignedLicenses"][0]["disabledPlans"], "skuId": E3}]
     state = body["licenseAssignmentStates"][0]
     # reference 2.2 example entry: same keys and types
-    example = {"skuId": "157870f6-e050-4b3c-ad5e-0f0a377c8f4d", "disabledPlans": [], "assignedByGroup": None,
-               "state": "Active", "error": "None"}
+    example = {"skuId": "157870f6-e050-4b3c-ad5e-0f0a377c8f4d", "disabledPlans": [], "assignedByGroup": None, "state": "Active", "error": "None"}
     for key, value in example.items():
         assert key in state
         assert value is None and state[key] is None or isinstance(state[key], type(value)), key
@@ -99,8 +107,7 @@ def test_select_validation_and_case_insensitive_names(graph):
 
 
 def test_filter_by_assigned_sku_without_advanced_query(emu, graph):
-    expected = sorted(u["id"] for _, u in emu.directory.iter_users(0)
-                      if any(lic["skuId"] == E3 for lic in u["assignedLicenses"]))
+    expected = sorted(u["id"] for _, u in emu.directory.iter_users(0) if any(lic["skuId"] == E3 for lic in u["assignedLicenses"]))
     users, _ = graph.list_all(f"users?$filter=assignedLicenses/any(x:x/skuId eq {E3.upper()})&$select=id")
     assert sorted(u["id"] for u in users) == expected and expected
     none, _ = graph.list_all(f"users?$filter=assignedLicenses/any(s:s/skuId eq {EMS_E5})&$select=id")
@@ -119,25 +126,30 @@ def test_filter_equality_startswith_in_and_boolean_forms(emu, graph):
     assert {u["id"] for u in starts} == {u["id"] for u in users if u["displayName"].startswith(prefix)}
     by_ids = graph.get(f"users?$filter=id in ('{first['id']}','{second['id']}')&$select=id").json()["value"]
     assert {u["id"] for u in by_ids} == {first["id"], second["id"]}
-    both = graph.get(f"users?$filter=userPrincipalName eq '{first['userPrincipalName']}' or "
-                     f"userPrincipalName eq '{second['userPrincipalName']}'&$select=id").json()["value"]
+    both = graph.get(
+        f"users?$filter=userPrincipalName eq '{first['userPrincipalName']}' or userPrincipalName eq '{second['userPrincipalName']}'&$select=id"
+    ).json()["value"]
     assert len(both) == 2
-    neither = graph.get(f"users?$filter=userPrincipalName eq '{first['userPrincipalName']}' and "
-                        f"userPrincipalName eq '{second['userPrincipalName']}'").json()["value"]
+    neither = graph.get(f"users?$filter=userPrincipalName eq '{first['userPrincipalName']}' and userPrincipalName eq '{second['userPrincipalName']}'").json()[
+        "value"
+    ]
     assert neither == []
     groups = graph.get("groups?$filter=securityEnabled eq true&$select=id,securityEnabled").json()["value"]
     assert groups and all(g["securityEnabled"] for g in groups)
 
 
 def test_advanced_only_operators_need_consistency_level_and_count(emu, graph):
-    for query in ("users?$filter=usageLocation eq null", "users?$filter=displayName ne 'x'",
-                  f"users?$filter=not(assignedLicenses/any(x:x/skuId eq {E3}))",
-                  "users?$filter=endswith(mail,'.com')", "users?$filter=assignedLicenses/$count eq 0"):
+    for query in (
+        "users?$filter=usageLocation eq null",
+        "users?$filter=displayName ne 'x'",
+        f"users?$filter=not(assignedLicenses/any(x:x/skuId eq {E3}))",
+        "users?$filter=endswith(mail,'.com')",
+        "users?$filter=assignedLicenses/$count eq 0",
+    ):
         assert_error_envelope(graph.get(query), 400, "Request_UnsupportedQuery")
         assert graph.get(query, headers=ADVANCED).status_code == 400, "header alone is not enough"
         assert graph.get(query + "&$count=true", headers=ADVANCED).status_code == 200, query
-    without_location = graph.get("users?$filter=usageLocation eq null&$count=true&$select=id,usageLocation",
-                                 headers=ADVANCED).json()
+    without_location = graph.get("users?$filter=usageLocation eq null&$count=true&$select=id,usageLocation", headers=ADVANCED).json()
     expected = [u["id"] for _, u in emu.directory.iter_users(0) if u["usageLocation"] is None]
     assert without_location["@odata.count"] == len(expected) > 0
     assert sorted(u["id"] for u in without_location["value"]) == sorted(expected)
@@ -167,8 +179,7 @@ def test_count_on_first_page_only_and_silently_ignored_without_header(big):
 
 def test_filter_syntax_errors_and_unfilterable_properties(graph):
     assert_error_envelope(graph.get("users?$filter=displayName eq"), 400, "Request_BadRequest")
-    assert_error_envelope(graph.get("users?$filter=licenseAssignmentStates/any(x:x/state eq 'Error')"), 400,
-                          "Request_UnsupportedQuery")
+    assert_error_envelope(graph.get("users?$filter=licenseAssignmentStates/any(x:x/state eq 'Error')"), 400, "Request_UnsupportedQuery")
 
 
 def test_members_filter_needs_advanced_query(emu, graph):
@@ -176,11 +187,9 @@ def test_members_filter_needs_advanced_query(emu, graph):
     members = graph.get(f"groups/{group['id']}/members").json()["value"]
     assert members and all(m["@odata.type"] == "#microsoft.graph.user" for m in members)
     target = members[0]
-    error = assert_error_envelope(graph.get(f"groups/{group['id']}/members?$filter=id eq '{target['id']}'"), 400,
-                                  "Request_UnsupportedQuery")
+    error = assert_error_envelope(graph.get(f"groups/{group['id']}/members?$filter=id eq '{target['id']}'"), 400, "Request_UnsupportedQuery")
     assert "reference property" in error["message"]
-    found = graph.get(f"groups/{group['id']}/members?$filter=id eq '{target['id']}'&$count=true",
-                      headers=ADVANCED).json()
+    found = graph.get(f"groups/{group['id']}/members?$filter=id eq '{target['id']}'&$count=true", headers=ADVANCED).json()
     assert [m["id"] for m in found["value"]] == [target["id"]] and found["@odata.count"] == 1
 
 

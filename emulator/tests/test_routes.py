@@ -14,8 +14,7 @@ def bind(emu, object_id):
 
 
 def new_security_group(graph, name, members=()):
-    body = {"displayName": name, "mailEnabled": False, "mailNickname": name.replace(" ", ""), "securityEnabled": True,
-            "groupTypes": []}
+    body = {"displayName": name, "mailEnabled": False, "mailNickname": name.replace(" ", ""), "securityEnabled": True, "groupTypes": []}
     if members:
         body["members@odata.bind"] = [f"https://graph.microsoft.com/v1.0/directoryObjects/{m}" for m in members]
     response = graph.post("groups", body)
@@ -37,8 +36,7 @@ def test_user_assign_license_returns_200_and_the_user_like_the_documented_exampl
     assert result["id"] == user["id"]
     assigned = {lic["skuId"]: lic for lic in result["assignedLicenses"]}
     assert set(assigned) == {E3, EMS_E5}
-    assert all(set(lic) == {"disabledPlans", "skuId"} and isinstance(lic["disabledPlans"], list)
-               for lic in result["assignedLicenses"])
+    assert all(set(lic) == {"disabledPlans", "skuId"} and isinstance(lic["disabledPlans"], list) for lic in result["assignedLicenses"])
     stored = fresh_emu.directory.get_user(user["id"])
     assert {lic["skuId"] for lic in stored["assignedLicenses"]} == {E3, EMS_E5}
 
@@ -47,8 +45,7 @@ def test_user_assign_license_requires_both_arrays_and_reports_direct_errors(fres
     user = licensed_user(fresh_emu)
     missing = fresh_graph.post(f"users/{user['id']}/assignLicense", {"addLicenses": []})
     assert "removeLicenses" in assert_error_envelope(missing, 400, "Request_BadRequest")["message"]
-    absent = fresh_graph.post(f"users/{user['id']}/assignLicense",
-                              {"addLicenses": [], "removeLicenses": [EMS_E5]})
+    absent = fresh_graph.post(f"users/{user['id']}/assignLicense", {"addLicenses": [], "removeLicenses": [EMS_E5]})
     assert_error_envelope(absent, 400, "Request_BadRequest")
     unknown = fresh_graph.post(f"users/{uuid.uuid4()}/assignLicense", {"addLicenses": [], "removeLicenses": []})
     error = assert_error_envelope(unknown, 404, "Request_ResourceNotFound")
@@ -58,8 +55,7 @@ def test_user_assign_license_requires_both_arrays_and_reports_direct_errors(fres
 def test_user_can_be_addressed_by_user_principal_name(emu, graph):
     user = users_of(emu)[3]
     body = graph.get(f"users/{user['userPrincipalName']}?$select=id,userPrincipalName").json()
-    assert body == {"@odata.context": body["@odata.context"], "id": user["id"],
-                    "userPrincipalName": user["userPrincipalName"]}
+    assert body == {"@odata.context": body["@odata.context"], "id": user["id"], "userPrincipalName": user["userPrincipalName"]}
 
 
 def test_group_assign_license_returns_202_group_and_location(fresh_emu, fresh_graph):
@@ -68,8 +64,7 @@ def test_group_assign_license_returns_202_group_and_location(fresh_emu, fresh_gr
     body = {"addLicenses": [{"disabledPlans": [], "skuId": E3}], "removeLicenses": []}
     response = fresh_graph.post(f"groups/{group['id']}/assignLicense", body)
     assert response.status_code == 202, response.text
-    assert response.headers["location"] == (f"{fresh_emu.base_url}/v2/{fresh_emu.tenant_id}/directoryObjects/"
-                                            f"{group['id']}/Microsoft.DirectoryServices.Group")
+    assert response.headers["location"] == (f"{fresh_emu.base_url}/v2/{fresh_emu.tenant_id}/directoryObjects/{group['id']}/Microsoft.DirectoryServices.Group")
     result = response.json()
     # documented example: id, createdDateTime, groupTypes [], securityEnabled true
     assert result["id"] == group["id"]
@@ -133,9 +128,19 @@ def test_subscribed_skus_match_the_documented_example(emu, graph):
     body = graph.get("subscribedSkus").json()
     assert body["@odata.context"].endswith("$metadata#subscribedSkus")
     sku = next(s for s in body["value"] if s["skuId"] == E3)
-    example = {"accountName": "", "accountId": "", "appliesTo": "User", "capabilityStatus": "Enabled",
-               "consumedUnits": 14, "id": "", "prepaidUnits": {}, "servicePlans": [], "skuId": "",
-               "skuPartNumber": "", "subscriptionIds": []}
+    example = {
+        "accountName": "",
+        "accountId": "",
+        "appliesTo": "User",
+        "capabilityStatus": "Enabled",
+        "consumedUnits": 14,
+        "id": "",
+        "prepaidUnits": {},
+        "servicePlans": [],
+        "skuId": "",
+        "skuPartNumber": "",
+        "subscriptionIds": [],
+    }
     assert set(sku) == set(example)
     for key, value in example.items():
         assert isinstance(sku[key], type(value)), key
@@ -161,9 +166,8 @@ def test_members_with_license_errors_and_the_error_state(fresh_emu, fresh_graph)
     users = users_of(emu)
     member_ids = [u["id"] for u in users[:4]]
     group = new_security_group(graph, "Errors group", member_ids)
-    emu.directory.set_sku_units(EMS_E5, 2)      # only two seats for four members
-    graph.post(f"groups/{group['id']}/assignLicense",
-               {"addLicenses": [{"disabledPlans": [], "skuId": EMS_E5}], "removeLicenses": []})
+    emu.directory.set_sku_units(EMS_E5, 2)  # only two seats for four members
+    graph.post(f"groups/{group['id']}/assignLicense", {"addLicenses": [{"disabledPlans": [], "skuId": EMS_E5}], "removeLicenses": []})
     emu.process_all()
     failing, _ = graph.list_all(f"groups/{group['id']}/membersWithLicenseErrors?$select=id")
     assert len(failing) == 2
@@ -191,9 +195,16 @@ def test_response_headers_on_every_graph_answer(graph):
 
 def test_user_crud_and_read_only_licensing_property(fresh_emu):
     graph = Graph(fresh_emu, fresh_emu.issue_token(permissions=["User.ReadWrite.All"]))
-    created = graph.post("users", {"accountEnabled": True, "displayName": "New Person", "mailNickname": "newperson",
-                                   "userPrincipalName": "new.person@contoso.onmicrosoft.com",
-                                   "passwordProfile": {"password": "x-Secret-1!", "forceChangePasswordNextSignIn": True}})
+    created = graph.post(
+        "users",
+        {
+            "accountEnabled": True,
+            "displayName": "New Person",
+            "mailNickname": "newperson",
+            "userPrincipalName": "new.person@contoso.onmicrosoft.com",
+            "passwordProfile": {"password": "x-Secret-1!", "forceChangePasswordNextSignIn": True},
+        },
+    )
     assert created.status_code == 201, created.text
     user_id = created.json()["id"]
     assert graph.patch(f"users/{user_id}", {"usageLocation": "FR"}).status_code == 204
@@ -244,11 +255,14 @@ def test_member_of_cast_and_transitive_member_of(fresh_emu, fresh_graph):
     assert fresh_graph.get("users/00000000-0000-4000-8000-00000000dead/transitiveMemberOf").status_code == 404
 
 
-@pytest.mark.parametrize("path, allowed, denied", [
-    ("memberOf/microsoft.graph.group", ["GroupMember.Read.All"], ["User.Read.All"]),
-    ("transitiveMemberOf", ["User.Read.All"], ["GroupMember.ReadBasic.All"]),
-    ("transitiveMemberOf/microsoft.graph.group", ["GroupMember.Read.All"], ["LicenseAssignment.ReadWrite.All"]),
-])
+@pytest.mark.parametrize(
+    "path, allowed, denied",
+    [
+        ("memberOf/microsoft.graph.group", ["GroupMember.Read.All"], ["User.Read.All"]),
+        ("transitiveMemberOf", ["User.Read.All"], ["GroupMember.ReadBasic.All"]),
+        ("transitiveMemberOf/microsoft.graph.group", ["GroupMember.Read.All"], ["LicenseAssignment.ReadWrite.All"]),
+    ],
+)
 def test_membership_routes_enforce_their_documented_permissions(emu, path, allowed, denied):
     user_id = users_of(emu)[0]["id"]
     assert Graph(emu, emu.issue_token(permissions=allowed)).get(f"users/{user_id}/{path}").status_code == 200

@@ -34,8 +34,7 @@ class StaticTokenCredential:
 
 def sdk_client(emu):
     token = msal_token(emu)["access_token"]
-    auth = AzureIdentityAuthenticationProvider(StaticTokenCredential(token), scopes=[f"{emu.base_url}/.default"],
-                                               allowed_hosts=["127.0.0.1"])
+    auth = AzureIdentityAuthenticationProvider(StaticTokenCredential(token), scopes=[f"{emu.base_url}/.default"], allowed_hosts=["127.0.0.1"])
     http = httpx.AsyncClient(verify=ssl.create_default_context(cafile=emu.ca_path), trust_env=False)
     adapter = GraphRequestAdapter(auth, client=GraphClientFactory.create_with_default_middleware(client=http))
     adapter.base_url = f"{emu.base_url}/v1.0"
@@ -48,8 +47,7 @@ def test_sdk_lists_pages_assigns_reads_skus_and_batches(fresh_emu):
 
     async def scenario():
         client, adapter = sdk_client(emu)
-        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
-            select=["id", "userPrincipalName", "assignedLicenses", "usageLocation"], top=7)
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(select=["id", "userPrincipalName", "assignedLicenses", "usageLocation"], top=7)
         page = await client.users.get(request_configuration=RequestConfiguration(query_parameters=query))
         assert page.odata_next_link and len(page.value) == 7
         seen = []
@@ -61,8 +59,7 @@ def test_sdk_lists_pages_assigns_reads_skus_and_batches(fresh_emu):
         assert mine.usage_location == user["usageLocation"]
         assert [str(lic.sku_id) for lic in mine.assigned_licenses] == [E3]
 
-        body = AssignLicensePostRequestBody(
-            add_licenses=[AssignedLicense(sku_id=uuid.UUID(EMS_E5), disabled_plans=[])], remove_licenses=[])
+        body = AssignLicensePostRequestBody(add_licenses=[AssignedLicense(sku_id=uuid.UUID(EMS_E5), disabled_plans=[])], remove_licenses=[])
         updated = await client.users.by_user_id(user["id"]).assign_license.post(body)
         assert {str(lic.sku_id) for lic in updated.assigned_licenses} == {E3, EMS_E5}
         removal = AssignLicensePostRequestBody(add_licenses=[], remove_licenses=[uuid.UUID(EMS_E5)])
@@ -84,8 +81,7 @@ def test_sdk_lists_pages_assigns_reads_skus_and_batches(fresh_emu):
             assert sku.sku_part_number == stored[str(sku.sku_id)]["skuPartNumber"]
 
         content = BatchRequestContent()
-        add = AssignLicensePostRequestBody(
-            add_licenses=[AssignedLicense(sku_id=uuid.UUID(EMS_E5), disabled_plans=[])], remove_licenses=[])
+        add = AssignLicensePostRequestBody(add_licenses=[AssignedLicense(sku_id=uuid.UUID(EMS_E5), disabled_plans=[])], remove_licenses=[])
         info = client.users.by_user_id(user["id"]).assign_license.to_post_request_information(add)
         content.add_request("1", BatchRequestItem(request_information=info, id="1"))
         read = client.users.by_user_id(user["id"]).to_get_request_information()

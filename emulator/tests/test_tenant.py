@@ -1,4 +1,5 @@
 """Tenant file format: validation errors, export/load round trip, generator determinism, mix and scale."""
+
 import copy
 import json
 import resource
@@ -7,8 +8,7 @@ import time
 import pytest
 
 from graph_emulator.engine import Directory, RequestContext
-from graph_emulator.tenant import (COLLECTION_PERMISSIONS, STANDARD_DISABLED_PLANS, TenantFormatError, generate_tenant, load_sku_fixture,
-                                   validate_tenant)
+from graph_emulator.tenant import COLLECTION_PERMISSIONS, STANDARD_DISABLED_PLANS, TenantFormatError, generate_tenant, load_sku_fixture, validate_tenant
 
 CATALOG = load_sku_fixture()
 E3 = CATALOG["ENTERPRISEPACK"]["skuId"]
@@ -19,22 +19,29 @@ def small(**kwargs):
 
 
 # ---------------------------------------------------------------------------------------------- validation
-@pytest.mark.parametrize("mutate, message", [
-    (lambda t: t["tenant"].update(id="abc"), "tenant.id: got 'abc', expected a GUID"),
-    (lambda t: t["tenant"].update(countryLetterCode="ZZ"), "tenant.countryLetterCode: got 'ZZ'"),
-    (lambda t: t["users"][2].update(usageLocation="USA"), "users[2].usageLocation: got 'USA'"),
-    (lambda t: t["users"][1].update(userPrincipalName=t["users"][0]["userPrincipalName"].upper()), "users[1].userPrincipalName"),
-    (lambda t: t["users"][3]["directLicenses"].append({"skuId": "99999999-9999-4999-8999-999999999999"}),
-     "users[3].directLicenses[1].skuId: got '99999999-9999-4999-8999-999999999999', expected the skuId of an entry in subscribedSkus"),
-    (lambda t: t["users"][4]["directLicenses"][0].update(disabledPlans=[CATALOG["EMS"]["servicePlans"][0]["servicePlanId"]]),
-     "users[4].directLicenses[0].disabledPlans[0]"),
-    (lambda t: t["groups"][0]["members"].append("00000000-0000-4000-8000-000000000001"), "groups[0].members[5]"),
-    (lambda t: t["groups"][0].update(assignedLicenses=[{"skuId": E3}], securityEnabled=False), "groups[0].securityEnabled"),
-    (lambda t: t["subscribedSkus"][0]["prepaidUnits"].update(enabled=-1), "subscribedSkus[0].prepaidUnits.enabled: got -1"),
-    (lambda t: t.update(rules={"mutuallyExclusivePlans": [["NOT_A_PLAN", "SWAY"]]}), "rules.mutuallyExclusivePlans[0][0]: got 'NOT_A_PLAN'"),
-    (lambda t: t["users"][0].update(favouriteColour="blue"), "users[0]: unknown key 'favouriteColour'"),
-    (lambda t: t.update(processing={"groupLicenses": "sometime"}), "processing.groupLicenses: got 'sometime'"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda t: t["tenant"].update(id="abc"), "tenant.id: got 'abc', expected a GUID"),
+        (lambda t: t["tenant"].update(countryLetterCode="ZZ"), "tenant.countryLetterCode: got 'ZZ'"),
+        (lambda t: t["users"][2].update(usageLocation="USA"), "users[2].usageLocation: got 'USA'"),
+        (lambda t: t["users"][1].update(userPrincipalName=t["users"][0]["userPrincipalName"].upper()), "users[1].userPrincipalName"),
+        (
+            lambda t: t["users"][3]["directLicenses"].append({"skuId": "99999999-9999-4999-8999-999999999999"}),
+            "users[3].directLicenses[1].skuId: got '99999999-9999-4999-8999-999999999999', expected the skuId of an entry in subscribedSkus",
+        ),
+        (
+            lambda t: t["users"][4]["directLicenses"][0].update(disabledPlans=[CATALOG["EMS"]["servicePlans"][0]["servicePlanId"]]),
+            "users[4].directLicenses[0].disabledPlans[0]",
+        ),
+        (lambda t: t["groups"][0]["members"].append("00000000-0000-4000-8000-000000000001"), "groups[0].members[5]"),
+        (lambda t: t["groups"][0].update(assignedLicenses=[{"skuId": E3}], securityEnabled=False), "groups[0].securityEnabled"),
+        (lambda t: t["subscribedSkus"][0]["prepaidUnits"].update(enabled=-1), "subscribedSkus[0].prepaidUnits.enabled: got -1"),
+        (lambda t: t.update(rules={"mutuallyExclusivePlans": [["NOT_A_PLAN", "SWAY"]]}), "rules.mutuallyExclusivePlans[0][0]: got 'NOT_A_PLAN'"),
+        (lambda t: t["users"][0].update(favouriteColour="blue"), "users[0]: unknown key 'favouriteColour'"),
+        (lambda t: t.update(processing={"groupLicenses": "sometime"}), "processing.groupLicenses: got 'sometime'"),
+    ],
+)
 def test_load_rejects_bad_documents_naming_path_and_value(mutate, message):
     tenant = small()
     mutate(tenant)
@@ -60,8 +67,9 @@ def test_export_load_round_trip_keeps_licenses_memberships_units_states_and_pend
     users = [u for _, u in d.iter_users()]
     contractors = next(g for _, g in d.iter_groups() if g["displayName"] == "Contractors")
     ctx = RequestContext(request_id="r1")
-    group = d.create_group({"displayName": "GBL", "mailNickname": "gbl", "mailEnabled": False, "securityEnabled": True}, ctx,
-                           member_ids=[users[0]["id"], users[1]["id"]])
+    group = d.create_group(
+        {"displayName": "GBL", "mailNickname": "gbl", "mailEnabled": False, "securityEnabled": True}, ctx, member_ids=[users[0]["id"], users[1]["id"]]
+    )
     d.assign_group_license(group["id"], [{"skuId": E3, "disabledPlans": []}], [], ctx)
     d.process_all()
     d.set_sku_units("EMS", 0)
@@ -82,8 +90,14 @@ def test_export_load_round_trip_keeps_licenses_memberships_units_states_and_pend
 def test_load_applies_group_licenses_processed_by_default_or_queued_on_request():
     tenant = small()
     first_user = tenant["users"][0]["id"]
-    tenant["groups"].append({"id": "00000000-0000-4000-9000-000000000001", "displayName": "GBL E3",
-                             "members": [first_user], "assignedLicenses": [{"skuId": E3, "disabledPlans": []}]})
+    tenant["groups"].append(
+        {
+            "id": "00000000-0000-4000-9000-000000000001",
+            "displayName": "GBL E3",
+            "members": [first_user],
+            "assignedLicenses": [{"skuId": E3, "disabledPlans": []}],
+        }
+    )
     processed = Directory(tenant)
     assert processed.get_group("00000000-0000-4000-9000-000000000001")["licenseProcessingState"] == {"state": "ProcessingComplete"}
     assert len(processed.get_user(first_user)["licenseAssignmentStates"]) == 2
@@ -145,8 +159,10 @@ def test_twenty_thousand_users_load_and_iterate_compactly():
     count = sum(1 for _ in d.iter_users())
     iterated = time.perf_counter()
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n20k users: generate {generated - started:.2f}s, load {loaded - generated:.2f}s, "
-          f"iterate full dicts {iterated - loaded:.2f}s, process peak RSS {peak_mib:.0f} MiB")
+    print(
+        f"\n20k users: generate {generated - started:.2f}s, load {loaded - generated:.2f}s, "
+        f"iterate full dicts {iterated - loaded:.2f}s, process peak RSS {peak_mib:.0f} MiB"
+    )
     assert count == d.user_count() == 20_000
     selected = [u for _, u in d.iter_users(start=19_990, select=("id",))]
     assert len(selected) == 10 and "assignedPlans" not in selected[0]
@@ -176,7 +192,7 @@ def test_seed_profile_is_the_migration_seed_example():
     assert set(contractors["members"]).isdisjoint(all_users["members"])
     assert set(all_users["members"]) | set(contractors["members"]) == set(users) | {contractors["id"]}
     special = [{u["id"] for u in exceptions}, {u["id"] for u in without_location}, set(contractors["members"])]
-    assert sum(len(s) for s in special) == len(set().union(*special)) == 20   # one reason per special user
+    assert sum(len(s) for s in special) == len(set().union(*special)) == 20  # one reason per special user
     # a rehearsed rollback sets the usage location of users who have none (PATCH /users needs User.ReadWrite.All)
     assert "User.ReadWrite.All" in tenant["apps"][0]["permissions"]
     assert "User.ReadWrite.All" not in generate_tenant(users=1, seed=1)["apps"][0]["permissions"]
@@ -193,7 +209,7 @@ def test_seed_profile_under_group_licensing_the_nested_lose_nothing_and_exceptio
         states = d.get_user(user["id"])["licenseAssignmentStates"]
         inherited = [s for s in states if s["assignedByGroup"]]
         if user["id"] in contractors["members"]:
-            assert inherited == []                       # nested: Entra licenses direct members only
+            assert inherited == []  # nested: Entra licenses direct members only
         else:
             # tenant country stands in for a missing usage location
             assert [s["state"] for s in inherited] == ["Active"], (user["usageLocation"], inherited)

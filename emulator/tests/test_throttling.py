@@ -75,7 +75,7 @@ def test_retrying_early_is_refused_and_counted(throttled):
         assign(graph, user_id)
     limited = assign(graph, user_id)
     assert limited.status_code == 429
-    time.sleep(0.2)      # past the in-flight grace period, well before Retry-After
+    time.sleep(0.2)  # past the in-flight grace period, well before Retry-After
     early = assign(graph, user_id)
     assert early.status_code == 429
     assert 1 <= int(early.headers["Retry-After"]) <= int(limited.headers["Retry-After"])
@@ -103,9 +103,8 @@ def test_audit_logs_allow_five_requests_per_ten_seconds(fresh_emu):
 def test_retry_after_is_in_wall_seconds_and_scales_with_time_scale():
     wall = FakeWall()
     clock = Clock(time_scale=1.0, wall=wall)
-    throttler = Throttler(clock, enabled=True, budget_scale=0.001)   # 3 writes / 150 s -> one per 50 s
-    admit = [throttler.check("app", "tenant", 10, "POST /v1.0/users/{id}/assignLicense", "POST", {})
-             for _ in range(4)]
+    throttler = Throttler(clock, enabled=True, budget_scale=0.001)  # 3 writes / 150 s -> one per 50 s
+    admit = [throttler.check("app", "tenant", 10, "POST /v1.0/users/{id}/assignLicense", "POST", {}) for _ in range(4)]
     assert [v.allowed for v in admit] == [True, True, True, False]
     assert admit[3].retry_after == 50
     clock.set_scale(10.0)
@@ -113,7 +112,7 @@ def test_retry_after_is_in_wall_seconds_and_scales_with_time_scale():
     for _ in range(3):
         assert throttler.check("app", "tenant", 10, "POST /v1.0/users", "POST", {}).allowed
     verdict = throttler.check("app", "tenant", 10, "POST /v1.0/users", "POST", {})
-    assert verdict.retry_after == 5        # 50 emulated seconds at 10x = 5 wall seconds
+    assert verdict.retry_after == 5  # 50 emulated seconds at 10x = 5 wall seconds
     wall.now += 4.9
     early = throttler.check("app", "tenant", 10, "POST /v1.0/users", "POST", {})
     assert not early.allowed and early.early_retry

@@ -2,14 +2,14 @@
 # Copyright: entraops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-
     # Connection and authentication options of every module (plugins/module_utils/module.py graph_argument_spec).
-    DOCUMENTATION = r'''
+    DOCUMENTATION = r"""
 options:
   tenant_id:
     description:
@@ -100,20 +100,20 @@ notes:
   - The application needs Microsoft Graph B(application) permissions; each module lists the least privileged ones it uses.
   - Secrets and tokens are never returned, logged or included in error messages.
   - Every error from Graph is reported with its HTTP status, error code, message and C(request-id).
-'''
+"""
 
     # Membership of the action group declared in meta/runtime.yml.
-    ACTION_GROUP = r'''
+    ACTION_GROUP = r"""
 attributes:
   action_group:
     description: Use C(group/entraops.licensing.graph) in C(module_defaults) to set the connection options once for every module of the collection.
     support: full
     membership:
       - entraops.licensing.graph
-'''
+"""
 
     # For *_info modules: they read, never change anything.
-    INFO_MODULE = r'''
+    INFO_MODULE = r"""
 attributes:
   check_mode:
     support: full
@@ -121,14 +121,14 @@ attributes:
   diff_mode:
     support: N/A
     details: The module changes nothing, so there is nothing to diff.
-'''
+"""
 
     # For modules that change the tenant and can predict the change.
-    STATEFUL_MODULE = r'''
+    STATEFUL_MODULE = r"""
 attributes:
   check_mode:
     support: full
     details: In check mode nothing is written; the result predicts what would change.
   diff_mode:
     support: full
-'''
+"""

@@ -10,7 +10,8 @@ groups with nested groups, transitive) membership of users in the tenant's LICEN
 derived from the groups' member lists rather than one memberOf read per user.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import threading
@@ -46,8 +47,8 @@ PAGES_AHEAD_WHILE_LOADING = 24
 
 def read_tenant_id(client):
     """The tenant's GUID (GET /organization), recorded in plans so a plan is never run against another tenant."""
-    organizations = list(client.get_all('/organization', params={'$select': 'id'}))
-    return normalize_guid(organizations[0]['id'], 'tenant id', error=LicensingInputError) if organizations else None
+    organizations = list(client.get_all("/organization", params={"$select": "id"}))
+    return normalize_guid(organizations[0]["id"], "tenant id", error=LicensingInputError) if organizations else None
 
 
 def read_tenant(client):
@@ -56,11 +57,11 @@ def read_tenant(client):
     The country is the usage location Entra applies to group-licensed users who have none; a restore
     gives it to such a user before the direct assignment, which needs one.
     """
-    organizations = list(client.get_all('/organization', params={'$select': 'id,countryLetterCode'}))
+    organizations = list(client.get_all("/organization", params={"$select": "id,countryLetterCode"}))
     if not organizations:
         return None, None
-    country = organizations[0].get('countryLetterCode')
-    return normalize_guid(organizations[0]['id'], 'tenant id', error=LicensingInputError), (country.upper() if isinstance(country, str) and country else None)
+    country = organizations[0].get("countryLetterCode")
+    return normalize_guid(organizations[0]["id"], "tenant id", error=LicensingInputError), (country.upper() if isinstance(country, str) and country else None)
 
 
 def resolve_skus(catalog, values):
@@ -82,8 +83,8 @@ def resolve_groups(client, values):
         except DirectoryInputError as exc:
             raise LicensingInputError(str(exc))
         if group is None:
-            raise LicensingInputError('group %r does not exist: expected the display name or object id of an existing group' % (value,))
-        found[normalize_guid(group['id'], 'group id', error=LicensingInputError)] = group
+            raise LicensingInputError("group %r does not exist: expected the display name or object id of an existing group" % (value,))
+        found[normalize_guid(group["id"], "group id", error=LicensingInputError)] = group
     return found
 
 
@@ -103,7 +104,8 @@ class InBackground:
             # raised by result() in the caller's thread
             except BaseException as exc:  # pylint: disable=broad-except
                 self._error = exc
-        self._thread = threading.Thread(target=run, name=kwargs.get('name', 'graph-background-read'))
+
+        self._thread = threading.Thread(target=run, name=kwargs.get("name", "graph-background-read"))
         self._thread.daemon = True
         self._thread.start()
 
@@ -140,7 +142,7 @@ class MembershipIndex:
         classify() waits for it; wait() does too and raises what the loading raised (call it once
         the records are consumed, so an error surfaces even when no user was classified).
         """
-        self._loader = InBackground(self.load_licensed_groups, name='licensed-group-members')
+        self._loader = InBackground(self.load_licensed_groups, name="licensed-group-members")
         return self
 
     def loaded(self):
@@ -165,8 +167,8 @@ class MembershipIndex:
         independent, so they are read side by side (up to the client's read_chains at once: the
         bound of the read path assumes every member chain runs beside the user chain).
         """
-        licensed = [group for group in iter_groups(self.client) if group.get('assignedLicenses')]
-        workers = max(1, min(len(licensed), getattr(self.client, 'read_chains', 1)))
+        licensed = [group for group in iter_groups(self.client) if group.get("assignedLicenses")]
+        workers = max(1, min(len(licensed), getattr(self.client, "read_chains", 1)))
         if workers == 1:
             for group in licensed:
                 self.add_group(group)
@@ -188,15 +190,16 @@ class MembershipIndex:
         """(facts, ids of direct user members, ids of nested user members or None); reads only, so it may run in a thread."""
         direct_users = []
         has_nested = False
-        for member in iter_direct_members(self.client, facts.group_id, select=('id',)):
-            if is_member_type(member, 'user'):
-                direct_users.append(member['id'].lower())
-            elif is_member_type(member, 'group'):
+        for member in iter_direct_members(self.client, facts.group_id, select=("id",)):
+            if is_member_type(member, "user"):
+                direct_users.append(member["id"].lower())
+            elif is_member_type(member, "group"):
                 has_nested = True
         nested_users = None
         if has_nested:
-            nested_users = [member['id'].lower() for member in iter_transitive_members(self.client, facts.group_id, select=('id',))
-                            if is_member_type(member, 'user')]
+            nested_users = [
+                member["id"].lower() for member in iter_transitive_members(self.client, facts.group_id, select=("id",)) if is_member_type(member, "user")
+            ]
         return facts, direct_users, nested_users
 
     def _index(self, facts, direct_users, nested_users):
@@ -219,7 +222,7 @@ class MembershipIndex:
         missing = sorted(set(group_ids) - self._read)
         if not missing:
             return
-        results = self.client.batch([{'method': 'GET', 'url': '/groups/%s?$select=%s' % (group_id, GROUP_SELECT)} for group_id in missing])
+        results = self.client.batch([{"method": "GET", "url": "/groups/%s?$select=%s" % (group_id, GROUP_SELECT)} for group_id in missing])
         for group_id, result in zip(missing, results):
             self._read.add(group_id)
             if result.ok:
@@ -238,11 +241,12 @@ class MembershipIndex:
         """Records of one Graph user (licensing.classify_user with this index's facts)."""
         if self._loader is not None:
             self.wait()
-        user_id = normalize_guid(user['id'], 'user id', error=LicensingInputError)
+        user_id = normalize_guid(user["id"], "user id", error=LicensingInputError)
         entries = user_assignment_states(user)
-        self.ensure_groups(entry['group_id'] for entry in entries if entry['group_id'])
-        return classify_user(user, catalog, self.groups, self.direct_of(user_id), self.transitive_of(user_id),
-                             trusted_groups=trusted_groups, sku_ids=sku_ids, entries=entries)
+        self.ensure_groups(entry["group_id"] for entry in entries if entry["group_id"])
+        return classify_user(
+            user, catalog, self.groups, self.direct_of(user_id), self.transitive_of(user_id), trusted_groups=trusted_groups, sku_ids=sku_ids, entries=entries
+        )
 
 
 def iter_records(client, catalog, index, users=None, group_ids=None, sku_ids=None, trusted_groups=None):
@@ -259,7 +263,7 @@ def iter_records(client, catalog, index, users=None, group_ids=None, sku_ids=Non
             yield from index.classify(user, catalog, trusted_groups, sku_ids or None)
         return
     # while ``index`` still reads its groups in the background (start_loading), users are read further ahead
-    ahead = index.pages_ahead() if hasattr(index, 'pages_ahead') else True
+    ahead = index.pages_ahead() if hasattr(index, "pages_ahead") else True
     source = iter_group_users(client, group_ids, prefetch=ahead) if group_ids else iter_sku_holders(client, sku_ids, prefetch=ahead)
     for user in source:
         yield from index.classify(user, catalog, trusted_groups, sku_ids or None)

@@ -10,7 +10,8 @@ Graph failures and DirectoryInputError when the input names nothing usable; the 
 value and what was expected, and is raised before any write.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 try:
@@ -62,6 +63,7 @@ def user_summary(user):
 
 # ------------------------------------------------------------------------------------------- SKUs
 
+
 def read_sku_catalog(client):
     """The tenant's SkuCatalog (licensing.py) from GET /subscribedSkus."""
     return SkuCatalog.from_subscribed_skus(list(client.get_all("/subscribedSkus")))
@@ -69,11 +71,12 @@ def read_sku_catalog(client):
 
 # ------------------------------------------------------------------------------------------ users
 
+
 def iter_users_by_key(client, keys, select=USER_SELECT):
     """Yield ``(key, user or None)`` for user ids or UPNs, read through $batch (None: not found)."""
     keys = list(keys)
     for offset in range(0, len(keys), USER_READ_CHUNK):
-        chunk = keys[offset:offset + USER_READ_CHUNK]
+        chunk = keys[offset : offset + USER_READ_CHUNK]
         results = client.batch([{"method": "GET", "url": "%s?$select=%s" % (_user_path(key.strip()), ",".join(select))} for key in chunk])
         for key, result in zip(chunk, results):
             if result.ok:
@@ -120,8 +123,11 @@ def iter_sku_holders(client, sku_ids, select=USER_SELECT, prefetch=False):
     the GUID is an unquoted literal; ``prefetch``: see GraphClient.iter_pages)."""
     seen = set()
     for sku_id in sku_ids:
-        params = {"$filter": "assignedLicenses/any(x:x/skuId eq %s)" % normalize_guid(sku_id, "SKU id", error=LicensingInputError),
-                  "$select": ",".join(select), "$top": PAGE_SIZE}
+        params = {
+            "$filter": "assignedLicenses/any(x:x/skuId eq %s)" % normalize_guid(sku_id, "SKU id", error=LicensingInputError),
+            "$select": ",".join(select),
+            "$top": PAGE_SIZE,
+        }
         for user in client.get_all("/users", params=params, prefetch=prefetch):
             if user["id"].lower() not in seen:
                 seen.add(user["id"].lower())
@@ -151,8 +157,7 @@ def direct_sku_holders(client, sku_id):
 def reprocess_users(client, user_ids):
     """POST reprocessLicenseAssignment for each user (idempotent, $batch). Returns ``(done_ids, errors)``."""
     ids = [normalize_guid(user_id, "user id", error=LicensingInputError) for user_id in user_ids]
-    results = client.batch([{"method": "POST", "url": "/users/%s/reprocessLicenseAssignment" % user_id, "idempotent": True}
-                            for user_id in ids])
+    results = client.batch([{"method": "POST", "url": "/users/%s/reprocessLicenseAssignment" % user_id, "idempotent": True} for user_id in ids])
     done, errors = [], []
     for user_id, result in zip(ids, results):
         if result.ok:
@@ -163,6 +168,7 @@ def reprocess_users(client, user_ids):
 
 
 # ----------------------------------------------------------------------------------------- groups
+
 
 def group_cannot_carry_licenses(group):
     """Why a Graph group cannot carry licenses (a sentence), or None when it can.
@@ -224,8 +230,10 @@ def _single_match(name, matches):
     if not matches:
         return None
     if len(matches) > 1:
-        raise DirectoryInputError("%d groups are named %r (%s): expected exactly one; name the group by its object id instead"
-                                  % (len(matches), name, ", ".join(sorted(normalize_guid(group["id"], error=LicensingInputError) for group in matches))))
+        raise DirectoryInputError(
+            "%d groups are named %r (%s): expected exactly one; name the group by its object id instead"
+            % (len(matches), name, ", ".join(sorted(normalize_guid(group["id"], error=LicensingInputError) for group in matches)))
+        )
     return matches[0]
 
 
@@ -246,8 +254,7 @@ def create_security_group(client, display_name, description=None):
     When the outcome of the create is unknown (timeout, 5xx), the group is looked up by name
     before anything else happens, so a retry of the whole task does not create a twin.
     """
-    body = {"displayName": display_name, "mailNickname": mail_nickname_for(display_name),
-            "mailEnabled": False, "securityEnabled": True, "groupTypes": []}
+    body = {"displayName": display_name, "mailNickname": mail_nickname_for(display_name), "mailEnabled": False, "securityEnabled": True, "groupTypes": []}
     if description:
         body["description"] = description
     try:
@@ -279,8 +286,9 @@ def assign_group_licenses(client, group_id, add_licenses, remove_licenses):
 
 
 def _carries_exactly(group, add_licenses, remove_licenses):
-    carried = dict((license_["skuId"].lower(), sorted(p.lower() for p in license_.get("disabledPlans") or []))
-                   for license_ in group.get("assignedLicenses") or [])
+    carried = dict(
+        (license_["skuId"].lower(), sorted(p.lower() for p in license_.get("disabledPlans") or [])) for license_ in group.get("assignedLicenses") or []
+    )
     for license_ in add_licenses:
         if carried.get(license_["skuId"]) != sorted(license_["disabledPlans"]):
             return False
@@ -302,6 +310,7 @@ def delete_group(client, group_id):
 
 # ---------------------------------------------------------------------------------------- members
 
+
 def iter_direct_members(client, group_id, select=("id", "userPrincipalName")):
     """Every DIRECT member (users, groups, devices...) of a group, paged; items carry ``@odata.type``."""
     params = {"$select": ",".join(select), "$top": PAGE_SIZE}
@@ -311,8 +320,7 @@ def iter_direct_members(client, group_id, select=("id", "userPrincipalName")):
 def iter_transitive_members(client, group_id, select=("id",), prefetch=False):
     """Every member of a group at any depth (users, groups, devices...), paged; items carry ``@odata.type``."""
     params = {"$select": ",".join(select), "$top": PAGE_SIZE}
-    return client.get_all("/groups/%s/transitiveMembers" % normalize_guid(group_id, "group id", error=LicensingInputError), params=params,
-                          prefetch=prefetch)
+    return client.get_all("/groups/%s/transitiveMembers" % normalize_guid(group_id, "group id", error=LicensingInputError), params=params, prefetch=prefetch)
 
 
 def iter_direct_user_members(client, group_id, select=("id", "userPrincipalName")):
@@ -350,8 +358,9 @@ def iter_user_members(members, nested_groups, others=None):
 
 def direct_user_member_ids(client, group_id):
     """``{user_id: userPrincipalName}`` of the group's direct user members."""
-    return dict((normalize_guid(user["id"], "user id", error=LicensingInputError), user.get("userPrincipalName"))
-                for user in iter_direct_user_members(client, group_id))
+    return dict(
+        (normalize_guid(user["id"], "user id", error=LicensingInputError), user.get("userPrincipalName")) for user in iter_direct_user_members(client, group_id)
+    )
 
 
 def members_with_license_errors(client, group_id, select=("id", "userPrincipalName", "licenseAssignmentStates")):
@@ -384,7 +393,7 @@ def directory_object_url(client, object_id):
 
 
 def _chunks(values, size):
-    return [values[offset:offset + size] for offset in range(0, len(values), size)]
+    return [values[offset : offset + size] for offset in range(0, len(values), size)]
 
 
 def add_members(client, group_id, member_ids, max_rounds=3):
@@ -404,9 +413,14 @@ def add_members(client, group_id, member_ids, max_rounds=3):
         if not pending:
             break
         chunks = _chunks(pending, BIND_LIMIT)
-        requests_list = [{"method": "PATCH", "url": "/groups/%s" % group_id,
-                          "body": {"members@odata.bind": [directory_object_url(client, member_id) for member_id in chunk]}}
-                         for chunk in chunks]
+        requests_list = [
+            {
+                "method": "PATCH",
+                "url": "/groups/%s" % group_id,
+                "body": {"members@odata.bind": [directory_object_url(client, member_id) for member_id in chunk]},
+            }
+            for chunk in chunks
+        ]
         unsettled = []
         for chunk, result in zip(chunks, client.batch(requests_list)):
             if result.ok:
@@ -427,8 +441,10 @@ def add_members(client, group_id, member_ids, max_rounds=3):
         # A single reference at a time from the second round on: one bad id cannot block 19 good ones.
         pending = [member_id for member_id in unsettled if member_id not in current]
         if pending:
-            requests_single = [{"method": "PATCH", "url": "/groups/%s" % group_id,
-                                "body": {"members@odata.bind": [directory_object_url(client, member_id)]}} for member_id in pending]
+            requests_single = [
+                {"method": "PATCH", "url": "/groups/%s" % group_id, "body": {"members@odata.bind": [directory_object_url(client, member_id)]}}
+                for member_id in pending
+            ]
             still = []
             for member_id, result in zip(pending, client.batch(requests_single)):
                 if result.ok:
@@ -442,10 +458,13 @@ def add_members(client, group_id, member_ids, max_rounds=3):
         already.extend(member_id for member_id in pending if member_id in current)
         pending = [member_id for member_id in pending if member_id not in current]
     if pending:
-        raise GraphError("could not add %d member(s) to group %s (first: %s): %s"
-                         % (len(pending), group_id, pending[0], last_error.message if last_error else "unknown error"),
-                         status=last_error.status if last_error else None, code=last_error.code if last_error else None,
-                         request_id=last_error.request_id if last_error else None)
+        raise GraphError(
+            "could not add %d member(s) to group %s (first: %s): %s"
+            % (len(pending), group_id, pending[0], last_error.message if last_error else "unknown error"),
+            status=last_error.status if last_error else None,
+            code=last_error.code if last_error else None,
+            request_id=last_error.request_id if last_error else None,
+        )
     return {"added": added, "already_members": already}
 
 
@@ -453,8 +472,7 @@ def remove_members(client, group_id, member_ids):
     """Remove direct members (DELETE members/{id}/$ref through $batch); one already gone counts as removed."""
     group_id = normalize_guid(group_id, "group id", error=LicensingInputError)
     ids = [normalize_guid(member_id, "member id", error=LicensingInputError) for member_id in member_ids]
-    results = client.batch([{"method": "DELETE", "url": "/groups/%s/members/%s/$ref" % (group_id, member_id), "idempotent": True}
-                            for member_id in ids])
+    results = client.batch([{"method": "DELETE", "url": "/groups/%s/members/%s/$ref" % (group_id, member_id), "idempotent": True} for member_id in ids])
     removed = []
     for member_id, result in zip(ids, results):
         if result.ok or result.status == 404:

@@ -14,7 +14,8 @@ policy), graph_pacing (WritePacer), graph_paging (nextLink chains followed ahead
 and graph_batch ($batch). The names other files import from graph.py stay importable here.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import contextlib
@@ -38,6 +39,7 @@ try:
     import requests.utils
     import urllib3.connection  # pylint: disable=unused-import
     import urllib3.connectionpool  # pylint: disable=unused-import
+
     HAS_GRAPH_DEPS = True
     GRAPH_DEPS_IMPORT_ERROR = None
 except ImportError:
@@ -99,7 +101,7 @@ class GraphResponse:
         self.status = status
         self.headers = headers
         self.body = body
-        self.content = content    # the unparsed body, for request(raw_body=True) only
+        self.content = content  # the unparsed body, for request(raw_body=True) only
         self.request_id = request_id
         self.client_request_id = client_request_id
 
@@ -111,8 +113,18 @@ class GraphResponse:
 class GraphStats:
     """Counters for one client; thread safe. Read with ``as_dict()``."""
 
-    FIELDS = ("requests", "batch_requests", "batch_items", "writes", "retries", "throttled",
-              "seconds_waited", "seconds_paced", "outcome_unknown", "token_acquisitions")
+    FIELDS = (
+        "requests",
+        "batch_requests",
+        "batch_items",
+        "writes",
+        "retries",
+        "throttled",
+        "seconds_waited",
+        "seconds_paced",
+        "outcome_unknown",
+        "token_acquisitions",
+    )
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -174,10 +186,27 @@ class GraphClient(GraphBatchMixin):
     ``client_id``. Paths are relative to the version root (``/users``).
     """
 
-    def __init__(self, tenant_id=None, client_id=None, client_secret=None, client_certificate_path=None,
-                 client_certificate_password=None, access_token=None, cloud="public", graph_url=None,
-                 authority_url=None, ca_bundle=None, timeout=30, max_retry_time=300, write_rate=None,
-                 max_concurrency=4, backoff_base=1.0, backoff_cap=60.0, clock=None, sleep=None):
+    def __init__(
+        self,
+        tenant_id=None,
+        client_id=None,
+        client_secret=None,
+        client_certificate_path=None,
+        client_certificate_password=None,
+        access_token=None,
+        cloud="public",
+        graph_url=None,
+        authority_url=None,
+        ca_bundle=None,
+        timeout=30,
+        max_retry_time=300,
+        write_rate=None,
+        max_concurrency=4,
+        backoff_base=1.0,
+        backoff_cap=60.0,
+        clock=None,
+        sleep=None,
+    ):
         if not HAS_GRAPH_DEPS:
             raise GraphConfigError("The Graph client needs the Python libraries %s" % GRAPH_DEPS)
         self.graph_root, self.authority_root = resolve_endpoints(cloud, graph_url, authority_url)
@@ -197,8 +226,16 @@ class GraphClient(GraphBatchMixin):
         # One connection per chain, plus a prefetching chain and a single read beside them.
         self.session = _GraphSession(ca_bundle or True, self.read_chains + 2, (timeout, timeout))
         self._graph_origin = _path_root(self.graph_root).lower()
-        self._token_provider = token_provider(self, tenant_id, client_id, client_secret, client_certificate_path,
-                                              client_certificate_password, access_token, instance_discovery=authority_url is None)
+        self._token_provider = token_provider(
+            self,
+            tenant_id,
+            client_id,
+            client_secret,
+            client_certificate_path,
+            client_certificate_password,
+            access_token,
+            instance_discovery=authority_url is None,
+        )
 
     @property
     def stats(self):
@@ -231,8 +268,9 @@ class GraphClient(GraphBatchMixin):
         """Absolute URL for a path under the version root, or a nextLink that points at the same Graph host."""
         if path.startswith("https://") or path.startswith("http://"):
             if _path_root(path).lower() != self._graph_origin:
-                raise GraphConfigError("Refusing to send the access token to %s: it is not the configured Graph host %s"
-                                       % (_path_root(path), self._graph_origin))
+                raise GraphConfigError(
+                    "Refusing to send the access token to %s: it is not the configured Graph host %s" % (_path_root(path), self._graph_origin)
+                )
             return path
         if not path.startswith("/"):
             path = "/" + path
@@ -282,8 +320,7 @@ class GraphClient(GraphBatchMixin):
             attempt += 1
             token = self._token_provider.get_token()
             client_request_id = str(uuid.uuid4())
-            send_headers = {"Authorization": "Bearer %s" % token, "client-request-id": client_request_id,
-                            "Accept": "application/json"}
+            send_headers = {"Authorization": "Bearer %s" % token, "client-request-id": client_request_id, "Accept": "application/json"}
             if headers:
                 send_headers.update(headers)
             self.stats_counter.add("requests")
@@ -318,36 +355,53 @@ class GraphClient(GraphBatchMixin):
             if is_outcome_unknown(response.status, is_write, idempotent):
                 if paced:
                     self.stats_counter.add("outcome_unknown")
-                raise GraphOutcomeUnknown(outcome_unknown_message(error.message or "server error"),
-                                          status=error.status, code=error.code, request_id=error.request_id,
-                                          client_request_id=error.client_request_id, method=method, path=error.path)
+                raise GraphOutcomeUnknown(
+                    outcome_unknown_message(error.message or "server error"),
+                    status=error.status,
+                    code=error.code,
+                    request_id=error.request_id,
+                    client_request_id=error.client_request_id,
+                    method=method,
+                    path=error.path,
+                )
             raise error
 
     _may_resend = staticmethod(may_resend)
 
     def _unauthorized(self, error, refreshed):
         if not self._token_provider.can_refresh:
-            error.message = ("%s; the access_token given was rejected (expired or invalid) and cannot be refreshed: "
-                             "give a fresh token or client credentials" % (error.message or "Unauthorized"))
+            error.message = "%s; the access_token given was rejected (expired or invalid) and cannot be refreshed: give a fresh token or client credentials" % (
+                error.message or "Unauthorized"
+            )
         elif refreshed:
             error.message = "%s; a freshly acquired token was rejected as well" % (error.message or "Unauthorized")
-        return GraphAuthError(error.message, status=error.status, code=error.code, request_id=error.request_id,
-                              client_request_id=error.client_request_id, method=error.method, path=error.path)
+        return GraphAuthError(
+            error.message,
+            status=error.status,
+            code=error.code,
+            request_id=error.request_id,
+            client_request_id=error.client_request_id,
+            method=error.method,
+            path=error.path,
+        )
 
     def _after_transport_error(self, exc, method, url, idempotent, started, attempt, client_request_id, count_unknown=True):
         """Decide what a transport failure means; returns to retry, raises otherwise."""
         path = _path_only(url)
         if isinstance(exc, requests.exceptions.SSLError):
-            raise GraphError("TLS verification failed for %s: %s; set ca_bundle to the CA that signs it"
-                             % (_path_root(url), _short(exc)), method=method, path=path, client_request_id=client_request_id)
+            raise GraphError(
+                "TLS verification failed for %s: %s; set ca_bundle to the CA that signs it" % (_path_root(url), _short(exc)),
+                method=method,
+                path=path,
+                client_request_id=client_request_id,
+            )
         if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader, requests.exceptions.MissingSchema)):
             raise GraphConfigError("Invalid request to %s: %s" % (path, _short(exc)), method=method, path=path)
         not_sent = _never_sent(exc)
         if not (idempotent or not_sent):
             if count_unknown:
                 self.stats_counter.add("outcome_unknown")
-            raise GraphOutcomeUnknown(outcome_unknown_message(_transport_text(exc, url)),
-                                      method=method, path=path, client_request_id=client_request_id)
+            raise GraphOutcomeUnknown(outcome_unknown_message(_transport_text(exc, url)), method=method, path=path, client_request_id=client_request_id)
         error = GraphError(_transport_text(exc, url), method=method, path=path, client_request_id=client_request_id)
         self._wait_before_retry(self._backoff(attempt), started, self._clock(), error, attempt)
 
@@ -356,9 +410,15 @@ class GraphClient(GraphBatchMixin):
         resume_at = received + wait
         gave_up = retry_time_exceeded(started, resume_at, wait, attempt, self.max_retry_time)
         if gave_up:
-            raise GraphRetryBudgetExceeded("%s; %s" % (error.message or "request failed", gave_up),
-                                           status=error.status, code=error.code, request_id=error.request_id,
-                                           client_request_id=error.client_request_id, method=error.method, path=error.path)
+            raise GraphRetryBudgetExceeded(
+                "%s; %s" % (error.message or "request failed", gave_up),
+                status=error.status,
+                code=error.code,
+                request_id=error.request_id,
+                client_request_id=error.client_request_id,
+                method=error.method,
+                path=error.path,
+            )
         self.stats_counter.add("retries")
         _LOGGER.info("retrying %s %s after %.2fs (%s)", error.method, error.path, wait, error.status or "transport error")
         self._sleep_until(resume_at)
@@ -384,8 +444,14 @@ class GraphClient(GraphBatchMixin):
     def _to_response(self, reply, client_request_id, raw_body=False):
         body = None
         if raw_body and 200 <= reply.status_code < 300:
-            return GraphResponse(reply.status_code, reply.headers, None, request_id=reply.headers.get("request-id"),
-                                 client_request_id=reply.headers.get("client-request-id") or client_request_id, content=reply.content)
+            return GraphResponse(
+                reply.status_code,
+                reply.headers,
+                None,
+                request_id=reply.headers.get("request-id"),
+                client_request_id=reply.headers.get("client-request-id") or client_request_id,
+                content=reply.content,
+            )
         if reply.content:
             try:
                 body = reply.json()
@@ -394,15 +460,21 @@ class GraphClient(GraphBatchMixin):
         request_id = reply.headers.get("request-id")
         if not request_id:
             request_id = _error_fields(body)[2]
-        return GraphResponse(reply.status_code, reply.headers, body, request_id=request_id,
-                             client_request_id=reply.headers.get("client-request-id") or client_request_id)
+        return GraphResponse(
+            reply.status_code, reply.headers, body, request_id=request_id, client_request_id=reply.headers.get("client-request-id") or client_request_id
+        )
 
     def _error_from(self, response, method, url):
         code, message, request_id, client_request_id = _error_fields(response.body)
-        return GraphError(message or "no error message", status=response.status, code=code,
-                          request_id=response.request_id or request_id,
-                          client_request_id=response.client_request_id or client_request_id,
-                          method=method, path=_path_only(url))
+        return GraphError(
+            message or "no error message",
+            status=response.status,
+            code=code,
+            request_id=response.request_id or request_id,
+            client_request_id=response.client_request_id or client_request_id,
+            method=method,
+            path=_path_only(url),
+        )
 
     # ---------------------------------------------------------------- paging
 

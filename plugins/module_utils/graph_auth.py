@@ -10,7 +10,8 @@ class with ``get_token(force_refresh=False)`` and ``can_refresh``: a static acce
 msal's client credentials (a secret or a certificate) behind one option set (``token_provider``).
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import base64
@@ -36,6 +37,7 @@ try:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     HAS_CRYPTOGRAPHY = True
 except ImportError:
     HAS_CRYPTOGRAPHY = False
@@ -95,8 +97,8 @@ def resolve_endpoints(cloud="public", graph_url=None, authority_url=None):
     graph_parts = urlsplit(graph_root)
     if graph_parts.scheme == "http" and not is_loopback_host(graph_parts.hostname):
         raise GraphConfigError(
-            "Refusing to send an access token over plain http:// to %s; use https:// "
-            "(plain http is allowed only for loopback addresses)" % graph_parts.hostname)
+            "Refusing to send an access token over plain http:// to %s; use https:// (plain http is allowed only for loopback addresses)" % graph_parts.hostname
+        )
     if urlsplit(authority_root).scheme != "https":
         raise GraphConfigError("authority_url must use https:// (msal refuses other schemes), got %r" % authority_root)
     return graph_root, authority_root
@@ -165,7 +167,7 @@ def token_claims(token):
     try:
         payload = base64.urlsafe_b64decode((parts[1] + "=" * (-len(parts[1]) % 4)).encode("ascii"))
         claims = json.loads(payload.decode("utf-8"))
-    except (ValueError, TypeError, UnicodeError):   # binascii.Error and JSONDecodeError are ValueErrors
+    except (ValueError, TypeError, UnicodeError):  # binascii.Error and JSONDecodeError are ValueErrors
         return None
     return claims if isinstance(claims, dict) else None
 
@@ -199,16 +201,16 @@ class _MsalToken:
 
     def _application(self):
         if self._app is None:
-            kwargs = {"client_credential": self._credential, "authority": self._authority,
-                      "http_client": self._client.session}
+            kwargs = {"client_credential": self._credential, "authority": self._authority, "http_client": self._client.session}
             if not self._instance_discovery:
                 kwargs["instance_discovery"] = False
             try:
                 # The constructor already fetches the OpenID configuration.
                 self._app = msal.ConfidentialClientApplication(self._client_id, **kwargs)
             except requests.exceptions.SSLError as exc:
-                raise GraphAuthError("TLS verification failed for the authority %s: %s; set ca_bundle to the CA that signs it"
-                                     % (_path_root(self._authority), _short(exc)))
+                raise GraphAuthError(
+                    "TLS verification failed for the authority %s: %s; set ca_bundle to the CA that signs it" % (_path_root(self._authority), _short(exc))
+                )
             except requests.exceptions.RequestException as exc:
                 raise GraphAuthError("Cannot reach the authority %s: %s" % (_path_root(self._authority), _short(exc)))
             except ValueError as exc:
@@ -230,23 +232,26 @@ class _MsalToken:
                 raise GraphAuthError("Token request to %s failed: %s" % (self._authority, _short(exc)))
         if not result or "access_token" not in result:
             code, message, trace_id, correlation_id = _error_fields(result or {})
-            raise GraphAuthError("Could not acquire a token from %s for client %s: %s%s" % (
-                self._authority, self._client_id, code or "unknown_error", ": %s" % message if message else ""),
-                code=code, request_id=trace_id, client_request_id=correlation_id)
+            raise GraphAuthError(
+                "Could not acquire a token from %s for client %s: %s%s"
+                % (self._authority, self._client_id, code or "unknown_error", ": %s" % message if message else ""),
+                code=code,
+                request_id=trace_id,
+                client_request_id=correlation_id,
+            )
         if result.get("token_source") != "cache":
             self._client.stats.add("token_acquisitions")
             _LOGGER.debug("acquired a new access token from %s (expires in %ss)", self._authority, result.get("expires_in"))
         return result["access_token"]
 
 
-def token_provider(client, tenant_id, client_id, client_secret, certificate_path, certificate_password,
-                   access_token, instance_discovery):
+def token_provider(client, tenant_id, client_id, client_secret, certificate_path, certificate_password, access_token, instance_discovery):
     """The token source for ``client``: exactly one of client_secret, client_certificate_path or access_token."""
-    given = [name for name, value in (("client_secret", client_secret), ("client_certificate_path", certificate_path),
-                                      ("access_token", access_token)) if value]
+    given = [name for name, value in (("client_secret", client_secret), ("client_certificate_path", certificate_path), ("access_token", access_token)) if value]
     if len(given) != 1:
-        raise GraphConfigError("Exactly one of client_secret, client_certificate_path or access_token is needed, got %s"
-                               % (", ".join(given) if given else "none"))
+        raise GraphConfigError(
+            "Exactly one of client_secret, client_certificate_path or access_token is needed, got %s" % (", ".join(given) if given else "none")
+        )
     if access_token:
         return _StaticToken(access_token)
     missing = [name for name, value in (("tenant_id", tenant_id), ("client_id", client_id)) if not value]

@@ -10,7 +10,8 @@ the client's max_retry_time, and a write whose outcome is unknown is never re-se
 (graph.GraphClient) has these methods through GraphBatchMixin.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 from concurrent.futures import ThreadPoolExecutor
@@ -72,13 +73,27 @@ class BatchResult:
         cls = GraphOutcomeUnknown if self.outcome_unknown else GraphError
         if self.outcome_unknown and self.status is not None:
             message = outcome_unknown_message(message or "server error")
-        return cls(message or "no error message", status=self.status, code=code, request_id=request_id,
-                   client_request_id=client_request_id, method=self.method, path=_path_only(self.url))
+        return cls(
+            message or "no error message",
+            status=self.status,
+            code=code,
+            request_id=request_id,
+            client_request_id=client_request_id,
+            method=self.method,
+            path=_path_only(self.url),
+        )
 
     def to_dict(self):
-        return {"id": self.id, "method": self.method, "url": _path_only(self.url), "status": self.status,
-                "headers": dict(self.headers), "body": self.body, "outcome_unknown": self.outcome_unknown,
-                "attempts": self.attempts}
+        return {
+            "id": self.id,
+            "method": self.method,
+            "url": _path_only(self.url),
+            "status": self.status,
+            "headers": dict(self.headers),
+            "body": self.body,
+            "outcome_unknown": self.outcome_unknown,
+            "attempts": self.attempts,
+        }
 
 
 class GraphBatchMixin:
@@ -118,7 +133,7 @@ class GraphBatchMixin:
                 for index in ready:
                     del not_before[index]
                     attempts[index] += 1
-                chunks = [ready[offset:offset + BATCH_LIMIT] for offset in range(0, len(ready), BATCH_LIMIT)]
+                chunks = [ready[offset : offset + BATCH_LIMIT] for offset in range(0, len(ready), BATCH_LIMIT)]
                 outcomes = list(executor.map(lambda chunk: self._send_batch_chunk([by_index[i] for i in chunk]), chunks))
                 for outcome in outcomes:
                     for index, verdict in outcome:
@@ -132,8 +147,7 @@ class GraphBatchMixin:
             method = str(sub.get("method", "GET")).upper()
             url = sub.get("url") or ""
             if not url.startswith("/") or url.startswith("/v1.0/") or url.startswith("/beta/"):
-                raise GraphConfigError("$batch item %d: url must be relative to the version root (like /users/{id}), got %r"
-                                       % (index, _path_only(url)))
+                raise GraphConfigError("$batch item %d: url must be relative to the version root (like /users/{id}), got %r" % (index, _path_only(url)))
             item_id = str(sub.get("id") if sub.get("id") is not None else index + 1)
             if item_id.lower() in seen:
                 raise GraphConfigError("$batch item ids must be unique (case-insensitive); %r is repeated" % item_id)
@@ -142,9 +156,18 @@ class GraphBatchMixin:
             if sub.get("body") is not None and not _header(headers, "Content-Type"):
                 headers["Content-Type"] = "application/json"
             is_write = method not in READ_METHODS
-            items.append({"index": index, "id": item_id, "method": method, "url": url, "body": sub.get("body"),
-                          "headers": headers, "is_write": is_write,
-                          "idempotent": bool(sub.get("idempotent")) or not is_write})
+            items.append(
+                {
+                    "index": index,
+                    "id": item_id,
+                    "method": method,
+                    "url": url,
+                    "body": sub.get("body"),
+                    "headers": headers,
+                    "is_write": is_write,
+                    "idempotent": bool(sub.get("idempotent")) or not is_write,
+                }
+            )
         return items
 
     def _send_batch_chunk(self, chunk):
@@ -193,14 +216,19 @@ class GraphBatchMixin:
         if "lost" in verdict:
             exc = verdict["lost"]
             if item["idempotent"]:
-                self._schedule_item_retry(item, self._backoff(attempts), self._clock(), attempts, started, not_before, results,
-                                          status=None, error=exc)
+                self._schedule_item_retry(item, self._backoff(attempts), self._clock(), attempts, started, not_before, results, status=None, error=exc)
                 return
             self.stats_counter.add("outcome_unknown")
-            unknown = GraphOutcomeUnknown(outcome_unknown_message(exc.message), status=exc.status, code=exc.code, request_id=exc.request_id,
-                                          client_request_id=exc.client_request_id, method=item["method"], path=item["url"])
-            results[index] = BatchResult(index, item["id"], item["method"], item["url"], exc.status,
-                                         outcome_unknown=True, attempts=attempts, error=unknown)
+            unknown = GraphOutcomeUnknown(
+                outcome_unknown_message(exc.message),
+                status=exc.status,
+                code=exc.code,
+                request_id=exc.request_id,
+                client_request_id=exc.client_request_id,
+                method=item["method"],
+                path=item["url"],
+            )
+            results[index] = BatchResult(index, item["id"], item["method"], item["url"], exc.status, outcome_unknown=True, attempts=attempts, error=unknown)
             return
         reply = verdict["reply"]
         status = int(reply.get("status") or 0)
@@ -215,24 +243,20 @@ class GraphBatchMixin:
         resend = may_resend(status, retry_after, item["is_write"], item["idempotent"])
         if resend:
             wait = retry_after if retry_after is not None else self._backoff(attempts)
-            self._schedule_item_retry(item, wait, verdict["received"], attempts, started, not_before, results,
-                                      status=status, headers=headers, body=body)
+            self._schedule_item_retry(item, wait, verdict["received"], attempts, started, not_before, results, status=status, headers=headers, body=body)
             return
         unknown = is_outcome_unknown(status, item["is_write"], item["idempotent"])
         if unknown:
             self.stats_counter.add("outcome_unknown")
-        results[index] = BatchResult(index, item["id"], item["method"], item["url"], status, headers, body,
-                                     outcome_unknown=unknown, attempts=attempts)
+        results[index] = BatchResult(index, item["id"], item["method"], item["url"], status, headers, body, outcome_unknown=unknown, attempts=attempts)
 
     def _schedule_item_retry(self, item, wait, received, attempts, started, not_before, results, status=None, headers=None, body=None, error=None):
         resume_at = received + wait
         gave_up = retry_time_exceeded(started, resume_at, wait, attempts, self.max_retry_time)
         if gave_up:
             index = item["index"]
-            budget_error = GraphRetryBudgetExceeded("$batch item %s: %s" % (item["id"], gave_up),
-                                                    status=status, method=item["method"], path=item["url"])
-            results[index] = BatchResult(index, item["id"], item["method"], item["url"], status, headers, body,
-                                         attempts=attempts, error=budget_error)
+            budget_error = GraphRetryBudgetExceeded("$batch item %s: %s" % (item["id"], gave_up), status=status, method=item["method"], path=item["url"])
+            results[index] = BatchResult(index, item["id"], item["method"], item["url"], status, headers, body, attempts=attempts, error=budget_error)
             return
         self.stats_counter.add("retries")
         not_before[item["index"]] = resume_at

@@ -9,7 +9,8 @@ code and the request ids; messages keep a URL's path only (queries may hold data
 logged) and one line of an exception's text (never a request body).
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import re

@@ -11,7 +11,8 @@ their write pattern may read ``rate`` and call ``ensure_burst``. A pacer of anot
 (adaptive pacing) keeps that interface.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import threading

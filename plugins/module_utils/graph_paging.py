@@ -10,7 +10,8 @@ that thread when its request is on the wire and when the answer is back, so that
 holds back while the next request is being prepared.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import json
@@ -21,6 +22,7 @@ try:
     import requests.adapters
     import urllib3.connection
     import urllib3.connectionpool
+
     HAS_REQUESTS = True
 except ImportError:  # the client refuses to start without them (graph.HAS_GRAPH_DEPS)
     HAS_REQUESTS = False
@@ -55,6 +57,7 @@ class _WireEvents(object):
 
 
 if HAS_REQUESTS:
+
     class _HTTPSConnection(_WireEvents, urllib3.connection.HTTPSConnection):
         pass
 
@@ -94,14 +97,14 @@ class _PageFetcher:
         self._client = client
         self._headers = headers
         self._ahead = ahead
-        self._ready = []          # pages fetched and not yet taken, then (None, error) or the end marker
+        self._ready = []  # pages fetched and not yet taken, then (None, error) or the end marker
         self._done = False
         self._stopped = False
         self._changed = threading.Condition()
-        self._wire_free = threading.Event()   # clear while the paging thread has an answer and no request out
+        self._wire_free = threading.Event()  # clear while the paging thread has an answer and no request out
         self._wire_free.set()
-        self._signalled = False   # a connection reported to this fetcher: its signals can be relied on
-        self._held_back = False   # the paging thread waits for the consumer to take a page (``ahead`` reached)
+        self._signalled = False  # a connection reported to this fetcher: its signals can be relied on
+        self._held_back = False  # the paging thread waits for the consumer to take a page (``ahead`` reached)
         self._thread = threading.Thread(target=self._run, args=(path, params), name="graph-page-fetcher")
         self._thread.daemon = True
         self._thread.start()
@@ -128,7 +131,7 @@ class _PageFetcher:
             while url:
                 with self._changed:
                     if len(self._ready) >= self._ahead:
-                        self._wire_free.set()     # about to wait for the consumer: let it run
+                        self._wire_free.set()  # about to wait for the consumer: let it run
                     while not self._stopped and len(self._ready) >= self._ahead:
                         self._held_back = True
                         self._changed.wait()
@@ -173,8 +176,9 @@ class _PageFetcher:
             if page.get("@odata.nextLink") != followed:
                 # Cannot happen with JSON as Graph writes it; never page on from a link the page does not hold
                 # (iter_pages stops the thread as the error leaves it).
-                raise GraphError("paging stopped: the @odata.nextLink found in the raw page (%r) is not the page's own (%r)"
-                                 % (followed, page.get("@odata.nextLink")))
+                raise GraphError(
+                    "paging stopped: the @odata.nextLink found in the raw page (%r) is not the page's own (%r)" % (followed, page.get("@odata.nextLink"))
+                )
             yield page
 
     def stop(self):
@@ -188,7 +192,7 @@ class _PageFetcher:
 # The top-level "@odata.nextLink" member of a page, found in its raw JSON. In JSON text a quote inside a
 # string is always escaped, so this cannot match inside a value; _PageFetcher still checks it against
 # the parsed page.
-_NEXT_LINK = re.compile(br'"@odata\.nextLink"\s*:\s*("(?:[^"\\]|\\.)*")')
+_NEXT_LINK = re.compile(rb'"@odata\.nextLink"\s*:\s*("(?:[^"\\]|\\.)*")')
 
 
 def _next_link(content):

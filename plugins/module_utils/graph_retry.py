@@ -11,7 +11,8 @@ exponential backoff with full jitter. The client (graph.py) and $batch (graph_ba
 this policy; the waiting itself is the client's.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import datetime
@@ -93,8 +94,7 @@ def backoff(attempt, base, cap):
 def retry_time_exceeded(started, resume_at, wait, attempts, max_retry_time):
     """Why resending at ``resume_at`` would break ``max_retry_time`` (counted from ``started``), for a message; None when it would not."""
     if resume_at - started > max_retry_time:
-        return ("gave up after %d attempt(s): waiting %.1fs more would exceed max_retry_time of %ss"
-                % (attempts, wait, _seconds(max_retry_time)))
+        return "gave up after %d attempt(s): waiting %.1fs more would exceed max_retry_time of %ss" % (attempts, wait, _seconds(max_retry_time))
     return None
 
 

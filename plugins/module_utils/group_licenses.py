@@ -8,7 +8,8 @@ The module holds the options and their documentation and calls ``run_group_licen
 kubernetes.core's ``module_utils/k8s/runner.py``).
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 from ansible_collections.entraops.licensing.plugins.module_utils.directory import (
@@ -54,8 +55,7 @@ class GroupLicense:
         catalog = read_sku_catalog(self.client)
         try:
             desired = resolve_license_specs(catalog, params["licenses"])
-            changes = group_license_changes(catalog, group.get("assignedLicenses") or [], desired,
-                                            state=params["state"], exclusive=params["exclusive"])
+            changes = group_license_changes(catalog, group.get("assignedLicenses") or [], desired, state=params["state"], exclusive=params["exclusive"])
         except LicensingInputError as exc:
             self.module.fail_json(msg="group %r: %s" % (params["group"], exc))
         facts = GroupFacts.from_graph(group)
@@ -68,13 +68,20 @@ class GroupLicense:
             new_consumers = dict((catalog.label(sku_id), count) for sku_id, count in missing.items())
             self._check_service_loss(changes, members, summary)
             self._check_units(catalog, missing, summary)
-        result = dict(changed=changes["changed"], group=summary,
-                      licenses={"before": changes["before"], "after": changes["after"]},
-                      service_loss=changes["service_loss"], new_consumers=new_consumers, members=members,
-                      processing_state=facts.processing_state)
+        result = dict(
+            changed=changes["changed"],
+            group=summary,
+            licenses={"before": changes["before"], "after": changes["after"]},
+            service_loss=changes["service_loss"],
+            new_consumers=new_consumers,
+            members=members,
+            processing_state=facts.processing_state,
+        )
         if self.module.diff_mode:
-            result["diff"] = {"before": {"group": facts.display_name, "licenses": changes["before"]},
-                              "after": {"group": facts.display_name, "licenses": changes["after"]}}
+            result["diff"] = {
+                "before": {"group": facts.display_name, "licenses": changes["before"]},
+                "after": {"group": facts.display_name, "licenses": changes["after"]},
+            }
         if changes["changed"] and not self.module.check_mode:
             result["processing_state"] = self._assign(facts.group_id, changes)
         return result
@@ -85,19 +92,23 @@ class GroupLicense:
         except DirectoryInputError as exc:
             self.module.fail_json(msg=str(exc))
         if group is None:
-            self.module.fail_json(msg="group %r: no group has this object id or display name; expected an existing security group "
-                                      "(create it with entraops.licensing.licensing_group)" % self.params["group"])
+            self.module.fail_json(
+                msg="group %r: no group has this object id or display name; expected an existing security group "
+                "(create it with entraops.licensing.licensing_group)" % self.params["group"]
+            )
         return group
 
     def _check_service_loss(self, changes, members, summary):
         if not changes["service_loss"] or self.params["allow_service_loss"] or not members:
             return
-        lost = "; ".join("%s: %s" % (sku, ", ".join(plans) if plans else "the license itself")
-                         for sku, plans in sorted(changes["service_loss"].items()))
+        lost = "; ".join("%s: %s" % (sku, ", ".join(plans) if plans else "the license itself") for sku, plans in sorted(changes["service_loss"].items()))
         self.module.fail_json(
             msg="refusing to change the licenses of group %r: its %d direct member(s) would lose services (%s). "
-                "Set allow_service_loss=true if that is intended" % (summary["display_name"], members, lost),
-            group=summary, service_loss=changes["service_loss"], changed=False)
+            "Set allow_service_loss=true if that is intended" % (summary["display_name"], members, lost),
+            group=summary,
+            service_loss=changes["service_loss"],
+            changed=False,
+        )
 
     def _check_units(self, catalog, missing, summary):
         shortfall = unit_shortfall(catalog, sorted(missing), missing)
@@ -107,9 +118,12 @@ class GroupLicense:
         if self.params["allow_insufficient_units"]:
             self.module.warn(message)
             return
-        self.module.fail_json(msg=message + ". Set allow_insufficient_units=true to assign anyway",
-                              group=summary, shortfall=dict((catalog.label(sku_id), units) for sku_id, units in shortfall.items()),
-                              changed=False)
+        self.module.fail_json(
+            msg=message + ". Set allow_insufficient_units=true to assign anyway",
+            group=summary,
+            shortfall=dict((catalog.label(sku_id), units) for sku_id, units in shortfall.items()),
+            changed=False,
+        )
 
     def _assign(self, group_id, changes):
         group = assign_group_licenses(self.client, group_id, changes["add_licenses"], changes["remove_licenses"])

@@ -8,7 +8,8 @@ The module holds the options and their documentation and calls ``run_licensing_g
 of kubernetes.core's ``module_utils/k8s/runner.py``).
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import unicodedata
@@ -108,19 +109,34 @@ class LicensingGroup:
         if self.params["members"] or self.params["members_from_direct_sku"] or self.params["purge_members"]:
             self.module.fail_json(msg="state=absent deletes the group: members, members_from_direct_sku and purge_members do not apply")
         group = self._find(name)
-        result = dict(changed=False, group=None, created=False, members_added=0, members_added_sample=[], members_removed=0,
-                      members_removed_sample=[], members_total=0, members_wanted=0, nested_groups=0)
+        result = dict(
+            changed=False,
+            group=None,
+            created=False,
+            members_added=0,
+            members_added_sample=[],
+            members_removed=0,
+            members_removed_sample=[],
+            members_total=0,
+            members_wanted=0,
+            nested_groups=0,
+        )
         if group is None:
             return result
         result["group"] = {"id": normalize_guid(group["id"], error=LicensingInputError), "display_name": group.get("displayName")}
         if group.get("assignedLicenses"):
-            self.module.fail_json(msg="refusing to delete group %r (%s): it carries %d license(s); remove them with "
-                                      "entraops.licensing.group_license first (Entra refuses to delete a licensed group)"
-                                      % (group.get("displayName"), group["id"], len(group["assignedLicenses"])), **result)
+            self.module.fail_json(
+                msg="refusing to delete group %r (%s): it carries %d license(s); remove them with "
+                "entraops.licensing.group_license first (Entra refuses to delete a licensed group)"
+                % (group.get("displayName"), group["id"], len(group["assignedLicenses"])),
+                **result,
+            )
         result["changed"] = True
         if self.module.diff_mode:
-            result["diff"] = {"before": {"group": group.get("displayName"), "state": "present"},
-                              "after": {"group": group.get("displayName"), "state": "absent"}}
+            result["diff"] = {
+                "before": {"group": group.get("displayName"), "state": "present"},
+                "after": {"group": group.get("displayName"), "state": "absent"},
+            }
         if not self.module.check_mode:
             delete_group(self.client, group["id"])
         return result
@@ -135,8 +151,11 @@ class LicensingGroup:
             except DirectoryInputError as exc:
                 self.module.fail_json(msg=str(exc))
             if unknown:
-                self.module.fail_json(msg="%d user(s) not found: %s; expected userPrincipalNames or object ids of existing users"
-                                          % (len(unknown), ", ".join(repr(key) for key in unknown)), unknown_members=unknown)
+                self.module.fail_json(
+                    msg="%d user(s) not found: %s; expected userPrincipalNames or object ids of existing users"
+                    % (len(unknown), ", ".join(repr(key) for key in unknown)),
+                    unknown_members=unknown,
+                )
             for summary in found.values():
                 wanted[summary["id"]] = summary["user_principal_name"]
         sku = self.params["members_from_direct_sku"]
@@ -163,24 +182,39 @@ class LicensingGroup:
         to_add, to_remove = membership_changes(wanted, current, params["purge_members"])
         labels = dict(current)
         labels.update(wanted)
-        description_changes = group is not None and params["description"] is not None and \
-            (group.get("description") or "") != params["description"]
+        description_changes = group is not None and params["description"] is not None and (group.get("description") or "") != params["description"]
         changed = group is None or bool(to_add or to_remove) or description_changes
         result = dict(
-            changed=changed, created=group is None,
-            group={"id": normalize_guid(group["id"], error=LicensingInputError) if group else None,
-                   "display_name": group.get("displayName") if group else name},
-            members_added=len(to_add), members_added_sample=sample(labels, to_add),
-            members_removed=len(to_remove), members_removed_sample=sample(labels, to_remove),
-            members_total=len(current) + len(to_add) - len(to_remove), members_wanted=len(wanted), nested_groups=nested_groups)
+            changed=changed,
+            created=group is None,
+            group={
+                "id": normalize_guid(group["id"], error=LicensingInputError) if group else None,
+                "display_name": group.get("displayName") if group else name,
+            },
+            members_added=len(to_add),
+            members_added_sample=sample(labels, to_add),
+            members_removed=len(to_remove),
+            members_removed_sample=sample(labels, to_remove),
+            members_total=len(current) + len(to_add) - len(to_remove),
+            members_wanted=len(wanted),
+            nested_groups=nested_groups,
+        )
         if self.module.diff_mode:
             result["diff"] = {
-                "before": {"group": name, "state": "present" if group else "absent",
-                           "description": group.get("description") if group else None, "members_total": len(current),
-                           "members_removed": diff_list(labels, to_remove)},
-                "after": {"group": name, "state": "present",
-                          "description": params["description"] if params["description"] is not None else (group or {}).get("description"),
-                          "members_total": result["members_total"], "members_added": diff_list(labels, to_add)},
+                "before": {
+                    "group": name,
+                    "state": "present" if group else "absent",
+                    "description": group.get("description") if group else None,
+                    "members_total": len(current),
+                    "members_removed": diff_list(labels, to_remove),
+                },
+                "after": {
+                    "group": name,
+                    "state": "present",
+                    "description": params["description"] if params["description"] is not None else (group or {}).get("description"),
+                    "members_total": result["members_total"],
+                    "members_added": diff_list(labels, to_add),
+                },
             }
         if self.module.check_mode or not changed:
             return result

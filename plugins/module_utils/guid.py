@@ -10,19 +10,20 @@ do not import each other. Each keeps its own error type (and that type's message
 ``normalize_guid``; code that only needs a yes/no or a canonical form uses ``canonical_guid``.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import re
 
-GUID_EXAMPLE = '6fd2c87f-b296-42f0-b197-1e91e994b900'
+GUID_EXAMPLE = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 
 # 8-4-4-4-12 hex, optionally in braces (as PowerShell and .NET print them); surrounding whitespace is stripped.
-_GUID_RE = re.compile(r'^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$')
+_GUID_RE = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
 
 
 # The message of a refused value; an error type may carry its own as ``guid_message`` (same fields).
-GUID_MESSAGE = '{value!r} is not a valid {what}: expected a GUID like {example}'
+GUID_MESSAGE = "{value!r} is not a valid {what}: expected a GUID like {example}"
 
 
 class GuidError(ValueError):
@@ -42,7 +43,7 @@ def is_guid(value):
     return canonical_guid(value) is not None
 
 
-def normalize_guid(value, what='GUID', error=GuidError):
+def normalize_guid(value, what="GUID", error=GuidError):
     """Return ``value`` as a canonical GUID, or raise ``error`` naming ``what`` and the value.
 
     ``what`` names the kind of id in the message (``'SKU id'``, ``'group id'``...). Surrounding
@@ -51,6 +52,6 @@ def normalize_guid(value, what='GUID', error=GuidError):
     """
     guid = canonical_guid(value)
     if guid is None:
-        message = getattr(error, 'guid_message', GUID_MESSAGE)
+        message = getattr(error, "guid_message", GUID_MESSAGE)
         raise error(message.format(value=value, what=what, example=GUID_EXAMPLE))
     return guid

@@ -75,7 +75,8 @@ journal the collection writes a Microsoft Graph PowerShell script (``powershell.
 that restores the same list without Ansible.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import json
@@ -98,38 +99,38 @@ from ansible_collections.entraops.licensing.plugins.module_utils.reports import 
     utc_now_iso,
 )
 
-JOURNAL_FORMAT = 'entraops.licensing/journal'
+JOURNAL_FORMAT = "entraops.licensing/journal"
 JOURNAL_VERSION = 1
-OPERATIONS = ('remove_direct', 'restore_direct')
-OUTCOMES = ('ok', 'failed', 'unknown', 'rolled_back', 'skipped')
-ENTRY_TYPES = ('run', 'intent', 'result', 'repair')
+OPERATIONS = ("remove_direct", "restore_direct")
+OUTCOMES = ("ok", "failed", "unknown", "rolled_back", "skipped")
+ENTRY_TYPES = ("run", "intent", "result", "repair")
 
 # A removal with one of these outcomes may have taken the direct assignment away.
-_REMOVAL_IN_EFFECT = ('ok', 'unknown', None)
+_REMOVAL_IN_EFFECT = ("ok", "unknown", None)
 # A restore with one of these outcomes leaves the direct assignment in place.
-_RESTORE_DONE = ('ok', 'skipped')
-_REMOVAL_FIELDS = ('removal_op_id', 'removal_outcome', 'removed_disabled_plans', 'restorable', '_removal_order')
+_RESTORE_DONE = ("ok", "skipped")
+_REMOVAL_FIELDS = ("removal_op_id", "removal_outcome", "removed_disabled_plans", "restorable", "_removal_order")
 
-_SECRET_KEY = re.compile(r'token|secret|passw(or)?d|authori[sz]ation|credential|api[_-]?key|private[_-]?key|cookie|assertion', re.IGNORECASE)
-_BEARER = re.compile(r'\bBearer\s+[A-Za-z0-9\-._~+/]+=*', re.IGNORECASE)
-_JWT = re.compile(r'\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*')
+_SECRET_KEY = re.compile(r"token|secret|passw(or)?d|authori[sz]ation|credential|api[_-]?key|private[_-]?key|cookie|assertion", re.IGNORECASE)
+_BEARER = re.compile(r"\bBearer\s+[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE)
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _READ_CHUNK = 1 << 20
 # What Journal keeps of an intent once its result is written (has_result is all that is asked of it then).
-_DONE = {'has_result': True}
+_DONE = {"has_result": True}
 
 
 def redact(text):
     """Replace anything shaped like a bearer token or JWT in ``text`` (a Graph error may echo a header)."""
     if not isinstance(text, str):
         return text
-    return _JWT.sub('[REDACTED]', _BEARER.sub('Bearer [REDACTED]', text))
+    return _JWT.sub("[REDACTED]", _BEARER.sub("Bearer [REDACTED]", text))
 
 
 def _check_no_secret_keys(value, where):
     if isinstance(value, dict):
         for key, item in value.items():
             if _SECRET_KEY.search(str(key)):
-                raise RecordsError('%s: key %r looks like a credential; journals never hold credentials' % (where, key))
+                raise RecordsError("%s: key %r looks like a credential; journals never hold credentials" % (where, key))
             _check_no_secret_keys(item, where)
     elif isinstance(value, (list, tuple)):
         for item in value:
@@ -146,7 +147,7 @@ def _redact_values(value):
 
 def _optional_text(value, name):
     if value is not None and not isinstance(value, str):
-        raise RecordsError('%s must be a string or None, got %r' % (name, value))
+        raise RecordsError("%s must be a string or None, got %r" % (name, value))
     return value
 
 
@@ -158,20 +159,20 @@ def _scan_tail(fd):
     """(number of complete lines, bytes after the last newline) of an open journal file."""
     os.lseek(fd, 0, os.SEEK_SET)
     newline_count = 0
-    tail = b''
+    tail = b""
     while True:
         chunk = os.read(fd, _READ_CHUNK)
         if not chunk:
             break
-        newline_count += chunk.count(b'\n')
-        last_newline = chunk.rfind(b'\n')
-        tail = chunk[last_newline + 1:] if last_newline >= 0 else tail + chunk
+        newline_count += chunk.count(b"\n")
+        last_newline = chunk.rfind(b"\n")
+        tail = chunk[last_newline + 1 :] if last_newline >= 0 else tail + chunk
     return newline_count, tail
 
 
 def _parses_as_object(data):
     try:
-        return isinstance(json.loads(data.decode('utf-8')), dict)
+        return isinstance(json.loads(data.decode("utf-8")), dict)
     except ValueError:
         return False
 
@@ -184,15 +185,15 @@ class Journal:
     """
 
     def __init__(self, path, run_id=None, run_meta=None):
-        self.path = resolve_output_path(path, 'journal')
-        self.run_id = _optional_text(run_id, 'run_id') or uuid.uuid4().hex
+        self.path = resolve_output_path(path, "journal")
+        self.run_id = _optional_text(run_id, "run_id") or uuid.uuid4().hex
         if run_meta is not None:
-            if not isinstance(run_meta, dict) or any(key in ('type', 'format', 'version', 'run_id', 'time') for key in run_meta):
-                raise RecordsError('run_meta must be a dict without the run line\'s own keys, got %r' % (run_meta,))
-            _check_no_secret_keys(run_meta, 'journal %s' % self.path)
+            if not isinstance(run_meta, dict) or any(key in ("type", "format", "version", "run_id", "time") for key in run_meta):
+                raise RecordsError("run_meta must be a dict without the run line's own keys, got %r" % (run_meta,))
+            _check_no_secret_keys(run_meta, "journal %s" % self.path)
         self._run_meta = dict(run_meta or {})
         self._intents = {}
-        self._file_intents = None   # intents of earlier runs, read from the file on first reconcile()
+        self._file_intents = None  # intents of earlier runs, read from the file on first reconcile()
         self._run_line_written = False
         self._fd = self._open()
         try:
@@ -206,9 +207,9 @@ class Journal:
         existed = os.path.exists(self.path)
         try:
             # The journal names users and their licenses: readable by its owner only (an existing file keeps its mode).
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, 'O_CLOEXEC', 0), USER_DATA_FILE_MODE)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), USER_DATA_FILE_MODE)
         except OSError as exc:
-            raise RecordsError('cannot open journal %s for appending: %s' % (self.path, exc.strerror or exc))
+            raise RecordsError("cannot open journal %s for appending: %s" % (self.path, exc.strerror or exc))
         if not existed:
             fsync_directory(os.path.dirname(self.path))
         return fd
@@ -219,7 +220,7 @@ class Journal:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise RecordsError('journal %s is in use by another run (it is locked); wait for that run to finish' % self.path)
+            raise RecordsError("journal %s is in use by another run (it is locked); wait for that run to finish" % self.path)
 
     def _repair_tail(self):
         # A process killed mid-line leaves a partial last line; appending behind it would glue
@@ -228,15 +229,22 @@ class Journal:
         if not tail:
             return
         if _parses_as_object(tail):
-            self._write_bytes(b'\n')
+            self._write_bytes(b"\n")
             return
-        self._write_bytes(b'\n')
-        self._append({'type': 'repair', 'run_id': self.run_id, 'time': utc_now_iso(), 'ignored_line': line_count + 1,
-                      'detail': 'line %d was cut short (the process writing it was stopped); it is ignored' % (line_count + 1)})
+        self._write_bytes(b"\n")
+        self._append(
+            {
+                "type": "repair",
+                "run_id": self.run_id,
+                "time": utc_now_iso(),
+                "ignored_line": line_count + 1,
+                "detail": "line %d was cut short (the process writing it was stopped); it is ignored" % (line_count + 1),
+            }
+        )
 
     def _write_bytes(self, data):
         if self._fd is None:
-            raise RecordsError('journal %s is closed' % self.path)
+            raise RecordsError("journal %s is closed" % self.path)
         try:
             view = memoryview(data)
             while view:
@@ -244,18 +252,18 @@ class Journal:
                 view = view[written:]
             os.fsync(self._fd)
         except OSError as exc:
-            raise RecordsError('cannot write to journal %s: %s' % (self.path, exc.strerror or exc))
+            raise RecordsError("cannot write to journal %s: %s" % (self.path, exc.strerror or exc))
 
     def _append(self, entry):
         try:
-            line = json.dumps(entry, ensure_ascii=False) + '\n'
+            line = json.dumps(entry, ensure_ascii=False) + "\n"
         except (TypeError, ValueError) as exc:
-            raise RecordsError('journal %s: entry cannot be written as JSON: %s' % (self.path, exc))
-        self._write_bytes(line.encode('utf-8'))
+            raise RecordsError("journal %s: entry cannot be written as JSON: %s" % (self.path, exc))
+        self._write_bytes(line.encode("utf-8"))
 
     def _ensure_run_line(self):
         if not self._run_line_written:
-            line = {'type': 'run', 'format': JOURNAL_FORMAT, 'version': JOURNAL_VERSION, 'run_id': self.run_id, 'time': utc_now_iso()}
+            line = {"type": "run", "format": JOURNAL_FORMAT, "version": JOURNAL_VERSION, "run_id": self.run_id, "time": utc_now_iso()}
             line.update(_redact_values(self._run_meta))
             self._append(line)
             self._run_line_written = True
@@ -263,38 +271,38 @@ class Journal:
     def intent(self, op, user_id, user_principal_name, sku_id, sku_part_number, disabled_plans, batch=None, extra=None):
         """Journal a write about to be sent; returns its ``op_id``. Call before sending the write."""
         if op not in OPERATIONS:
-            raise RecordsError('op must be one of %s, got %r' % (', '.join(OPERATIONS), op))
+            raise RecordsError("op must be one of %s, got %r" % (", ".join(OPERATIONS), op))
         if batch is not None and not _is_int(batch):
-            raise RecordsError('batch must be a whole number or None, got %r' % (batch,))
+            raise RecordsError("batch must be a whole number or None, got %r" % (batch,))
         if extra is not None:
             if not isinstance(extra, dict):
-                raise RecordsError('extra must be a dict or None, got %r' % (extra,))
-            _check_no_secret_keys(extra, 'journal %s' % self.path)
+                raise RecordsError("extra must be a dict or None, got %r" % (extra,))
+            _check_no_secret_keys(extra, "journal %s" % self.path)
         entry = {
-            'type': 'intent',
-            'op_id': uuid.uuid4().hex,
-            'run_id': self.run_id,
-            'time': utc_now_iso(),
-            'op': op,
-            'user_id': normalize_guid(user_id, 'user_id', error=RecordsError),
-            'user_principal_name': _optional_text(user_principal_name, 'user_principal_name'),
-            'sku_id': normalize_guid(sku_id, 'sku_id', error=RecordsError),
-            'sku_part_number': _optional_text(sku_part_number, 'sku_part_number'),
-            'disabled_plans': guid_list(disabled_plans, 'disabled_plans'),
-            'batch': batch,
+            "type": "intent",
+            "op_id": uuid.uuid4().hex,
+            "run_id": self.run_id,
+            "time": utc_now_iso(),
+            "op": op,
+            "user_id": normalize_guid(user_id, "user_id", error=RecordsError),
+            "user_principal_name": _optional_text(user_principal_name, "user_principal_name"),
+            "sku_id": normalize_guid(sku_id, "sku_id", error=RecordsError),
+            "sku_part_number": _optional_text(sku_part_number, "sku_part_number"),
+            "disabled_plans": guid_list(disabled_plans, "disabled_plans"),
+            "batch": batch,
         }
         if extra:
-            entry['extra'] = _redact_values(extra)
+            entry["extra"] = _redact_values(extra)
         self._ensure_run_line()
         self._append(entry)
-        self._intents[entry['op_id']] = {'op': op, 'user_id': entry['user_id'], 'sku_id': entry['sku_id'], 'has_result': False}
-        return entry['op_id']
+        self._intents[entry["op_id"]] = {"op": op, "user_id": entry["user_id"], "sku_id": entry["sku_id"], "has_result": False}
+        return entry["op_id"]
 
     def result(self, op_id, outcome, request_id=None, status=None, error=None, detail=None):
         """Journal how the write of ``op_id`` ended (see the module documentation for outcomes)."""
         intent = self._intents.get(op_id)
         if intent is None:
-            raise RecordsError('journal %s: op_id %r has no intent in this run' % (self.path, op_id))
+            raise RecordsError("journal %s: op_id %r has no intent in this run" % (self.path, op_id))
         self._write_result(op_id, intent, outcome, request_id=request_id, status=status, error=error, detail=detail)
 
     def reconcile(self, op_id, outcome, detail=None, request_id=None, error=None):
@@ -308,45 +316,57 @@ class Journal:
         if intent is None:
             intent = self._pending_in_file().get(op_id)
         if intent is None:
-            raise RecordsError('journal %s: op_id %r has no intent in this journal' % (self.path, op_id))
-        self._write_result(op_id, intent, outcome, request_id=request_id, error=error, detail=detail,
-                           extra={'reconciled': True, 'intent_run_id': intent.get('run_id', self.run_id)})
+            raise RecordsError("journal %s: op_id %r has no intent in this journal" % (self.path, op_id))
+        self._write_result(
+            op_id,
+            intent,
+            outcome,
+            request_id=request_id,
+            error=error,
+            detail=detail,
+            extra={"reconciled": True, "intent_run_id": intent.get("run_id", self.run_id)},
+        )
 
     def _pending_in_file(self):
         """Intents of earlier runs found in the journal file (read once), by op_id, with has_result."""
         if self._file_intents is None:
             from_file = {}
             for entry in JournalReader(self.path):
-                if entry['type'] == 'intent':
-                    from_file[entry['op_id']] = {'op': entry['op'], 'user_id': entry['user_id'], 'sku_id': entry['sku_id'],
-                                                 'run_id': entry.get('run_id'), 'has_result': False}
-                elif entry['type'] == 'result' and entry['op_id'] in from_file:
-                    from_file[entry['op_id']] = _DONE
+                if entry["type"] == "intent":
+                    from_file[entry["op_id"]] = {
+                        "op": entry["op"],
+                        "user_id": entry["user_id"],
+                        "sku_id": entry["sku_id"],
+                        "run_id": entry.get("run_id"),
+                        "has_result": False,
+                    }
+                elif entry["type"] == "result" and entry["op_id"] in from_file:
+                    from_file[entry["op_id"]] = _DONE
             self._file_intents = from_file
         return self._file_intents
 
     def _write_result(self, op_id, intent, outcome, request_id=None, status=None, error=None, detail=None, extra=None):
-        if intent['has_result']:
-            raise RecordsError('journal %s: op_id %r already has a result' % (self.path, op_id))
+        if intent["has_result"]:
+            raise RecordsError("journal %s: op_id %r already has a result" % (self.path, op_id))
         if outcome not in OUTCOMES:
-            raise RecordsError('outcome must be one of %s, got %r' % (', '.join(OUTCOMES), outcome))
-        if outcome == 'rolled_back' and intent['op'] != 'remove_direct':
-            raise RecordsError('outcome rolled_back applies to remove_direct only, not %s' % intent['op'])
+            raise RecordsError("outcome must be one of %s, got %r" % (", ".join(OUTCOMES), outcome))
+        if outcome == "rolled_back" and intent["op"] != "remove_direct":
+            raise RecordsError("outcome rolled_back applies to remove_direct only, not %s" % intent["op"])
         if status is not None and not _is_int(status):
-            raise RecordsError('status must be an HTTP status number or None, got %r' % (status,))
+            raise RecordsError("status must be an HTTP status number or None, got %r" % (status,))
         entry = {
-            'type': 'result',
-            'op_id': op_id,
-            'run_id': self.run_id,
-            'time': utc_now_iso(),
-            'op': intent['op'],
-            'user_id': intent['user_id'],
-            'sku_id': intent['sku_id'],
-            'outcome': outcome,
-            'request_id': _optional_text(request_id, 'request_id'),
-            'status': status,
-            'error': redact(_optional_text(error, 'error')),
-            'detail': redact(_optional_text(detail, 'detail')),
+            "type": "result",
+            "op_id": op_id,
+            "run_id": self.run_id,
+            "time": utc_now_iso(),
+            "op": intent["op"],
+            "user_id": intent["user_id"],
+            "sku_id": intent["sku_id"],
+            "outcome": outcome,
+            "request_id": _optional_text(request_id, "request_id"),
+            "status": status,
+            "error": redact(_optional_text(error, "error")),
+            "detail": redact(_optional_text(detail, "detail")),
         }
         if extra:
             entry.update(extra)
@@ -356,11 +376,11 @@ class Journal:
             # One shared marker instead of the intent's own dict: a run of 100,000 writes keeps only their op_ids.
             self._intents[op_id] = _DONE
         else:
-            intent['has_result'] = True
+            intent["has_result"] = True
 
     def pending_op_ids(self):
         """op_ids of this run whose write has no result yet."""
-        return [op_id for op_id, intent in self._intents.items() if not intent['has_result']]
+        return [op_id for op_id, intent in self._intents.items() if not intent["has_result"]]
 
     def close(self):
         if self._fd is not None:
@@ -377,46 +397,46 @@ class Journal:
 def _entry_problem(entry):
     """What is wrong with a parsed journal entry, or None. Normalises GUIDs in place."""
     if not isinstance(entry, dict):
-        return 'is not a JSON object'
-    entry_type = entry.get('type')
+        return "is not a JSON object"
+    entry_type = entry.get("type")
     if entry_type not in ENTRY_TYPES:
-        return 'has type %r, expected one of %s' % (entry_type, ', '.join(ENTRY_TYPES))
-    if entry_type == 'run':
-        if entry.get('format') != JOURNAL_FORMAT:
-            return 'is a run line of format %r, expected %r' % (entry.get('format'), JOURNAL_FORMAT)
-        if entry.get('version') != JOURNAL_VERSION:
-            return 'is a run line of journal version %r; this collection reads version %d' % (entry.get('version'), JOURNAL_VERSION)
+        return "has type %r, expected one of %s" % (entry_type, ", ".join(ENTRY_TYPES))
+    if entry_type == "run":
+        if entry.get("format") != JOURNAL_FORMAT:
+            return "is a run line of format %r, expected %r" % (entry.get("format"), JOURNAL_FORMAT)
+        if entry.get("version") != JOURNAL_VERSION:
+            return "is a run line of journal version %r; this collection reads version %d" % (entry.get("version"), JOURNAL_VERSION)
         return None
-    if entry_type == 'repair':
-        return None if _is_int(entry.get('ignored_line')) else 'is a repair line without ignored_line'
-    if not isinstance(entry.get('op_id'), str) or not entry['op_id']:
-        return 'has no op_id'
-    if entry.get('op') not in OPERATIONS:
-        return 'has op %r, expected one of %s' % (entry.get('op'), ', '.join(OPERATIONS))
-    for field in ('user_id', 'sku_id'):
+    if entry_type == "repair":
+        return None if _is_int(entry.get("ignored_line")) else "is a repair line without ignored_line"
+    if not isinstance(entry.get("op_id"), str) or not entry["op_id"]:
+        return "has no op_id"
+    if entry.get("op") not in OPERATIONS:
+        return "has op %r, expected one of %s" % (entry.get("op"), ", ".join(OPERATIONS))
+    for field in ("user_id", "sku_id"):
         guid = canonical_guid(entry.get(field))
         if guid is None:
-            return 'has %s %r, expected a GUID' % (field, entry.get(field))
+            return "has %s %r, expected a GUID" % (field, entry.get(field))
         entry[field] = guid
-    if entry_type == 'intent':
-        plans = entry.get('disabled_plans')
+    if entry_type == "intent":
+        plans = entry.get("disabled_plans")
         canonical_plans = [canonical_guid(plan) for plan in plans] if isinstance(plans, list) else [None]
         if None in canonical_plans:
-            return 'has disabled_plans %r, expected a list of GUIDs' % (plans,)
-        entry['disabled_plans'] = canonical_plans
-    elif entry.get('outcome') not in OUTCOMES:
-        return 'has outcome %r, expected one of %s' % (entry.get('outcome'), ', '.join(OUTCOMES))
+            return "has disabled_plans %r, expected a list of GUIDs" % (plans,)
+        entry["disabled_plans"] = canonical_plans
+    elif entry.get("outcome") not in OUTCOMES:
+        return "has outcome %r, expected one of %s" % (entry.get("outcome"), ", ".join(OUTCOMES))
     return None
 
 
 def _parse_line(raw):
     """(entry, None) or (None, problem) for one line of bytes."""
     try:
-        entry = json.loads(raw.decode('utf-8'))
+        entry = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        return None, 'is not UTF-8 text'
+        return None, "is not UTF-8 text"
     except ValueError as exc:
-        return None, 'is not valid JSON (%s)' % exc
+        return None, "is not valid JSON (%s)" % exc
     problem = _entry_problem(entry)
     return (None, problem) if problem else (entry, None)
 
@@ -430,7 +450,7 @@ class JournalReader:
 
     def __init__(self, path):
         if not isinstance(path, str) or not path:
-            raise RecordsError('journal path must be a non-empty string, got %r' % (path,))
+            raise RecordsError("journal path must be a non-empty string, got %r" % (path,))
         self.path = os.path.abspath(os.path.expanduser(path))
         self.warnings = []
         self.truncated_last_line = False
@@ -438,36 +458,35 @@ class JournalReader:
 
     def __iter__(self):
         absolute_path = self.path
-        bad_line = None   # (line number, problem, ended with a newline) awaiting a repair line or EOF
+        bad_line = None  # (line number, problem, ended with a newline) awaiting a repair line or EOF
         try:
-            with open(absolute_path, 'rb') as stream:
+            with open(absolute_path, "rb") as stream:
                 for line_number, raw in enumerate(stream, start=1):
                     if not raw.strip():
                         continue
                     entry, problem = _parse_line(raw)
                     if bad_line is not None:
-                        if entry is not None and entry['type'] == 'repair' and entry['ignored_line'] == bad_line[0]:
-                            self.warnings.append('journal %s line %d was cut short by a stopped run and is ignored' % (absolute_path, bad_line[0]))
+                        if entry is not None and entry["type"] == "repair" and entry["ignored_line"] == bad_line[0]:
+                            self.warnings.append("journal %s line %d was cut short by a stopped run and is ignored" % (absolute_path, bad_line[0]))
                             bad_line = None
                         else:
-                            raise RecordsError('journal %s line %d %s' % (absolute_path, bad_line[0], bad_line[1]))
+                            raise RecordsError("journal %s line %d %s" % (absolute_path, bad_line[0], bad_line[1]))
                     if problem:
-                        bad_line = (line_number, problem, raw.endswith(b'\n'))
+                        bad_line = (line_number, problem, raw.endswith(b"\n"))
                         continue
                     self.entries += 1
                     yield entry
         except FileNotFoundError:
-            raise RecordsError('journal %s does not exist' % absolute_path)
+            raise RecordsError("journal %s does not exist" % absolute_path)
         except IsADirectoryError:
-            raise RecordsError('journal path %s is a directory, not a journal file' % absolute_path)
+            raise RecordsError("journal path %s is a directory, not a journal file" % absolute_path)
         except OSError as exc:
-            raise RecordsError('cannot read journal %s: %s' % (absolute_path, exc.strerror or exc))
+            raise RecordsError("cannot read journal %s: %s" % (absolute_path, exc.strerror or exc))
         if bad_line is not None:
             if bad_line[2]:
-                raise RecordsError('journal %s line %d %s' % (absolute_path, bad_line[0], bad_line[1]))
+                raise RecordsError("journal %s line %d %s" % (absolute_path, bad_line[0], bad_line[1]))
             self.truncated_last_line = True
-            self.warnings.append('journal %s: the last line (%d) was cut short, probably by a stopped run, and is ignored'
-                                 % (absolute_path, bad_line[0]))
+            self.warnings.append("journal %s: the last line (%d) was cut short, probably by a stopped run, and is ignored" % (absolute_path, bad_line[0]))
 
 
 def read_journal(path):
@@ -480,7 +499,7 @@ def read_journal(path):
     """
     reader = JournalReader(path)
     entries = list(reader)
-    return {'path': reader.path, 'entries': entries, 'truncated_last_line': reader.truncated_last_line, 'warnings': reader.warnings}
+    return {"path": reader.path, "entries": entries, "truncated_last_line": reader.truncated_last_line, "warnings": reader.warnings}
 
 
 class _State:
@@ -490,8 +509,23 @@ class _State:
     100,000 removals holds 100,000 of these while it is folded, and a dict of 15 keys is several times larger.
     """
 
-    __slots__ = ('user_id', 'user_principal_name', 'sku_id', 'sku_part_number', 'op', 'op_id', 'outcome', 'pending', 'reconciled',
-                 'removal_op_id', 'removal_outcome', 'removed_disabled_plans', 'restorable', '_removal_order', '_previous_removal')
+    __slots__ = (
+        "user_id",
+        "user_principal_name",
+        "sku_id",
+        "sku_part_number",
+        "op",
+        "op_id",
+        "outcome",
+        "pending",
+        "reconciled",
+        "removal_op_id",
+        "removal_outcome",
+        "removed_disabled_plans",
+        "restorable",
+        "_removal_order",
+        "_previous_removal",
+    )
 
     def __init__(self, user_id, sku_id):
         self.user_id, self.sku_id = user_id, sku_id
@@ -519,7 +553,7 @@ class _State:
 
 
 # Strings that repeat on every journal line, shared instead of one copy per state (see _State).
-_SHARED = dict((value, value) for value in OPERATIONS + OUTCOMES + ('pending',))
+_SHARED = dict((value, value) for value in OPERATIONS + OUTCOMES + ("pending",))
 
 
 def _shared(value, pool):
@@ -529,22 +563,27 @@ def _shared(value, pool):
 
 
 def _new_state(entry):
-    return _State(entry['user_id'], entry['sku_id'])
+    return _State(entry["user_id"], entry["sku_id"])
 
 
 def _apply_intent(state, entry, order, pool=None):
     pool = _SHARED if pool is None else pool
-    state['user_principal_name'] = entry.get('user_principal_name') or state['user_principal_name']
-    state['sku_part_number'] = _shared(entry.get('sku_part_number'), pool) or state['sku_part_number']
-    state.update(op=_SHARED.get(entry['op'], entry['op']), op_id=entry['op_id'], outcome=None, pending=True, reconciled=False)
-    if entry['op'] == 'remove_direct':
+    state["user_principal_name"] = entry.get("user_principal_name") or state["user_principal_name"]
+    state["sku_part_number"] = _shared(entry.get("sku_part_number"), pool) or state["sku_part_number"]
+    state.update(op=_SHARED.get(entry["op"], entry["op"]), op_id=entry["op_id"], outcome=None, pending=True, reconciled=False)
+    if entry["op"] == "remove_direct":
         # An earlier removal still in effect comes back if this one turns out not to have happened
         # (a re-run that journals "skipped" for a row it already removed must not hide it).
-        state['_previous_removal'] = _removal_fields(state) if state['restorable'] else None
+        state["_previous_removal"] = _removal_fields(state) if state["restorable"] else None
         # From here the direct assignment may be gone, until a result says otherwise.
-        plans = entry['disabled_plans']
-        state.update(removal_op_id=entry['op_id'], removal_outcome='pending',
-                     removed_disabled_plans=tuple(_shared(plan, pool) for plan in plans) if plans else (), restorable=True, _removal_order=order)
+        plans = entry["disabled_plans"]
+        state.update(
+            removal_op_id=entry["op_id"],
+            removal_outcome="pending",
+            removed_disabled_plans=tuple(_shared(plan, pool) for plan in plans) if plans else (),
+            restorable=True,
+            _removal_order=order,
+        )
 
 
 def _removal_fields(state):
@@ -552,19 +591,19 @@ def _removal_fields(state):
 
 
 def _apply_result(state, entry):
-    outcome = _SHARED.get(entry['outcome'], entry['outcome'])
-    if entry['op_id'] == state['op_id']:
-        state.update(outcome=outcome, pending=False, reconciled=bool(entry.get('reconciled')))
-    if entry['op'] == 'remove_direct' and entry['op_id'] == state['removal_op_id']:
-        state['removal_outcome'] = outcome
-        if entry['outcome'] not in _REMOVAL_IN_EFFECT:
-            previous = state.pop('_previous_removal', None)
+    outcome = _SHARED.get(entry["outcome"], entry["outcome"])
+    if entry["op_id"] == state["op_id"]:
+        state.update(outcome=outcome, pending=False, reconciled=bool(entry.get("reconciled")))
+    if entry["op"] == "remove_direct" and entry["op_id"] == state["removal_op_id"]:
+        state["removal_outcome"] = outcome
+        if entry["outcome"] not in _REMOVAL_IN_EFFECT:
+            previous = state.pop("_previous_removal", None)
             if previous:
                 state.update(previous)
             else:
-                state['restorable'] = False
-    elif entry['op'] == 'restore_direct' and entry['outcome'] in _RESTORE_DONE:
-        state['restorable'] = False
+                state["restorable"] = False
+    elif entry["op"] == "restore_direct" and entry["outcome"] in _RESTORE_DONE:
+        state["restorable"] = False
 
 
 def _operations(entries, pool):
@@ -573,8 +612,8 @@ def _operations(entries, pool):
     ``key`` is ``(user_id, sku_id)``, the SKU id shared through ``pool`` (one string per SKU, not one per line).
     """
     for order, entry in enumerate(entries):
-        if entry.get('type') in ('intent', 'result'):
-            yield order, entry, (entry['user_id'], _shared(entry['sku_id'], pool))
+        if entry.get("type") in ("intent", "result"):
+            yield order, entry, (entry["user_id"], _shared(entry["sku_id"], pool))
 
 
 def _states(entries):
@@ -585,7 +624,7 @@ def _states(entries):
         state = states.get(key)
         if state is None:
             state = states[key] = _State(*key)
-        if entry['type'] == 'intent':
+        if entry["type"] == "intent":
             _apply_intent(state, entry, order, pool)
         else:
             _apply_result(state, entry)
@@ -594,7 +633,7 @@ def _states(entries):
 
 # The fields of latest_outcomes' lists, in order; each list has one more slot, False, left to the caller.
 _NO_INTENT = object()
-OUTCOME_FIELDS = ('op', 'outcome', 'batch', 'user_principal_name', 'sku_part_number', 'error', 'detail')
+OUTCOME_FIELDS = ("op", "outcome", "batch", "user_principal_name", "sku_part_number", "error", "detail")
 
 
 def latest_outcomes(entries, pool=None):
@@ -611,36 +650,44 @@ def latest_outcomes(entries, pool=None):
     whole. ``pool`` shares repeated strings (SKU ids, part numbers, operations, outcomes) with the caller.
     """
     pool = {} if pool is None else pool
-    waiting = {}   # op_id -> batch of an intent until its result line
-    latest = {}    # key -> op_id of its latest intent while that waits for its result
+    waiting = {}  # op_id -> batch of an intent until its result line
+    latest = {}  # key -> op_id of its latest intent while that waits for its result
     states = {}
     for dummy, entry, key in _operations(entries, pool):
-        op_id = entry.get('op_id')
-        if entry['type'] == 'intent':
-            waiting[op_id] = entry.get('batch')
+        op_id = entry.get("op_id")
+        if entry["type"] == "intent":
+            waiting[op_id] = entry.get("batch")
             latest[key] = op_id
-            states[key] = [_shared(entry.get('op'), pool), None, entry.get('batch'), entry.get('user_principal_name'),
-                           _shared(entry.get('sku_part_number'), pool), None, None, False]
+            states[key] = [
+                _shared(entry.get("op"), pool),
+                None,
+                entry.get("batch"),
+                entry.get("user_principal_name"),
+                _shared(entry.get("sku_part_number"), pool),
+                None,
+                None,
+                False,
+            ]
             continue
         batch = waiting.pop(op_id, _NO_INTENT)
         state = states.get(key)
-        if state is None:   # a result whose intent this journal does not hold
-            state = states[key] = [_shared(entry.get('op'), pool), None, None, None, None, None, None, False]
+        if state is None:  # a result whose intent this journal does not hold
+            state = states[key] = [_shared(entry.get("op"), pool), None, None, None, None, None, None, False]
         elif latest.get(key) != op_id:
-            if entry.get('op') == 'remove_direct' and entry.get('outcome') == 'rolled_back':
-                state[0], state[1] = 'remove_direct', 'rolled_back'
+            if entry.get("op") == "remove_direct" and entry.get("outcome") == "rolled_back":
+                state[0], state[1] = "remove_direct", "rolled_back"
                 state[2] = state[2] if batch is _NO_INTENT else batch
-                state[5], state[6] = entry.get('error'), entry.get('detail')
+                state[5], state[6] = entry.get("error"), entry.get("detail")
             continue
         latest.pop(key, None)
-        state[1], state[5], state[6] = _shared(entry.get('outcome'), pool), entry.get('error'), entry.get('detail')
+        state[1], state[5], state[6] = _shared(entry.get("outcome"), pool), entry.get("error"), entry.get("detail")
     return states
 
 
 def _public(state):
-    public = dict((name, value) for name, value in state.items() if not name.startswith('_'))
-    if public['removed_disabled_plans'] is not None:
-        public['removed_disabled_plans'] = list(public['removed_disabled_plans'])
+    public = dict((name, value) for name, value in state.items() if not name.startswith("_"))
+    if public["removed_disabled_plans"] is not None:
+        public["removed_disabled_plans"] = list(public["removed_disabled_plans"])
     return public
 
 
@@ -664,7 +711,7 @@ def pending_states(entries):
     ``entries`` may be a JournalReader; only those states are built as dicts, so a run that starts
     on a journal of 100,000 removals does not hold a dict for each of them.
     """
-    return [_public(state) for state in _states(entries).values() if state['pending']]
+    return [_public(state) for state in _states(entries).values() if state["pending"]]
 
 
 def restorable(entries):
@@ -687,18 +734,18 @@ def iter_restorable(entries):
     compact state per user and SKU is kept; each row dict is built when the iterator reaches it
     (write_rollback_script takes them this way for journals of 100,000 removals).
     """
-    states = [state for state in _states(entries).values() if state['restorable']]
-    states.sort(key=lambda state: state['_removal_order'])
+    states = [state for state in _states(entries).values() if state["restorable"]]
+    states.sort(key=lambda state: state["_removal_order"])
     return len(states), (_restorable_item(state) for state in states)
 
 
 def _restorable_item(state):
     return {
-        'user_id': state['user_id'],
-        'user_principal_name': state['user_principal_name'],
-        'sku_id': state['sku_id'],
-        'sku_part_number': state['sku_part_number'],
-        'disabled_plans': list(state['removed_disabled_plans']),
-        'removal_op_id': state['removal_op_id'],
-        'removal_outcome': state['removal_outcome'],
+        "user_id": state["user_id"],
+        "user_principal_name": state["user_principal_name"],
+        "sku_id": state["sku_id"],
+        "sku_part_number": state["sku_part_number"],
+        "disabled_plans": list(state["removed_disabled_plans"]),
+        "removal_op_id": state["removal_op_id"],
+        "removal_outcome": state["removal_outcome"],
     }

@@ -13,7 +13,8 @@ phase or batch). ``build_report`` folds them into one dict; ``render_html``, ``r
 SVG, no external asset) and every value that came from the tenant is escaped.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import csv
@@ -36,72 +37,76 @@ from ansible_collections.entraops.licensing.plugins.module_utils.reports import 
     utc_now_iso,
 )
 
-REPORT_FORMAT = 'entraops.licensing/migration-report'
+REPORT_FORMAT = "entraops.licensing/migration-report"
 REPORT_VERSION = 1
 
 # Per user and SKU, what the run did; also the CSV's outcome column.
-MIGRATED = 'migrated'
-ALREADY_INHERITED = 'already_inherited'
-PENDING = 'pending'
-SKIPPED = 'skipped'
-FAILED = 'failed'
-RESTORED = 'restored'
-UNKNOWN = 'unknown'
+MIGRATED = "migrated"
+ALREADY_INHERITED = "already_inherited"
+PENDING = "pending"
+SKIPPED = "skipped"
+FAILED = "failed"
+RESTORED = "restored"
+UNKNOWN = "unknown"
 OUTCOMES = (MIGRATED, ALREADY_INHERITED, PENDING, SKIPPED, FAILED, RESTORED, UNKNOWN)
 
-PATHS = ('direct_only', 'both', 'inherited_only')
-PATH_LABELS = {'direct_only': 'direct only', 'both': 'direct and inherited', 'inherited_only': 'inherited only'}
+PATHS = ("direct_only", "both", "inherited_only")
+PATH_LABELS = {"direct_only": "direct only", "both": "direct and inherited", "inherited_only": "inherited only"}
 
-CSV_COLUMNS = ('user_principal_name', 'user_id', 'sku_part_number', 'sku_id', 'outcome', 'verdict', 'reason',
-               'batch', 'plans_lost', 'errors')
+CSV_COLUMNS = ("user_principal_name", "user_id", "sku_part_number", "sku_id", "outcome", "verdict", "reason", "batch", "plans_lost", "errors")
 
-_COLOURS = {MIGRATED: '#2e7d32', SKIPPED: '#f9a825', FAILED: '#c62828', PENDING: '#90a4ae',
-            'direct_only': '#ef6c00', 'both': '#1565c0', 'inherited_only': '#2e7d32'}
+_COLOURS = {
+    MIGRATED: "#2e7d32",
+    SKIPPED: "#f9a825",
+    FAILED: "#c62828",
+    PENDING: "#90a4ae",
+    "direct_only": "#ef6c00",
+    "both": "#1565c0",
+    "inherited_only": "#2e7d32",
+}
 
 
 def load_json_file(path, what):
     """The JSON value of a file, or RecordsError naming the file and what it should hold."""
     try:
-        with open(path, 'r', encoding='utf-8-sig') as stream:
+        with open(path, "r", encoding="utf-8-sig") as stream:
             return json.load(stream)
     except FileNotFoundError:
-        raise RecordsError('%s %s does not exist' % (what, path))
+        raise RecordsError("%s %s does not exist" % (what, path))
     except (OSError, ValueError) as exc:
-        raise RecordsError('%s %s cannot be read as JSON: %s' % (what, path, exc))
+        raise RecordsError("%s %s cannot be read as JSON: %s" % (what, path, exc))
 
 
 def iter_assignment_records(path):
     """The records of a JSON report of license_assignment_info, one at a time (the file is never read whole)."""
     records_seen = False
     try:
-        with open(path, 'r', encoding='utf-8-sig') as stream:
-            for event, key, value in JsonStream(stream).events(('records',)):
-                if key != 'records':
+        with open(path, "r", encoding="utf-8-sig") as stream:
+            for event, key, value in JsonStream(stream).events(("records",)):
+                if key != "records":
                     continue
-                if event == 'item':
+                if event == "item":
                     yield value
-                elif event == 'start':
+                elif event == "start":
                     records_seen = True
     except FileNotFoundError:
-        raise RecordsError('assignment report %s does not exist' % path)
+        raise RecordsError("assignment report %s does not exist" % path)
     except RecordsError:
         raise
     except JsonNotAnObject:
         records_seen = False
     except (OSError, ValueError) as exc:
-        raise RecordsError('assignment report %s cannot be read as JSON: %s' % (path, exc))
+        raise RecordsError("assignment report %s cannot be read as JSON: %s" % (path, exc))
     if not records_seen:
-        raise RecordsError('assignment report %s: expected the JSON report of license_assignment_info '
-                           '(an object with "summary" and "records")' % path)
+        raise RecordsError('assignment report %s: expected the JSON report of license_assignment_info (an object with "summary" and "records")' % path)
 
 
 def load_assignment_report(path):
     """Records of a JSON report of license_assignment_info (``{"summary", "records"}``)."""
-    document = load_json_file(path, 'assignment report')
-    if not isinstance(document, dict) or not isinstance(document.get('records'), list):
-        raise RecordsError('assignment report %s: expected the JSON report of license_assignment_info '
-                           '(an object with "summary" and "records")' % path)
-    return document['records']
+    document = load_json_file(path, "assignment report")
+    if not isinstance(document, dict) or not isinstance(document.get("records"), list):
+        raise RecordsError('assignment report %s: expected the JSON report of license_assignment_info (an object with "summary" and "records")' % path)
+    return document["records"]
 
 
 def load_phase_results(paths):
@@ -112,12 +117,12 @@ def load_phase_results(paths):
     """
     results = []
     for path in paths:
-        document = load_json_file(path, 'phase result file')
+        document = load_json_file(path, "phase result file")
         for result in document if isinstance(document, list) else [document]:
-            if not isinstance(result, dict) or not isinstance(result.get('phase'), str):
+            if not isinstance(result, dict) or not isinstance(result.get("phase"), str):
                 raise RecordsError('phase result file %s: expected a JSON object with a "phase" name, or a list of them' % path)
             results.append(result)
-    return sorted(results, key=lambda item: (str(item.get('time') or ''), item['phase'], _int_or(item.get('batch'), -1)))
+    return sorted(results, key=lambda item: (str(item.get("time") or ""), item["phase"], _int_or(item.get("batch"), -1)))
 
 
 def _int_or(value, default):
@@ -125,22 +130,22 @@ def _int_or(value, default):
 
 
 def _key(user_id, sku_id, pool=None):
-    sku = str(sku_id or '').lower()
+    sku = str(sku_id or "").lower()
     if pool is not None:
-        sku = pool.setdefault(sku, sku)   # one string per SKU, not one per row
-    return (str(user_id or '').lower(), sku)
+        sku = pool.setdefault(sku, sku)  # one string per SKU, not one per row
+    return (str(user_id or "").lower(), sku)
 
 
 def assignment_path(record):
     """'direct_only', 'both' or 'inherited_only' (None when the user holds the SKU in no way)."""
-    direct = bool(record.get('direct'))
-    inherited = bool(record.get('inherited_from'))
+    direct = bool(record.get("direct"))
+    inherited = bool(record.get("inherited_from"))
     if direct and inherited:
-        return 'both'
+        return "both"
     if direct:
-        return 'direct_only'
+        return "direct_only"
     if inherited:
-        return 'inherited_only'
+        return "inherited_only"
     return None
 
 
@@ -156,7 +161,7 @@ def path_counts(records):
 def verdict_counts(records):
     counts = dict((verdict, 0) for verdict in VERDICTS)
     for record in records or ():
-        verdict = record.get('verdict')
+        verdict = record.get("verdict")
         counts[verdict] = counts.get(verdict, 0) + 1
     return counts
 
@@ -171,33 +176,33 @@ def fold_journal(entries):
 
 
 def _outcome_of(op, outcome):
-    if op == 'remove_direct':
-        if outcome == 'ok':
+    if op == "remove_direct":
+        if outcome == "ok":
             return MIGRATED
-        if outcome in ('failed', 'rolled_back'):
+        if outcome in ("failed", "rolled_back"):
             return FAILED
-        if outcome == 'skipped':
+        if outcome == "skipped":
             return None
         return UNKNOWN
-    if op == 'restore_direct' and outcome in ('ok', 'skipped'):
+    if op == "restore_direct" and outcome in ("ok", "skipped"):
         return RESTORED
-    if op == 'restore_direct' and outcome == 'failed':
+    if op == "restore_direct" and outcome == "failed":
         return FAILED
     return UNKNOWN
 
 
 def journal_outcome(state):
     """The report outcome of one folded journal state."""
-    return _outcome_of(state.get('op'), state.get('outcome'))
+    return _outcome_of(state.get("op"), state.get("outcome"))
 
 
 def _reason(record):
-    verdict = record.get('verdict')
-    reason = VERDICT_MEANINGS.get(verdict, verdict or '')
-    if record.get('plans_lost'):
-        reason += ': ' + ', '.join(str(plan) for plan in record['plans_lost'])
-    if record.get('errors'):
-        reason += ' (' + ', '.join(str(code) for code in record['errors']) + ')'
+    verdict = record.get("verdict")
+    reason = VERDICT_MEANINGS.get(verdict, verdict or "")
+    if record.get("plans_lost"):
+        reason += ": " + ", ".join(str(plan) for plan in record["plans_lost"])
+    if record.get("errors"):
+        reason += " (" + ", ".join(str(code) for code in record["errors"]) + ")"
     return reason
 
 
@@ -209,39 +214,51 @@ def _outcome_rows(records, states, plan_batches, pool=None):
     """
     pool = {} if pool is None else pool
     for record in records or ():
-        key = _key(record.get('user_id'), record.get('sku_id'), pool)
+        key = _key(record.get("user_id"), record.get("sku_id"), pool)
         state = states.get(key)
         if state is not None:
             state[7] = True
         outcome = _outcome_of(state[0], state[1]) if state else None
-        verdict = record.get('verdict')
+        verdict = record.get("verdict")
         if outcome is None:
-            if verdict == 'inherited_only':
+            if verdict == "inherited_only":
                 outcome = ALREADY_INHERITED
-            elif verdict == 'safe_to_remove':
+            elif verdict == "safe_to_remove":
                 outcome = PENDING
             else:
                 outcome = SKIPPED
-        reason = ''
+        reason = ""
         if outcome == SKIPPED or outcome == PENDING:
             reason = _reason(record)
         elif outcome == FAILED and state:
-            reason = ' '.join(str(part) for part in (state[1], state[5], state[6]) if part)
+            reason = " ".join(str(part) for part in (state[1], state[5], state[6]) if part)
         batch = state[2] if state and state[2] is not None else plan_batches.get(key)
         yield {
-            'user_principal_name': record.get('user_principal_name'), 'user_id': record.get('user_id'),
-            'sku_part_number': record.get('sku_part_number'), 'sku_id': record.get('sku_id'),
-            'outcome': outcome, 'verdict': verdict, 'reason': reason, 'batch': batch,
-            'plans_lost': list(record.get('plans_lost') or ()), 'errors': list(record.get('errors') or ()),
+            "user_principal_name": record.get("user_principal_name"),
+            "user_id": record.get("user_id"),
+            "sku_part_number": record.get("sku_part_number"),
+            "sku_id": record.get("sku_id"),
+            "outcome": outcome,
+            "verdict": verdict,
+            "reason": reason,
+            "batch": batch,
+            "plans_lost": list(record.get("plans_lost") or ()),
+            "errors": list(record.get("errors") or ()),
         }
     # Journal rows the final reading did not see (for example a user deleted meanwhile) stay on record.
     for key in sorted(key for key, state in states.items() if not state[7]):
         state = states[key]
         yield {
-            'user_principal_name': state[3], 'user_id': key[0],
-            'sku_part_number': state[4], 'sku_id': key[1],
-            'outcome': _outcome_of(state[0], state[1]) or SKIPPED, 'verdict': None, 'reason': 'in the journal, not in the final reading',
-            'batch': state[2], 'plans_lost': [], 'errors': [],
+            "user_principal_name": state[3],
+            "user_id": key[0],
+            "sku_part_number": state[4],
+            "sku_id": key[1],
+            "outcome": _outcome_of(state[0], state[1]) or SKIPPED,
+            "verdict": None,
+            "reason": "in the journal, not in the final reading",
+            "batch": state[2],
+            "plans_lost": [],
+            "errors": [],
         }
 
 
@@ -257,13 +274,13 @@ class _BatchFigures:
     def __init__(self, plan_sizes):
         self.figures = {}
         for batch, planned in plan_sizes.items():
-            self.figures[batch] = {'batch': batch, 'planned': planned, MIGRATED: 0, SKIPPED: 0, FAILED: 0, PENDING: 0, 'runs': 0}
+            self.figures[batch] = {"batch": batch, "planned": planned, MIGRATED: 0, SKIPPED: 0, FAILED: 0, PENDING: 0, "runs": 0}
 
     def add(self, row):
-        batch = row.get('batch')
+        batch = row.get("batch")
         if not isinstance(batch, int) or batch not in self.figures:
             return
-        outcome = row['outcome']
+        outcome = row["outcome"]
         if outcome in (MIGRATED, FAILED, PENDING):
             self.figures[batch][outcome] += 1
         elif outcome in (SKIPPED, ALREADY_INHERITED, UNKNOWN):
@@ -271,9 +288,9 @@ class _BatchFigures:
 
     def result(self, phase_results):
         for result in phase_results:
-            batch = result.get('batch')
-            if result.get('phase') == 'remove' and batch in self.figures:
-                self.figures[batch]['runs'] += 1
+            batch = result.get("batch")
+            if result.get("phase") == "remove" and batch in self.figures:
+                self.figures[batch]["runs"] += 1
         return [self.figures[batch] for batch in sorted(self.figures)]
 
 
@@ -293,15 +310,22 @@ def _plan_facts(plan_path, pool=None):
     batches = {}
 
     def keep(row):
-        if row.get('batch') is not None:
-            batches[_key(row.get('user_id'), row.get('sku_id'), pool)] = row['batch']
+        if row.get("batch") is not None:
+            batches[_key(row.get("user_id"), row.get("sku_id"), pool)] = row["batch"]
 
     plan = scan_plan(plan_path, keep)
-    facts = {'path': plan_path, 'created': plan.get('created'), 'batches': plan['batches'],
-             'canary_size': plan.get('canary_size'), 'batch_size': plan.get('batch_size'),
-             'trusted_groups': plan.get('trusted_groups'), 'summary': plan['summary'],
-             'fingerprint': plan['content_fingerprint'], 'fingerprint_recorded': plan.get('fingerprint')}
-    return facts, plan['batch_counts'], batches
+    facts = {
+        "path": plan_path,
+        "created": plan.get("created"),
+        "batches": plan["batches"],
+        "canary_size": plan.get("canary_size"),
+        "batch_size": plan.get("batch_size"),
+        "trusted_groups": plan.get("trusted_groups"),
+        "summary": plan["summary"],
+        "fingerprint": plan["content_fingerprint"],
+        "fingerprint_recorded": plan.get("fingerprint"),
+    }
+    return facts, plan["batch_counts"], batches
 
 
 def _journal_facts(journal_path, pool=None):
@@ -313,10 +337,10 @@ def _journal_facts(journal_path, pool=None):
 
     def counted(entries):
         for entry in entries:
-            if entry.get('type') == 'run':
+            if entry.get("type") == "run":
                 runs[0] += 1
-                if entry.get('plan_fingerprint'):
-                    plan_fingerprints.add(entry['plan_fingerprint'])
+                if entry.get("plan_fingerprint"):
+                    plan_fingerprints.add(entry["plan_fingerprint"])
             yield entry
 
     states = latest_outcomes(counted(reader), pool)
@@ -325,8 +349,14 @@ def _journal_facts(journal_path, pool=None):
         outcome = _outcome_of(state[0], state[1])
         if outcome:
             counts[outcome] = counts.get(outcome, 0) + 1
-    facts = {'path': reader.path, 'entries': reader.entries, 'warnings': reader.warnings, 'runs': runs[0], 'outcomes': counts,
-             'plan_fingerprints': sorted(plan_fingerprints)}
+    facts = {
+        "path": reader.path,
+        "entries": reader.entries,
+        "warnings": reader.warnings,
+        "runs": runs[0],
+        "outcomes": counts,
+        "plan_fingerprints": sorted(plan_fingerprints),
+    }
     return facts, states
 
 
@@ -337,9 +367,9 @@ def _gains_plans(record):
     group (a standard disabled set) gains nothing. A record without those names (an older report) is
     counted when its direct copy disabled anything, as this report did before it had them.
     """
-    direct_names, inherited_names = record.get('direct_enabled_plan_names'), record.get('inherited_enabled_plan_names')
+    direct_names, inherited_names = record.get("direct_enabled_plan_names"), record.get("inherited_enabled_plan_names")
     if direct_names is None or inherited_names is None:
-        return bool(record.get('direct_disabled_plans'))
+        return bool(record.get("direct_disabled_plans"))
     return bool(set(inherited_names) - set(direct_names))
 
 
@@ -358,7 +388,7 @@ class _Counted:
         self.paths = dict((path, 0) for path in PATHS)
 
     def add(self, record):
-        verdict = record.get('verdict')
+        verdict = record.get("verdict")
         self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
         path = assignment_path(record)
         if path:
@@ -370,8 +400,19 @@ class _Counted:
             yield record
 
 
-def fold_report(title, plan_path=None, journal_path=None, before_records=None, after_records=None, phase_results=(), check_mode=False,
-                generated=None, rollback_script_path=None, on_row=None, sample_size=None):
+def fold_report(
+    title,
+    plan_path=None,
+    journal_path=None,
+    before_records=None,
+    after_records=None,
+    phase_results=(),
+    check_mode=False,
+    generated=None,
+    rollback_script_path=None,
+    on_row=None,
+    sample_size=None,
+):
     """build_report without ``users``: each outcome row goes to ``on_row`` as it is made, nothing keeps them all.
 
     ``before_records`` and ``after_records``: lists, or functions giving a fresh iterator (read
@@ -389,7 +430,7 @@ def fold_report(title, plan_path=None, journal_path=None, before_records=None, a
         before_counts = _Counted()
         for record in before_counts.counting(before()):
             if _gains_plans(record):
-                had_disabled.add(_key(record.get('user_id'), record.get('sku_id'), pool))
+                had_disabled.add(_key(record.get("user_id"), record.get("sku_id"), pool))
     final_records = None
     if after is not None:
         after_counts = _Counted()
@@ -403,13 +444,13 @@ def fold_report(title, plan_path=None, journal_path=None, before_records=None, a
     skipped_sample = []
     figures = _BatchFigures(plan_sizes)
     for row in _outcome_rows(final_records, journal_states, plan_batches, pool):
-        outcome = row['outcome']
+        outcome = row["outcome"]
         totals[outcome] += 1
         if outcome == SKIPPED:
-            skipped_by_verdict[row['verdict']] = skipped_by_verdict.get(row['verdict'], 0) + 1
+            skipped_by_verdict[row["verdict"]] = skipped_by_verdict.get(row["verdict"], 0) + 1
             if sample_size is not None and len(skipped_sample) < sample_size:
                 skipped_sample.append(row)
-        elif outcome == MIGRATED and had_disabled and _key(row['user_id'], row['sku_id'], pool) in had_disabled:
+        elif outcome == MIGRATED and had_disabled and _key(row["user_id"], row["sku_id"], pool) in had_disabled:
             more_plans += 1
         elif outcome in (FAILED, UNKNOWN):
             failures.append(row)
@@ -419,37 +460,63 @@ def fold_report(title, plan_path=None, journal_path=None, before_records=None, a
     phase_results = list(phase_results)
     blockers = []
     for result in phase_results:
-        blockers.extend(str(item) for item in result.get('blockers') or ())
+        blockers.extend(str(item) for item in result.get("blockers") or ())
     report = {
-        'format': REPORT_FORMAT, 'version': REPORT_VERSION, 'title': title, 'generated': generated or utc_now_iso(),
-        'check_mode': bool(check_mode),
-        'totals': totals, 'migrated_with_more_plans': more_plans, 'skipped_by_verdict': dict(sorted(skipped_by_verdict.items(), key=lambda item: str(item[0]))),
-        'verdicts': {'before': before_counts.verdicts if before_counts else None, 'after': after_counts.verdicts if after_counts else None},
-        'assignment_paths': {'before': before_counts.paths if before_counts else None, 'after': after_counts.paths if after_counts else None},
-        'plan': plan_facts, 'journal': journal_facts, 'rollback_script_path': rollback_script_path,
-        'batches': figures.result(phase_results),
-        'phases': phase_results, 'blockers': blockers,
-        'failures': failures,
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "title": title,
+        "generated": generated or utc_now_iso(),
+        "check_mode": bool(check_mode),
+        "totals": totals,
+        "migrated_with_more_plans": more_plans,
+        "skipped_by_verdict": dict(sorted(skipped_by_verdict.items(), key=lambda item: str(item[0]))),
+        "verdicts": {"before": before_counts.verdicts if before_counts else None, "after": after_counts.verdicts if after_counts else None},
+        "assignment_paths": {"before": before_counts.paths if before_counts else None, "after": after_counts.paths if after_counts else None},
+        "plan": plan_facts,
+        "journal": journal_facts,
+        "rollback_script_path": rollback_script_path,
+        "batches": figures.result(phase_results),
+        "phases": phase_results,
+        "blockers": blockers,
+        "failures": failures,
     }
     return report, skipped_sample, totals[SKIPPED]
 
 
-def build_report(title, plan_path=None, journal_path=None, before_records=None, after_records=None,
-                 phase_results=(), check_mode=False, generated=None, rollback_script_path=None):
+def build_report(
+    title,
+    plan_path=None,
+    journal_path=None,
+    before_records=None,
+    after_records=None,
+    phase_results=(),
+    check_mode=False,
+    generated=None,
+    rollback_script_path=None,
+):
     """Everything the change record needs, as one JSON-serialisable dict (``users``: every outcome row).
 
     For a large run write_migration_report gives the same files without holding every row.
     """
     users = []
-    report, dummy, dummy = fold_report(title, plan_path=plan_path, journal_path=journal_path, before_records=before_records,
-                                       after_records=after_records, phase_results=phase_results, check_mode=check_mode,
-                                       generated=generated, rollback_script_path=rollback_script_path, on_row=users.append)
-    report['users'] = users
+    report, dummy, dummy = fold_report(
+        title,
+        plan_path=plan_path,
+        journal_path=journal_path,
+        before_records=before_records,
+        after_records=after_records,
+        phase_results=phase_results,
+        check_mode=check_mode,
+        generated=generated,
+        rollback_script_path=rollback_script_path,
+        on_row=users.append,
+    )
+    report["users"] = users
     return report
 
 
 def render_json(report):
-    return json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True) + '\n'
+    return json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 
 
 _USERS_PLACEHOLDER = '\n "users": []'
@@ -464,24 +531,24 @@ def _write_json_streamed(stream, report, rows):
     stream.write('\n "users": [')
     count = 0
     for row in rows:
-        stream.write(',\n  ' if count else '\n  ')
-        stream.write(json.dumps(row, ensure_ascii=False, indent=1, sort_keys=True).replace('\n', '\n  '))
+        stream.write(",\n  " if count else "\n  ")
+        stream.write(json.dumps(row, ensure_ascii=False, indent=1, sort_keys=True).replace("\n", "\n  "))
         count += 1
-    stream.write('\n ]' if count else ']')
+    stream.write("\n ]" if count else "]")
     stream.write(tail)
-    stream.write('\n')
+    stream.write("\n")
 
 
 def _csv_cell(value):
     if isinstance(value, (list, tuple)):
-        value = ';'.join(str(item) for item in value)
+        value = ";".join(str(item) for item in value)
     if value is None:
-        return ''
+        return ""
     return neutralize_formula(str(value))
 
 
 def _write_csv(stream, rows):
-    writer = csv.writer(stream, lineterminator='\r\n')
+    writer = csv.writer(stream, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         writer.writerow([_csv_cell(row.get(column)) for column in CSV_COLUMNS])
@@ -490,14 +557,15 @@ def _write_csv(stream, rows):
 def render_csv(report):
     """One row per user and SKU; cells from the tenant are neutralised against spreadsheet formulas."""
     stream = io.StringIO()
-    _write_csv(stream, report['users'])
+    _write_csv(stream, report["users"])
     return stream.getvalue()
 
 
 # ---- HTML -----------------------------------------------------------------------------------
 
+
 def _e(value):
-    return escape('' if value is None else str(value), quote=True)
+    return escape("" if value is None else str(value), quote=True)
 
 
 _CSS = """
@@ -526,8 +594,7 @@ def _card(label, value, css_id):
 
 
 def _legend(keys, labels):
-    return '<div class="legend">%s</div>' % ''.join(
-        '<span><i style="background:%s"></i>%s</span>' % (_COLOURS[key], _e(labels.get(key, key))) for key in keys)
+    return '<div class="legend">%s</div>' % "".join('<span><i style="background:%s"></i>%s</span>' % (_COLOURS[key], _e(labels.get(key, key))) for key in keys)
 
 
 def stacked_bars_svg(svg_id, rows, keys, width=640, bar_height=22, label_width=150):
@@ -545,49 +612,62 @@ def stacked_bars_svg(svg_id, rows, keys, width=640, bar_height=22, label_width=1
             value = counts.get(key, 0)
             total += value
             segment = value * scale
-            parts.append('<rect class="bar-%s" data-row="%s" data-key="%s" data-value="%d" x="%.1f" y="%d" width="%.1f" height="%d" fill="%s">'
-                         '<title>%s: %d</title></rect>' % (_e(key), _e(label), _e(key), value, x, y, segment, bar_height, _COLOURS[key],
-                                                           _e(key), value))
+            parts.append(
+                '<rect class="bar-%s" data-row="%s" data-key="%s" data-value="%d" x="%.1f" y="%d" width="%.1f" height="%d" fill="%s">'
+                "<title>%s: %d</title></rect>" % (_e(key), _e(label), _e(key), value, x, y, segment, bar_height, _COLOURS[key], _e(key), value)
+            )
             x += segment
         parts.append('<text x="%.1f" y="%d" data-total="%d">%d</text>' % (x + 6, y + bar_height - 6, total, total))
-    parts.append('</svg>')
-    return ''.join(parts)
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 def _table(headers, rows, table_id):
-    head = ''.join('<th>%s</th>' % _e(header) for header in headers)
+    head = "".join("<th>%s</th>" % _e(header) for header in headers)
     body = []
     for row in rows:
         cells = []
         for value in row:
-            css = ' class="num"' if isinstance(value, int) and not isinstance(value, bool) else ''
-            cells.append('<td%s>%s</td>' % (css, _e(value)))
-        body.append('<tr>%s</tr>' % ''.join(cells))
-    return '<table id="%s"><thead><tr>%s</tr></thead><tbody>%s</tbody></table>' % (_e(table_id), head, ''.join(body))
+            css = ' class="num"' if isinstance(value, int) and not isinstance(value, bool) else ""
+            cells.append("<td%s>%s</td>" % (css, _e(value)))
+        body.append("<tr>%s</tr>" % "".join(cells))
+    return '<table id="%s"><thead><tr>%s</tr></thead><tbody>%s</tbody></table>' % (_e(table_id), head, "".join(body))
 
 
 def _phases_html(report):
     rows = []
-    for result in report['phases']:
-        label = result['phase'] + (' batch %s' % result['batch'] if result.get('batch') is not None else '')
-        rows.append((label, result.get('status') or '', result.get('time') or '', result.get('detail') or ''))
-    return _table(('phase', 'status', 'time', 'detail'), rows, 'phases') if rows else '<p class="note">No phase results.</p>'
+    for result in report["phases"]:
+        label = result["phase"] + (" batch %s" % result["batch"] if result.get("batch") is not None else "")
+        rows.append((label, result.get("status") or "", result.get("time") or "", result.get("detail") or ""))
+    return _table(("phase", "status", "time", "detail"), rows, "phases") if rows else '<p class="note">No phase results.</p>'
 
 
 def _verdicts_html(report):
-    before, after = report['verdicts']['before'], report['verdicts']['after']
+    before, after = report["verdicts"]["before"], report["verdicts"]["after"]
     rows = []
     for verdict in sorted(set(before or {}) | set(after or {}), key=lambda item: (VERDICTS.index(item) if item in VERDICTS else 99, str(item))):
-        rows.append((verdict, (before or {}).get(verdict, ''), (after or {}).get(verdict, ''), VERDICT_MEANINGS.get(verdict, '')))
-    return _table(('verdict', 'before removal', 'after', 'meaning'), rows, 'verdicts')
+        rows.append((verdict, (before or {}).get(verdict, ""), (after or {}).get(verdict, ""), VERDICT_MEANINGS.get(verdict, "")))
+    return _table(("verdict", "before removal", "after", "meaning"), rows, "verdicts")
 
 
 def _user_rows_html(rows, table_id, max_rows, total=None):
     shown = rows[:max_rows]
     total = len(rows) if total is None else total
-    table = _table(('user', 'SKU', 'outcome', 'verdict', 'batch', 'reason'),
-                   [(row['user_principal_name'] or row['user_id'], row['sku_part_number'] or row['sku_id'], row['outcome'],
-                     row['verdict'] or '', '' if row['batch'] is None else row['batch'], row['reason']) for row in shown], table_id)
+    table = _table(
+        ("user", "SKU", "outcome", "verdict", "batch", "reason"),
+        [
+            (
+                row["user_principal_name"] or row["user_id"],
+                row["sku_part_number"] or row["sku_id"],
+                row["outcome"],
+                row["verdict"] or "",
+                "" if row["batch"] is None else row["batch"],
+                row["reason"],
+            )
+            for row in shown
+        ],
+        table_id,
+    )
     if total > max_rows:
         table += '<p class="note">%d more in the CSV and JSON files.</p>' % (total - max_rows)
     return table
@@ -599,103 +679,135 @@ def render_html(report, max_rows=500, skipped=None):
     ``skipped``: ``(first skipped rows, number of skipped rows)`` for a report without ``users``
     (write_migration_report); taken from ``report['users']`` when not given.
     """
-    totals = report['totals']
-    parts = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             '<title>%s</title><style>%s</style></head><body>' % (_e(report['title']), _CSS),
-             '<h1>%s</h1>' % _e(report['title']),
-             '<div class="meta">Generated %s%s</div>' % (_e(report['generated']), ' &middot; <b>dry run (check mode)</b>' if report['check_mode'] else '')]
-    parts.append('<div class="cards">%s</div>' % ''.join((
-        _card('migrated', totals[MIGRATED], 'total-migrated'),
-        _card('already inherited', totals[ALREADY_INHERITED], 'total-already-inherited'),
-        _card('skipped', totals[SKIPPED], 'total-skipped'),
-        _card('pending (planned)', totals[PENDING], 'total-pending'),
-        _card('failed', totals[FAILED] + totals[UNKNOWN], 'total-failed'),
-        _card('restored', totals[RESTORED], 'total-restored'))))
-    if report.get('migrated_with_more_plans'):
-        parts.append('<p class="note" id="more-plans">%d migrated user(s) had plans disabled in their direct assignment that the group enables: '
-                     'they gained those services.</p>' % report['migrated_with_more_plans'])
-    if report['blockers']:
-        parts.append('<h2>Blockers</h2><ul id="blockers">%s</ul>' % ''.join('<li class="blocker">%s</li>' % _e(item) for item in report['blockers']))
+    totals = report["totals"]
+    parts = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>%s</title><style>%s</style></head><body>" % (_e(report["title"]), _CSS),
+        "<h1>%s</h1>" % _e(report["title"]),
+        '<div class="meta">Generated %s%s</div>' % (_e(report["generated"]), " &middot; <b>dry run (check mode)</b>" if report["check_mode"] else ""),
+    ]
+    parts.append(
+        '<div class="cards">%s</div>'
+        % "".join(
+            (
+                _card("migrated", totals[MIGRATED], "total-migrated"),
+                _card("already inherited", totals[ALREADY_INHERITED], "total-already-inherited"),
+                _card("skipped", totals[SKIPPED], "total-skipped"),
+                _card("pending (planned)", totals[PENDING], "total-pending"),
+                _card("failed", totals[FAILED] + totals[UNKNOWN], "total-failed"),
+                _card("restored", totals[RESTORED], "total-restored"),
+            )
+        )
+    )
+    if report.get("migrated_with_more_plans"):
+        parts.append(
+            '<p class="note" id="more-plans">%d migrated user(s) had plans disabled in their direct assignment that the group enables: '
+            "they gained those services.</p>" % report["migrated_with_more_plans"]
+        )
+    if report["blockers"]:
+        parts.append('<h2>Blockers</h2><ul id="blockers">%s</ul>' % "".join('<li class="blocker">%s</li>' % _e(item) for item in report["blockers"]))
 
-    parts.append('<h2>Batches</h2>')
-    if report['batches']:
+    parts.append("<h2>Batches</h2>")
+    if report["batches"]:
         keys = (MIGRATED, SKIPPED, FAILED, PENDING)
         parts.append(_legend(keys, {}))
-        rows = [('canary (0)' if item['batch'] == 0 else 'batch %d' % item['batch'], item) for item in report['batches']]
-        parts.append(stacked_bars_svg('batch-chart', rows, keys))
-        parts.append(_table(('batch', 'planned', 'migrated', 'skipped', 'failed', 'pending', 'runs'),
-                            [(item['batch'], item['planned'], item[MIGRATED], item[SKIPPED], item[FAILED], item[PENDING], item['runs'])
-                             for item in report['batches']], 'batch-table'))
+        rows = [("canary (0)" if item["batch"] == 0 else "batch %d" % item["batch"], item) for item in report["batches"]]
+        parts.append(stacked_bars_svg("batch-chart", rows, keys))
+        parts.append(
+            _table(
+                ("batch", "planned", "migrated", "skipped", "failed", "pending", "runs"),
+                [(item["batch"], item["planned"], item[MIGRATED], item[SKIPPED], item[FAILED], item[PENDING], item["runs"]) for item in report["batches"]],
+                "batch-table",
+            )
+        )
     else:
         parts.append('<p class="note">No plan batches.</p>')
 
-    paths = report['assignment_paths']
-    if paths['before'] is not None or paths['after'] is not None:
-        parts.append('<h2>Assignment paths before and after</h2>')
+    paths = report["assignment_paths"]
+    if paths["before"] is not None or paths["after"] is not None:
+        parts.append("<h2>Assignment paths before and after</h2>")
         parts.append(_legend(PATHS, PATH_LABELS))
-        rows = [(label, paths[key]) for key, label in (('before', 'before removal'), ('after', 'after')) if paths[key] is not None]
-        parts.append(stacked_bars_svg('paths-chart', rows, PATHS))
+        rows = [(label, paths[key]) for key, label in (("before", "before removal"), ("after", "after")) if paths[key] is not None]
+        parts.append(stacked_bars_svg("paths-chart", rows, PATHS))
 
-    parts.append('<h2>Verdicts</h2>')
+    parts.append("<h2>Verdicts</h2>")
     parts.append(_verdicts_html(report))
-    if report['skipped_by_verdict']:
-        parts.append(_table(('skipped because', 'users'), sorted(report['skipped_by_verdict'].items(), key=lambda item: str(item[0])), 'skipped-by-verdict'))
+    if report["skipped_by_verdict"]:
+        parts.append(_table(("skipped because", "users"), sorted(report["skipped_by_verdict"].items(), key=lambda item: str(item[0])), "skipped-by-verdict"))
 
-    parts.append('<h2>Phases</h2>')
+    parts.append("<h2>Phases</h2>")
     parts.append(_phases_html(report))
 
-    parts.append('<h2>Failures</h2>')
-    parts.append(_user_rows_html(report['failures'], 'failures', max_rows) if report['failures'] else '<p class="ok" id="no-failures">None.</p>')
+    parts.append("<h2>Failures</h2>")
+    parts.append(_user_rows_html(report["failures"], "failures", max_rows) if report["failures"] else '<p class="ok" id="no-failures">None.</p>')
     if skipped is None:
-        skipped_rows = [row for row in report['users'] if row['outcome'] == SKIPPED]
+        skipped_rows = [row for row in report["users"] if row["outcome"] == SKIPPED]
         skipped_total = len(skipped_rows)
     else:
         skipped_rows, skipped_total = skipped
-    parts.append('<h2>Users skipped and why</h2>')
-    parts.append(_user_rows_html(skipped_rows, 'skipped', max_rows, skipped_total) if skipped_total else '<p class="ok">None.</p>')
+    parts.append("<h2>Users skipped and why</h2>")
+    parts.append(_user_rows_html(skipped_rows, "skipped", max_rows, skipped_total) if skipped_total else '<p class="ok">None.</p>')
 
-    parts.append('<h2>Files</h2>')
-    plan, journal = report['plan'] or {}, report['journal'] or {}
+    parts.append("<h2>Files</h2>")
+    plan, journal = report["plan"] or {}, report["journal"] or {}
     parts.append(_plan_fingerprint_html(plan, journal))
-    parts.append(_table(('file', 'path', 'facts'), [
-        ('plan', plan.get('path') or '', 'batches %s, canary %s, batch size %s; fingerprint %s' % (
-            plan.get('batches'), plan.get('canary_size'), plan.get('batch_size'), plan.get('fingerprint')) if plan else ''),
-        ('journal', journal.get('path') or '', '%s entries, %s runs; plans executed: %s' % (
-            journal.get('entries'), journal.get('runs'), ', '.join(journal.get('plan_fingerprints') or ()) or 'none recorded') if journal else ''),
-        ('rollback script', report.get('rollback_script_path') or '', ''),
-    ], 'files'))
-    parts.append('<script>%s</script></body></html>\n' % _SCRIPT)
-    return ''.join(parts)
+    parts.append(
+        _table(
+            ("file", "path", "facts"),
+            [
+                (
+                    "plan",
+                    plan.get("path") or "",
+                    "batches %s, canary %s, batch size %s; fingerprint %s"
+                    % (plan.get("batches"), plan.get("canary_size"), plan.get("batch_size"), plan.get("fingerprint"))
+                    if plan
+                    else "",
+                ),
+                (
+                    "journal",
+                    journal.get("path") or "",
+                    "%s entries, %s runs; plans executed: %s"
+                    % (journal.get("entries"), journal.get("runs"), ", ".join(journal.get("plan_fingerprints") or ()) or "none recorded")
+                    if journal
+                    else "",
+                ),
+                ("rollback script", report.get("rollback_script_path") or "", ""),
+            ],
+            "files",
+        )
+    )
+    parts.append("<script>%s</script></body></html>\n" % _SCRIPT)
+    return "".join(parts)
 
 
 def _plan_fingerprint_html(plan, journal):
     """The plan's fingerprint for the change record, and what does not match it: an edited plan, runs of another plan."""
     if not plan:
-        return ''
-    lines = ['<p id="plan-fingerprint">Plan fingerprint (the content the change record approves): <code>%s</code></p>'
-             % _e(str(plan.get('fingerprint')))]
-    recorded = plan.get('fingerprint_recorded')
-    if recorded and recorded != plan.get('fingerprint'):
-        lines.append('<p class="blocker">The plan was edited after it was written: it was written with fingerprint <code>%s</code>.</p>'
-                     % _e(recorded))
-    others = [value for value in (journal or {}).get('plan_fingerprints') or () if value != plan.get('fingerprint')]
+        return ""
+    lines = ['<p id="plan-fingerprint">Plan fingerprint (the content the change record approves): <code>%s</code></p>' % _e(str(plan.get("fingerprint")))]
+    recorded = plan.get("fingerprint_recorded")
+    if recorded and recorded != plan.get("fingerprint"):
+        lines.append('<p class="blocker">The plan was edited after it was written: it was written with fingerprint <code>%s</code>.</p>' % _e(recorded))
+    others = [value for value in (journal or {}).get("plan_fingerprints") or () if value != plan.get("fingerprint")]
     if others:
-        lines.append('<p class="blocker">The journal holds runs of another plan content: <code>%s</code>.</p>' % _e(', '.join(others)))
-    return ''.join(lines)
+        lines.append('<p class="blocker">The journal holds runs of another plan content: <code>%s</code>.</p>' % _e(", ".join(others)))
+    return "".join(lines)
 
 
 def write_report_files(report, html_path=None, json_path=None, csv_path=None, max_rows=500):
     """Write the requested files atomically; every path is checked before the first is written."""
     targets = []
-    for path, what, render, newline in ((html_path, 'HTML report', lambda: render_html(report, max_rows), None),
-                                        (json_path, 'JSON report', lambda: render_json(report), None),
-                                        (csv_path, 'CSV report', lambda: render_csv(report), '')):
+    for path, what, render, newline in (
+        (html_path, "HTML report", lambda: render_html(report, max_rows), None),
+        (json_path, "JSON report", lambda: render_json(report), None),
+        (csv_path, "CSV report", lambda: render_csv(report), ""),
+    ):
         if path:
             targets.append((resolve_output_path(path, what), what, render, newline))
     written = {}
     for absolute_path, what, render, newline in targets:
-        encoding = 'utf-8-sig' if what == 'CSV report' else 'utf-8'
+        encoding = "utf-8-sig" if what == "CSV report" else "utf-8"
         with atomic_text_file(absolute_path, what, encoding=encoding, newline=newline) as stream:
             stream.write(render())
         written[what] = absolute_path
@@ -708,9 +820,21 @@ def _spooled_rows(spool):
         yield json.loads(line)
 
 
-def write_migration_report(title, plan_path=None, journal_path=None, before_report_path=None, after_report_path=None, phase_results=(),
-                           check_mode=False, generated=None, rollback_script_path=None, html_path=None, json_path=None, csv_path=None,
-                           max_rows=500):
+def write_migration_report(
+    title,
+    plan_path=None,
+    journal_path=None,
+    before_report_path=None,
+    after_report_path=None,
+    phase_results=(),
+    check_mode=False,
+    generated=None,
+    rollback_script_path=None,
+    html_path=None,
+    json_path=None,
+    csv_path=None,
+    max_rows=500,
+):
     """build_report + write_report_files for a run of any size: ``(report without users, written)``.
 
     The assignment reports, plan and journal are read one record at a time; each outcome row is
@@ -720,32 +844,43 @@ def write_migration_report(title, plan_path=None, journal_path=None, before_repo
     Every output path is checked, and every input read, before the first file is written.
     """
     targets = []
-    for path, what in ((html_path, 'HTML report'), (json_path, 'JSON report'), (csv_path, 'CSV report')):
+    for path, what in ((html_path, "HTML report"), (json_path, "JSON report"), (csv_path, "CSV report")):
         if path:
             targets.append((resolve_output_path(path, what), what))
     before = (lambda: iter_assignment_records(before_report_path)) if before_report_path else None
     after = (lambda: iter_assignment_records(after_report_path)) if after_report_path else None
     spool_dir = os.path.dirname(targets[0][0]) if targets else None
     try:
-        spool = tempfile.TemporaryFile(mode='w+', encoding='utf-8', dir=spool_dir)
+        spool = tempfile.TemporaryFile(mode="w+", encoding="utf-8", dir=spool_dir)
     except OSError as exc:
-        raise RecordsError('cannot write the migration report: %s' % (exc.strerror or exc))
+        raise RecordsError("cannot write the migration report: %s" % (exc.strerror or exc))
     written = {}
     with spool:
+
         def on_row(row):
             spool.write(json.dumps(row, ensure_ascii=False))
-            spool.write('\n')
+            spool.write("\n")
 
         report, skipped_sample, skipped_total = fold_report(
-            title, plan_path=plan_path, journal_path=journal_path, before_records=before, after_records=after, phase_results=phase_results,
-            check_mode=check_mode, generated=generated, rollback_script_path=rollback_script_path, on_row=on_row, sample_size=max_rows)
+            title,
+            plan_path=plan_path,
+            journal_path=journal_path,
+            before_records=before,
+            after_records=after,
+            phase_results=phase_results,
+            check_mode=check_mode,
+            generated=generated,
+            rollback_script_path=rollback_script_path,
+            on_row=on_row,
+            sample_size=max_rows,
+        )
         spool.flush()
         for absolute_path, what in targets:
-            encoding = 'utf-8-sig' if what == 'CSV report' else 'utf-8'
-            with atomic_text_file(absolute_path, what, encoding=encoding, newline='' if what == 'CSV report' else None) as stream:
-                if what == 'HTML report':
+            encoding = "utf-8-sig" if what == "CSV report" else "utf-8"
+            with atomic_text_file(absolute_path, what, encoding=encoding, newline="" if what == "CSV report" else None) as stream:
+                if what == "HTML report":
                     stream.write(render_html(report, max_rows, skipped=(skipped_sample, skipped_total)))
-                elif what == 'JSON report':
+                elif what == "JSON report":
                     _write_json_streamed(stream, report, _spooled_rows(spool))
                 else:
                     _write_csv(stream, _spooled_rows(spool))
@@ -756,24 +891,39 @@ def write_migration_report(title, plan_path=None, journal_path=None, before_repo
 def run_migration_report(module):
     """Run the migration_report task of ``module`` (an AnsibleModule with its options); exits or fails it."""
     params = module.params
-    if not (params['html_path'] or params['json_path'] or params['csv_path']):
-        module.fail_json(msg='nothing to write: set at least one of html_path, json_path or csv_path')
-    if params['max_rows'] < 0:
-        module.fail_json(msg='max_rows: got %d, expected 0 or more' % params['max_rows'])
+    if not (params["html_path"] or params["json_path"] or params["csv_path"]):
+        module.fail_json(msg="nothing to write: set at least one of html_path, json_path or csv_path")
+    if params["max_rows"] < 0:
+        module.fail_json(msg="max_rows: got %d, expected 0 or more" % params["max_rows"])
     try:
         # Streamed: the reports, plan and journal are read one record at a time and the user rows go
         # straight to the files, so memory does not grow with the number of users.
         report, written = write_migration_report(
-            params['title'], plan_path=params['plan_path'], journal_path=params['journal_path'],
-            before_report_path=params['before_report_path'], after_report_path=params['after_report_path'],
-            phase_results=load_phase_results(params['phase_results']), check_mode=module.check_mode,
-            rollback_script_path=params['rollback_script_path'], html_path=params['html_path'], json_path=params['json_path'],
-            csv_path=params['csv_path'], max_rows=params['max_rows'])
+            params["title"],
+            plan_path=params["plan_path"],
+            journal_path=params["journal_path"],
+            before_report_path=params["before_report_path"],
+            after_report_path=params["after_report_path"],
+            phase_results=load_phase_results(params["phase_results"]),
+            check_mode=module.check_mode,
+            rollback_script_path=params["rollback_script_path"],
+            html_path=params["html_path"],
+            json_path=params["json_path"],
+            csv_path=params["csv_path"],
+            max_rows=params["max_rows"],
+        )
     except RecordsError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(
-        changed=False, totals=report['totals'], migrated_with_more_plans=report['migrated_with_more_plans'],
-        skipped_by_verdict=report['skipped_by_verdict'],
-        assignment_paths=report['assignment_paths'], batches=report['batches'], blockers=report['blockers'],
-        failures=report['failures'][:100], html_path=written.get('HTML report'), json_path=written.get('JSON report'),
-        csv_path=written.get('CSV report'))
+        changed=False,
+        totals=report["totals"],
+        migrated_with_more_plans=report["migrated_with_more_plans"],
+        skipped_by_verdict=report["skipped_by_verdict"],
+        assignment_paths=report["assignment_paths"],
+        batches=report["batches"],
+        blockers=report["blockers"],
+        failures=report["failures"][:100],
+        html_path=written.get("HTML report"),
+        json_path=written.get("JSON report"),
+        csv_path=written.get("CSV report"),
+    )

@@ -4,7 +4,8 @@
 
 """Base for every module of the collection: one connection option set, one client, one way to fail."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import os
@@ -62,8 +63,7 @@ class GraphModule:
         spec = graph_argument_spec()
         spec.update(argument_spec or {})
         exclusive = [list(CREDENTIAL_OPTIONS)] + list(mutually_exclusive or [])
-        self.module = AnsibleModule(argument_spec=spec, supports_check_mode=supports_check_mode,
-                                    mutually_exclusive=exclusive, **kwargs)
+        self.module = AnsibleModule(argument_spec=spec, supports_check_mode=supports_check_mode, mutually_exclusive=exclusive, **kwargs)
         self.params = self.module.params
         self._client = None
         self.credential_source = None
@@ -119,12 +119,15 @@ class GraphModule:
             self.fail_json(msg="write_rate must be 0 (no pacing) or a positive number of writes per second, got %s" % self.params["write_rate"])
         credential = next((name for name in CREDENTIAL_OPTIONS if self.params.get(name)), None)
         if credential is None:
-            self.fail_json(msg="No Graph credentials: set one of client_secret, client_certificate_path or access_token "
-                               "(or one of the environment variables %s)" % ", ".join(env for dummy, env in CREDENTIAL_ENVIRONMENT))
+            self.fail_json(
+                msg="No Graph credentials: set one of client_secret, client_certificate_path or access_token "
+                "(or one of the environment variables %s)" % ", ".join(env for dummy, env in CREDENTIAL_ENVIRONMENT)
+            )
         if credential == "access_token":
             return
-        missing = ["%s (or %s)" % (name, env) for name, env in (("tenant_id", "AZURE_TENANT_ID"), ("client_id", "AZURE_CLIENT_ID"))
-                   if not self.params.get(name)]
+        missing = [
+            "%s (or %s)" % (name, env) for name, env in (("tenant_id", "AZURE_TENANT_ID"), ("client_id", "AZURE_CLIENT_ID")) if not self.params.get(name)
+        ]
         if missing:
             source = credential if credential == self.credential_source else "%s from %s" % (credential, self.credential_source)
             self.fail_json(msg="%s %s required with %s" % (" and ".join(missing), "is" if len(missing) == 1 else "are", source))

@@ -10,35 +10,31 @@ token's ``roles`` claim (GraphClient.granted_permissions) so a preflight can nam
 before anything is written.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 # operation -> ((needed permission, (permissions that also grant it, ...)), ...)
 OPERATION_PERMISSIONS = {
     # users, their licenses and memberships; groups and their members; SKUs and the tenant
-    'read': (
-        ('User.Read.All', ('User.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All')),
-        ('GroupMember.Read.All', ('GroupMember.ReadWrite.All', 'Group.Read.All', 'Group.ReadWrite.All',
-                                  'Directory.Read.All', 'Directory.ReadWrite.All')),
-        ('Organization.Read.All', ('Organization.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All')),
+    "read": (
+        ("User.Read.All", ("User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")),
+        ("GroupMember.Read.All", ("GroupMember.ReadWrite.All", "Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")),
+        ("Organization.Read.All", ("Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")),
     ),
     # create the licensing group, add direct members
-    'group': (
-        ('Group.Create', ('Group.ReadWrite.All', 'Directory.ReadWrite.All')),
-        ('GroupMember.ReadWrite.All', ('Group.ReadWrite.All', 'Directory.ReadWrite.All')),
+    "group": (
+        ("Group.Create", ("Group.ReadWrite.All", "Directory.ReadWrite.All")),
+        ("GroupMember.ReadWrite.All", ("Group.ReadWrite.All", "Directory.ReadWrite.All")),
     ),
     # POST /groups/{id}/assignLicense
-    'assign': (
-        ('LicenseAssignment.ReadWrite.All', ('Group.ReadWrite.All', 'Directory.ReadWrite.All')),
-    ),
+    "assign": (("LicenseAssignment.ReadWrite.All", ("Group.ReadWrite.All", "Directory.ReadWrite.All")),),
     # POST /users/{id}/assignLicense
-    'remove': (
-        ('LicenseAssignment.ReadWrite.All', ('User.ReadWrite.All', 'Directory.ReadWrite.All')),
-    ),
+    "remove": (("LicenseAssignment.ReadWrite.All", ("User.ReadWrite.All", "Directory.ReadWrite.All")),),
     # POST /users/{id}/assignLicense, and PATCH /users/{id} to give a user without one the tenant's usage location
-    'restore': (
-        ('LicenseAssignment.ReadWrite.All', ('User.ReadWrite.All', 'Directory.ReadWrite.All')),
-        ('User.ReadWrite.All', ('Directory.ReadWrite.All',)),
+    "restore": (
+        ("LicenseAssignment.ReadWrite.All", ("User.ReadWrite.All", "Directory.ReadWrite.All")),
+        ("User.ReadWrite.All", ("Directory.ReadWrite.All",)),
     ),
 }
 OPERATIONS = tuple(sorted(OPERATION_PERMISSIONS))
@@ -54,9 +50,9 @@ def missing_permissions(granted, operations):
     missing = []
     for operation in operations or ():
         if operation not in OPERATION_PERMISSIONS:
-            raise ValueError('%r is not an operation of this collection: expected one of %s' % (operation, ', '.join(OPERATIONS)))
+            raise ValueError("%r is not an operation of this collection: expected one of %s" % (operation, ", ".join(OPERATIONS)))
         for permission, higher in OPERATION_PERMISSIONS[operation]:
             accepted = (permission,) + tuple(higher)
             if not held & set(name.lower() for name in accepted):
-                missing.append({'operation': operation, 'permission': permission, 'accepted': list(accepted)})
+                missing.append({"operation": operation, "permission": permission, "accepted": list(accepted)})
     return missing

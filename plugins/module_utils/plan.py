@@ -41,7 +41,8 @@ be removed (any verdict other than ``safe_to_remove``) are kept for the record w
 Other keys in ``rows`` and at the top level are kept. GUIDs are lower-case.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import contextlib
@@ -73,15 +74,15 @@ from ansible_collections.entraops.licensing.plugins.module_utils.reports import 
     verdict_summary,
 )
 
-PLAN_FORMAT = 'entraops.licensing/plan'
+PLAN_FORMAT = "entraops.licensing/plan"
 PLAN_VERSION = 1
 
 # Keys the writer computes; a caller's meta cannot override them.
-_COMPUTED_KEYS = ('format', 'version', 'batches', 'summary', 'rows', 'fingerprint')
-FINGERPRINT_PREFIX = 'sha256:'
-_FINGERPRINT_RE = re.compile(r'^(?:sha256:)?([0-9a-fA-F]{64})$')
-_GUID_LIST_FIELDS = ('direct_disabled_plans', 'inherited_from', 'healthy_inherited_from')
-_STRING_LIST_FIELDS = ('plans_lost', 'errors')
+_COMPUTED_KEYS = ("format", "version", "batches", "summary", "rows", "fingerprint")
+FINGERPRINT_PREFIX = "sha256:"
+_FINGERPRINT_RE = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
+_GUID_LIST_FIELDS = ("direct_disabled_plans", "inherited_from", "healthy_inherited_from")
+_STRING_LIST_FIELDS = ("plans_lost", "errors")
 # How a plan row is written: what json.dumps(row, ensure_ascii=False, sort_keys=True) gives, without
 # making an encoder for every row.
 _ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
@@ -105,35 +106,35 @@ class _GuidNormaliser(dict):
 def _row_problem(row, guids):
     """What is wrong with one plan row, or None. Normalises the row's GUIDs in place."""
     if not isinstance(row, dict):
-        return 'is a %s, expected an object' % type(row).__name__
-    for field in ('user_id', 'sku_id'):
+        return "is a %s, expected an object" % type(row).__name__
+    for field in ("user_id", "sku_id"):
         if field not in row:
-            return 'is missing %s' % field
+            return "is missing %s" % field
         # A plan's SKU ids repeat (remembered); its user ids do not (a cache would only grow).
         value = row[field]
-        guid = (guids[value] if isinstance(value, str) else None) if field == 'sku_id' else canonical_guid(value)
+        guid = (guids[value] if isinstance(value, str) else None) if field == "sku_id" else canonical_guid(value)
         if guid is None:
-            return '%s %r is not a GUID' % (field, row[field])
+            return "%s %r is not a GUID" % (field, row[field])
         row[field] = guid
-    if not isinstance(row.get('verdict'), str) or not row['verdict']:
-        return 'verdict must be a non-empty string, got %r' % (row.get('verdict'),)
-    if 'direct' in row and not isinstance(row['direct'], bool):
-        return 'direct must be true or false, got %r' % (row['direct'],)
+    if not isinstance(row.get("verdict"), str) or not row["verdict"]:
+        return "verdict must be a non-empty string, got %r" % (row.get("verdict"),)
+    if "direct" in row and not isinstance(row["direct"], bool):
+        return "direct must be true or false, got %r" % (row["direct"],)
     for field in _GUID_LIST_FIELDS:
         values = row.get(field)
         if values is None:
             continue
         normalised = [guids[value] if isinstance(value, str) else None for value in values] if isinstance(values, list) else [None]
         if None in normalised:
-            return '%s must be a list of GUIDs, got %r' % (field, values)
+            return "%s must be a list of GUIDs, got %r" % (field, values)
         row[field] = normalised
     for field in _STRING_LIST_FIELDS:
         values = row.get(field)
         if values is not None and (not isinstance(values, list) or (values and not all(isinstance(value, str) for value in values))):
-            return '%s must be a list of strings, got %r' % (field, values)
-    batch = row.get('batch')
+            return "%s must be a list of strings, got %r" % (field, values)
+    batch = row.get("batch")
     if batch is not None and (not _is_int(batch) or batch < 0):
-        return 'batch must be a whole number >= 0 or null, got %r' % (batch,)
+        return "batch must be a whole number >= 0 or null, got %r" % (batch,)
     return None
 
 
@@ -146,20 +147,20 @@ def _check_rows(rows, where):
     for index, row in enumerate(rows):
         problem = _row_problem(row, guids)
         if problem:
-            raise RecordsError('%s: row %d (rows[%d]) %s' % (where, index + 1, index, problem))
-        key = (row['user_id'], row['sku_id'])
+            raise RecordsError("%s: row %d (rows[%d]) %s" % (where, index + 1, index, problem))
+        key = (row["user_id"], row["sku_id"])
         if key in seen:
-            raise RecordsError('%s: row %d (rows[%d]) repeats user %s and SKU %s of row %d' % (where, index + 1, index, key[0], key[1], seen[key] + 1))
+            raise RecordsError("%s: row %d (rows[%d]) repeats user %s and SKU %s of row %d" % (where, index + 1, index, key[0], key[1], seen[key] + 1))
         seen[key] = index
-        counts[row['verdict']] = counts.get(row['verdict'], 0) + 1
-        if row.get('batch') is not None:
-            batch_numbers.add(row['batch'])
+        counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+        if row.get("batch") is not None:
+            batch_numbers.add(row["batch"])
     return counts, sorted(batch_numbers)
 
 
 def _check_size(name, value, minimum):
     if not _is_int(value) or value < minimum:
-        raise RecordsError('%s must be a whole number >= %d, got %r' % (name, minimum, value))
+        raise RecordsError("%s must be a whole number >= %d, got %r" % (name, minimum, value))
     return value
 
 
@@ -167,19 +168,19 @@ def _checked_meta(meta):
     meta = dict(meta or {})
     reserved = sorted(key for key in meta if key in _COMPUTED_KEYS)
     if reserved:
-        raise RecordsError('plan meta cannot set %s: the plan writer computes them' % ', '.join(reserved))
-    if meta.get('canary_size') is not None:
-        _check_size('canary_size', meta['canary_size'], 0)
-    if meta.get('batch_size') is not None:
-        _check_size('batch_size', meta['batch_size'], 1)
-    if meta.get('tenant_id') is not None and not isinstance(meta['tenant_id'], str):
-        raise RecordsError('tenant_id must be a string, got %r' % (meta['tenant_id'],))
-    trusted_groups = meta.get('trusted_groups')
+        raise RecordsError("plan meta cannot set %s: the plan writer computes them" % ", ".join(reserved))
+    if meta.get("canary_size") is not None:
+        _check_size("canary_size", meta["canary_size"], 0)
+    if meta.get("batch_size") is not None:
+        _check_size("batch_size", meta["batch_size"], 1)
+    if meta.get("tenant_id") is not None and not isinstance(meta["tenant_id"], str):
+        raise RecordsError("tenant_id must be a string, got %r" % (meta["tenant_id"],))
+    trusted_groups = meta.get("trusted_groups")
     if trusted_groups is not None:
         canonical_groups = [canonical_guid(group) for group in trusted_groups] if isinstance(trusted_groups, (list, tuple)) else [None]
         if None in canonical_groups:
-            raise RecordsError('trusted_groups must be a list of group GUIDs, got %r' % (trusted_groups,))
-        meta['trusted_groups'] = canonical_groups
+            raise RecordsError("trusted_groups must be a list of group GUIDs, got %r" % (trusted_groups,))
+        meta["trusted_groups"] = canonical_groups
     return meta
 
 
@@ -194,42 +195,50 @@ class PlanFingerprint:
 
     def add(self, encoded_row):
         """``encoded_row``: the row as _ROW_ENCODER writes it (GUIDs canonical)."""
-        self._hash.update(encoded_row.encode('utf-8') + b'\n')
+        self._hash.update(encoded_row.encode("utf-8") + b"\n")
 
     def add_lines(self, encoded_rows):
-        self._hash.update(''.join(row + '\n' for row in encoded_rows).encode('utf-8'))
+        self._hash.update("".join(row + "\n" for row in encoded_rows).encode("utf-8"))
 
     def value(self, header):
         """The fingerprint, given the plan header (or meta) that holds ``tenant_id`` and ``trusted_groups``."""
-        tenant_id = header.get('tenant_id')
-        trusted_groups = header.get('trusted_groups')
-        basis = {'tenant_id': (canonical_guid(tenant_id) or tenant_id) if isinstance(tenant_id, str) else tenant_id,
-                 'trusted_groups': sorted(canonical_guid(group) or str(group) for group in trusted_groups)
-                 if isinstance(trusted_groups, list) else None}
+        tenant_id = header.get("tenant_id")
+        trusted_groups = header.get("trusted_groups")
+        basis = {
+            "tenant_id": (canonical_guid(tenant_id) or tenant_id) if isinstance(tenant_id, str) else tenant_id,
+            "trusted_groups": sorted(canonical_guid(group) or str(group) for group in trusted_groups) if isinstance(trusted_groups, list) else None,
+        }
         final = self._hash.copy()
-        final.update(_ROW_ENCODER.encode(basis).encode('utf-8') + b'\n')
+        final.update(_ROW_ENCODER.encode(basis).encode("utf-8") + b"\n")
         return FINGERPRINT_PREFIX + final.hexdigest()
 
 
-def normalize_fingerprint(value, what='plan_fingerprint'):
+def normalize_fingerprint(value, what="plan_fingerprint"):
     """``value`` as ``sha256:<lower-case hex>``; RecordsError naming the value and the expected form otherwise."""
     match = _FINGERPRINT_RE.match(value.strip()) if isinstance(value, str) else None
     if match is None:
-        raise RecordsError('%s %r is not a plan fingerprint: expected "sha256:" and 64 hexadecimal digits, as '
-                           'license_assignment_info returns it in plan_fingerprint' % (what, value))
+        raise RecordsError(
+            '%s %r is not a plan fingerprint: expected "sha256:" and 64 hexadecimal digits, as '
+            "license_assignment_info returns it in plan_fingerprint" % (what, value)
+        )
     return FINGERPRINT_PREFIX + match.group(1).lower()
 
 
 def check_fingerprint(plan, approved, path):
     """Raise RecordsError unless the plan's content (``plan['content_fingerprint']``) is the ``approved`` one."""
     approved = normalize_fingerprint(approved)
-    actual = plan['content_fingerprint']
+    actual = plan["content_fingerprint"]
     if actual != approved:
-        recorded = plan.get('fingerprint')
-        how = ('it was edited after it was written (it was written as %s)' % recorded if recorded and recorded != actual
-               else 'it is another plan (regenerated, or made for another tenant or scope)')
-        raise RecordsError('plan %s is not the approved plan: its content has fingerprint %s, the approved fingerprint is %s; '
-                           '%s. Nothing was sent to Graph.' % (path, actual, approved, how))
+        recorded = plan.get("fingerprint")
+        how = (
+            "it was edited after it was written (it was written as %s)" % recorded
+            if recorded and recorded != actual
+            else "it is another plan (regenerated, or made for another tenant or scope)"
+        )
+        raise RecordsError(
+            "plan %s is not the approved plan: its content has fingerprint %s, the approved fingerprint is %s; "
+            "%s. Nothing was sent to Graph." % (path, actual, approved, how)
+        )
     return actual
 
 
@@ -245,29 +254,29 @@ def locked_plan(path, purpose):
         yield
         return
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_CLOEXEC', 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise RecordsError('cannot open plan %s to lock it: %s' % (path, exc.strerror or exc))
+        raise RecordsError("cannot open plan %s to lock it: %s" % (path, exc.strerror or exc))
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise RecordsError('plan %s is in use by another run (it is locked); wait for that run to finish before %s' % (path, purpose))
+            raise RecordsError("plan %s is in use by another run (it is locked); wait for that run to finish before %s" % (path, purpose))
         yield
     finally:
         os.close(fd)
 
 
 def _header(meta, rows_summary, batch_count):
-    header = {'format': PLAN_FORMAT, 'version': PLAN_VERSION, 'created': meta.get('created') or utc_now_iso()}
-    for key in ('tenant_id', 'trusted_groups', 'canary_size', 'batch_size'):
+    header = {"format": PLAN_FORMAT, "version": PLAN_VERSION, "created": meta.get("created") or utc_now_iso()}
+    for key in ("tenant_id", "trusted_groups", "canary_size", "batch_size"):
         header[key] = meta.get(key)
     for key, value in meta.items():
         if key not in header:
             header[key] = value
-    header['batches'] = batch_count
-    header['summary'] = verdict_summary(rows_summary)
-    header['fingerprint'] = None   # set by the writer once the rows are encoded
+    header["batches"] = batch_count
+    header["summary"] = verdict_summary(rows_summary)
+    header["fingerprint"] = None  # set by the writer once the rows are encoded
     return header
 
 
@@ -289,14 +298,13 @@ def write_plan(path, rows, meta=None):
     """
     meta = _checked_meta(meta)
     rows = rows if isinstance(rows, list) else list(rows)
-    absolute_path = resolve_output_path(path, 'plan')
-    counts, batch_numbers = _check_rows(rows, 'plan %s' % absolute_path)
+    absolute_path = resolve_output_path(path, "plan")
+    counts, batch_numbers = _check_rows(rows, "plan %s" % absolute_path)
     header = _header(meta, counts, len(batch_numbers))
-    chunks = [[_ROW_ENCODER.encode(row) for row in rows[start:start + ROWS_PER_WRITE]] for start in range(0, len(rows), ROWS_PER_WRITE)]
-    header['fingerprint'] = _fingerprint_of(meta, chunks)
+    chunks = [[_ROW_ENCODER.encode(row) for row in rows[start : start + ROWS_PER_WRITE]] for start in range(0, len(rows), ROWS_PER_WRITE)]
+    header["fingerprint"] = _fingerprint_of(meta, chunks)
     _write_plan_file(absolute_path, header, chunks)
-    return {'path': absolute_path, 'rows': len(rows), 'batches': len(batch_numbers), 'summary': header['summary'],
-            'fingerprint': header['fingerprint']}
+    return {"path": absolute_path, "rows": len(rows), "batches": len(batch_numbers), "summary": header["summary"], "fingerprint": header["fingerprint"]}
 
 
 def _write_plan_file(absolute_path, header, row_chunks):
@@ -308,17 +316,17 @@ def _write_plan_file(absolute_path, header, row_chunks):
     try:
         header_text = json.dumps(header, ensure_ascii=False, indent=1)
     except (TypeError, ValueError) as exc:
-        raise RecordsError('plan %s: meta is not JSON-serialisable: %s' % (absolute_path, exc))
-    with atomic_text_file(absolute_path, 'plan', encoding='utf-8') as stream:
+        raise RecordsError("plan %s: meta is not JSON-serialisable: %s" % (absolute_path, exc))
+    with atomic_text_file(absolute_path, "plan", encoding="utf-8") as stream:
         # The header is written without its closing brace so the rows can stream after it.
         stream.write(header_text[:-2])
         stream.write(',\n "rows": [')
-        separator = '\n  '
+        separator = "\n  "
         for chunk in row_chunks:
             if chunk:
-                stream.write(separator + ',\n  '.join(chunk))
-                separator = ',\n  '
-        stream.write('\n ]\n}\n' if separator != '\n  ' else ']\n}\n')
+                stream.write(separator + ",\n  ".join(chunk))
+                separator = ",\n  "
+        stream.write("\n ]\n}\n" if separator != "\n  " else "]\n}\n")
 
 
 class PlanBuilder:
@@ -346,13 +354,13 @@ class PlanBuilder:
         # A row that failed validation keeps (key, None, problem) and fails write() at its place in the order.
         self._entries = []
         self._guids = _GuidNormaliser()
-        self._seen = set()          # hashes of (user id, SKU id): a repeat sends write() to the exact check
-        self._suspect = False       # a row failed validation or may repeat another: write() checks in plan order
+        self._seen = set()  # hashes of (user id, SKU id): a repeat sends write() to the exact check
+        self._suspect = False  # a row failed validation or may repeat another: write() checks in plan order
         self._batches = None
 
     def add(self, record):
         """Take one classification record; any verdict but ``safe_to_remove`` is ignored (as assign_batches does)."""
-        if record.get('verdict') != SAFE_TO_REMOVE:
+        if record.get("verdict") != SAFE_TO_REMOVE:
             return
         row = plan_row(record)
         key = batch_sort_key(row)
@@ -361,13 +369,12 @@ class PlanBuilder:
             self._suspect = True
             self._entries.append((key, None, problem))
             return
-        identity = hash((row['user_id'], row['sku_id']))
+        identity = hash((row["user_id"], row["sku_id"]))
         if identity in self._seen:
             self._suspect = True
         self._seen.add(identity)
         # sort_keys puts "batch" first (every plan row field sorts after it, a unit test checks): write() prefixes it.
-        self._entries.append((key, _ROW_ENCODER.encode(row)[1:],
-                              self.companion(row) if self.companion is not None else None))
+        self._entries.append((key, _ROW_ENCODER.encode(row)[1:], self.companion(row) if self.companion is not None else None))
 
     def write(self, path, meta=None):
         """Write the plan file atomically; ``{"path", "rows", "batches", "summary", "batch_sizes", "fingerprint"}``.
@@ -375,19 +382,25 @@ class PlanBuilder:
         ``meta`` as for write_plan. ``batch_sizes`` is ``{batch: rows}`` in batch order.
         """
         meta = _checked_meta(meta)
-        absolute_path = resolve_output_path(path, 'plan')
+        absolute_path = resolve_output_path(path, "plan")
         self._entries.sort(key=_first)
         if self._suspect:
-            self._check_in_order('plan %s' % absolute_path)
+            self._check_in_order("plan %s" % absolute_path)
         self._batches = [batch_number(position, self.canary_size, self.batch_size) for position in range(len(self._entries))]
         batch_sizes = {}
         for batch in self._batches:
             batch_sizes[batch] = batch_sizes.get(batch, 0) + 1
         header = _header(meta, {SAFE_TO_REMOVE: len(self._entries)} if self._entries else {}, len(batch_sizes))
-        header['fingerprint'] = _fingerprint_of(meta, self._row_chunks(batch_sizes))
+        header["fingerprint"] = _fingerprint_of(meta, self._row_chunks(batch_sizes))
         _write_plan_file(absolute_path, header, self._row_chunks(batch_sizes))
-        return {'path': absolute_path, 'rows': len(self._entries), 'batches': len(batch_sizes), 'summary': header['summary'],
-                'batch_sizes': batch_sizes, 'fingerprint': header['fingerprint']}
+        return {
+            "path": absolute_path,
+            "rows": len(self._entries),
+            "batches": len(batch_sizes),
+            "summary": header["summary"],
+            "batch_sizes": batch_sizes,
+            "fingerprint": header["fingerprint"],
+        }
 
     def _row_chunks(self, batch_sizes):
         entries, batches = self._entries, self._batches
@@ -399,7 +412,7 @@ class PlanBuilder:
     def companions(self):
         """``(batch, companion result)`` per row in plan order; only after write()."""
         if self._batches is None:
-            raise RuntimeError('PlanBuilder.companions() before write()')
+            raise RuntimeError("PlanBuilder.companions() before write()")
         return ((batch, entry[2]) for batch, entry in zip(self._batches, self._entries))
 
     def _check_in_order(self, where):
@@ -407,11 +420,11 @@ class PlanBuilder:
         seen = {}
         for index, entry in enumerate(self._entries):
             if entry[1] is None:
-                raise RecordsError('%s: row %d (rows[%d]) %s' % (where, index + 1, index, entry[2]))
-            row = json.loads('{' + entry[1])
-            key = (row['user_id'], row['sku_id'])
+                raise RecordsError("%s: row %d (rows[%d]) %s" % (where, index + 1, index, entry[2]))
+            row = json.loads("{" + entry[1])
+            key = (row["user_id"], row["sku_id"])
             if key in seen:
-                raise RecordsError('%s: row %d (rows[%d]) repeats user %s and SKU %s of row %d' % (where, index + 1, index, key[0], key[1], seen[key] + 1))
+                raise RecordsError("%s: row %d (rows[%d]) repeats user %s and SKU %s of row %d" % (where, index + 1, index, key[0], key[1], seen[key] + 1))
             seen[key] = index
 
 
@@ -427,20 +440,20 @@ def _reading_plan_file(path):
     except RecordsError:
         raise
     except FileNotFoundError:
-        raise RecordsError('plan file %s does not exist' % path)
+        raise RecordsError("plan file %s does not exist" % path)
     except IsADirectoryError:
-        raise RecordsError('plan path %s is a directory, not a plan file' % path)
+        raise RecordsError("plan path %s is a directory, not a plan file" % path)
     except UnicodeDecodeError:
-        raise RecordsError('%s is not a plan file: it is not UTF-8 text' % path)
+        raise RecordsError("%s is not a plan file: it is not UTF-8 text" % path)
     except ValueError as exc:
-        raise RecordsError('%s is not a plan file: it is not valid JSON (%s)' % (path, exc))
+        raise RecordsError("%s is not a plan file: it is not valid JSON (%s)" % (path, exc))
     except OSError as exc:
-        raise RecordsError('cannot read plan file %s: %s' % (path, exc.strerror or exc))
+        raise RecordsError("cannot read plan file %s: %s" % (path, exc.strerror or exc))
 
 
 def _load_json(path):
     with _reading_plan_file(path):
-        with open(path, 'r', encoding='utf-8-sig') as stream:
+        with open(path, "r", encoding="utf-8-sig") as stream:
             return json.load(stream)
 
 
@@ -451,32 +464,32 @@ def read_plan(path):
     a row missing ``user_id``, a batch that is not a whole number, ...
     """
     if not isinstance(path, str) or not path:
-        raise RecordsError('plan path must be a non-empty string, got %r' % (path,))
+        raise RecordsError("plan path must be a non-empty string, got %r" % (path,))
     plan = _load_json(path)
-    if not isinstance(plan, dict) or plan.get('format') != PLAN_FORMAT:
-        found = plan.get('format') if isinstance(plan, dict) else type(plan).__name__
-        raise RecordsError('%s is not a plan file: format is %r, expected %r' % (path, found, PLAN_FORMAT))
-    if plan.get('version') != PLAN_VERSION:
-        raise RecordsError('plan %s has version %r; this collection reads version %d' % (path, plan.get('version'), PLAN_VERSION))
-    rows = plan.get('rows')
+    if not isinstance(plan, dict) or plan.get("format") != PLAN_FORMAT:
+        found = plan.get("format") if isinstance(plan, dict) else type(plan).__name__
+        raise RecordsError("%s is not a plan file: format is %r, expected %r" % (path, found, PLAN_FORMAT))
+    if plan.get("version") != PLAN_VERSION:
+        raise RecordsError("plan %s has version %r; this collection reads version %d" % (path, plan.get("version"), PLAN_VERSION))
+    rows = plan.get("rows")
     if not isinstance(rows, list):
-        raise RecordsError('plan %s: rows must be a list, got %s' % (path, type(rows).__name__))
-    counts, batch_numbers = _check_rows(rows, 'plan %s' % path)
+        raise RecordsError("plan %s: rows must be a list, got %s" % (path, type(rows).__name__))
+    counts, batch_numbers = _check_rows(rows, "plan %s" % path)
     # What the rows say wins over the header: an operator may have edited rows out of a batch.
-    plan['batches'] = len(batch_numbers)
-    plan['summary'] = verdict_summary(counts)
+    plan["batches"] = len(batch_numbers)
+    plan["summary"] = verdict_summary(counts)
     fingerprint = PlanFingerprint()
     for row in rows:
         fingerprint.add(_ROW_ENCODER.encode(row))
-    plan['content_fingerprint'] = fingerprint.value(plan)
+    plan["content_fingerprint"] = fingerprint.value(plan)
     return plan
 
 
 def batch_counts(plan):
     """Rows per batch number, as ``{batch: count}`` in batch order."""
     counts = {}
-    for row in plan['rows']:
-        batch = row.get('batch')
+    for row in plan["rows"]:
+        batch = row.get("batch")
         if batch is not None:
             counts[batch] = counts.get(batch, 0) + 1
     return dict(sorted(counts.items()))
@@ -491,17 +504,17 @@ def _describe_numbers(numbers):
         else:
             ranges.append([number, number])
     if not ranges:
-        return 'none'
-    return ', '.join(str(first) if first == last else '%d-%d' % (first, last) for first, last in ranges)
+        return "none"
+    return ", ".join(str(first) if first == last else "%d-%d" % (first, last) for first, last in ranges)
 
 
 def _check_batch_numbers(batches):
-    if isinstance(batches, (str, bytes)) or not hasattr(batches, '__iter__'):
-        raise RecordsError('batches must be a list of batch numbers, got %r' % (batches,))
+    if isinstance(batches, (str, bytes)) or not hasattr(batches, "__iter__"):
+        raise RecordsError("batches must be a list of batch numbers, got %r" % (batches,))
     batches = list(batches)
     not_numbers = [batch for batch in batches if not _is_int(batch)]
     if not_numbers:
-        raise RecordsError('batches must be whole numbers, got %s' % ', '.join(repr(batch) for batch in not_numbers))
+        raise RecordsError("batches must be whole numbers, got %s" % ", ".join(repr(batch) for batch in not_numbers))
     return batches
 
 
@@ -521,10 +534,10 @@ def select_batches(plan, batches=None):
         wanted = set(_check_batch_numbers(batches))
         unknown = sorted(wanted - set(existing))
         if unknown:
-            named = ('batch %d is' % unknown[0]) if len(unknown) == 1 else ('batches %s are' % ', '.join(str(number) for number in unknown))
-            raise RecordsError('%s not in the plan; the plan has batches %s' % (named, _describe_numbers(existing)))
-    selected = [row for row in plan['rows'] if row.get('batch') in wanted]
-    selected.sort(key=lambda row: row['batch'])
+            named = ("batch %d is" % unknown[0]) if len(unknown) == 1 else ("batches %s are" % ", ".join(str(number) for number in unknown))
+            raise RecordsError("%s not in the plan; the plan has batches %s" % (named, _describe_numbers(existing)))
+    selected = [row for row in plan["rows"] if row.get("batch") in wanted]
+    selected.sort(key=lambda row: row["batch"])
     return selected
 
 
@@ -540,38 +553,38 @@ def scan_plan(path, on_row):
     when the header comes after them. Memory: one row at a time plus a key per row.
     """
     if not isinstance(path, str) or not path:
-        raise RecordsError('plan path must be a non-empty string, got %r' % (path,))
+        raise RecordsError("plan path must be a non-empty string, got %r" % (path,))
     header = {}
     rows = _RowScan(path)
     rows_seen = False
-    rows_type = 'NoneType'
+    rows_type = "NoneType"
 
     def check_header():
-        if header.get('format') != PLAN_FORMAT:
-            raise RecordsError('%s is not a plan file: format is %r, expected %r' % (path, header.get('format'), PLAN_FORMAT))
-        if header.get('version') != PLAN_VERSION:
-            raise RecordsError('plan %s has version %r; this collection reads version %d' % (path, header.get('version'), PLAN_VERSION))
+        if header.get("format") != PLAN_FORMAT:
+            raise RecordsError("%s is not a plan file: format is %r, expected %r" % (path, header.get("format"), PLAN_FORMAT))
+        if header.get("version") != PLAN_VERSION:
+            raise RecordsError("plan %s has version %r; this collection reads version %d" % (path, header.get("version"), PLAN_VERSION))
 
     with _reading_plan_file(path):
-        with open(path, 'r', encoding='utf-8-sig') as stream:
-            for event, key, value in JsonStream(stream).events(('rows',)):
-                if key != 'rows':
+        with open(path, "r", encoding="utf-8-sig") as stream:
+            for event, key, value in JsonStream(stream).events(("rows",)):
+                if key != "rows":
                     header[key] = value
-                elif event == 'value':
-                    rows_type = type(value).__name__ if value is not None else 'NoneType'
-                elif event == 'start':
+                elif event == "value":
+                    rows_type = type(value).__name__ if value is not None else "NoneType"
+                elif event == "start":
                     rows_seen = True
-                    if 'format' in header:
+                    if "format" in header:
                         check_header()
-                elif event == 'item':
+                elif event == "item":
                     on_row(rows.add(value))
     check_header()
     if not rows_seen:
-        raise RecordsError('plan %s: rows must be a list, got %s' % (path, rows_type))
-    header['batches'] = len(rows.batch_sizes)
-    header['summary'] = verdict_summary(rows.counts)
-    header['batch_counts'] = dict(sorted(rows.batch_sizes.items()))
-    header['content_fingerprint'] = rows.fingerprint(header)
+        raise RecordsError("plan %s: rows must be a list, got %s" % (path, rows_type))
+    header["batches"] = len(rows.batch_sizes)
+    header["summary"] = verdict_summary(rows.counts)
+    header["batch_counts"] = dict(sorted(rows.batch_sizes.items()))
+    header["content_fingerprint"] = rows.fingerprint(header)
     return header
 
 
@@ -591,16 +604,18 @@ class _RowScan:
         index = sum(self.counts.values())
         problem = _row_problem(value, self._guids)
         if problem:
-            raise RecordsError('plan %s: row %d (rows[%d]) %s' % (self.path, index + 1, index, problem))
-        value['sku_id'] = self._skus.setdefault(value['sku_id'], value['sku_id'])
-        row_key = (value['user_id'], value['sku_id'])
+            raise RecordsError("plan %s: row %d (rows[%d]) %s" % (self.path, index + 1, index, problem))
+        value["sku_id"] = self._skus.setdefault(value["sku_id"], value["sku_id"])
+        row_key = (value["user_id"], value["sku_id"])
         if row_key in self._seen:
-            raise RecordsError('plan %s: row %d (rows[%d]) repeats user %s and SKU %s of row %d'
-                               % (self.path, index + 1, index, row_key[0], row_key[1], self._seen[row_key] + 1))
+            raise RecordsError(
+                "plan %s: row %d (rows[%d]) repeats user %s and SKU %s of row %d"
+                % (self.path, index + 1, index, row_key[0], row_key[1], self._seen[row_key] + 1)
+            )
         self._seen[row_key] = index
-        self.counts[value['verdict']] = self.counts.get(value['verdict'], 0) + 1
-        if value.get('batch') is not None:
-            self.batch_sizes[value['batch']] = self.batch_sizes.get(value['batch'], 0) + 1
+        self.counts[value["verdict"]] = self.counts.get(value["verdict"], 0) + 1
+        if value.get("batch") is not None:
+            self.batch_sizes[value["batch"]] = self.batch_sizes.get(value["batch"], 0) + 1
         self._encoded.append(_ROW_ENCODER.encode(value))
         if len(self._encoded) >= ROWS_PER_WRITE:
             self._fingerprint.add_lines(self._encoded)
@@ -614,7 +629,7 @@ class _RowScan:
 
 
 # What the removal engine reads of a plan row; the rest of the row (plan lists, reasons) is not kept.
-REMOVAL_ROW_FIELDS = ('user_id', 'user_principal_name', 'sku_id', 'sku_part_number', 'batch')
+REMOVAL_ROW_FIELDS = ("user_id", "user_principal_name", "sku_id", "sku_part_number", "batch")
 
 
 def read_removal_rows(path, batches=None, approved_fingerprint=None):
@@ -627,14 +642,14 @@ def read_removal_rows(path, batches=None, approved_fingerprint=None):
     header carries ``content_fingerprint`` (and ``batch_counts``) for the run's result and journal.
     """
     if approved_fingerprint is not None:
-        normalize_fingerprint(approved_fingerprint)   # a malformed value fails before the file is read
+        normalize_fingerprint(approved_fingerprint)  # a malformed value fails before the file is read
     rows = []
-    shared = {}   # one string per SKU id and part number, not one per row
+    shared = {}  # one string per SKU id and part number, not one per row
 
     def keep(row):
-        if row.get('verdict') == SAFE_TO_REMOVE and row.get('batch') is not None:
+        if row.get("verdict") == SAFE_TO_REMOVE and row.get("batch") is not None:
             kept = dict((field, row.get(field)) for field in REMOVAL_ROW_FIELDS)
-            for field in ('sku_id', 'sku_part_number'):
+            for field in ("sku_id", "sku_part_number"):
                 if isinstance(kept[field], str):
                     kept[field] = shared.setdefault(kept[field], kept[field])
             rows.append(kept)
@@ -643,19 +658,19 @@ def read_removal_rows(path, batches=None, approved_fingerprint=None):
     if approved_fingerprint is not None:
         check_fingerprint(header, approved_fingerprint, path)
     # The batch numbers are checked against the plan's (every batched row's), as select_batches does.
-    select_batches({'rows': [{'batch': batch} for batch in header['batch_counts']]}, batches)
+    select_batches({"rows": [{"batch": batch} for batch in header["batch_counts"]]}, batches)
     if batches is not None:
         wanted = set(batches)
-        rows = [row for row in rows if row['batch'] in wanted]
-    rows.sort(key=lambda row: row['batch'])
+        rows = [row for row in rows if row["batch"] in wanted]
+    rows.sort(key=lambda row: row["batch"])
     return rows, header
 
 
 def check_plan_tenant(header, tenant_id, path):
     """Refuse a plan made for another tenant than ``tenant_id`` (RecordsError naming both)."""
-    planned_tenant = header.get('tenant_id')
+    planned_tenant = header.get("tenant_id")
     if planned_tenant and tenant_id and planned_tenant.lower() != tenant_id.lower():
-        raise RecordsError('plan %s was made for tenant %s, not for tenant %s' % (path, planned_tenant, tenant_id))
+        raise RecordsError("plan %s was made for tenant %s, not for tenant %s" % (path, planned_tenant, tenant_id))
 
 
 def existing_plan(path):
@@ -668,12 +683,14 @@ def existing_plan(path):
     try:
         return scan_plan(path, lambda row: None)
     except RecordsError as exc:
-        raise RecordsError('plan_path %s holds a file that is not a plan this collection can keep (%s); move it away, or set '
-                           'replace_plan to write a new plan over it' % (path, exc))
+        raise RecordsError(
+            "plan_path %s holds a file that is not a plan this collection can keep (%s); move it away, or set "
+            "replace_plan to write a new plan over it" % (path, exc)
+        )
 
 
 # Settings a kept plan must share with the task that keeps it: the task asks for this plan, not another.
-_KEPT_SETTINGS = ('tenant_id', 'trusted_groups', 'canary_size', 'batch_size', 'scope')
+_KEPT_SETTINGS = ("tenant_id", "trusted_groups", "canary_size", "batch_size", "scope")
 
 
 def kept_plan_conflicts(header, wanted):
@@ -688,13 +705,13 @@ def kept_plan_conflicts(header, wanted):
             continue
         have, want = _comparable(key, header[key]), _comparable(key, wanted[key])
         if have != want:
-            conflicts.append('%s: the plan has %s, this task asks for %s' % (key, json.dumps(have, sort_keys=True), json.dumps(want, sort_keys=True)))
+            conflicts.append("%s: the plan has %s, this task asks for %s" % (key, json.dumps(have, sort_keys=True), json.dumps(want, sort_keys=True)))
     return conflicts
 
 
 def _comparable(key, value):
-    if key == 'tenant_id' and isinstance(value, str):
+    if key == "tenant_id" and isinstance(value, str):
         return value.lower()
-    if key == 'trusted_groups' and isinstance(value, list):
+    if key == "trusted_groups" and isinstance(value, list):
         return sorted(canonical_guid(group) or group for group in value)
     return value

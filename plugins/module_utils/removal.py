@@ -20,7 +20,8 @@ Restores (``restore``) add the direct assignment back with the journaled disable
 read shows it is missing, and journal ``ok`` or ``skipped``.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 from ansible_collections.entraops.licensing.plugins.module_utils.directory import GROUP_SELECT, PAGE_SIZE, USER_SELECT
@@ -38,14 +39,14 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
 )
 
 # skipped_by_verdict key for a row whose user holds the SKU in no way (not a DESIGN verdict: nothing to classify).
-NOT_HELD = 'not_held'
+NOT_HELD = "not_held"
 # failures[].kind: what went wrong, for callers that must not parse the reason text.
-SERVICE_LOSS = 'service_loss'          # the removal was applied and the user lacked a plan afterwards (put back, or not)
-GRAPH_ERROR = 'graph_error'            # Graph refused the write with a definite error
-OUTCOME_UNKNOWN = 'outcome_unknown'    # no definite answer and the re-read shows the write not applied
-USAGE_LOCATION_MISSING = 'usage_location_missing'   # a restore of a user without usage location, none to give them
+SERVICE_LOSS = "service_loss"  # the removal was applied and the user lacked a plan afterwards (put back, or not)
+GRAPH_ERROR = "graph_error"  # Graph refused the write with a definite error
+OUTCOME_UNKNOWN = "outcome_unknown"  # no definite answer and the re-read shows the write not applied
+USAGE_LOCATION_MISSING = "usage_location_missing"  # a restore of a user without usage location, none to give them
 FAILURE_KINDS = (SERVICE_LOSS, GRAPH_ERROR, OUTCOME_UNKNOWN, USAGE_LOCATION_MISSING)
-ROWS_PER_CHUNK = 10   # two reads per user: 20 items, one $batch request
+ROWS_PER_CHUNK = 10  # two reads per user: 20 items, one $batch request
 # Removal chunks grow from ROWS_PER_CHUNK to MAX_ROWS_PER_CHUNK while chunks go clean, and fall back to
 # ROWS_PER_CHUNK after any failure. Each chunk costs about five round trips (read, groups, write,
 # re-read, groups): with 10 rows at ~100 ms per trip the engine cannot reach Graph's 20 writes/s, with
@@ -68,16 +69,16 @@ def durable_enabled_plans(user, catalog, groups, direct_member_of):
     """
     durable = {}
     for entry in user_assignment_states(user):
-        if not is_healthy_entry(entry) or entry['sku_id'] not in catalog:
+        if not is_healthy_entry(entry) or entry["sku_id"] not in catalog:
             continue
-        disabled = entry['disabled_plans']
-        if entry['group_id'] is not None:
-            group = groups.get(entry['group_id'])
-            if group is None or entry['group_id'] not in direct_member_of or not group.carries(entry['sku_id']):
+        disabled = entry["disabled_plans"]
+        if entry["group_id"] is not None:
+            group = groups.get(entry["group_id"])
+            if group is None or entry["group_id"] not in direct_member_of or not group.carries(entry["sku_id"]):
                 continue
-            disabled = disabled | group.assigned_licenses[entry['sku_id']]
-        enabled = catalog.user_plan_ids(entry['sku_id']) - disabled
-        durable[entry['sku_id']] = durable.get(entry['sku_id'], frozenset()) | enabled
+            disabled = disabled | group.assigned_licenses[entry["sku_id"]]
+        enabled = catalog.user_plan_ids(entry["sku_id"]) - disabled
+        durable[entry["sku_id"]] = durable.get(entry["sku_id"], frozenset()) | enabled
     return durable
 
 
@@ -98,8 +99,20 @@ class RemovalEngine:
     ``removed_total`` and ``restored_total`` count them all.
     """
 
-    def __init__(self, client, catalog, journal=None, trusted_groups=None, allow_service_loss=False, max_failures=0,
-                 check_mode=False, transitive_of=None, licensed_group_ids=None, restore_usage_location=None, keep_all=False):
+    def __init__(
+        self,
+        client,
+        catalog,
+        journal=None,
+        trusted_groups=None,
+        allow_service_loss=False,
+        max_failures=0,
+        check_mode=False,
+        transitive_of=None,
+        licensed_group_ids=None,
+        restore_usage_location=None,
+        keep_all=False,
+    ):
         self.client = client
         # Country code given to a user without usage location before a direct assignment is put back (None: never).
         self.restore_usage_location = restore_usage_location
@@ -123,8 +136,8 @@ class RemovalEngine:
         self.skipped_sample = []
         self.reconciled = []
         self.stopped = False
-        pacer = getattr(client, 'pacer', None)
-        if pacer is not None and getattr(pacer, 'rate', 0):
+        pacer = getattr(client, "pacer", None)
+        if pacer is not None and getattr(pacer, "rate", 0):
             # the refill earned while a chunk is read and re-read is spent on the next chunk's writes
             pacer.ensure_burst(MAX_ROWS_PER_CHUNK)
 
@@ -135,8 +148,8 @@ class RemovalEngine:
         snapshot = Snapshot()
         requests = []
         for user_id in user_ids:
-            requests.append({'method': 'GET', 'url': '/users/%s?$select=%s' % (user_id, ','.join(USER_SELECT))})
-            requests.append({'method': 'GET', 'url': '/users/%s/memberOf?$select=id&$top=%d' % (user_id, PAGE_SIZE)})
+            requests.append({"method": "GET", "url": "/users/%s?$select=%s" % (user_id, ",".join(USER_SELECT))})
+            requests.append({"method": "GET", "url": "/users/%s/memberOf?$select=id&$top=%d" % (user_id, PAGE_SIZE)})
         results = self.client.batch(requests)
         for position, user_id in enumerate(user_ids):
             user_result, member_result = results[2 * position], results[2 * position + 1]
@@ -150,11 +163,10 @@ class RemovalEngine:
             snapshot.direct_member_of[user_id] = self._member_group_ids(user_id, member_result.body)
         group_ids = set(extra_group_ids)
         for user_id, user in snapshot.users.items():
-            group_ids.update(entry['group_id'] for entry in user_assignment_states(user) if entry['group_id'])
+            group_ids.update(entry["group_id"] for entry in user_assignment_states(user) if entry["group_id"])
             group_ids.update(snapshot.direct_member_of[user_id] & self.licensed_group_ids)
         group_ids = sorted(group_ids)
-        group_results = self.client.batch([{'method': 'GET', 'url': '/groups/%s?$select=%s' % (group_id, GROUP_SELECT)}
-                                           for group_id in group_ids])
+        group_results = self.client.batch([{"method": "GET", "url": "/groups/%s?$select=%s" % (group_id, GROUP_SELECT)} for group_id in group_ids])
         for group_id, result in zip(group_ids, group_results):
             if result.ok:
                 snapshot.groups[group_id] = GroupFacts.from_graph(result.body)
@@ -165,38 +177,54 @@ class RemovalEngine:
     def _member_group_ids(self, user_id, page):
         ids = set()
         while True:
-            for item in (page or {}).get('value') or []:
-                if str(item.get('@odata.type') or '').lower().endswith('.group'):
-                    ids.add(item['id'].lower())
-            next_link = (page or {}).get('@odata.nextLink')
+            for item in (page or {}).get("value") or []:
+                if str(item.get("@odata.type") or "").lower().endswith(".group"):
+                    ids.add(item["id"].lower())
+            next_link = (page or {}).get("@odata.nextLink")
             if not next_link:
                 return frozenset(ids)
             page = self.client.get(next_link)
 
     def classify_row(self, row, snapshot):
-        user_id = row['user_id']
+        user_id = row["user_id"]
         if user_id in snapshot.missing:
-            return user_not_found_record(user_id, row['sku_id'], row.get('sku_part_number'))
-        return classify(snapshot.users[user_id], row['sku_id'], self.catalog, snapshot.groups, snapshot.direct_member_of[user_id],
-                        self.transitive_of(user_id), trusted_groups=self.trusted_groups, allow_service_loss=self.allow_service_loss)
+            return user_not_found_record(user_id, row["sku_id"], row.get("sku_part_number"))
+        return classify(
+            snapshot.users[user_id],
+            row["sku_id"],
+            self.catalog,
+            snapshot.groups,
+            snapshot.direct_member_of[user_id],
+            self.transitive_of(user_id),
+            trusted_groups=self.trusted_groups,
+            allow_service_loss=self.allow_service_loss,
+        )
 
     # ------------------------------------------------------------------ bookkeeping
 
     def _skip(self, row, record):
         # No record: the user holds the SKU in no way (neither directly nor from a group).
-        verdict = record['verdict'] if record else NOT_HELD
+        verdict = record["verdict"] if record else NOT_HELD
         self.skipped_by_verdict[verdict] = self.skipped_by_verdict.get(verdict, 0) + 1
         if len(self.skipped_sample) < SAMPLE_SIZE:
-            self.skipped_sample.append({'user': _label(row, record), 'user_id': row['user_id'], 'sku': row.get('sku_part_number') or row['sku_id'],
-                                        'verdict': verdict, 'plans_lost': (record or {}).get('plans_lost', []),
-                                        'reason': (record or {}).get('reason', 'the user no longer holds this SKU')})
+            self.skipped_sample.append(
+                {
+                    "user": _label(row, record),
+                    "user_id": row["user_id"],
+                    "sku": row.get("sku_part_number") or row["sku_id"],
+                    "verdict": verdict,
+                    "plans_lost": (record or {}).get("plans_lost", []),
+                    "reason": (record or {}).get("reason", "the user no longer holds this SKU"),
+                }
+            )
 
     def skip_users_not_found(self, keys):
         """Count, and name every one of, the users a task named that Graph does not know (no row was made for them)."""
         for key in keys:
-            self.skipped_by_verdict['user_not_found'] += 1
-            self.skipped_sample.append({'user': key, 'user_id': None, 'sku': None, 'verdict': 'user_not_found',
-                                        'plans_lost': [], 'reason': 'user %r was not found' % key})
+            self.skipped_by_verdict["user_not_found"] += 1
+            self.skipped_sample.append(
+                {"user": key, "user_id": None, "sku": None, "verdict": "user_not_found", "plans_lost": [], "reason": "user %r was not found" % key}
+            )
 
     def _removed(self, row, record):
         self.removed_total += 1
@@ -209,8 +237,16 @@ class RemovalEngine:
             self.restored.append(entry)
 
     def _fail(self, row, kind, reason, status=None):
-        self.failures.append({'user': row.get('user_principal_name') or row['user_id'], 'user_id': row['user_id'],
-                              'sku': row.get('sku_part_number') or row['sku_id'], 'kind': kind, 'reason': reason, 'status': status})
+        self.failures.append(
+            {
+                "user": row.get("user_principal_name") or row["user_id"],
+                "user_id": row["user_id"],
+                "sku": row.get("sku_part_number") or row["sku_id"],
+                "kind": kind,
+                "reason": reason,
+                "status": status,
+            }
+        )
         if len(self.failures) > self.max_failures:
             self.stopped = True
             raise MaxFailuresExceeded()
@@ -228,32 +264,39 @@ class RemovalEngine:
         applied (yet) stays ``unknown``, a restore not applied is ``failed``. A removal not applied is
         simply removed again below if still safe.
         """
-        pending = [state for state in states if state['pending'] and state['op'] in ('remove_direct', 'restore_direct')]
+        pending = [state for state in states if state["pending"] and state["op"] in ("remove_direct", "restore_direct")]
         for offset in range(0, len(pending), ROWS_PER_CHUNK):
-            chunk = pending[offset:offset + ROWS_PER_CHUNK]
-            snapshot = self.read(sorted(set(state['user_id'] for state in chunk)))
+            chunk = pending[offset : offset + ROWS_PER_CHUNK]
+            snapshot = self.read(sorted(set(state["user_id"] for state in chunk)))
             for state in chunk:
-                self._reconcile_one(state, snapshot.users.get(state['user_id']))
+                self._reconcile_one(state, snapshot.users.get(state["user_id"]))
         return self
 
     def _reconcile_one(self, state, user):
-        direct_in_place = user is not None and direct_entry(user, state['sku_id']) is not None
-        applied = not direct_in_place if state['op'] == 'remove_direct' else direct_in_place
+        direct_in_place = user is not None and direct_entry(user, state["sku_id"]) is not None
+        applied = not direct_in_place if state["op"] == "remove_direct" else direct_in_place
         if self.journal is not None and not self.check_mode:
-            seen = 'the user no longer exists' if user is None else (
-                'the direct assignment is in place' if direct_in_place else 'the direct assignment is gone')
-            detail = 'left pending by an earlier run; a fresh read shows %s' % seen
+            seen = (
+                "the user no longer exists" if user is None else ("the direct assignment is in place" if direct_in_place else "the direct assignment is gone")
+            )
+            detail = "left pending by an earlier run; a fresh read shows %s" % seen
             if applied:
-                self.journal.reconcile(state['op_id'], 'ok', detail=detail)
-            elif state['op'] == 'remove_direct':
+                self.journal.reconcile(state["op_id"], "ok", detail=detail)
+            elif state["op"] == "remove_direct":
                 # Like a lost answer in this run: a write the killed run sent may still land, so the removal stays
                 # "unknown" (restorable); a restore reads the user first and skips it while the assignment is in place.
-                self.journal.reconcile(state['op_id'], 'unknown', error='NotAppliedByInterruptedRun', detail=detail)
+                self.journal.reconcile(state["op_id"], "unknown", error="NotAppliedByInterruptedRun", detail=detail)
             else:
-                self.journal.reconcile(state['op_id'], 'failed', error='NotAppliedByInterruptedRun', detail=detail)
-        self.reconciled.append({'user': state['user_principal_name'] or state['user_id'], 'user_id': state['user_id'],
-                                'sku': state['sku_part_number'] or state['sku_id'], 'op_id': state['op_id'],
-                                'outcome': 'applied' if applied else 'not_applied'})
+                self.journal.reconcile(state["op_id"], "failed", error="NotAppliedByInterruptedRun", detail=detail)
+        self.reconciled.append(
+            {
+                "user": state["user_principal_name"] or state["user_id"],
+                "user_id": state["user_id"],
+                "sku": state["sku_part_number"] or state["sku_id"],
+                "op_id": state["op_id"],
+                "outcome": "applied" if applied else "not_applied",
+            }
+        )
 
     # ------------------------------------------------------------------ removal
 
@@ -270,15 +313,14 @@ class RemovalEngine:
         return self
 
     def _remove_chunk(self, chunk):
-        snapshot = self.read([row['user_id'] for row in chunk])
+        snapshot = self.read([row["user_id"] for row in chunk])
         safe = []
         for row in chunk:
             record = self.classify_row(row, snapshot)
-            if record is None or record['verdict'] != SAFE_TO_REMOVE:
+            if record is None or record["verdict"] != SAFE_TO_REMOVE:
                 self._skip(row, record)
                 continue
-            row = dict(row, user_principal_name=record['user_principal_name'] or row.get('user_principal_name'),
-                       sku_part_number=record['sku_part_number'])
+            row = dict(row, user_principal_name=record["user_principal_name"] or row.get("user_principal_name"), sku_part_number=record["sku_part_number"])
             safe.append((row, record))
         if not safe:
             return
@@ -286,13 +328,27 @@ class RemovalEngine:
             for row, record in safe:
                 self._removed(row, record)
             return
-        before = dict((row['user_id'], effective_enabled_plans(snapshot.users[row['user_id']], self.catalog)) for row, dummy in safe)
-        op_ids = [self.journal.intent('remove_direct', row['user_id'], row['user_principal_name'], row['sku_id'], row['sku_part_number'],
-                                      record['direct_disabled_plans'], batch=row.get('batch')) for row, record in safe]
-        results = self.client.batch([{'method': 'POST', 'url': '/users/%s/assignLicense' % row['user_id'],
-                                      'body': {'addLicenses': [], 'removeLicenses': [row['sku_id']]}} for row, dummy in safe])
+        before = dict((row["user_id"], effective_enabled_plans(snapshot.users[row["user_id"]], self.catalog)) for row, dummy in safe)
+        op_ids = [
+            self.journal.intent(
+                "remove_direct",
+                row["user_id"],
+                row["user_principal_name"],
+                row["sku_id"],
+                row["sku_part_number"],
+                record["direct_disabled_plans"],
+                batch=row.get("batch"),
+            )
+            for row, record in safe
+        ]
+        results = self.client.batch(
+            [
+                {"method": "POST", "url": "/users/%s/assignLicense" % row["user_id"], "body": {"addLicenses": [], "removeLicenses": [row["sku_id"]]}}
+                for row, dummy in safe
+            ]
+        )
         try:
-            after = self.read([row['user_id'] for row, dummy in safe])
+            after = self.read([row["user_id"] for row, dummy in safe])
         except Exception:
             # Without the re-read nothing can be verified: journal what Graph said so the journal stays
             # complete (unknown outcomes stay "unknown"; a restore reads the user before acting).
@@ -300,91 +356,117 @@ class RemovalEngine:
                 self._journal_raw_outcome(op_id, result)
             raise
         for (row, record), op_id, result in zip(safe, op_ids, results):
-            self._settle_removal(row, record, op_id, result, before[row['user_id']], after)
+            self._settle_removal(row, record, op_id, result, before[row["user_id"]], after)
 
     def _journal_raw_outcome(self, op_id, result):
         if result.ok:
-            self.journal.result(op_id, 'ok', request_id=_request_id(result), status=result.status, detail='not verified: the re-read failed')
+            self.journal.result(op_id, "ok", request_id=_request_id(result), status=result.status, detail="not verified: the re-read failed")
         elif result.outcome_unknown:
-            self.journal.result(op_id, 'unknown', request_id=_request_id(result), status=result.status, detail='the re-read failed')
+            self.journal.result(op_id, "unknown", request_id=_request_id(result), status=result.status, detail="the re-read failed")
         else:
             error = result.error()
-            self.journal.result(op_id, 'failed', request_id=_request_id(result), status=result.status, error=error.code, detail=error.message)
+            self.journal.result(op_id, "failed", request_id=_request_id(result), status=result.status, error=error.code, detail=error.message)
 
     def _settle_removal(self, row, record, op_id, result, before, after):
-        user_id, sku_id = row['user_id'], row['sku_id']
+        user_id, sku_id = row["user_id"], row["sku_id"]
         request_id = _request_id(result)
         user = after.users.get(user_id)
         still_direct = user is not None and direct_entry(user, sku_id) is not None
         if not result.ok and not result.outcome_unknown:
             error = result.error()
-            self.journal.result(op_id, 'failed', request_id=request_id, status=result.status, error=error.code, detail=error.message)
-            self._fail(row, GRAPH_ERROR, 'Graph refused the removal: %s' % error, status=result.status)
+            self.journal.result(op_id, "failed", request_id=request_id, status=result.status, error=error.code, detail=error.message)
+            self._fail(row, GRAPH_ERROR, "Graph refused the removal: %s" % error, status=result.status)
             return
         if still_direct:
             # Unknown outcome and the direct copy is still there: not applied yet. Never re-sent here. A request the
             # client gave up on (timeout, dropped reply) may still land after this re-read, so the journal keeps the
             # removal "unknown" (restorable): a restore reads the user first and puts it back only if it is gone.
-            detail = 'outcome unknown (%s); the re-read shows the direct assignment still in place (a late write may still land)' % result.status
-            self.journal.result(op_id, 'unknown', request_id=request_id, status=result.status, error='OutcomeUnknownNotApplied', detail=detail)
-            self._fail(row, OUTCOME_UNKNOWN, 'the removal got no definite answer and was not applied; it was not re-sent (run again to retry)',
-                       status=result.status)
+            detail = "outcome unknown (%s); the re-read shows the direct assignment still in place (a late write may still land)" % result.status
+            self.journal.result(op_id, "unknown", request_id=request_id, status=result.status, error="OutcomeUnknownNotApplied", detail=detail)
+            self._fail(
+                row, OUTCOME_UNKNOWN, "the removal got no definite answer and was not applied; it was not re-sent (run again to retry)", status=result.status
+            )
             return
         lost = self._loss_after(row, record, before, after)
         if not lost:
-            detail = None if result.ok else 'outcome unknown (%s); the re-read shows the removal applied' % result.status
-            self.journal.result(op_id, 'ok', request_id=request_id, status=result.status, detail=detail)
+            detail = None if result.ok else "outcome unknown (%s); the re-read shows the removal applied" % result.status
+            self.journal.result(op_id, "ok", request_id=request_id, status=result.status, detail=detail)
             if not result.ok:
-                self.reconciled.append({'user': row['user_principal_name'] or user_id, 'user_id': user_id, 'sku': row['sku_part_number'],
-                                        'op_id': op_id, 'outcome': 'applied'})
+                self.reconciled.append(
+                    {"user": row["user_principal_name"] or user_id, "user_id": user_id, "sku": row["sku_part_number"], "op_id": op_id, "outcome": "applied"}
+                )
             self._removed(row, record)
             return
         names = dict((self.catalog.label(lost_sku), self.catalog.plan_names(lost_sku, plans)) for lost_sku, plans in lost.items())
-        restored = self._put_back(row, record['direct_disabled_plans'], after.users.get(user_id))
+        restored = self._put_back(row, record["direct_disabled_plans"], after.users.get(user_id))
         if restored:
-            self.journal.result(op_id, 'rolled_back', request_id=request_id, status=result.status,
-                                detail='plans lost after the removal: %s; direct assignment put back' % names)
+            self.journal.result(
+                op_id, "rolled_back", request_id=request_id, status=result.status, detail="plans lost after the removal: %s; direct assignment put back" % names
+            )
         else:
-            self.journal.result(op_id, 'ok', request_id=request_id, status=result.status,
-                                detail='plans lost after the removal: %s; putting the direct assignment back FAILED' % names)
-        self._fail(row, SERVICE_LOSS, 'after the removal the user lacked %s; the direct assignment was %s' % (
-            names, 'put back with the same disabled plans' if restored else 'NOT put back: restore it from the journal'))
+            self.journal.result(
+                op_id,
+                "ok",
+                request_id=request_id,
+                status=result.status,
+                detail="plans lost after the removal: %s; putting the direct assignment back FAILED" % names,
+            )
+        self._fail(
+            row,
+            SERVICE_LOSS,
+            "after the removal the user lacked %s; the direct assignment was %s"
+            % (names, "put back with the same disabled plans" if restored else "NOT put back: restore it from the journal"),
+        )
 
     def _loss_after(self, row, record, before, after):
         """Plans the user had before the write that are no longer durably provided (``{sku_id: plans}``)."""
-        user_id = row['user_id']
+        user_id = row["user_id"]
         user = after.users.get(user_id)
         if user is None:
-            return {row['sku_id']: before.get(row['sku_id'], frozenset())}
+            return {row["sku_id"]: before.get(row["sku_id"], frozenset())}
         durable = durable_enabled_plans(user, self.catalog, after.groups, after.direct_member_of.get(user_id, frozenset()))
         expected = dict(before)
-        if self.allow_service_loss and row['sku_id'] in expected:
+        if self.allow_service_loss and row["sku_id"] in expected:
             # The operator accepted losing exactly the plans the rule reported, nothing more.
-            accepted = set(self.catalog.resolve_plans(row['sku_id'], record['plans_lost'])) if record['plans_lost'] else set()
-            expected[row['sku_id']] = frozenset(expected[row['sku_id']]) - accepted
+            accepted = set(self.catalog.resolve_plans(row["sku_id"], record["plans_lost"])) if record["plans_lost"] else set()
+            expected[row["sku_id"]] = frozenset(expected[row["sku_id"]]) - accepted
         return lost_plans(expected, durable)
 
     def _put_back(self, row, disabled_plans, user=None):
         location = self._location_to_set(user)
-        op_id = self.journal.intent('restore_direct', row['user_id'], row.get('user_principal_name'), row['sku_id'],
-                                    row.get('sku_part_number'), disabled_plans, batch=row.get('batch'), extra=_location_extra(location))
+        op_id = self.journal.intent(
+            "restore_direct",
+            row["user_id"],
+            row.get("user_principal_name"),
+            row["sku_id"],
+            row.get("sku_part_number"),
+            disabled_plans,
+            batch=row.get("batch"),
+            extra=_location_extra(location),
+        )
         return self._send_restore(row, disabled_plans, op_id, location) is None
 
     def _location_to_set(self, user):
         """The usage location to give ``user`` before a direct assignment: None when they have one (or none is to be given)."""
-        if user is None or user.get('usageLocation'):
+        if user is None or user.get("usageLocation"):
             return None
         return self.restore_usage_location
 
     def _set_usage_location(self, row, location, op_id):
         """PATCH the user's usageLocation; None when done, else the failure kind (the restore's journal line says why)."""
-        result = self.client.batch([{'method': 'PATCH', 'url': '/users/%s' % row['user_id'], 'body': {'usageLocation': location}}])[0]
+        result = self.client.batch([{"method": "PATCH", "url": "/users/%s" % row["user_id"], "body": {"usageLocation": location}}])[0]
         if result.ok:
             return None
         error = result.error()
         # The license was not sent: the restore did not happen, whatever became of the usage location.
-        self.journal.result(op_id, 'failed', request_id=_request_id(result), status=result.status, error=error.code,
-                            detail='setting the usage location to %s before the restore failed: %s' % (location, error.message))
+        self.journal.result(
+            op_id,
+            "failed",
+            request_id=_request_id(result),
+            status=result.status,
+            error=error.code,
+            detail="setting the usage location to %s before the restore failed: %s" % (location, error.message),
+        )
         return OUTCOME_UNKNOWN if result.outcome_unknown else GRAPH_ERROR
 
     def _send_restore(self, row, disabled_plans, op_id, usage_location=None):
@@ -396,26 +478,27 @@ class RemovalEngine:
             kind = self._set_usage_location(row, usage_location, op_id)
             if kind is not None:
                 return kind
-        body = {'addLicenses': [{'skuId': row['sku_id'], 'disabledPlans': list(disabled_plans)}], 'removeLicenses': []}
-        result = self.client.batch([{'method': 'POST', 'url': '/users/%s/assignLicense' % row['user_id'], 'body': body}])[0]
+        body = {"addLicenses": [{"skuId": row["sku_id"], "disabledPlans": list(disabled_plans)}], "removeLicenses": []}
+        result = self.client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % row["user_id"], "body": body}])[0]
         request_id = _request_id(result)
         if result.ok:
-            self.journal.result(op_id, 'ok', request_id=request_id, status=result.status,
-                                detail='usage location set to %s first' % usage_location if usage_location else None)
+            self.journal.result(
+                op_id, "ok", request_id=request_id, status=result.status, detail="usage location set to %s first" % usage_location if usage_location else None
+            )
             return None
         if result.outcome_unknown:
             # Adding is idempotent in effect, but the rule stays "re-read, never re-send blindly".
-            check = self.read([row['user_id']])
-            user = check.users.get(row['user_id'])
-            if user is not None and direct_entry(user, row['sku_id']) is not None:
-                self.journal.result(op_id, 'ok', request_id=request_id, status=result.status,
-                                    detail='outcome unknown; the re-read shows the direct assignment in place')
+            check = self.read([row["user_id"]])
+            user = check.users.get(row["user_id"])
+            if user is not None and direct_entry(user, row["sku_id"]) is not None:
+                self.journal.result(
+                    op_id, "ok", request_id=request_id, status=result.status, detail="outcome unknown; the re-read shows the direct assignment in place"
+                )
                 return None
-            self.journal.result(op_id, 'unknown', request_id=request_id, status=result.status,
-                                detail='outcome unknown; the re-read shows no direct assignment')
+            self.journal.result(op_id, "unknown", request_id=request_id, status=result.status, detail="outcome unknown; the re-read shows no direct assignment")
             return OUTCOME_UNKNOWN
         error = result.error()
-        self.journal.result(op_id, 'failed', request_id=request_id, status=result.status, error=error.code, detail=error.message)
+        self.journal.result(op_id, "failed", request_id=request_id, status=result.status, error=error.code, detail=error.message)
         return GRAPH_ERROR
 
     # ------------------------------------------------------------------ restore
@@ -430,38 +513,63 @@ class RemovalEngine:
         return self
 
     def _restore_chunk(self, chunk):
-        snapshot = self.read([row['user_id'] for row in chunk])
+        snapshot = self.read([row["user_id"] for row in chunk])
         for row in chunk:
-            user = snapshot.users.get(row['user_id'])
+            user = snapshot.users.get(row["user_id"])
             if user is None:
-                self._skip(row, user_not_found_record(row['user_id'], row['sku_id'], row.get('sku_part_number')))
+                self._skip(row, user_not_found_record(row["user_id"], row["sku_id"], row.get("sku_part_number")))
                 continue
-            row = dict(row, user_principal_name=user.get('userPrincipalName') or row.get('user_principal_name'))
-            if direct_entry(user, row['sku_id']) is not None:
-                if not self.check_mode and self.journal is not None and row.get('journaled', True):
-                    op_id = self.journal.intent('restore_direct', row['user_id'], row['user_principal_name'], row['sku_id'],
-                                                row.get('sku_part_number'), row['disabled_plans'], batch=row.get('batch'))
-                    self.journal.result(op_id, 'skipped', detail='the direct assignment is already in place')
-                self.skipped_by_verdict['already_present'] = self.skipped_by_verdict.get('already_present', 0) + 1
+            row = dict(row, user_principal_name=user.get("userPrincipalName") or row.get("user_principal_name"))
+            if direct_entry(user, row["sku_id"]) is not None:
+                if not self.check_mode and self.journal is not None and row.get("journaled", True):
+                    op_id = self.journal.intent(
+                        "restore_direct",
+                        row["user_id"],
+                        row["user_principal_name"],
+                        row["sku_id"],
+                        row.get("sku_part_number"),
+                        row["disabled_plans"],
+                        batch=row.get("batch"),
+                    )
+                    self.journal.result(op_id, "skipped", detail="the direct assignment is already in place")
+                self.skipped_by_verdict["already_present"] = self.skipped_by_verdict.get("already_present", 0) + 1
                 continue
             location = self._location_to_set(user)
-            if not user.get('usageLocation') and location is None:
-                self._fail(row, USAGE_LOCATION_MISSING, 'the user has no usage location, which a direct assignment needs: set one '
-                                                        '(restore_usage_location=tenant gives the tenant\'s country); nothing was sent')
+            if not user.get("usageLocation") and location is None:
+                self._fail(
+                    row,
+                    USAGE_LOCATION_MISSING,
+                    "the user has no usage location, which a direct assignment needs: set one "
+                    "(restore_usage_location=tenant gives the tenant's country); nothing was sent",
+                )
                 continue
-            entry = {'user': row['user_principal_name'] or row['user_id'], 'user_id': row['user_id'],
-                     'sku': row.get('sku_part_number') or row['sku_id'], 'sku_id': row['sku_id'], 'disabled_plans': list(row['disabled_plans']),
-                     'enabled_plans': self._enabled_plan_names(row['sku_id'], row['disabled_plans']), 'usage_location_set': location}
+            entry = {
+                "user": row["user_principal_name"] or row["user_id"],
+                "user_id": row["user_id"],
+                "sku": row.get("sku_part_number") or row["sku_id"],
+                "sku_id": row["sku_id"],
+                "disabled_plans": list(row["disabled_plans"]),
+                "enabled_plans": self._enabled_plan_names(row["sku_id"], row["disabled_plans"]),
+                "usage_location_set": location,
+            }
             if self.check_mode:
                 self._restored(entry)
                 continue
-            op_id = self.journal.intent('restore_direct', row['user_id'], row['user_principal_name'], row['sku_id'],
-                                        row.get('sku_part_number'), row['disabled_plans'], batch=row.get('batch'), extra=_location_extra(location))
-            kind = self._send_restore(row, row['disabled_plans'], op_id, location)
+            op_id = self.journal.intent(
+                "restore_direct",
+                row["user_id"],
+                row["user_principal_name"],
+                row["sku_id"],
+                row.get("sku_part_number"),
+                row["disabled_plans"],
+                batch=row.get("batch"),
+                extra=_location_extra(location),
+            )
+            kind = self._send_restore(row, row["disabled_plans"], op_id, location)
             if kind is None:
                 self._restored(entry)
             else:
-                self._fail(row, kind, 'the direct assignment could not be put back (%s; see the journal)' % kind)
+                self._fail(row, kind, "the direct assignment could not be put back (%s; see the journal)" % kind)
 
     def _enabled_plan_names(self, sku_id, disabled_plans):
         if sku_id not in self.catalog:
@@ -470,33 +578,39 @@ class RemovalEngine:
 
     def result(self):
         return {
-            'removed': self.removed,
-            'removed_total': self.removed_total,
-            'restored': self.restored,
-            'restored_total': self.restored_total,
-            'failures': self.failures,
-            'skipped_by_verdict': dict((verdict, count) for verdict, count in self.skipped_by_verdict.items() if count),
-            'skipped_sample': self.skipped_sample,
-            'reconciled': self.reconciled,
-            'stopped': self.stopped,
+            "removed": self.removed,
+            "removed_total": self.removed_total,
+            "restored": self.restored,
+            "restored_total": self.restored_total,
+            "failures": self.failures,
+            "skipped_by_verdict": dict((verdict, count) for verdict, count in self.skipped_by_verdict.items() if count),
+            "skipped_sample": self.skipped_sample,
+            "reconciled": self.reconciled,
+            "stopped": self.stopped,
         }
 
 
 def _location_extra(location):
     """The restore intent's ``extra`` when a usage location is set first (so the journal says so before the write)."""
-    return {'usage_location_set': location} if location else None
+    return {"usage_location_set": location} if location else None
 
 
 def _label(row, record):
-    return (record or {}).get('user_principal_name') or row.get('user_principal_name') or row['user_id']
+    return (record or {}).get("user_principal_name") or row.get("user_principal_name") or row["user_id"]
 
 
 def _removed_entry(row, record):
-    return {'user': record['user_principal_name'] or row['user_id'], 'user_id': row['user_id'],
-            'sku': record['sku_part_number'] or row['sku_id'], 'sku_id': row['sku_id'],
-            'disabled_plans': list(record['direct_disabled_plans']), 'batch': row.get('batch'),
-            'plans_lost': list(record['plans_lost']), 'enabled_plans': list(record.get('direct_enabled_plan_names') or ()),
-            'inherited_enabled_plans': list(record.get('inherited_enabled_plan_names') or ())}
+    return {
+        "user": record["user_principal_name"] or row["user_id"],
+        "user_id": row["user_id"],
+        "sku": record["sku_part_number"] or row["sku_id"],
+        "sku_id": row["sku_id"],
+        "disabled_plans": list(record["direct_disabled_plans"]),
+        "batch": row.get("batch"),
+        "plans_lost": list(record["plans_lost"]),
+        "enabled_plans": list(record.get("direct_enabled_plan_names") or ()),
+        "inherited_enabled_plans": list(record.get("inherited_enabled_plan_names") or ()),
+    }
 
 
 def run_diff(removed, restored):
@@ -508,16 +622,22 @@ def run_diff(removed, restored):
     """
     before, after = {}, {}
     for entry in removed:
-        inherited = entry.get('inherited_enabled_plans') or []
-        direct = entry.get('enabled_plans') or []
-        before.setdefault(entry['user'], {})[entry['sku']] = {
-            'direct_enabled_plans': direct, 'inherited_enabled_plans': inherited, 'enabled_plans': _union_names(direct, inherited)}
-        after.setdefault(entry['user'], {})[entry['sku']] = {
-            'direct_enabled_plans': None, 'inherited_enabled_plans': inherited, 'enabled_plans': list(inherited)}
+        inherited = entry.get("inherited_enabled_plans") or []
+        direct = entry.get("enabled_plans") or []
+        before.setdefault(entry["user"], {})[entry["sku"]] = {
+            "direct_enabled_plans": direct,
+            "inherited_enabled_plans": inherited,
+            "enabled_plans": _union_names(direct, inherited),
+        }
+        after.setdefault(entry["user"], {})[entry["sku"]] = {
+            "direct_enabled_plans": None,
+            "inherited_enabled_plans": inherited,
+            "enabled_plans": list(inherited),
+        }
     for entry in restored:
-        before.setdefault(entry['user'], {})[entry['sku']] = {'direct_enabled_plans': None}
-        after.setdefault(entry['user'], {})[entry['sku']] = {'direct_enabled_plans': list(entry.get('enabled_plans') or [])}
-    return {'before': dict(sorted(before.items())), 'after': dict(sorted(after.items()))}
+        before.setdefault(entry["user"], {})[entry["sku"]] = {"direct_enabled_plans": None}
+        after.setdefault(entry["user"], {})[entry["sku"]] = {"direct_enabled_plans": list(entry.get("enabled_plans") or [])}
+    return {"before": dict(sorted(before.items())), "after": dict(sorted(after.items()))}
 
 
 def _union_names(first, second):
@@ -527,7 +647,7 @@ def _union_names(first, second):
 def _request_id(result):
     headers = result.headers or {}
     for key, value in headers.items():
-        if key.lower() == 'request-id':
+        if key.lower() == "request-id":
             return value
     error = result.error() if not result.ok else None
     return error.request_id if error is not None else None
@@ -555,8 +675,8 @@ def _chunks_one_row_per_user(rows, size):
     rounds = []
     seen = {}
     for row in rows:
-        position = seen.get(row['user_id'], 0)
-        seen[row['user_id']] = position + 1
+        position = seen.get(row["user_id"], 0)
+        seen[row["user_id"]] = position + 1
         if position == len(rounds):
             rounds.append([])
         rounds[position].append(row)
@@ -564,5 +684,5 @@ def _chunks_one_row_per_user(rows, size):
         offset = 0
         while offset < len(round_rows):
             count = max(1, next_size())
-            yield round_rows[offset:offset + count]
+            yield round_rows[offset : offset + count]
             offset += count

@@ -9,7 +9,8 @@ The module holds the options and their documentation and calls ``run_direct_lice
 kubernetes.core's ``module_utils/k8s/runner.py``).
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import contextlib
@@ -43,45 +44,50 @@ def run_direct_license(module):
 def rows_from_users(client, users, sku_ids, catalog, disabled_plans=None):
     """(rows, missing keys): one row per existing user and SKU."""
     rows, missing = [], []
-    for key, user in iter_users_by_key(client, users, select=('id', 'userPrincipalName')):
+    for key, user in iter_users_by_key(client, users, select=("id", "userPrincipalName")):
         if user is None:
             missing.append(key)
             continue
         for sku_id in sku_ids:
-            row = {'user_id': user['id'].lower(), 'user_principal_name': user.get('userPrincipalName'), 'sku_id': sku_id,
-                   'sku_part_number': catalog.part_number(sku_id), 'batch': None}
+            row = {
+                "user_id": user["id"].lower(),
+                "user_principal_name": user.get("userPrincipalName"),
+                "sku_id": sku_id,
+                "sku_part_number": catalog.part_number(sku_id),
+                "batch": None,
+            }
             if disabled_plans is not None:
-                row['disabled_plans'] = sorted(catalog.resolve_plans(sku_id, disabled_plans))
+                row["disabled_plans"] = sorted(catalog.resolve_plans(sku_id, disabled_plans))
             rows.append(row)
     return rows, missing
 
 
 def validate(module):
     params = module.params
-    if params['state'] == 'absent':
-        if bool(params['plan_path']) == bool(params['users']):
-            module.fail_json(msg='state=absent needs either plan_path or users + skus (exactly one of plan_path and users)')
-        if params['users'] and not params['skus']:
-            module.fail_json(msg='users needs skus: the SKUs whose direct assignment to remove')
-        if params['restore_from']:
-            module.fail_json(msg='restore_from applies to state=present only')
+    if params["state"] == "absent":
+        if bool(params["plan_path"]) == bool(params["users"]):
+            module.fail_json(msg="state=absent needs either plan_path or users + skus (exactly one of plan_path and users)")
+        if params["users"] and not params["skus"]:
+            module.fail_json(msg="users needs skus: the SKUs whose direct assignment to remove")
+        if params["restore_from"]:
+            module.fail_json(msg="restore_from applies to state=present only")
     else:
-        if bool(params['restore_from']) == bool(params['users']):
-            module.fail_json(msg='state=present needs either restore_from (a journal) or users + skus (+ disabled_plans)')
-        if params['users'] and not params['skus']:
-            module.fail_json(msg='users needs skus: the SKUs whose direct assignment to put back')
-        if params['plan_path'] or params['batches'] is not None:
-            module.fail_json(msg='plan_path and batches apply to state=absent only')
-        if params['restore_from'] and not params['journal_path']:
-            params['journal_path'] = params['restore_from']
-    if params['batches'] is not None and not params['plan_path']:
-        module.fail_json(msg='batches applies to plan_path only')
-    if params['plan_fingerprint'] is not None and not params['plan_path']:
-        module.fail_json(msg='plan_fingerprint applies to plan_path only: it is the fingerprint of the approved plan')
-    if params['max_failures'] < 0:
-        module.fail_json(msg='max_failures must be 0 or more, got %d' % params['max_failures'])
-    if not module.check_mode and not params['journal_path']:
-        module.fail_json(msg='journal_path is required outside check mode: every removal and restore is journaled first')
+        if bool(params["restore_from"]) == bool(params["users"]):
+            module.fail_json(msg="state=present needs either restore_from (a journal) or users + skus (+ disabled_plans)")
+        if params["users"] and not params["skus"]:
+            module.fail_json(msg="users needs skus: the SKUs whose direct assignment to put back")
+        if params["plan_path"] or params["batches"] is not None:
+            module.fail_json(msg="plan_path and batches apply to state=absent only")
+        if params["restore_from"] and not params["journal_path"]:
+            params["journal_path"] = params["restore_from"]
+    if params["batches"] is not None and not params["plan_path"]:
+        module.fail_json(msg="batches applies to plan_path only")
+    if params["plan_fingerprint"] is not None and not params["plan_path"]:
+        module.fail_json(msg="plan_fingerprint applies to plan_path only: it is the fingerprint of the approved plan")
+    if params["max_failures"] < 0:
+        module.fail_json(msg="max_failures must be 0 or more, got %d" % params["max_failures"])
+    if not module.check_mode and not params["journal_path"]:
+        module.fail_json(msg="journal_path is required outside check mode: every removal and restore is journaled first")
 
 
 def _run(module, exits):
@@ -94,46 +100,54 @@ def _run(module, exits):
     plan_header = None
     rows = []
     try:
-        if params['state'] == 'absent' and params['plan_path']:
+        if params["state"] == "absent" and params["plan_path"]:
             # Read (and fingerprinted) before any Graph call: a plan that is not the approved one stops here.
-            rows, plan_header = read_removal_rows(params['plan_path'], params['batches'], params['plan_fingerprint'])
+            rows, plan_header = read_removal_rows(params["plan_path"], params["batches"], params["plan_fingerprint"])
             if not module.check_mode:
-                exits.enter_context(locked_plan(params['plan_path'], 'removing from it'))
+                exits.enter_context(locked_plan(params["plan_path"], "removing from it"))
         catalog = read_sku_catalog(client)
         tenant_guid, tenant_country = read_tenant(client)
-        sku_ids = resolve_skus(catalog, params['skus'])
-        trusted = list(resolve_groups(client, params['trusted_groups'])) if params['trusted_groups'] is not None else None
+        sku_ids = resolve_skus(catalog, params["skus"])
+        trusted = list(resolve_groups(client, params["trusted_groups"])) if params["trusted_groups"] is not None else None
         if plan_header is not None:
-            check_plan_tenant(plan_header, tenant_guid, params['plan_path'])
-            if trusted is None and plan_header.get('trusted_groups') is not None:
+            check_plan_tenant(plan_header, tenant_guid, params["plan_path"])
+            if trusted is None and plan_header.get("trusted_groups") is not None:
                 # Re-check with the trust the plan was made with, never with less.
-                trusted = [group_id.lower() for group_id in plan_header['trusted_groups']]
+                trusted = [group_id.lower() for group_id in plan_header["trusted_groups"]]
         else:
             rows, missing_users = _rows_without_plan(params, client, sku_ids, catalog)
         index = MembershipIndex(client).load_licensed_groups()
         if not module.check_mode:
-            journal = Journal(params['journal_path'], run_meta=_run_meta(params, plan_header))
-        engine = RemovalEngine(client, catalog, journal=journal, trusted_groups=trusted, allow_service_loss=params['allow_service_loss'],
-                               max_failures=params['max_failures'], check_mode=module.check_mode, transitive_of=index.transitive_of,
-                               keep_all=module.check_mode or module.diff_mode,
-                               licensed_group_ids=list(index.groups),
-                               restore_usage_location=tenant_country if params['restore_usage_location'] == 'tenant' else None)
+            journal = Journal(params["journal_path"], run_meta=_run_meta(params, plan_header))
+        engine = RemovalEngine(
+            client,
+            catalog,
+            journal=journal,
+            trusted_groups=trusted,
+            allow_service_loss=params["allow_service_loss"],
+            max_failures=params["max_failures"],
+            check_mode=module.check_mode,
+            transitive_of=index.transitive_of,
+            keep_all=module.check_mode or module.diff_mode,
+            licensed_group_ids=list(index.groups),
+            restore_usage_location=tenant_country if params["restore_usage_location"] == "tenant" else None,
+        )
         engine.skip_users_not_found(missing_users)
-        if params['journal_path'] and os.path.exists(params['journal_path']):
+        if params["journal_path"] and os.path.exists(params["journal_path"]):
             # Settle (and journal) what a killed run left in flight before acting on anything.
-            engine.reconcile_pending(pending_states(JournalReader(params['journal_path'])))
-        if params['state'] == 'absent':
+            engine.reconcile_pending(pending_states(JournalReader(params["journal_path"])))
+        if params["state"] == "absent":
             engine.remove(rows)
         else:
             engine.restore(rows)
-        rows = None   # a row per removal: let the rollback script (built below from the journal) reuse that memory
+        rows = None  # a row per removal: let the rollback script (built below from the journal) reuse that memory
     except (LicensingInputError, RecordsError) as exc:
         _close(journal)
         module.fail_json(msg=str(exc), **_partial(engine, params))
     except GraphError as exc:
         _close(journal)
         script = _write_script(module, params, tenant_guid)
-        module.fail_from_graph_error(exc, msg='Stopped: a Graph read or write failed', rollback_script_path=script, **_partial(engine, params))
+        module.fail_from_graph_error(exc, msg="Stopped: a Graph read or write failed", rollback_script_path=script, **_partial(engine, params))
     _close(journal)
     script = _write_script(module, params, tenant_guid) if journal is not None else None
     _exit(module, params, engine.result(), plan_header, script)
@@ -141,31 +155,42 @@ def _run(module, exits):
 
 def _rows_without_plan(params, client, sku_ids, catalog):
     """(rows, missing user keys) of a run without a plan: named users and SKUs, or a journal to restore."""
-    if params['state'] == 'absent':
-        return rows_from_users(client, params['users'], sku_ids, catalog)
-    if params['restore_from']:
-        return restorable(JournalReader(params['restore_from'])), []
-    return rows_from_users(client, params['users'], sku_ids, catalog, disabled_plans=params['disabled_plans'])
+    if params["state"] == "absent":
+        return rows_from_users(client, params["users"], sku_ids, catalog)
+    if params["restore_from"]:
+        return restorable(JournalReader(params["restore_from"])), []
+    return rows_from_users(client, params["users"], sku_ids, catalog, disabled_plans=params["disabled_plans"])
 
 
 def _exit(module, params, result, plan_header, script):
     """Exit (or fail, past max_failures) with the run's result."""
-    sample = None if module.check_mode else SAMPLE_SIZE   # check mode names every row: the change record's list
-    output = dict(changed=bool(result['removed_total'] or result['restored_total']), removed=result['removed'][:sample],
-                  removed_total=result['removed_total'], restored=result['restored'][:sample], restored_total=result['restored_total'],
-                  skipped_by_verdict=result['skipped_by_verdict'], skipped_sample=result['skipped_sample'], failures=result['failures'],
-                  reconciled=result['reconciled'], stopped=result['stopped'],
-                  journal_path=os.path.abspath(params['journal_path']) if params['journal_path'] else None, rollback_script_path=script)
+    sample = None if module.check_mode else SAMPLE_SIZE  # check mode names every row: the change record's list
+    output = dict(
+        changed=bool(result["removed_total"] or result["restored_total"]),
+        removed=result["removed"][:sample],
+        removed_total=result["removed_total"],
+        restored=result["restored"][:sample],
+        restored_total=result["restored_total"],
+        skipped_by_verdict=result["skipped_by_verdict"],
+        skipped_sample=result["skipped_sample"],
+        failures=result["failures"],
+        reconciled=result["reconciled"],
+        stopped=result["stopped"],
+        journal_path=os.path.abspath(params["journal_path"]) if params["journal_path"] else None,
+        rollback_script_path=script,
+    )
     if plan_header is not None:
-        output['plan_fingerprint'] = plan_header['content_fingerprint']
+        output["plan_fingerprint"] = plan_header["content_fingerprint"]
     if module.diff_mode:
-        output['diff'] = run_diff(result['removed'], result['restored'])
-    if result['stopped']:
-        module.fail_json(msg='Stopped after %d failure(s), more than max_failures=%d; the direct assignments of failed rows are in place '
-                             '(or listed in the journal to restore). First: %s' % (len(result['failures']), params['max_failures'],
-                                                                                   result['failures'][0]['reason']), **output)
-    if result['failures']:
-        module.warn('%d row(s) failed (within max_failures=%d); see failures' % (len(result['failures']), params['max_failures']))
+        output["diff"] = run_diff(result["removed"], result["restored"])
+    if result["stopped"]:
+        module.fail_json(
+            msg="Stopped after %d failure(s), more than max_failures=%d; the direct assignments of failed rows are in place "
+            "(or listed in the journal to restore). First: %s" % (len(result["failures"]), params["max_failures"], result["failures"][0]["reason"]),
+            **output,
+        )
+    if result["failures"]:
+        module.warn("%d row(s) failed (within max_failures=%d); see failures" % (len(result["failures"]), params["max_failures"]))
     module.exit_json(**output)
 
 
@@ -173,7 +198,7 @@ def _run_meta(params, plan_header):
     """What the journal's run line says of the plan this run executes."""
     if plan_header is None:
         return None
-    return {'plan_path': os.path.abspath(params['plan_path']), 'plan_fingerprint': plan_header['content_fingerprint']}
+    return {"plan_path": os.path.abspath(params["plan_path"]), "plan_fingerprint": plan_header["content_fingerprint"]}
 
 
 def _close(journal):
@@ -185,19 +210,24 @@ def _partial(engine, params):
     if engine is None:
         return {}
     result = engine.result()
-    return dict(removed=result['removed'][:SAMPLE_SIZE], removed_total=result['removed_total'], restored=result['restored'][:SAMPLE_SIZE],
-                failures=result['failures'], journal_path=params.get('journal_path'))
+    return dict(
+        removed=result["removed"][:SAMPLE_SIZE],
+        removed_total=result["removed_total"],
+        restored=result["restored"][:SAMPLE_SIZE],
+        failures=result["failures"],
+        journal_path=params.get("journal_path"),
+    )
 
 
 def _write_script(module, params, tenant_guid):
     """(Re)write the PowerShell rollback script beside the journal from everything still restorable."""
-    if module.check_mode or not params.get('journal_path') or not os.path.exists(params['journal_path']):
+    if module.check_mode or not params.get("journal_path") or not os.path.exists(params["journal_path"]):
         return None
     try:
         # Streamed: the journal is read one line at a time and the script written one row at a time.
-        total, rows = iter_restorable(JournalReader(params['journal_path']))
-        written = write_rollback_script(rows, rollback_script_path(os.path.abspath(params['journal_path'])), tenant_id=tenant_guid, total=total)
+        total, rows = iter_restorable(JournalReader(params["journal_path"]))
+        written = write_rollback_script(rows, rollback_script_path(os.path.abspath(params["journal_path"])), tenant_id=tenant_guid, total=total)
     except RecordsError as exc:
-        module.warn('could not write the rollback script: %s' % exc)
+        module.warn("could not write the rollback script: %s" % exc)
         return None
-    return written['path']
+    return written["path"]

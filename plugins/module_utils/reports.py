@@ -44,7 +44,8 @@ target directory, fsynced, then renamed over the target, so a reader never sees 
     it is not used here because it cannot be produced from per-SKU records and drops the SKU.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import contextlib
@@ -68,58 +69,68 @@ class RecordsError(ValueError):
     """
 
     # The message of guid.normalize_guid(value, what, error=RecordsError): records name the field first.
-    guid_message = '{what} must be a GUID like 00000000-0000-0000-0000-000000000000, got {value!r}'
+    guid_message = "{what} must be a GUID like 00000000-0000-0000-0000-000000000000, got {value!r}"
 
 
-REPORT_FORMATS = ('csv', 'json', 'ms_direct_vs_inherited')
+REPORT_FORMATS = ("csv", "json", "ms_direct_vs_inherited")
 # User-facing names of formats above: ``powershell`` is what modules document for Microsoft's column shape.
-REPORT_FORMAT_ALIASES = {'powershell': 'ms_direct_vs_inherited'}
-REPORT_EXTENSIONS = {'.csv': 'csv', '.json': 'json'}
+REPORT_FORMAT_ALIASES = {"powershell": "ms_direct_vs_inherited"}
+REPORT_EXTENSIONS = {".csv": "csv", ".json": "json"}
 
 CSV_COLUMNS = (
-    'user_principal_name', 'user_id', 'sku_part_number', 'sku_id', 'verdict', 'direct',
-    'direct_disabled_plans', 'inherited_from', 'healthy_inherited_from', 'plans_lost', 'errors', 'batch',
+    "user_principal_name",
+    "user_id",
+    "sku_part_number",
+    "sku_id",
+    "verdict",
+    "direct",
+    "direct_disabled_plans",
+    "inherited_from",
+    "healthy_inherited_from",
+    "plans_lost",
+    "errors",
+    "batch",
 )
-MS_DIRECT_VS_INHERITED_COLUMNS = ('ObjectId', 'SkuId', 'AssignedDirectly', 'AssignedFromGroup')
+MS_DIRECT_VS_INHERITED_COLUMNS = ("ObjectId", "SkuId", "AssignedDirectly", "AssignedFromGroup")
 
 # Characters that make Excel, LibreOffice and Google Sheets treat a cell as a formula (OWASP CSV injection).
-_FORMULA_TRIGGERS = frozenset(('=', '+', '-', '@', '\t', '\r'))
-_LIST_SEPARATOR = ';'
+_FORMULA_TRIGGERS = frozenset(("=", "+", "-", "@", "\t", "\r"))
+_LIST_SEPARATOR = ";"
 
 
 def guid_list(values, name):
     """``values`` (a list or tuple) as canonical GUIDs, or raise RecordsError naming ``name`` and the value."""
     if not isinstance(values, (list, tuple)):
-        raise RecordsError('%s must be a list of GUIDs, got %r' % (name, values))
+        raise RecordsError("%s must be a list of GUIDs, got %r" % (name, values))
     return [normalize_guid(value, name, error=RecordsError) for value in values]
 
 
 def utc_now_iso():
     """Current UTC time as ISO 8601 with a ``Z`` suffix, millisecond precision."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    return now.isoformat(timespec='milliseconds').replace('+00:00', 'Z')
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def resolve_output_path(path, what='file'):
+def resolve_output_path(path, what="file"):
     """Check that ``path`` can be written, before anything is written, and return it absolute.
 
     A user-supplied path is the user's choice ('..' is allowed); it is resolved so messages and
     return values name the real location. Raises RecordsError naming the path and the problem.
     """
     if not isinstance(path, str) or not path.strip():
-        raise RecordsError('%s path must be a non-empty string, got %r' % (what, path))
+        raise RecordsError("%s path must be a non-empty string, got %r" % (what, path))
     absolute_path = os.path.abspath(os.path.expanduser(path))
     parent = os.path.dirname(absolute_path)
     if os.path.isdir(absolute_path):
-        raise RecordsError('%s path %s is a directory; give a file name inside it' % (what, absolute_path))
+        raise RecordsError("%s path %s is a directory; give a file name inside it" % (what, absolute_path))
     if not os.path.exists(parent):
-        raise RecordsError('cannot write %s %s: directory %s does not exist' % (what, absolute_path, parent))
+        raise RecordsError("cannot write %s %s: directory %s does not exist" % (what, absolute_path, parent))
     if not os.path.isdir(parent):
-        raise RecordsError('cannot write %s %s: %s is not a directory' % (what, absolute_path, parent))
+        raise RecordsError("cannot write %s %s: %s is not a directory" % (what, absolute_path, parent))
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise RecordsError('cannot write %s %s: directory %s is not writable' % (what, absolute_path, parent))
+        raise RecordsError("cannot write %s %s: directory %s is not writable" % (what, absolute_path, parent))
     if os.path.exists(absolute_path) and not os.access(absolute_path, os.W_OK):
-        raise RecordsError('cannot write %s %s: the file exists and is not writable' % (what, absolute_path))
+        raise RecordsError("cannot write %s %s: the file exists and is not writable" % (what, absolute_path))
     return absolute_path
 
 
@@ -151,7 +162,7 @@ def fsync_directory(directory):
 
 
 @contextlib.contextmanager
-def atomic_text_file(absolute_path, what='file', encoding='utf-8', newline=None):
+def atomic_text_file(absolute_path, what="file", encoding="utf-8", newline=None):
     """Yield a text stream whose content replaces ``absolute_path`` only if the block completes.
 
     The content goes to a temporary file in the same directory, is flushed and fsynced, then
@@ -161,11 +172,11 @@ def atomic_text_file(absolute_path, what='file', encoding='utf-8', newline=None)
     directory = os.path.dirname(absolute_path)
     mode = _default_file_mode(absolute_path)
     try:
-        fd, temp_path = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(absolute_path), suffix='.tmp')
+        fd, temp_path = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(absolute_path), suffix=".tmp")
     except OSError as exc:
-        raise RecordsError('cannot write %s %s: %s' % (what, absolute_path, exc.strerror or exc))
+        raise RecordsError("cannot write %s %s: %s" % (what, absolute_path, exc.strerror or exc))
     try:
-        with os.fdopen(fd, 'w', encoding=encoding, newline=newline) as stream:
+        with os.fdopen(fd, "w", encoding=encoding, newline=newline) as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
@@ -175,7 +186,7 @@ def atomic_text_file(absolute_path, what='file', encoding='utf-8', newline=None)
         with contextlib.suppress(OSError):
             os.unlink(temp_path)
         if isinstance(exc, OSError):
-            raise RecordsError('cannot write %s %s: %s' % (what, absolute_path, exc.strerror or exc)) from None
+            raise RecordsError("cannot write %s %s: %s" % (what, absolute_path, exc.strerror or exc)) from None
         raise
     fsync_directory(directory)
 
@@ -193,7 +204,7 @@ def _lookup_function(plan_name_lookup):
     if isinstance(plan_name_lookup, dict):
         lowered = dict((str(key).lower(), value) for key, value in plan_name_lookup.items())
         return lambda plan_id: lowered.get(str(plan_id).lower())
-    raise RecordsError('plan_name_lookup must be a dict of plan GUID to name or a callable, got %s' % type(plan_name_lookup).__name__)
+    raise RecordsError("plan_name_lookup must be a dict of plan GUID to name or a callable, got %s" % type(plan_name_lookup).__name__)
 
 
 def _plan_names(plan_ids, lookup):
@@ -210,7 +221,7 @@ def neutralize_formula(value):
 
 def _join(values):
     if values is None:
-        return ''
+        return ""
     if isinstance(values, str):
         return values
     try:
@@ -221,50 +232,50 @@ def _join(values):
 
 def _csv_bool(value):
     if value is None:
-        return ''
-    return 'true' if value else 'false'
+        return ""
+    return "true" if value else "false"
 
 
 def csv_row(record, lookup=None):
     """The CSV cells of one record, in CSV_COLUMNS order, formula-safe."""
-    disabled_plans = record.get('direct_disabled_plans')
+    disabled_plans = record.get("direct_disabled_plans")
     if lookup is not None:
         disabled_plans = _plan_names(disabled_plans, lookup)
-    batch = record.get('batch')
+    batch = record.get("batch")
     cells = [
-        str(record.get('user_principal_name') or ''),
-        str(record.get('user_id') or ''),
-        str(record.get('sku_part_number') or ''),
-        str(record.get('sku_id') or ''),
-        str(record.get('verdict') or ''),
-        _csv_bool(record.get('direct')),
+        str(record.get("user_principal_name") or ""),
+        str(record.get("user_id") or ""),
+        str(record.get("sku_part_number") or ""),
+        str(record.get("sku_id") or ""),
+        str(record.get("verdict") or ""),
+        _csv_bool(record.get("direct")),
         _join(disabled_plans),
-        _join(record.get('inherited_from')),
-        _join(record.get('healthy_inherited_from')),
-        _join(record.get('plans_lost')),
-        _join(record.get('errors')),
-        '' if batch is None else str(batch),
+        _join(record.get("inherited_from")),
+        _join(record.get("healthy_inherited_from")),
+        _join(record.get("plans_lost")),
+        _join(record.get("errors")),
+        "" if batch is None else str(batch),
     ]
     return [("'" + cell) if cell[:1] in _FORMULA_TRIGGERS else cell for cell in cells]
 
 
 def _powershell_bool(value):
-    return 'True' if value else 'False'
+    return "True" if value else "False"
 
 
 def ms_direct_vs_inherited_row(record):
     """The row of Microsoft's direct-vs-inherited report for one record, or None if the user holds no copy."""
-    assigned_directly = bool(record.get('direct'))
-    assigned_from_group = bool(record.get('inherited_from'))
+    assigned_directly = bool(record.get("direct"))
+    assigned_from_group = bool(record.get("inherited_from"))
     if not assigned_directly and not assigned_from_group:
         return None
-    cells = [record.get('user_id') or '', record.get('sku_id') or '', _powershell_bool(assigned_directly), _powershell_bool(assigned_from_group)]
+    cells = [record.get("user_id") or "", record.get("sku_id") or "", _powershell_bool(assigned_directly), _powershell_bool(assigned_from_group)]
     return [neutralize_formula(cell) for cell in cells]
 
 
 def _checked_record(record, index, absolute_path):
     if not isinstance(record, dict):
-        raise RecordsError('cannot write report %s: record number %d is a %s, expected a dict' % (absolute_path, index + 1, type(record).__name__))
+        raise RecordsError("cannot write report %s: record number %d is a %s, expected a dict" % (absolute_path, index + 1, type(record).__name__))
     return record
 
 
@@ -273,19 +284,22 @@ def report_format_for(path, report_format=None):
     if report_format is not None:
         report_format = REPORT_FORMAT_ALIASES.get(report_format, report_format)
         if report_format not in REPORT_FORMATS:
-            raise RecordsError('report_format %r is not supported; use one of %s (or %s)' % (
-                report_format, ', '.join(REPORT_FORMATS), ', '.join(sorted(REPORT_FORMAT_ALIASES))))
+            raise RecordsError(
+                "report_format %r is not supported; use one of %s (or %s)"
+                % (report_format, ", ".join(REPORT_FORMATS), ", ".join(sorted(REPORT_FORMAT_ALIASES)))
+            )
         return report_format
     extension = os.path.splitext(str(path))[1].lower()
     if extension in REPORT_EXTENSIONS:
         return REPORT_EXTENSIONS[extension]
     raise RecordsError(
-        'cannot tell the report format of %s from its extension %r: use one of %s, or set report_format to one of %s'
-        % (path, extension, ', '.join(sorted(REPORT_EXTENSIONS)), ', '.join(REPORT_FORMATS)))
+        "cannot tell the report format of %s from its extension %r: use one of %s, or set report_format to one of %s"
+        % (path, extension, ", ".join(sorted(REPORT_EXTENSIONS)), ", ".join(REPORT_FORMATS))
+    )
 
 
 def _write_csv_rows(stream, columns, rows, quoting=csv.QUOTE_MINIMAL):
-    writer = csv.writer(stream, quoting=quoting, lineterminator='\r\n')
+    writer = csv.writer(stream, quoting=quoting, lineterminator="\r\n")
     writer.writerow(columns)
     count = 0
     for row in rows:
@@ -296,13 +310,13 @@ def _write_csv_rows(stream, columns, rows, quoting=csv.QUOTE_MINIMAL):
 
 def _count_verdicts(records, counts):
     for record in records:
-        verdict = record.get('verdict') or 'no_verdict'
+        verdict = record.get("verdict") or "no_verdict"
         counts[verdict] = counts.get(verdict, 0) + 1
         yield record
 
 
 def _write_csv_report(absolute_path, records, lookup, counts, extra_columns=()):
-    with atomic_text_file(absolute_path, 'report', encoding='utf-8-sig', newline='') as stream:
+    with atomic_text_file(absolute_path, "report", encoding="utf-8-sig", newline="") as stream:
         rows = (csv_row(record, lookup) + _extra_cells(record, extra_columns) for record in _count_verdicts(records, counts))
         return _write_csv_rows(stream, CSV_COLUMNS + tuple(extra_columns), rows)
 
@@ -311,24 +325,24 @@ def _extra_cells(record, extra_columns):
     cells = []
     for column in extra_columns:
         value = record.get(column)
-        cell = '' if value is None else (_join(value) if isinstance(value, (list, tuple)) else str(value))
+        cell = "" if value is None else (_join(value) if isinstance(value, (list, tuple)) else str(value))
         cells.append(neutralize_formula(cell))
     return cells
 
 
 def _write_ms_report(absolute_path, records, counts):
-    with atomic_text_file(absolute_path, 'report', encoding='utf-8-sig', newline='') as stream:
+    with atomic_text_file(absolute_path, "report", encoding="utf-8-sig", newline="") as stream:
         rows = (ms_direct_vs_inherited_row(record) for record in _count_verdicts(records, counts))
         return _write_csv_rows(stream, MS_DIRECT_VS_INHERITED_COLUMNS, (row for row in rows if row is not None), quoting=csv.QUOTE_ALL)
 
 
 def _json_record(record, lookup, number, absolute_path):
-    if lookup is not None and 'direct_disabled_plan_names' not in record:
-        record = dict(record, direct_disabled_plan_names=_plan_names(record.get('direct_disabled_plans'), lookup))
+    if lookup is not None and "direct_disabled_plan_names" not in record:
+        record = dict(record, direct_disabled_plan_names=_plan_names(record.get("direct_disabled_plans"), lookup))
     try:
         return json.dumps(record, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
-        raise RecordsError('cannot write report %s: record number %d cannot be written as JSON: %s' % (absolute_path, number, exc))
+        raise RecordsError("cannot write report %s: record number %d cannot be written as JSON: %s" % (absolute_path, number, exc))
 
 
 def _write_json_report(absolute_path, records, lookup, counts):
@@ -337,23 +351,23 @@ def _write_json_report(absolute_path, records, lookup, counts):
     directory = os.path.dirname(absolute_path)
     count = 0
     try:
-        spool = tempfile.TemporaryFile(mode='w+', encoding='utf-8', dir=directory)
+        spool = tempfile.TemporaryFile(mode="w+", encoding="utf-8", dir=directory)
     except OSError as exc:
-        raise RecordsError('cannot write report %s: %s' % (absolute_path, exc.strerror or exc))
+        raise RecordsError("cannot write report %s: %s" % (absolute_path, exc.strerror or exc))
     with spool:
         for record in _count_verdicts(records, counts):
-            spool.write(',\n' if count else '\n')
+            spool.write(",\n" if count else "\n")
             spool.write(_json_record(record, lookup, count + 1, absolute_path))
             count += 1
         spool.seek(0)
-        with atomic_text_file(absolute_path, 'report', encoding='utf-8') as stream:
+        with atomic_text_file(absolute_path, "report", encoding="utf-8") as stream:
             stream.write('{"summary": %s,\n"records": [' % json.dumps(verdict_summary(counts)))
             while True:
                 chunk = spool.read(1 << 16)
                 if not chunk:
                     break
                 stream.write(chunk)
-            stream.write('\n]}\n' if count else ']}\n')
+            stream.write("\n]}\n" if count else "]}\n")
     return count
 
 
@@ -368,23 +382,23 @@ def write_report(path, records, report_format=None, plan_name_lookup=None, extra
     format is wrong, and the previous file is untouched if writing fails halfway.
     """
     report_format = report_format_for(path, report_format)
-    absolute_path = resolve_output_path(path, 'report')
+    absolute_path = resolve_output_path(path, "report")
     lookup = _lookup_function(plan_name_lookup)
     counts = {}
     checked = (_checked_record(record, index, absolute_path) for index, record in enumerate(records))
-    if report_format == 'csv':
+    if report_format == "csv":
         rows = _write_csv_report(absolute_path, checked, lookup, counts, extra_columns)
-    elif report_format == 'json':
+    elif report_format == "json":
         rows = _write_json_report(absolute_path, checked, lookup, counts)
     else:
         rows = _write_ms_report(absolute_path, checked, counts)
-    return {'path': absolute_path, 'format': report_format, 'rows': rows, 'summary': verdict_summary(counts)}
+    return {"path": absolute_path, "format": report_format, "rows": rows, "summary": verdict_summary(counts)}
 
 
 # ---- streaming reads of large JSON documents ---------------------------------------------------
 
-_JSON_WHITESPACE = ' \t\n\r'
-_JSON_NUMBER_PART = '0123456789+-.eE'
+_JSON_WHITESPACE = " \t\n\r"
+_JSON_NUMBER_PART = "0123456789+-.eE"
 
 
 class JsonNotAnObject(ValueError):
@@ -404,7 +418,7 @@ class JsonStream:
     def __init__(self, stream, chunk_size=1 << 16):
         self.stream = stream
         self.chunk_size = chunk_size
-        self.buffer = ''
+        self.buffer = ""
         self.position = 0
         self.eof = False
         self.decoder = json.JSONDecoder()
@@ -414,7 +428,7 @@ class JsonStream:
         if not data:
             self.eof = True
             return False
-        self.buffer = self.buffer[self.position:] + data
+        self.buffer = self.buffer[self.position :] + data
         self.position = 0
         return True
 
@@ -426,12 +440,12 @@ class JsonStream:
                 position += 1
             self.position = position
             if position < len(buffer) or not self._fill():
-                return buffer[position] if position < len(buffer) else ''
+                return buffer[position] if position < len(buffer) else ""
 
     def _expect(self, characters):
         found = self._peek()
         if not found or found not in characters:
-            raise ValueError('expected %s at character %r' % (' or '.join(repr(c) for c in characters), found or 'end of document'))
+            raise ValueError("expected %s at character %r" % (" or ".join(repr(c) for c in characters), found or "end of document"))
         self.position += 1
         return found
 
@@ -444,10 +458,10 @@ class JsonStream:
             except ValueError:
                 if self.eof or not self._fill(size):
                     raise
-                size *= 2   # a value longer than the buffer: read more at a time, not quadratically
+                size *= 2  # a value longer than the buffer: read more at a time, not quadratically
                 continue
             if not self.eof and self._may_go_on(value, end) and self._fill(size):
-                continue    # a number at the end of the buffer ("-1." or "1e") may go on in the next chunk
+                continue  # a number at the end of the buffer ("-1." or "1e") may go on in the next chunk
             self.position = end
             return value
 
@@ -463,31 +477,31 @@ class JsonStream:
         return True
 
     def events(self, array_keys=()):
-        if self._peek() != '{':
-            raise JsonNotAnObject('the document is not a JSON object')
+        if self._peek() != "{":
+            raise JsonNotAnObject("the document is not a JSON object")
         self.position += 1
-        if self._peek() == '}':
+        if self._peek() == "}":
             self.position += 1
         else:
             while True:
                 key = self._value()
                 if not isinstance(key, str):
-                    raise ValueError('expected an object member name, got %r' % (key,))
-                self._expect(':')
-                if key in array_keys and self._peek() == '[':
+                    raise ValueError("expected an object member name, got %r" % (key,))
+                self._expect(":")
+                if key in array_keys and self._peek() == "[":
                     self.position += 1
-                    yield ('start', key, None)
-                    if self._peek() == ']':
+                    yield ("start", key, None)
+                    if self._peek() == "]":
                         self.position += 1
                     else:
                         while True:
-                            yield ('item', key, self._value())
-                            if self._expect(',]') == ']':
+                            yield ("item", key, self._value())
+                            if self._expect(",]") == "]":
                                 break
-                    yield ('end', key, None)
+                    yield ("end", key, None)
                 else:
-                    yield ('value', key, self._value())
-                if self._expect(',}') == '}':
+                    yield ("value", key, self._value())
+                if self._expect(",}") == "}":
                     break
         if self._peek():
-            raise ValueError('extra data after the top-level object')
+            raise ValueError("extra data after the top-level object")

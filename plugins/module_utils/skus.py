@@ -10,7 +10,8 @@ and words the failure the way sku_info documents it (every unknown value in one 
 ``run_sku_info`` is the module's run (the module holds the options and their documentation).
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
@@ -23,12 +24,15 @@ def sku_record(raw):
     units = raw.get("prepaidUnits") or {}
     enabled = int(units.get("enabled") or 0)
     consumed = int(raw.get("consumedUnits") or 0)
-    plans = [{
-        "service_plan_id": (plan.get("servicePlanId") or "").lower(),
-        "service_plan_name": plan.get("servicePlanName"),
-        "applies_to": plan.get("appliesTo"),
-        "provisioning_status": plan.get("provisioningStatus"),
-    } for plan in raw.get("servicePlans") or []]
+    plans = [
+        {
+            "service_plan_id": (plan.get("servicePlanId") or "").lower(),
+            "service_plan_name": plan.get("servicePlanName"),
+            "applies_to": plan.get("appliesTo"),
+            "provisioning_status": plan.get("provisioningStatus"),
+        }
+        for plan in raw.get("servicePlans") or []
+    ]
     return {
         "sku_id": (raw.get("skuId") or "").lower(),
         "sku_part_number": raw.get("skuPartNumber"),
@@ -41,16 +45,14 @@ def sku_record(raw):
         "warning": int(units.get("warning") or 0),
         "locked_out": int(units.get("lockedOut") or 0),
         "service_plans": plans,
-        "user_service_plan_names": sorted(plan["service_plan_name"] for plan in plans
-                                          if plan["applies_to"] == "User" and plan["service_plan_name"]),
+        "user_service_plan_names": sorted(plan["service_plan_name"] for plan in plans if plan["applies_to"] == "User" and plan["service_plan_name"]),
     }
 
 
 def _catalog(records):
     # Only the identities resolve_sku reads: the records are not checked as a migration's catalog is
     # (sku_info lists a tenant as it is). A SKU without a part number is named by its id, as in SkuCatalog.
-    return SkuCatalog(dict((record["sku_id"], dict(record, sku_part_number=record["sku_part_number"] or record["sku_id"]))
-                           for record in records))
+    return SkuCatalog(dict((record["sku_id"], dict(record, sku_part_number=record["sku_part_number"] or record["sku_id"])) for record in records))
 
 
 def select_skus(records, wanted):
@@ -63,7 +65,7 @@ def select_skus(records, wanted):
     for value in wanted:
         try:
             sku_id = catalog.resolve_sku(value)
-        except LicensingInputError:   # not subscribed (SkuNotSubscribedError) or not a SKU at all
+        except LicensingInputError:  # not subscribed (SkuNotSubscribedError) or not a SKU at all
             unknown.append(value)
             continue
         if sku_id not in seen:
@@ -71,9 +73,10 @@ def select_skus(records, wanted):
             chosen.append(by_id[sku_id])
     if unknown:
         subscribed = ", ".join(sorted(record["sku_part_number"] or record["sku_id"] for record in records)) or "none"
-        raise ValueError("%s: no subscribed SKU has %s; expected a SKU GUID or part number. Subscribed part numbers: %s" % (
-            ", ".join(repr(value) for value in unknown),
-            "this GUID or part number" if len(unknown) == 1 else "these GUIDs or part numbers", subscribed))
+        raise ValueError(
+            "%s: no subscribed SKU has %s; expected a SKU GUID or part number. Subscribed part numbers: %s"
+            % (", ".join(repr(value) for value in unknown), "this GUID or part number" if len(unknown) == 1 else "these GUIDs or part numbers", subscribed)
+        )
     return chosen
 
 
@@ -90,5 +93,4 @@ def run_sku_info(module):
     # After the read above, so the token is the one Graph just accepted; only its roles claim leaves this function.
     granted = module.client.granted_permissions()
     missing = missing_permissions(granted, module.params["permissions_for"]) if granted is not None else []
-    module.exit_json(changed=False, skus=skus, granted_permissions=granted or [], permissions_known=granted is not None,
-                     missing_permissions=missing)
+    module.exit_json(changed=False, skus=skus, granted_permissions=granted or [], permissions_known=granted is not None, missing_permissions=missing)

@@ -25,7 +25,8 @@ Members of nested groups are not members here: Entra does not license them (they
 ``nested_groups``, never as applied).
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import time
@@ -181,6 +182,7 @@ class ProcessingWaiter:
 
 # ------------------------------------------------------------------------- the module's run
 
+
 def read_progress(client, group_id):
     """One poll of one group: the group's facts and its direct members' license states."""
     group = get_group(client, group_id)
@@ -196,8 +198,11 @@ def read_progress(client, group_id):
 def other_users_in_error(client, progress):
     """Users in membersWithLicenseErrors who are not counted among the members in error."""
     counted = set(progress["member_ids_in_error"])
-    return sum(1 for user in members_with_license_errors(client, progress["id"], select=("id",))
-               if normalize_guid(user["id"], error=LicensingInputError) not in counted)
+    return sum(
+        1
+        for user in members_with_license_errors(client, progress["id"], select=("id",))
+        if normalize_guid(user["id"], error=LicensingInputError) not in counted
+    )
 
 
 def public(progress, reprocessed, others):
@@ -215,8 +220,13 @@ def run_license_processing_wait(module):
     client = module.client
     try:
         group_ids = _group_ids(module, client, params["groups"])
-        waiter = ProcessingWaiter(lambda group_id: read_progress(client, group_id), timeout=params["wait_timeout"],
-                                  poll_interval=params["poll_interval"], max_interval=params["max_poll_interval"], started=started)
+        waiter = ProcessingWaiter(
+            lambda group_id: read_progress(client, group_id),
+            timeout=params["wait_timeout"],
+            poll_interval=params["poll_interval"],
+            max_interval=params["max_poll_interval"],
+            started=started,
+        )
         progress, timed_out = waiter.wait(group_ids)
         reprocessed = dict((group_id, 0) for group_id in group_ids)
         changed = False
@@ -225,8 +235,13 @@ def run_license_processing_wait(module):
         others = dict((group_id, other_users_in_error(client, progress[group_id])) for group_id in group_ids)
     except GraphError as exc:
         module.fail_from_graph_error(exc, msg="Cannot read the license processing of %s" % ", ".join(params["groups"]))
-    result = dict(changed=changed, timed_out=timed_out, elapsed=round(time.monotonic() - started, 3), polls=waiter.polls,
-                  groups=[public(progress[group_id], reprocessed[group_id], others[group_id]) for group_id in group_ids])
+    result = dict(
+        changed=changed,
+        timed_out=timed_out,
+        elapsed=round(time.monotonic() - started, 3),
+        polls=waiter.polls,
+        groups=[public(progress[group_id], reprocessed[group_id], others[group_id]) for group_id in group_ids],
+    )
     _fail_unless_done(module, params, [progress[group_id] for group_id in group_ids], timed_out, result)
     module.exit_json(**result)
 
@@ -273,12 +288,17 @@ def _reprocess(module, client, waiter, group_ids, progress, reprocessed):
 
 def _fail_unless_done(module, params, groups, timed_out, result):
     if timed_out and params["fail_on_timeout"]:
-        pending = ["%s: %s, %d of %d member(s) pending" % (item["display_name"], item["processing_state"], item["members_pending"], item["members"])
-                   for item in groups if not item["done"]]
+        pending = [
+            "%s: %s, %d of %d member(s) pending" % (item["display_name"], item["processing_state"], item["members_pending"], item["members"])
+            for item in groups
+            if not item["done"]
+        ]
         module.fail_json(msg="timed out after %ss waiting for license processing (%s)" % (params["wait_timeout"], "; ".join(pending)), **result)
     in_error = [item for item in groups if item["members_in_error"]]
     if in_error and params["fail_on_member_errors"] and not timed_out:
-        details = "; ".join("%s: %d member(s) in error %s" % (item["display_name"], item["members_in_error"], item["errors_by_code"])
-                            for item in in_error)
-        module.fail_json(msg="license processing left members in error (%s). Fix the cause (units, usage location, conflicting plans), "
-                             "then rerun with reprocess_errors=true, or set fail_on_member_errors=false" % details, **result)
+        details = "; ".join("%s: %d member(s) in error %s" % (item["display_name"], item["members_in_error"], item["errors_by_code"]) for item in in_error)
+        module.fail_json(
+            msg="license processing left members in error (%s). Fix the cause (units, usage location, conflicting plans), "
+            "then rerun with reprocess_errors=true, or set fail_on_member_errors=false" % details,
+            **result,
+        )

@@ -3,10 +3,11 @@
 # Copyright: entraops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: direct_license
 short_description: Remove direct license assignments that group-based licensing fully covers, or put them back from a journal
@@ -134,9 +135,9 @@ notes:
     and diff mode, which name every row changed.
 seealso:
   - module: entraops.licensing.license_assignment_info
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Canary (batch 0 of the plan)
   entraops.licensing.direct_license:
     plan_path: /var/tmp/migration/plan.json
@@ -164,9 +165,9 @@ EXAMPLES = r'''
     skus: [ENTERPRISEPACK]
     disabled_plans: [SWAY, YAMMER_ENTERPRISE]
     journal_path: /var/tmp/migration/journal.jsonl
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 removed:
   description:
     - The direct assignments removed, the first 100. In check mode every one that would be removed in this run, after its fresh read.
@@ -295,7 +296,7 @@ plan_fingerprint:
   returned: when O(plan_path) is set
   type: str
   sample: sha256:3f2c9a4e0d6b8c1a7e5f4d3c2b1a09887766554433221100ffeeddccbbaa9988
-'''
+"""
 
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
 from ansible_collections.entraops.licensing.plugins.module_utils.removal_runner import run_direct_license
@@ -303,27 +304,26 @@ from ansible_collections.entraops.licensing.plugins.module_utils.removal_runner 
 
 def argument_spec():
     return dict(
-        state=dict(type='str', choices=['absent', 'present'], default='absent'),
-        plan_path=dict(type='path'),
-        batches=dict(type='list', elements='int'),
-        plan_fingerprint=dict(type='str'),
-        users=dict(type='list', elements='str'),
-        skus=dict(type='list', elements='str'),
-        disabled_plans=dict(type='list', elements='str', default=[]),
-        trusted_groups=dict(type='list', elements='str'),
-        journal_path=dict(type='path'),
-        restore_from=dict(type='path'),
-        allow_service_loss=dict(type='bool', default=False),
-        restore_usage_location=dict(type='str', choices=['tenant', 'none'], default='tenant'),
-        max_failures=dict(type='int', default=0),
+        state=dict(type="str", choices=["absent", "present"], default="absent"),
+        plan_path=dict(type="path"),
+        batches=dict(type="list", elements="int"),
+        plan_fingerprint=dict(type="str"),
+        users=dict(type="list", elements="str"),
+        skus=dict(type="list", elements="str"),
+        disabled_plans=dict(type="list", elements="str", default=[]),
+        trusted_groups=dict(type="list", elements="str"),
+        journal_path=dict(type="path"),
+        restore_from=dict(type="path"),
+        allow_service_loss=dict(type="bool", default=False),
+        restore_usage_location=dict(type="str", choices=["tenant", "none"], default="tenant"),
+        max_failures=dict(type="int", default=0),
     )
 
 
 def main():
-    module = GraphModule(argument_spec=argument_spec(), supports_check_mode=True,
-                         mutually_exclusive=[['plan_path', 'users'], ['restore_from', 'users']])
+    module = GraphModule(argument_spec=argument_spec(), supports_check_mode=True, mutually_exclusive=[["plan_path", "users"], ["restore_from", "users"]])
     run_direct_license(module)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

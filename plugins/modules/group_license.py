@@ -3,10 +3,11 @@
 # Copyright: entraops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: group_license
 short_description: Ensure a group carries licenses with the given enabled services
@@ -98,9 +99,9 @@ seealso:
   - name: group assignLicense (Microsoft Graph)
     description: The Graph API this module calls.
     link: https://learn.microsoft.com/graph/api/group-assignlicense
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Give the licensing group Office 365 E3 without Sway and Yammer, and EMS E3
   entraops.licensing.group_license:
     group: LIC - Office 365 E3
@@ -130,9 +131,9 @@ EXAMPLES = r'''
       - sku: STANDARDPACK
     state: absent
     allow_service_loss: true
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 group:
   description: The group.
   returned: always
@@ -183,7 +184,7 @@ processing_state:
   returned: always
   type: str
   sample: QueuedForProcessing
-'''
+"""
 
 from ansible_collections.entraops.licensing.plugins.module_utils.group_licenses import run_group_license
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
@@ -192,11 +193,17 @@ from ansible_collections.entraops.licensing.plugins.module_utils.module import G
 def argument_spec():
     return dict(
         group=dict(type="str", required=True),
-        licenses=dict(type="list", elements="dict", default=[], options=dict(
-            sku=dict(type="str", required=True),
-            disabled_plans=dict(type="list", elements="str"),
-            enabled_plans=dict(type="list", elements="str"),
-        ), mutually_exclusive=[("disabled_plans", "enabled_plans")]),
+        licenses=dict(
+            type="list",
+            elements="dict",
+            default=[],
+            options=dict(
+                sku=dict(type="str", required=True),
+                disabled_plans=dict(type="list", elements="str"),
+                enabled_plans=dict(type="list", elements="str"),
+            ),
+            mutually_exclusive=[("disabled_plans", "enabled_plans")],
+        ),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         exclusive=dict(type="bool", default=False),
         allow_service_loss=dict(type="bool", default=False),

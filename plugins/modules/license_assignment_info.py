@@ -3,10 +3,11 @@
 # Copyright: entraops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: license_assignment_info
 short_description: Verify how each user holds each license (direct, inherited, both) and plan the removal of direct assignments
@@ -147,9 +148,9 @@ notes:
     see the README.
 seealso:
   - module: entraops.licensing.direct_license
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Classify every holder of E3 and write the report and the removal plan
   entraops.licensing.license_assignment_info:
     skus: [ENTERPRISEPACK]
@@ -187,9 +188,9 @@ EXAMPLES = r'''
     groups: ["LIC E3 all"]
     query: "[?verdict=='inherited_in_error'].{user: user_principal_name, errors: errors}"
   register: errors
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 summary:
   description: Number of records per verdict (every verdict present, 0 when none).
   returned: always
@@ -294,7 +295,7 @@ query_result:
   description: The value of O(query) over all records.
   returned: when O(query) is set
   type: raw
-'''
+"""
 
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
 from ansible_collections.entraops.licensing.plugins.module_utils.verification import run_license_assignment_info
@@ -302,27 +303,31 @@ from ansible_collections.entraops.licensing.plugins.module_utils.verification im
 
 def argument_spec():
     return dict(
-        users=dict(type='list', elements='str'),
-        groups=dict(type='list', elements='str'),
-        skus=dict(type='list', elements='str'),
-        trusted_groups=dict(type='list', elements='str'),
-        report_path=dict(type='path'),
-        report_format=dict(type='str', choices=['csv', 'json', 'powershell', 'ms_direct_vs_inherited']),
-        expected_state_path=dict(type='path'),
-        plan_path=dict(type='path'),
-        replace_plan=dict(type='bool', default=False),
-        canary_size=dict(type='int', default=10),
-        batch_size=dict(type='int', default=500),
-        query=dict(type='str'),
-        sample_size=dict(type='int', default=100),
+        users=dict(type="list", elements="str"),
+        groups=dict(type="list", elements="str"),
+        skus=dict(type="list", elements="str"),
+        trusted_groups=dict(type="list", elements="str"),
+        report_path=dict(type="path"),
+        report_format=dict(type="str", choices=["csv", "json", "powershell", "ms_direct_vs_inherited"]),
+        expected_state_path=dict(type="path"),
+        plan_path=dict(type="path"),
+        replace_plan=dict(type="bool", default=False),
+        canary_size=dict(type="int", default=10),
+        batch_size=dict(type="int", default=500),
+        query=dict(type="str"),
+        sample_size=dict(type="int", default=100),
     )
 
 
 def main():
-    module = GraphModule(argument_spec=argument_spec(), supports_check_mode=True, mutually_exclusive=[['users', 'groups']],
-                         required_one_of=[['users', 'groups', 'skus', 'expected_state_path']])
+    module = GraphModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        mutually_exclusive=[["users", "groups"]],
+        required_one_of=[["users", "groups", "skus", "expected_state_path"]],
+    )
     run_license_assignment_info(module)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

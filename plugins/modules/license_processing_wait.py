@@ -3,10 +3,11 @@
 # Copyright: entraops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: license_processing_wait
 short_description: Wait until Entra has applied groups' licenses to every direct member
@@ -91,9 +92,9 @@ seealso:
   - name: Group license processing and errors
     description: How Entra processes group-based licenses and what the error codes mean.
     link: https://learn.microsoft.com/entra/identity/users/licensing-groups-resolve-problems
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Wait up to 30 minutes for two licensing groups
   entraops.licensing.license_processing_wait:
     groups:
@@ -125,9 +126,9 @@ EXAMPLES = r'''
     groups: [LIC - Office 365 E3]
     reprocess_errors: true
     wait_timeout: 300
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 groups:
   description: Progress of each group, in the order of O(groups).
   returned: always
@@ -209,7 +210,7 @@ polls:
   returned: always
   type: int
   sample: 3
-'''
+"""
 
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
 from ansible_collections.entraops.licensing.plugins.module_utils.waiter import run_license_processing_wait

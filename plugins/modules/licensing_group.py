@@ -3,10 +3,11 @@
 # Copyright: entraops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: licensing_group
 short_description: Ensure a licensing security group exists and the required users are direct members
@@ -73,9 +74,9 @@ notes:
 seealso:
   - module: entraops.licensing.group_license
   - module: entraops.licensing.license_processing_wait
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Put every user holding Office 365 E3 directly into the licensing group
   entraops.licensing.licensing_group:
     name: LIC - Office 365 E3
@@ -99,9 +100,9 @@ EXAMPLES = r'''
   entraops.licensing.licensing_group:
     name: LIC - E3 pilot
     state: absent
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 group:
   description: The group (null with O(state=absent) when no such group existed; the id is null when check mode would create it).
   returned: always
@@ -157,7 +158,7 @@ nested_groups:
   returned: always
   type: int
   sample: 0
-'''
+"""
 
 from ansible_collections.entraops.licensing.plugins.module_utils.group_members import run_licensing_group
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule

@@ -3,10 +3,11 @@
 # Copyright: entraops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: migration_report
 short_description: Write the report of a migration run (HTML, JSON, CSV) for the change record
@@ -82,9 +83,9 @@ notes:
 seealso:
   - module: entraops.licensing.license_assignment_info
   - module: entraops.licensing.direct_license
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Write the report of the run
   entraops.licensing.migration_report:
     title: "Contoso licensing migration (CHG0042)"
@@ -96,9 +97,9 @@ EXAMPLES = r'''
     html_path: /var/lib/migration/contoso-report.html
     json_path: /var/lib/migration/contoso-report.json
     csv_path: /var/lib/migration/contoso-report.csv
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 totals:
   description: Users (per SKU) by outcome.
   returned: always
@@ -152,7 +153,7 @@ csv_path:
   returned: always
   type: str
   sample: /var/lib/migration/contoso-report.csv
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -161,17 +162,17 @@ from ansible_collections.entraops.licensing.plugins.module_utils.migration_repor
 
 def argument_spec():
     return dict(
-        title=dict(type='str', default='Entra ID licensing migration'),
-        plan_path=dict(type='path'),
-        journal_path=dict(type='path'),
-        before_report_path=dict(type='path'),
-        after_report_path=dict(type='path'),
-        phase_results=dict(type='list', elements='path', default=[]),
-        rollback_script_path=dict(type='path'),
-        html_path=dict(type='path'),
-        json_path=dict(type='path'),
-        csv_path=dict(type='path'),
-        max_rows=dict(type='int', default=500),
+        title=dict(type="str", default="Entra ID licensing migration"),
+        plan_path=dict(type="path"),
+        journal_path=dict(type="path"),
+        before_report_path=dict(type="path"),
+        after_report_path=dict(type="path"),
+        phase_results=dict(type="list", elements="path", default=[]),
+        rollback_script_path=dict(type="path"),
+        html_path=dict(type="path"),
+        json_path=dict(type="path"),
+        csv_path=dict(type="path"),
+        max_rows=dict(type="int", default=500),
     )
 
 
@@ -180,5 +181,5 @@ def main():
     run_migration_report(module)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -3,10 +3,11 @@
 # Copyright: entraops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: sku_info
 short_description: List the tenant's subscribed license SKUs, their capacity and service plans
@@ -59,9 +60,9 @@ seealso:
   - name: subscribedSkus (Microsoft Graph)
     description: The Graph API this module reads.
     link: https://learn.microsoft.com/graph/api/subscribedsku-list
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Read license capacity with the connection set once for the whole collection
   module_defaults:
     group/entraops.licensing.graph:
@@ -98,9 +99,9 @@ EXAMPLES = r'''
     authority_url: "{{ emulator.base_url }}"
     ca_bundle: "{{ emulator.ca_path }}"
     skus: [SPE_E5]
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 skus:
   description:
     - The subscribed SKUs, in the order of O(skus) when it is set, otherwise sorted by part number.
@@ -196,7 +197,7 @@ missing_permissions:
   type: list
   elements: dict
   sample: [{operation: group, permission: Group.Create, accepted: [Group.Create, Group.ReadWrite.All, Directory.ReadWrite.All]}]
-'''
+"""
 
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
 from ansible_collections.entraops.licensing.plugins.module_utils.skus import run_sku_info
@@ -204,8 +205,9 @@ from ansible_collections.entraops.licensing.plugins.module_utils.skus import run
 
 def main():
     module = GraphModule(
-        argument_spec=dict(skus=dict(type="list", elements="str"),
-                           permissions_for=dict(type="list", elements="str", choices=["read", "group", "assign", "remove", "restore"])),
+        argument_spec=dict(
+            skus=dict(type="list", elements="str"), permissions_for=dict(type="list", elements="str", choices=["read", "group", "assign", "remove", "restore"])
+        ),
         supports_check_mode=True,
     )
     run_sku_info(module)

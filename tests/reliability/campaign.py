@@ -9,7 +9,8 @@ license_processing_wait -> license_assignment_info (plan) -> direct_license (can
 Modules run in-process (fast) unless a scenario has to SIGKILL them, then as a subprocess.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import collections
@@ -31,12 +32,12 @@ from ansible_collections.entraops.licensing.plugins.modules import (
 )
 from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import run_module
 
-E3 = '6fd2c87f-b296-42f0-b197-1e91e994b900'
-E3_PART = 'ENTERPRISEPACK'
-GROUP_NAME = 'LIC E3 migration'
-DIRECT_LICENSE_PATH = os.path.join(os.path.dirname(direct_license.__file__), 'direct_license.py')
-ASSIGN_LICENSE_ROUTE = r'/users/[^/]+/assignLicense$'
-USER_READ_ROUTE = r'/users/[^/$]+$'
+E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+E3_PART = "ENTERPRISEPACK"
+GROUP_NAME = "LIC E3 migration"
+DIRECT_LICENSE_PATH = os.path.join(os.path.dirname(direct_license.__file__), "direct_license.py")
+ASSIGN_LICENSE_ROUTE = r"/users/[^/]+/assignLicense$"
+USER_READ_ROUTE = r"/users/[^/$]+$"
 
 
 NEW_HIRES = 10
@@ -49,24 +50,31 @@ def build_tenant(users, seed=29):
     units have fallen to zero, which gives them CountViolations as Entra would.
     """
     from graph_emulator import generate_tenant  # pylint: disable=import-outside-toplevel
+
     tenant = generate_tenant(users=users + NEW_HIRES, seed=seed, disabled_plan_ratio=0.1, no_usage_location=0, nested_users=0)
-    for user in tenant['users'][users:]:
-        user['directLicenses'] = []
-    for sku in tenant['subscribedSkus']:
-        if sku['skuId'] == E3:
-            sku['prepaidUnits']['enabled'] = users + 2 * NEW_HIRES
+    for user in tenant["users"][users:]:
+        user["directLicenses"] = []
+    for sku in tenant["subscribedSkus"]:
+        if sku["skuId"] == E3:
+            sku["prepaidUnits"]["enabled"] = users + 2 * NEW_HIRES
     return tenant
 
 
 def new_hire_ids(tenant):
-    return [user['id'] for user in tenant['users'] if not user.get('directLicenses')]
+    return [user["id"] for user in tenant["users"] if not user.get("directLicenses")]
 
 
 def connection(emu, **overrides):
     """Module connection options for the emulator's default app; an override of None leaves that option out."""
-    options = dict(tenant_id=emu.tenant_id, client_id=emu.client_id, client_secret=emu.client_secret,
-                   graph_url=emu.base_url, authority_url=emu.authority_url, ca_bundle=emu.ca_path,
-                   max_retry_time=60)
+    options = dict(
+        tenant_id=emu.tenant_id,
+        client_id=emu.client_id,
+        client_secret=emu.client_secret,
+        graph_url=emu.base_url,
+        authority_url=emu.authority_url,
+        ca_bundle=emu.ca_path,
+        max_retry_time=60,
+    )
     options.update(overrides)
     return dict((name, value) for name, value in options.items() if value is not None)
 
@@ -93,40 +101,56 @@ def group_phase(emu, connection_overrides=None):
     """
     results = {}
     steps = [
-        ('licensing_group', licensing_group, dict(name=GROUP_NAME, members_from_direct_sku=E3_PART)),
-        ('group_license', group_license, dict(group=GROUP_NAME, licenses=[dict(sku=E3_PART, disabled_plans=[])])),
-        ('license_processing_wait', license_processing_wait, dict(groups=[GROUP_NAME], poll_interval=0.2, wait_timeout=60)),
+        ("licensing_group", licensing_group, dict(name=GROUP_NAME, members_from_direct_sku=E3_PART)),
+        ("group_license", group_license, dict(group=GROUP_NAME, licenses=[dict(sku=E3_PART, disabled_plans=[])])),
+        ("license_processing_wait", license_processing_wait, dict(groups=[GROUP_NAME], poll_interval=0.2, wait_timeout=60)),
     ]
     for name, module, options in steps:
         result, failed = run(emu, module, connection_overrides, **options)
         if failed:
             assert_clean_failure(result)
             result, failed_again = run(emu, module, connection_overrides, **options)
-            assert not failed_again, '%s failed twice: %s' % (name, result.get('msg'))
+            assert not failed_again, "%s failed twice: %s" % (name, result.get("msg"))
         results[name] = (result, failed)
     return results
 
 
 def assert_clean_failure(result):
     """A failed module run names the problem and carries no traceback."""
-    assert result.get('msg'), result
-    assert 'Traceback' not in str(result), result
-    assert 'exception' not in result, result.get('exception')
+    assert result.get("msg"), result
+    assert "Traceback" not in str(result), result
+    assert "exception" not in result, result.get("exception")
 
 
 def plan_phase(emu, folder, canary_size=10, batch_size=50, connection_overrides=None):
     """license_assignment_info writing the report and the plan; returns (plan_path, result)."""
-    plan_path = os.path.join(str(folder), 'plan.json')
-    result, failed = run(emu, license_assignment_info, connection_overrides, skus=[E3_PART], trusted_groups=[GROUP_NAME],
-                         plan_path=plan_path, report_path=os.path.join(str(folder), 'report.csv'),
-                         canary_size=canary_size, batch_size=batch_size)
-    if failed:   # the operator re-runs a task that failed cleanly
+    plan_path = os.path.join(str(folder), "plan.json")
+    result, failed = run(
+        emu,
+        license_assignment_info,
+        connection_overrides,
+        skus=[E3_PART],
+        trusted_groups=[GROUP_NAME],
+        plan_path=plan_path,
+        report_path=os.path.join(str(folder), "report.csv"),
+        canary_size=canary_size,
+        batch_size=batch_size,
+    )
+    if failed:  # the operator re-runs a task that failed cleanly
         assert_clean_failure(result)
-        result, failed_again = run(emu, license_assignment_info, connection_overrides, skus=[E3_PART], trusted_groups=[GROUP_NAME],
-                                   plan_path=plan_path, report_path=os.path.join(str(folder), 'report.csv'),
-                                   canary_size=canary_size, batch_size=batch_size)
-        assert not failed_again, 'license_assignment_info failed twice: %s' % result.get('msg')
-        result['first_failed'] = True
+        result, failed_again = run(
+            emu,
+            license_assignment_info,
+            connection_overrides,
+            skus=[E3_PART],
+            trusted_groups=[GROUP_NAME],
+            plan_path=plan_path,
+            report_path=os.path.join(str(folder), "report.csv"),
+            canary_size=canary_size,
+            batch_size=batch_size,
+        )
+        assert not failed_again, "license_assignment_info failed twice: %s" % result.get("msg")
+        result["first_failed"] = True
     return plan_path, result
 
 
@@ -136,8 +160,9 @@ def removal_phase(emu, plan_path, journal_path, batch_count, connection_override
     for batches in ([0], list(range(1, batch_count))):
         if not batches:
             continue
-        result, failed = run(emu, direct_license, connection_overrides, plan_path=plan_path, batches=batches,
-                             journal_path=journal_path, max_failures=max_failures)
+        result, failed = run(
+            emu, direct_license, connection_overrides, plan_path=plan_path, batches=batches, journal_path=journal_path, max_failures=max_failures
+        )
         results.append((result, failed))
     return results
 
@@ -145,17 +170,19 @@ def removal_phase(emu, plan_path, journal_path, batch_count, connection_override
 def rerun_removal(emu, plan_path, journal_path, connection_overrides=None):
     """The same command run again to resume (the whole plan); must succeed."""
     result, failed = run(emu, direct_license, connection_overrides, plan_path=plan_path, journal_path=journal_path, max_failures=1000)
-    assert not failed, 'the resuming run failed: %s' % result.get('msg')
+    assert not failed, "the resuming run failed: %s" % result.get("msg")
     return result
 
 
 # ---------------------------------------------------------------------------------------- checks
 
+
 def direct_state(emu):
     """Every user's direct licenses with their disabled plans (from the exported tenant)."""
-    return dict((user['id'], sorted((entry['skuId'], tuple(sorted(entry.get('disabledPlans') or [])))
-                                    for entry in user.get('directLicenses') or []))
-                for user in emu.export_state()['users'])
+    return dict(
+        (user["id"], sorted((entry["skuId"], tuple(sorted(entry.get("disabledPlans") or []))) for entry in user.get("directLicenses") or []))
+        for user in emu.export_state()["users"]
+    )
 
 
 def holders_of_direct_e3(emu):
@@ -167,8 +194,8 @@ def split_ledger(emu):
     emu.process_all()
     ours, injected = [], []
     for entry in emu.loss_ledger():
-        request = entry.get('request') or {}
-        if request.get('method') == 'FAULT' or str(request.get('request_id') or '').startswith('fault-'):
+        request = entry.get("request") or {}
+        if request.get("method") == "FAULT" or str(request.get("request_id") or "").startswith("fault-"):
             injected.append(entry)
         else:
             ours.append(entry)
@@ -179,27 +206,30 @@ def unresolved_intents(journal_path):
     """Journal intents that have no result (after a resume every one must have one)."""
     if not os.path.exists(journal_path):
         return []
-    states = journal_state(read_journal(journal_path)['entries'])
-    return [state for state in states.values() if state['pending']]
+    states = journal_state(read_journal(journal_path)["entries"])
+    return [state for state in states.values() if state["pending"]]
 
 
 def skip_reasons(results):
     """Merged skipped_by_verdict of direct_license results (inherited_only = already migrated: not a skip)."""
     counts = collections.Counter()
     for result in results:
-        for verdict, count in (result.get('skipped_by_verdict') or {}).items():
-            if verdict != 'inherited_only':
+        for verdict, count in (result.get("skipped_by_verdict") or {}).items():
+            if verdict != "inherited_only":
                 counts[verdict] += count
     return dict(counts)
 
 
 def inherited_e3_healthy(emu, user_id):
-    user = emu.directory.get_user(user_id, select=('id', 'licenseAssignmentStates'))
-    return any(entry['skuId'] == E3 and entry.get('assignedByGroup') and entry.get('state') == 'Active'
-               and entry.get('error') in (None, 'None') for entry in user['licenseAssignmentStates'])
+    user = emu.directory.get_user(user_id, select=("id", "licenseAssignmentStates"))
+    return any(
+        entry["skuId"] == E3 and entry.get("assignedByGroup") and entry.get("state") == "Active" and entry.get("error") in (None, "None")
+        for entry in user["licenseAssignmentStates"]
+    )
 
 
 # ------------------------------------------------------------------------------- killed processes
+
 
 def graph_calls(emu):
     """Graph calls seen so far: the index space of the single-fault explorer.
@@ -207,28 +237,28 @@ def graph_calls(emu):
     Token requests and $batch envelopes are left out: the emulator matches faults per Graph call
     (each batch item, each top-level request), and a fault's ``skip`` counts those.
     """
-    return [entry for entry in emu.request_log() if entry['path'].startswith('/v1.0/') and entry['path'].lower() != '/v1.0/$batch']
+    return [entry for entry in emu.request_log() if entry["path"].startswith("/v1.0/") and entry["path"].lower() != "/v1.0/$batch"]
 
 
 def wait_until_quiet(emu, quiet_seconds=0.3, limit_seconds=15):
     """Return once the emulator has received no call for ``quiet_seconds`` (a killed client's batch finishes)."""
     deadline = time.monotonic() + limit_seconds
-    size, since = emu.stats()['total'], time.monotonic()
+    size, since = emu.stats()["total"], time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(0.03)
-        current = emu.stats()['total']
+        current = emu.stats()["total"]
         if current != size:
             size, since = current, time.monotonic()
         elif time.monotonic() - since >= quiet_seconds:
             return
-    raise AssertionError('the emulator kept receiving requests for %ss' % limit_seconds)
+    raise AssertionError("the emulator kept receiving requests for %ss" % limit_seconds)
 
 
 def start_module(emu, folder, module_path=DIRECT_LICENSE_PATH, **options):
     """Start a module as its own process (Ansible's way: python module.py args.json)."""
-    args_path = os.path.join(str(folder), 'args-%d.json' % int(time.monotonic() * 1e6))
-    with open(args_path, 'w', encoding='utf-8') as stream:
-        json.dump({'ANSIBLE_MODULE_ARGS': dict(connection(emu), **options)}, stream)
+    args_path = os.path.join(str(folder), "args-%d.json" % int(time.monotonic() * 1e6))
+    with open(args_path, "w", encoding="utf-8") as stream:
+        json.dump({"ANSIBLE_MODULE_ARGS": dict(connection(emu), **options)}, stream)
     os.chmod(args_path, 0o600)
     return subprocess.Popen([sys.executable, module_path, args_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -243,31 +273,31 @@ def kill_at_call(emu, folder, call_index, applied=True, hold_ms=250, limit_secon
     fault = dict(skip=call_index, count=1, delay_ms=hold_ms)
     if route:
         # count only the calls on this route (e.g. the removals), so the kill lands in that phase
-        fault.update(method='POST', route=route)
+        fault.update(method="POST", route=route)
     if not applied:
-        fault['status'] = 503
-    fired_before = emu.stats()['faults_fired']
+        fault["status"] = 503
+    fired_before = emu.stats()["faults_fired"]
     emu.add_fault(**fault)
     process = start_module(emu, folder, **options)
     deadline = time.monotonic() + limit_seconds
-    outcome = 'finished'
+    outcome = "finished"
     try:
         while time.monotonic() < deadline:
-            if emu.stats()['faults_fired'] > fired_before:
+            if emu.stats()["faults_fired"] > fired_before:
                 process.send_signal(signal.SIGKILL)
-                outcome = 'killed'
+                outcome = "killed"
                 break
             if process.poll() is not None:
                 break
             time.sleep(0.002)
         else:
             process.send_signal(signal.SIGKILL)
-            raise AssertionError('direct_license neither reached call %d nor ended within %ss' % (call_index, limit_seconds))
+            raise AssertionError("direct_license neither reached call %d nor ended within %ss" % (call_index, limit_seconds))
     finally:
         stdout, stderr = process.communicate()
     emu.clear_faults()
     # The held call is counted when it ends: wait longer than the hold, or the next run would race with it.
     wait_until_quiet(emu, quiet_seconds=hold_ms / 1000.0 + 0.25)
-    if outcome == 'finished':
+    if outcome == "finished":
         assert process.returncode is not None
     return outcome, stdout, stderr

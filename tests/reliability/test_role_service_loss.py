@@ -10,7 +10,8 @@ assignment is put back at once, and the role stops before batch 2 although the b
 failures.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import glob
@@ -30,28 +31,34 @@ def test_role_stops_on_the_first_service_loss_within_its_failure_budget(campaign
     reset(emu, build_tenant(ROLE_USERS, seed=31))
     before = direct_state(emu)
     role = RoleRun(emu, tmp_path)
-    status, stdout, stderr = role.run('migrate', '-e', json.dumps({'migrate_direct_to_group_phases': ['preflight', 'group', 'assign', 'wait', 'verify'],
-                                                                  'migrate_direct_to_group_remove_batches': []}))
+    status, stdout, stderr = role.run(
+        "migrate",
+        "-e",
+        json.dumps({"migrate_direct_to_group_phases": ["preflight", "group", "assign", "wait", "verify"], "migrate_direct_to_group_remove_batches": []}),
+    )
     assert status == 0, stdout[-3000:] + stderr[-2000:]
-    with open(os.path.join(role.out_dir, '%s-plan.json' % HOST), encoding='utf-8') as stream:
-        rows = json.load(stream)['rows']
-    victim = next(row['user_id'] for row in rows if row['batch'] == 1)
-    batch_2 = [row['user_id'] for row in rows if row['batch'] == 2]
-    group_id = next(group['id'] for group in emu.export_state()['groups'] if group['displayName'] == GROUP)
-    emu.add_fault(method='POST', route='/users/%s/assignLicense$' % victim, op={'op': 'remove_member', 'group': group_id, 'user': victim})
+    with open(os.path.join(role.out_dir, "%s-plan.json" % HOST), encoding="utf-8") as stream:
+        rows = json.load(stream)["rows"]
+    victim = next(row["user_id"] for row in rows if row["batch"] == 1)
+    batch_2 = [row["user_id"] for row in rows if row["batch"] == 2]
+    group_id = next(group["id"] for group in emu.export_state()["groups"] if group["displayName"] == GROUP)
+    emu.add_fault(method="POST", route="/users/%s/assignLicense$" % victim, op={"op": "remove_member", "group": group_id, "user": victim})
 
-    phases = {'migrate_direct_to_group_phases': ['remove', 'report'], 'migrate_direct_to_group_remove_batches': 'all',
-              'migrate_direct_to_group_max_failures': 100}
-    status, stdout, stderr = role.run('migrate', '-e', json.dumps(phases))
-    assert status != 0, 'the role went on after a service loss'
-    assert 'a removal took a service away and was put back; stopping' in stdout, stdout[-3000:]
+    phases = {
+        "migrate_direct_to_group_phases": ["remove", "report"],
+        "migrate_direct_to_group_remove_batches": "all",
+        "migrate_direct_to_group_max_failures": 100,
+    }
+    status, stdout, stderr = role.run("migrate", "-e", json.dumps(phases))
+    assert status != 0, "the role went on after a service loss"
+    assert "a removal took a service away and was put back; stopping" in stdout, stdout[-3000:]
     after = direct_state(emu)
-    assert after[victim] == before[victim]                                  # put back with the same disabled plans
-    assert all(after[user_id] == before[user_id] for user_id in batch_2)    # batch 2 never ran
+    assert after[victim] == before[victim]  # put back with the same disabled plans
+    assert all(after[user_id] == before[user_id] for user_id in batch_2)  # batch 2 never ran
     # One phase file for the run, written although the run stopped: a result per batch it ran, batch 1 last.
-    [run_file] = glob.glob(os.path.join(role.out_dir, '%s-phase-remove-*.json' % HOST))
-    with open(run_file, encoding='utf-8') as stream:
+    [run_file] = glob.glob(os.path.join(role.out_dir, "%s-phase-remove-*.json" % HOST))
+    with open(run_file, encoding="utf-8") as stream:
         batches = json.load(stream)
-    assert [result['batch'] for result in batches] == [0, 1]
-    assert [failure['kind'] for failure in batches[1]['failures']] == ['service_loss']
-    assert batches[1]['status'] == 'failed' and batches[0]['status'] == 'done'
+    assert [result["batch"] for result in batches] == [0, 1]
+    assert [failure["kind"] for failure in batches[1]["failures"]] == ["service_loss"]
+    assert batches[1]["status"] == "failed" and batches[0]["status"] == "done"

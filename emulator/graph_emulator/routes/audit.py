@@ -14,8 +14,6 @@ def directory_audits(app, call, params, ctx):
     if order in ("activitydatetime desc",):
         events = list(reversed(events))
     elif order not in ("", "activitydatetime", "activitydatetime asc"):
-        raise GraphError(400, "Request_UnsupportedQuery", f"Unsupported $orderby '{call.query['$orderby']}': only "
-                                                          "activityDateTime asc|desc.")
+        raise GraphError(400, "Request_UnsupportedQuery", f"Unsupported $orderby '{call.query['$orderby']}': only activityDateTime asc|desc.")
     events = [e for e in events if predicate is None or predicate(e)]
-    return app.pager.list_response(call, app.context_url(call, "auditLogs/directoryAudits"),
-                                   lambda start: enumerate_from(events, start), None, None, "audit")
+    return app.pager.list_response(call, app.context_url(call, "auditLogs/directoryAudits"), lambda start: enumerate_from(events, start), None, None, "audit")

@@ -37,8 +37,7 @@ def batch_envelope(app, call):
 def run_batch(app, call):
     """Run a $batch's items; the caller logs the outer request."""
     if call.method != "POST":
-        return Outcome(405, error_body(405, "Request_BadRequest",
-                                       "Specified HTTP method is not allowed for the request target.", call))
+        return Outcome(405, error_body(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.", call))
     try:
         items = validate_batch(call.body)
     except GraphError as error:
@@ -55,6 +54,7 @@ def run_batch(app, call):
 def validate_batch(body):
     def bad(message):
         return GraphError(400, "BadRequest", message)
+
     if not isinstance(body, dict) or not isinstance(body.get("requests"), list):
         raise bad("Invalid batch payload format: expected a JSON object with a 'requests' array.")
     items = body["requests"]
@@ -105,13 +105,14 @@ def run_batch_item(app, call, item, by_id, responses, chain):
     failed = [d for d in dependencies(item) if responses[d.lower()]["status"] >= 400]
     item_call = build_item_call(app, call, item)
     if failed and item_call.path is not None:
-        outcome = Outcome(424, error_body(424, "FailedDependency",
-                                          "The request could not be processed because of a failure in a dependent "
-                                          "request.", item_call))
+        outcome = Outcome(
+            424, error_body(424, "FailedDependency", "The request could not be processed because of a failure in a dependent request.", item_call)
+        )
         app.finish(item_call, app.route_key(item_call), outcome, item_call.method in WRITE_METHODS)
     elif item_call.path is None:
-        outcome = Outcome(400, error_body(400, "BadRequest", "Batch request URLs must be relative, e.g. "
-                                          "'/users/{id}', or point at this Graph's /v1.0.", item_call))
+        outcome = Outcome(
+            400, error_body(400, "BadRequest", "Batch request URLs must be relative, e.g. '/users/{id}', or point at this Graph's /v1.0.", item_call)
+        )
         item_call.path = item["url"]
         app.finish(item_call, "(invalid batch url)", outcome, False)
     else:
@@ -131,16 +132,23 @@ def run_batch_item(app, call, item, by_id, responses, chain):
 def build_item_call(app, call, item):
     url = item["url"]
     headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
-    item_call = Call(method=item["method"].upper(), path=None, query={}, headers=headers, in_batch=True,
-                     arrival=call.arrival, request_id=str(uuid.uuid4()),
-                     client_request_id=headers.get("client-request-id") or call.client_request_id,
-                     base_url=call.base_url, claims=call.claims)
+    item_call = Call(
+        method=item["method"].upper(),
+        path=None,
+        query={},
+        headers=headers,
+        in_batch=True,
+        arrival=call.arrival,
+        request_id=str(uuid.uuid4()),
+        client_request_id=headers.get("client-request-id") or call.client_request_id,
+        base_url=call.base_url,
+        claims=call.claims,
+    )
     split = urlsplit(url if "://" in url or url.startswith("/") else "/" + url)
     # The docs ask for relative URLs, but msgraph-core (the official SDK) sends absolute ones;
     # accept those when they point at this Graph (or graph.microsoft.com) and the same version.
     own_hosts = {urlsplit(call.base_url).netloc.lower(), "graph.microsoft.com"}
-    absolute_ok = "://" not in url or (split.netloc.lower() in own_hosts and
-                                       split.path.lower().startswith("/v1.0/"))
+    absolute_ok = "://" not in url or (split.netloc.lower() in own_hosts and split.path.lower().startswith("/v1.0/"))
     if absolute_ok:
         path = split.path
         if not path.lower().startswith("/v1.0/"):

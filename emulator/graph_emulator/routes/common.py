@@ -12,22 +12,26 @@ def reject_unsupported_options(call, allowed):
     for option in call.query:
         if option.startswith("$") and option not in allowed:
             name = option[1:].capitalize()
-            raise GraphError(400, "Request_BadRequest",
-                             f"The query specified in the URI is not valid. Query option '{name}' is not allowed. "
-                             "To allow it, set the 'AllowedQueryOptions' property on EnableQueryAttribute or "
-                             "QueryValidationSettings.")
+            raise GraphError(
+                400,
+                "Request_BadRequest",
+                f"The query specified in the URI is not valid. Query option '{name}' is not allowed. "
+                "To allow it, set the 'AllowedQueryOptions' property on EnableQueryAttribute or "
+                "QueryValidationSettings.",
+            )
 
 
 def reject_search(call):
     if "$search" in call.query:
         if call.headers.get("consistencylevel", "").lower() != "eventual":
-            raise GraphError(400, "Request_UnsupportedQuery",
-                             "Request with $search query parameter only works through MSGraph with a special request "
-                             "header: 'ConsistencyLevel: eventual'")
+            raise GraphError(
+                400,
+                "Request_UnsupportedQuery",
+                "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
+            )
         raise GraphError(400, "Request_UnsupportedQuery", "$search is not supported by the graph emulator.")
     if "$orderby" in call.query:
-        raise GraphError(400, "Request_UnsupportedQuery", "$orderby is not supported by the graph emulator on this "
-                                                          "collection.")
+        raise GraphError(400, "Request_UnsupportedQuery", "$orderby is not supported by the graph emulator on this collection.")
 
 
 def parse_plain_select(raw, known, type_name):
@@ -48,8 +52,7 @@ def parse_member_select(raw):
     for name in (n.strip() for n in raw.split(",") if n.strip()):
         canonical = odata.canonical_property("user", name) or odata.canonical_property("group", name)
         if canonical is None:
-            raise GraphError(400, "Request_BadRequest",
-                             f"Could not find a property named '{name}' on type 'microsoft.graph.directoryObject'.")
+            raise GraphError(400, "Request_BadRequest", f"Could not find a property named '{name}' on type 'microsoft.graph.directoryObject'.")
         names.append(canonical)
     return names
 

@@ -20,10 +20,13 @@ def list_groups(app, call, params, ctx):
     directory = app.emu.directory
     count_total = None
     if advanced:
+
         def count_total():
             return sum(1 for _, group in directory.iter_groups(0) if predicate is None or predicate(group))
-    return app.pager.list_response(call, app.context_url(call, select_fragment("groups", select)), directory.iter_groups,
-                                   predicate, select, "group", count_total=count_total)
+
+    return app.pager.list_response(
+        call, app.context_url(call, select_fragment("groups", select)), directory.iter_groups, predicate, select, "group", count_total=count_total
+    )
 
 
 @route("GET", r"/v1\.0/groups/\$count", "/v1.0/groups/$count")
@@ -31,8 +34,7 @@ def count_groups(app, call, params, ctx):
     if call.headers.get("consistencylevel", "").lower() != "eventual":
         raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
     predicate = odata.parse_filter(call.query.get("$filter"), "group", True)
-    return Outcome(200, str(sum(1 for _, group in app.emu.directory.iter_groups(0)
-                                if predicate is None or predicate(group))))
+    return Outcome(200, str(sum(1 for _, group in app.emu.directory.iter_groups(0) if predicate is None or predicate(group))))
 
 
 def bound_member_ids(body, limit=None):
@@ -43,18 +45,18 @@ def bound_member_ids(body, limit=None):
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
         raise GraphError(400, "Request_BadRequest", "'members@odata.bind' must be an array of URLs.")
     if limit is not None and len(urls) > limit:
-        raise GraphError(400, "Request_BadRequest",
-                         f"The request contains {len(urls)} 'members@odata.bind' references; at most {limit} members "
-                         "can be added in a single request.")
+        raise GraphError(
+            400,
+            "Request_BadRequest",
+            f"The request contains {len(urls)} 'members@odata.bind' references; at most {limit} members can be added in a single request.",
+        )
     return [object_id_from_url(u) for u in urls]
 
 
 def object_id_from_url(url):
     match = re.search(r"/(?:directoryObjects|users|groups)(?:/|\(')([^/'()?]+)'?\)?/?$", url, re.IGNORECASE)
     if not match:
-        raise GraphError(400, "Request_BadRequest",
-                         f"Invalid object reference '{url}': expected https://graph.microsoft.com/v1.0/"
-                         "directoryObjects/{id}.")
+        raise GraphError(400, "Request_BadRequest", f"Invalid object reference '{url}': expected https://graph.microsoft.com/v1.0/directoryObjects/{{id}}.")
     return match.group(1)
 
 
@@ -123,24 +125,25 @@ def member_listing(app, call, refs, engine_select, users_only=False):
     """A member collection from ``(id, kind)`` references (engine order); dicts are built for the page only."""
     advanced = odata.is_advanced(call.query, call.headers)
     if "$filter" in call.query and not advanced:
-        raise GraphError(400, "Request_UnsupportedQuery",
-                         "The specified filter to the reference property query is currently not supported.")
+        raise GraphError(400, "Request_UnsupportedQuery", "The specified filter to the reference property query is currently not supported.")
     reject_search(call)
-    select = odata.parse_select(call.query.get("$select"), "user") if users_only else \
-        parse_member_select(call.query.get("$select"))
+    select = odata.parse_select(call.query.get("$select"), "user") if users_only else parse_member_select(call.query.get("$select"))
     predicate = odata.parse_filter(call.query.get("$filter"), "user", advanced) if "$filter" in call.query else None
     if users_only:
         refs = [ref for ref in refs if ref[1] == "user"]
     members = LazyMembers(app.emu.directory, refs, engine_select)
     count_total = None
     if advanced:
+
         def count_total():
             if predicate is None:
                 return len(members)
             return sum(1 for m in members if predicate(m))
+
     fragment = "users" if users_only else "directoryObjects"
-    return app.pager.list_response(call, app.context_url(call, fragment), lambda start: enumerate_from(members, start),
-                                   predicate, select, "user", with_type=True, count_total=count_total)
+    return app.pager.list_response(
+        call, app.context_url(call, fragment), lambda start: enumerate_from(members, start), predicate, select, "user", with_type=True, count_total=count_total
+    )
 
 
 def member_select(call):
@@ -152,19 +155,19 @@ def member_select(call):
 
 @route("GET", r"/v1\.0/groups/" + ID + r"/members", "/v1.0/groups/{id}/members")
 def list_members(app, call, params, ctx):
-    engine_select = member_select(call)   # first, as before: a bad $select answers 400 even for an unknown group
+    engine_select = member_select(call)  # first, as before: a bad $select answers 400 even for an unknown group
     return member_listing(app, call, app.emu.directory.member_refs(params["id"]), engine_select)
 
 
 @route("GET", r"/v1\.0/groups/" + ID + r"/members/microsoft\.graph\.user", "/v1.0/groups/{id}/members/microsoft.graph.user")
 def list_user_members(app, call, params, ctx):
-    engine_select = member_select(call)   # first, as before: a bad $select answers 400 even for an unknown group
+    engine_select = member_select(call)  # first, as before: a bad $select answers 400 even for an unknown group
     return member_listing(app, call, app.emu.directory.member_refs(params["id"]), engine_select, users_only=True)
 
 
 @route("GET", r"/v1\.0/groups/" + ID + r"/transitiveMembers", "/v1.0/groups/{id}/transitiveMembers")
 def list_transitive_members(app, call, params, ctx):
-    engine_select = member_select(call)   # first, as before: a bad $select answers 400 even for an unknown group
+    engine_select = member_select(call)  # first, as before: a bad $select answers 400 even for an unknown group
     return member_listing(app, call, app.emu.directory.transitive_member_refs(params["id"]), engine_select)
 
 
@@ -173,8 +176,7 @@ def add_member_ref(app, call, params, ctx):
     body = require_object(call.body)
     reference = body.get("@odata.id")
     if not isinstance(reference, str):
-        raise GraphError(400, "Request_BadRequest", "The request body must contain '@odata.id' with the URL of the "
-                                                    "directory object to add.")
+        raise GraphError(400, "Request_BadRequest", "The request body must contain '@odata.id' with the URL of the directory object to add.")
     app.emu.directory.add_members(params["id"], [object_id_from_url(reference)], ctx)
     return Outcome(204)
 

@@ -15,6 +15,7 @@ def route(method, pattern, template):
     def register(handler):
         ROUTES.append((method, re.compile(f"^{pattern}$", re.IGNORECASE), template, handler))
         return handler
+
     return register
 
 

@@ -38,7 +38,7 @@ def list_users(app, call, params, ctx):
         dropped = tuple(name for name in names if name not in select or name in odata.NEVER_RETURNED or name.startswith("@"))
         empty_lists = tuple(name for name in select if name in odata.COLLECTION_PROPERTIES)
 
-        def iterate(start):   # noqa: F811 - replaces the general iterator above
+        def iterate(start):  # noqa: F811 - replaces the general iterator above
             return directory.iter_user_views(start, names)
 
         def shape(view):
@@ -51,10 +51,13 @@ def list_users(app, call, params, ctx):
 
     count_total = None
     if advanced:
+
         def count_total():
             return sum(1 for _, user in iterate(0) if predicate is None or predicate(user))
-    return app.pager.list_response(call, app.context_url(call, select_fragment("users", select)), iterate, predicate,
-                                   select, "user", count_total=count_total, shape=shape)
+
+    return app.pager.list_response(
+        call, app.context_url(call, select_fragment("users", select)), iterate, predicate, select, "user", count_total=count_total, shape=shape
+    )
 
 
 @route("GET", r"/v1\.0/users/\$count", "/v1.0/users/$count")
@@ -63,8 +66,7 @@ def count_users(app, call, params, ctx):
         raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
     advanced = True
     predicate = odata.parse_filter(call.query.get("$filter"), "user", advanced)
-    return Outcome(200, str(sum(1 for _, user in app.emu.directory.iter_users(0)
-                                if predicate is None or predicate(user))))
+    return Outcome(200, str(sum(1 for _, user in app.emu.directory.iter_users(0) if predicate is None or predicate(user))))
 
 
 @route("POST", r"/v1\.0/users", "/v1.0/users")
@@ -72,8 +74,7 @@ def create_user(app, call, params, ctx):
     user = app.emu.directory.create_user(require_object(call.body), ctx)
     body = {"@odata.context": app.context_url(call, "users/$entity")}
     body.update(odata.project(user, None, "user"))
-    return Outcome(201, body, {"Location": f"{call.base_url}/v2/{app.emu.directory.tenant_id}/directoryObjects/"
-                                          f"{user['id']}/Microsoft.DirectoryServices.User"})
+    return Outcome(201, body, {"Location": f"{call.base_url}/v2/{app.emu.directory.tenant_id}/directoryObjects/{user['id']}/Microsoft.DirectoryServices.User"})
 
 
 @route("GET", r"/v1\.0/users/" + ID, "/v1.0/users/{id}")
@@ -113,8 +114,7 @@ def transitive_member_of(app, call, params, ctx):
     return memberships(app, call, app.emu.directory.transitive_member_of(params["id"]))
 
 
-@route("GET", r"/v1\.0/users/" + ID + r"/transitiveMemberOf/microsoft\.graph\.group",
-       "/v1.0/users/{id}/transitiveMemberOf/microsoft.graph.group")
+@route("GET", r"/v1\.0/users/" + ID + r"/transitiveMemberOf/microsoft\.graph\.group", "/v1.0/users/{id}/transitiveMemberOf/microsoft.graph.group")
 def transitive_member_of_groups(app, call, params, ctx):
     return memberships(app, call, app.emu.directory.transitive_member_of(params["id"]), groups_only=True)
 

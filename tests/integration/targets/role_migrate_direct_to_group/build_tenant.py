@@ -7,7 +7,8 @@ policy), 10 with SWAY enabled (they would lose it: plans_would_be_lost), 5 of th
 2 of the 50 have no usage location: group licensing uses the tenant's country, and the rollback (a direct
 assignment, which needs one) first gives them that country, so the app also holds User.ReadWrite.All."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import json
@@ -15,21 +16,21 @@ import sys
 
 from graph_emulator import generate_tenant
 
-E3 = '6fd2c87f-b296-42f0-b197-1e91e994b900'
+E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 
 
 def main(path):
     tenant = generate_tenant(users=60, seed=11, disabled_plan_ratio=0, no_usage_location=0, nested_users=5)
-    tenant['apps'][0]['permissions'].append('User.ReadWrite.All')
-    for user in tenant['users'][:2]:
-        user['usageLocation'] = None
-    sku = next(sku for sku in tenant['subscribedSkus'] if sku['skuId'] == E3)
-    sway = next(plan['servicePlanId'] for plan in sku['servicePlans'] if plan['servicePlanName'] == 'SWAY')
-    for user in tenant['users'][:50]:
-        user['directLicenses'] = [{'skuId': E3, 'disabledPlans': [sway]}]
-    with open(path, 'w', encoding='utf-8') as stream:
+    tenant["apps"][0]["permissions"].append("User.ReadWrite.All")
+    for user in tenant["users"][:2]:
+        user["usageLocation"] = None
+    sku = next(sku for sku in tenant["subscribedSkus"] if sku["skuId"] == E3)
+    sway = next(plan["servicePlanId"] for plan in sku["servicePlans"] if plan["servicePlanName"] == "SWAY")
+    for user in tenant["users"][:50]:
+        user["directLicenses"] = [{"skuId": E3, "disabledPlans": [sway]}]
+    with open(path, "w", encoding="utf-8") as stream:
         json.dump(tenant, stream)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main(sys.argv[1])

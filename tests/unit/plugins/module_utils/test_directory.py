@@ -4,7 +4,8 @@
 
 """directory.py against the Graph emulator (real HTTPS, real msal)."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import pytest
@@ -54,8 +55,9 @@ def users(emu):
 
 def test_resolve_users_by_upn_and_id_in_batches(emu, graph):
     people = users(emu)
-    keys = [people[0]["userPrincipalName"].upper(), people[1]["id"], "nobody@contoso.com", people[0]["userPrincipalName"],
-            "not-a-user"] + [p["userPrincipalName"] for p in people[2:25]]
+    keys = [people[0]["userPrincipalName"].upper(), people[1]["id"], "nobody@contoso.com", people[0]["userPrincipalName"], "not-a-user"] + [
+        p["userPrincipalName"] for p in people[2:25]
+    ]
     found, unknown = resolve_users(graph, keys)
     assert unknown == ["nobody@contoso.com", "not-a-user"]
     assert found[keys[0]] == {"id": people[0]["id"], "user_principal_name": people[0]["userPrincipalName"]}
@@ -81,8 +83,7 @@ def test_find_group_by_name_id_ambiguous_and_unlicensable(emu, graph):
     graph.post("/groups", body={"displayName": "Twice", "mailNickname": "t2", "mailEnabled": False, "securityEnabled": True})
     with pytest.raises(DirectoryInputError, match="2 groups are named 'Twice'"):
         find_group(graph, "Twice")
-    graph.post("/groups", body={"displayName": "Mail only", "mailNickname": "m", "mailEnabled": True, "securityEnabled": False,
-                                "groupTypes": ["Unified"]})
+    graph.post("/groups", body={"displayName": "Mail only", "mailNickname": "m", "mailEnabled": True, "securityEnabled": False, "groupTypes": ["Unified"]})
     with pytest.raises(DirectoryInputError, match="cannot carry licenses: it is not security-enabled"):
         find_group(graph, "Mail only")
     assert find_group(graph, "Mail only", require_licensable=False)["securityEnabled"] is False
@@ -125,7 +126,7 @@ def test_members_listing_paging_nested_groups_and_removal(emu, graph, monkeypatc
     assert len(members) == 10 and nested_ids == [nested["id"]] and others == 0
     streamed_nested = []
     streamed = iter_user_members(iter_direct_members(graph, group["id"]), streamed_nested)
-    assert next(streamed)["id"] == members[0]["id"]    # one member at a time, before the listing is read to its end
+    assert next(streamed)["id"] == members[0]["id"]  # one member at a time, before the listing is read to its end
     assert [member["id"] for member in streamed] == [member["id"] for member in members[1:]] and streamed_nested == nested_ids
     assert len(direct_user_member_ids(graph, group["id"])) == 10  # the user cast leaves the group out
     pages = [entry for entry in emu.request_log() if entry["path"].endswith("/members/microsoft.graph.user")]

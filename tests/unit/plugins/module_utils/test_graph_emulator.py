@@ -4,7 +4,8 @@
 
 """The Graph client end to end: real msal, real HTTPS, against the Graph emulator."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import inspect
@@ -33,9 +34,11 @@ def user_ids(client, count):
 
 
 def log_for(emulator, method, path_end, in_batch=None):
-    return [entry for entry in emulator.request_log()
-            if entry["method"] == method and entry["path"].endswith(path_end)
-            and (in_batch is None or entry["in_batch"] == in_batch)]
+    return [
+        entry
+        for entry in emulator.request_log()
+        if entry["method"] == method and entry["path"].endswith(path_end) and (in_batch is None or entry["in_batch"] == in_batch)
+    ]
 
 
 class TestAuthentication:
@@ -50,9 +53,12 @@ class TestAuthentication:
     @pytest.mark.parametrize("encrypted", [False, True])
     def test_certificate(self, emulator, make_client, certificate_files, encrypted):
         app = emulator.add_app(permissions=["Organization.Read.All"], certificate_pem=certificate_files["certificate_pem"])
-        client = make_client(client_id=app["clientId"], client_secret=None,
-                             client_certificate_path=certificate_files["encrypted" if encrypted else "plain"],
-                             client_certificate_password=certificate_files["password"] if encrypted else None)
+        client = make_client(
+            client_id=app["clientId"],
+            client_secret=None,
+            client_certificate_path=certificate_files["encrypted" if encrypted else "plain"],
+            client_certificate_password=certificate_files["password"] if encrypted else None,
+        )
         assert client.get("/subscribedSkus")["value"]
         assert client.statistics()["token_acquisitions"] == 1
 
@@ -119,8 +125,9 @@ class TestAuthentication:
             client.get("/subscribedSkus")
         error = caught.value
         assert (error.status, error.code, error.method, error.path) == (403, "Authorization_RequestDenied", "GET", "/v1.0/subscribedSkus")
-        assert str(error).startswith("Graph returned 403 Authorization_RequestDenied for GET /v1.0/subscribedSkus: "
-                                     "Insufficient privileges to complete the operation. (request-id ")
+        assert str(error).startswith(
+            "Graph returned 403 Authorization_RequestDenied for GET /v1.0/subscribedSkus: Insufficient privileges to complete the operation. (request-id "
+        )
         assert error.request_id and error.client_request_id
         assert error.request_id == log_for(emulator, "GET", "/subscribedSkus")[0]["request_id"]
 
@@ -285,8 +292,7 @@ class TestBatch:
         ids = user_ids(client, 3)
         emulator.reset_stats()
         emulator.add_fault(method="POST", route="/users/%s/assignLicense$" % ids[1], in_batch=True, status=504, count=None)
-        results = client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % user_id, "body": NOOP_LICENSE_CHANGE}
-                                for user_id in ids])
+        results = client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % user_id, "body": NOOP_LICENSE_CHANGE} for user_id in ids])
         assert [result.ok for result in results] == [True, False, True]
         assert results[1].outcome_unknown and results[1].status == 504
         assert isinstance(results[1].error(), GraphOutcomeUnknown)
@@ -297,8 +303,7 @@ class TestBatch:
         ids = user_ids(client, 2)
         emulator.reset_stats()
         emulator.add_fault(method="POST", route="/users/%s/assignLicense$" % ids[0], in_batch=True, status=429, retry_after=1, count=1)
-        results = client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % user_id, "body": NOOP_LICENSE_CHANGE}
-                                for user_id in ids])
+        results = client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % user_id, "body": NOOP_LICENSE_CHANGE} for user_id in ids])
         assert all(result.ok for result in results)
         assert [entry["status"] for entry in log_for(emulator, "POST", "/users/%s/assignLicense" % ids[0], in_batch=True)] == [429, 200]
         assert emulator.stats()["early_retries"] == 0
@@ -310,8 +315,9 @@ class TestBatch:
         ids = user_ids(client, 2)
         emulator.reset_stats()
         emulator.add_fault(method="GET", route="/users/%s$" % ids[1], in_batch=True, delay_ms=1500, count=1)
-        results = client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % ids[0], "body": NOOP_LICENSE_CHANGE},
-                                {"method": "GET", "url": "/users/%s" % ids[1]}])
+        results = client.batch(
+            [{"method": "POST", "url": "/users/%s/assignLicense" % ids[0], "body": NOOP_LICENSE_CHANGE}, {"method": "GET", "url": "/users/%s" % ids[1]}]
+        )
         assert results[0].outcome_unknown and not results[0].ok and results[0].status is None
         assert "outcome unknown" in str(results[0].error())
         assert results[1].ok and results[1].attempts == 2
@@ -328,8 +334,7 @@ class TestBatch:
         emulator.reset_stats()
         emulator.add_fault(method="POST", route=r"/\$batch$", in_batch=False, status=429, retry_after=1, count=1)
         started = time.monotonic()
-        results = client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % user_id, "body": NOOP_LICENSE_CHANGE}
-                                for user_id in ids])
+        results = client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % user_id, "body": NOOP_LICENSE_CHANGE} for user_id in ids])
         elapsed = time.monotonic() - started
         assert all(result.ok for result in results)
         assert [result.attempts for result in results] == [1, 1, 1]  # the envelope was re-sent, not the items
@@ -345,9 +350,13 @@ class TestBatch:
         ids = user_ids(client, 3)
         emulator.reset_stats()
         emulator.add_fault(method="POST", route=r"/\$batch$", in_batch=False, apply_then=True, drop=True, count=1)
-        results = client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % ids[0], "body": NOOP_LICENSE_CHANGE},
-                                {"method": "POST", "url": "/users/%s/assignLicense" % ids[1], "body": NOOP_LICENSE_CHANGE},
-                                {"method": "GET", "url": "/users/%s" % ids[2]}])
+        results = client.batch(
+            [
+                {"method": "POST", "url": "/users/%s/assignLicense" % ids[0], "body": NOOP_LICENSE_CHANGE},
+                {"method": "POST", "url": "/users/%s/assignLicense" % ids[1], "body": NOOP_LICENSE_CHANGE},
+                {"method": "GET", "url": "/users/%s" % ids[2]},
+            ]
+        )
         for result in results[:2]:
             assert result.outcome_unknown and not result.ok and result.status is None and result.attempts == 1
             assert isinstance(result.error(), GraphOutcomeUnknown) and "outcome unknown" in str(result.error())
@@ -363,8 +372,7 @@ class TestBatch:
         client = make_client(write_rate=20)
         ids = user_ids(client, 30)
         started = time.monotonic()
-        results = client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % user_id, "body": NOOP_LICENSE_CHANGE}
-                                for user_id in ids])
+        results = client.batch([{"method": "POST", "url": "/users/%s/assignLicense" % user_id, "body": NOOP_LICENSE_CHANGE} for user_id in ids])
         elapsed = time.monotonic() - started
         assert all(result.ok for result in results)
         stats = client.statistics()

@@ -4,7 +4,8 @@
 
 """Pure logic of the Graph client: no HTTP."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import datetime
@@ -71,12 +72,15 @@ class TestRetryAfter:
 
 
 class TestEndpoints:
-    @pytest.mark.parametrize("cloud, graph_root, authority_root", [
-        ("public", "https://graph.microsoft.com", "https://login.microsoftonline.com"),
-        ("usgov", "https://graph.microsoft.us", "https://login.microsoftonline.us"),
-        ("usgov_dod", "https://dod-graph.microsoft.us", "https://login.microsoftonline.us"),
-        ("china", "https://microsoftgraph.chinacloudapi.cn", "https://login.chinacloudapi.cn"),
-    ])
+    @pytest.mark.parametrize(
+        "cloud, graph_root, authority_root",
+        [
+            ("public", "https://graph.microsoft.com", "https://login.microsoftonline.com"),
+            ("usgov", "https://graph.microsoft.us", "https://login.microsoftonline.us"),
+            ("usgov_dod", "https://dod-graph.microsoft.us", "https://login.microsoftonline.us"),
+            ("china", "https://microsoftgraph.chinacloudapi.cn", "https://login.chinacloudapi.cn"),
+        ],
+    )
     def test_clouds(self, cloud, graph_root, authority_root):
         assert resolve_endpoints(cloud) == (graph_root, authority_root)
 
@@ -84,8 +88,7 @@ class TestEndpoints:
         assert secret_client(cloud="usgov").scope == "https://graph.microsoft.us/.default"
 
     def test_overrides_win_and_lose_trailing_slash(self):
-        assert resolve_endpoints("china", "https://127.0.0.1:8443/", "https://127.0.0.1:8443") == (
-            "https://127.0.0.1:8443", "https://127.0.0.1:8443")
+        assert resolve_endpoints("china", "https://127.0.0.1:8443/", "https://127.0.0.1:8443") == ("https://127.0.0.1:8443", "https://127.0.0.1:8443")
 
     def test_unknown_cloud_names_the_value(self):
         with pytest.raises(GraphConfigError, match="'azure_germany'"):
@@ -183,8 +186,8 @@ class TestCertificateLoading:
     def test_mismatched_key_and_certificate(self, certificate_files, tmp_path):
         plain = open(certificate_files["plain"]).read()
         other = open(certificate_files["other"]).read()
-        key = plain[plain.index("-----BEGIN PRIVATE KEY-----"):]
-        cert = other[other.index("-----BEGIN CERTIFICATE-----"):]
+        key = plain[plain.index("-----BEGIN PRIVATE KEY-----") :]
+        cert = other[other.index("-----BEGIN CERTIFICATE-----") :]
         path = tmp_path / "mixed.pem"
         path.write_text(key + "\n" + cert)
         with pytest.raises(GraphConfigError, match="No certificate in .* matches its private key"):
@@ -270,10 +273,19 @@ class TestMayResend:
 
 class TestErrors:
     def test_graph_error_text(self):
-        error = GraphError("Insufficient privileges to complete the operation.", status=403, code="Authorization_RequestDenied",
-                           request_id="rid-1", client_request_id="crid-1", method="GET", path="/v1.0/users")
-        assert str(error) == ("Graph returned 403 Authorization_RequestDenied for GET /v1.0/users: Insufficient privileges to "
-                              "complete the operation. (request-id rid-1, client-request-id crid-1)")
+        error = GraphError(
+            "Insufficient privileges to complete the operation.",
+            status=403,
+            code="Authorization_RequestDenied",
+            request_id="rid-1",
+            client_request_id="crid-1",
+            method="GET",
+            path="/v1.0/users",
+        )
+        assert str(error) == (
+            "Graph returned 403 Authorization_RequestDenied for GET /v1.0/users: Insufficient privileges to "
+            "complete the operation. (request-id rid-1, client-request-id crid-1)"
+        )
         assert error.to_dict()["code"] == "Authorization_RequestDenied"
 
     def test_local_error_text(self):
@@ -282,18 +294,26 @@ class TestErrors:
         assert isinstance(error, GraphError)
 
     def test_identity_error_fields(self):
-        body = {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x",
-                "trace_id": "t", "correlation_id": "c"}
+        body = {
+            "error": "invalid_client",
+            "error_description": "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x",
+            "trace_id": "t",
+            "correlation_id": "c",
+        }
         assert graph._error_fields(body) == ("invalid_client", "AADSTS7000215: Invalid client secret provided.", "t", "c")
 
     def test_batch_result_error(self):
-        body = {"error": {"code": "Request_ResourceNotFound", "message": "Resource 'x' does not exist.",
-                          "innerError": {"request-id": "r", "client-request-id": "c"}}}
+        body = {
+            "error": {
+                "code": "Request_ResourceNotFound",
+                "message": "Resource 'x' does not exist.",
+                "innerError": {"request-id": "r", "client-request-id": "c"},
+            }
+        }
         result = BatchResult(0, "1", "GET", "/users/x?$select=id", 404, {}, body)
         error = result.error()
         assert not result.ok
-        assert str(error) == ("Graph returned 404 Request_ResourceNotFound for GET /users/x: Resource 'x' does not exist. "
-                              "(request-id r, client-request-id c)")
+        assert str(error) == ("Graph returned 404 Request_ResourceNotFound for GET /users/x: Resource 'x' does not exist. (request-id r, client-request-id c)")
 
     def test_unknown_batch_result_is_not_ok(self):
         result = BatchResult(0, "1", "POST", "/users/x/assignLicense", 504, {}, None, outcome_unknown=True)
@@ -303,10 +323,12 @@ class TestErrors:
 
 class TestBatchPreparation:
     def test_ids_are_assigned_and_content_type_added(self):
-        items = secret_client()._prepare_batch_items([
-            {"method": "get", "url": "/users/a"},
-            {"method": "POST", "url": "/users/a/assignLicense", "body": {"addLicenses": [], "removeLicenses": []}},
-        ])
+        items = secret_client()._prepare_batch_items(
+            [
+                {"method": "get", "url": "/users/a"},
+                {"method": "POST", "url": "/users/a/assignLicense", "body": {"addLicenses": [], "removeLicenses": []}},
+            ]
+        )
         assert [item["id"] for item in items] == ["1", "2"]
         assert items[0]["method"] == "GET" and items[0]["idempotent"] and not items[0]["is_write"]
         assert items[1]["headers"] == {"Content-Type": "application/json"} and not items[1]["idempotent"]

@@ -4,7 +4,8 @@
 
 """GraphModule: option spec, credential resolution, secrets masking, failure reporting (no HTTP)."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 from unittest.mock import patch
@@ -23,8 +24,16 @@ from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils imp
     set_module_args,
 )
 
-VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
-             "AZURE_CLIENT_CERTIFICATE_PASSWORD", "GRAPH_ACCESS_TOKEN", "AZURE_CLOUD", "REQUESTS_CA_BUNDLE")
+VARIABLES = (
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "GRAPH_ACCESS_TOKEN",
+    "AZURE_CLOUD",
+    "REQUESTS_CA_BUNDLE",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -57,8 +66,7 @@ def test_spec_and_doc_fragment_agree():
 
 def test_every_secret_option_is_no_log():
     spec = graph_argument_spec()
-    assert [name for name, option in spec.items() if option.get("no_log")] == [
-        "client_secret", "client_certificate_password", "access_token"]
+    assert [name for name, option in spec.items() if option.get("no_log")] == ["client_secret", "client_certificate_password", "access_token"]
 
 
 def test_secret_from_environment_is_masked(monkeypatch):
@@ -95,8 +103,7 @@ def test_missing_client_id_names_the_variable():
 
 def test_missing_tenant_and_client_with_environment_credential(monkeypatch):
     monkeypatch.setenv("AZURE_CLIENT_SECRET", "s")
-    assert build_failure({}) == ("tenant_id (or AZURE_TENANT_ID) and client_id (or AZURE_CLIENT_ID) are required with "
-                                 "client_secret from AZURE_CLIENT_SECRET")
+    assert build_failure({}) == ("tenant_id (or AZURE_TENANT_ID) and client_id (or AZURE_CLIENT_ID) are required with client_secret from AZURE_CLIENT_SECRET")
 
 
 def test_no_credentials():
@@ -137,14 +144,23 @@ def test_bad_graph_url_fails_when_the_client_is_built():
 
 def test_fail_from_graph_error_carries_ids_and_no_traceback():
     module = build({"access_token": "a"})
-    error = GraphOutcomeUnknown("server error (outcome unknown)", status=504, code="GatewayTimeout", request_id="r",
-                                client_request_id="c", method="POST", path="/v1.0/users/u/assignLicense")
+    error = GraphOutcomeUnknown(
+        "server error (outcome unknown)",
+        status=504,
+        code="GatewayTimeout",
+        request_id="r",
+        client_request_id="c",
+        method="POST",
+        path="/v1.0/users/u/assignLicense",
+    )
     with patch.object(basic.AnsibleModule, "fail_json", _fail_json):
         with pytest.raises(AnsibleFailJson) as caught:
             module.fail_from_graph_error(error, msg="Cannot remove the direct license", user="u")
     result = caught.value.result
-    assert result["msg"] == ("Cannot remove the direct license: Graph returned 504 GatewayTimeout for POST /v1.0/users/u/assignLicense: "
-                             "server error (outcome unknown) (request-id r, client-request-id c)")
+    assert result["msg"] == (
+        "Cannot remove the direct license: Graph returned 504 GatewayTimeout for POST /v1.0/users/u/assignLicense: "
+        "server error (outcome unknown) (request-id r, client-request-id c)"
+    )
     assert result["graph_error"]["request_id"] == "r" and result["user"] == "u"
     assert "exception" not in result
 

@@ -4,7 +4,8 @@
 
 """Paging with prefetch and concurrent member reads, against the Graph emulator (benchmark-driven changes)."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import threading
@@ -29,13 +30,22 @@ def test_prefetch_stopped_early_leaves_nothing_running(emulator, client):
 def add_licensed_groups(state, count, members_each):
     """``count`` groups carrying the tenant's first SKU, each with its own ``members_each`` users; (users, group ids)."""
     sku_id = state["subscribedSkus"][0]["skuId"]
-    users = [user["id"] for user in state["users"][:count * members_each]]
+    users = [user["id"] for user in state["users"][: count * members_each]]
     group_ids = ["7d0c5a3e-0000-4000-8000-%012d" % index for index in range(count)]
     for index, group_id in enumerate(group_ids):
-        state["groups"].append({"id": group_id, "displayName": "prefetch test %d" % index, "description": None,
-                                "securityEnabled": True, "mailEnabled": False, "mailNickname": "prefetch%d" % index,
-                                "groupTypes": [], "members": users[index * members_each:(index + 1) * members_each],
-                                "assignedLicenses": [{"skuId": sku_id, "disabledPlans": []}]})
+        state["groups"].append(
+            {
+                "id": group_id,
+                "displayName": "prefetch test %d" % index,
+                "description": None,
+                "securityEnabled": True,
+                "mailEnabled": False,
+                "mailNickname": "prefetch%d" % index,
+                "groupTypes": [],
+                "members": users[index * members_each : (index + 1) * members_each],
+                "assignedLicenses": [{"skuId": sku_id, "disabledPlans": []}],
+            }
+        )
     return users, group_ids
 
 
@@ -49,7 +59,7 @@ def test_concurrent_member_reads_index_every_licensed_group(emulator, client):
         index = MembershipIndex(client).load_licensed_groups()
         for position, group_id in enumerate(group_ids):
             assert group_id in index.groups
-            for user_id in users[position * 10:(position + 1) * 10]:
+            for user_id in users[position * 10 : (position + 1) * 10]:
                 assert group_id in index.direct_of(user_id.lower())
         other_users = set(user["id"].lower() for user in state["users"]) - set(user_id.lower() for user_id in users)
         assert not any(set(group_ids) & index.direct_of(user_id) for user_id in other_users)
@@ -60,10 +70,10 @@ def test_concurrent_member_reads_index_every_licensed_group(emulator, client):
 def test_next_link_is_read_from_the_raw_page_exactly_as_json_gives_it():
     import json
     from ansible_collections.entraops.licensing.plugins.module_utils import graph_paging
-    link = "https://graph.microsoft.com/v1.0/users?$top=999&$skiptoken=RFNwdAIAAQAAAD8\u00e9x\"y\\z"
+
+    link = 'https://graph.microsoft.com/v1.0/users?$top=999&$skiptoken=RFNwdAIAAQAAAD8\u00e9x"y\\z'
     tricky_user = {"id": "1", "displayName": 'say "@odata.nextLink": "https://evil.example/"', "@odata.nextLink": None}
-    for page in ({"@odata.context": "c", "@odata.nextLink": link, "value": [tricky_user]},
-                 {"value": [tricky_user], "@odata.nextLink": link}):
+    for page in ({"@odata.context": "c", "@odata.nextLink": link, "value": [tricky_user]}, {"value": [tricky_user], "@odata.nextLink": link}):
         for text in (json.dumps(page), json.dumps(page, ensure_ascii=False, indent=2)):
             assert graph_paging._next_link(text.encode("utf-8")) == link
             assert graph_paging._parse_page(text.encode("utf-8")) == page
@@ -76,6 +86,7 @@ def test_prefetch_sends_the_next_request_before_the_caller_parses_and_checks_the
     from ansible_collections.entraops.licensing.plugins.module_utils import graph_paging
     from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
     import pytest
+
     params = {"$select": "id", "$top": 10}
     plain = [user["id"] for page in client.iter_pages("/users", params=params) for user in page["value"]]
     assert [user["id"] for page in client.iter_pages("/users", params=params, prefetch=3) for user in page["value"]] == plain
@@ -105,6 +116,7 @@ def test_member_chains_of_every_licensed_group_run_side_by_side(emulator, client
         finally:
             with lock:
                 in_flight.remove(path)
+
     monkeypatch.setattr(client, "request", counting_request)
     emulator.load_state(state)
     # every answer takes 300 ms, so chains that run side by side are in flight together
@@ -114,7 +126,7 @@ def test_member_chains_of_every_licensed_group_run_side_by_side(emulator, client
         index = MembershipIndex(client).load_licensed_groups()
         assert set(group_ids) <= set(index.groups)
         for position, group_id in enumerate(group_ids):
-            for user_id in users[position * 2:(position + 1) * 2]:
+            for user_id in users[position * 2 : (position + 1) * 2]:
                 assert group_id in index.direct_of(user_id.lower())
         licensed = sum(1 for group in state["groups"] if group.get("assignedLicenses"))
         assert max(peak) == min(licensed, client.read_chains) > client.max_concurrency

@@ -4,7 +4,8 @@
 
 """The paging thread's turnaround (_PageFetcher's wire signals), against the emulator over HTTPS."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import threading
@@ -27,7 +28,9 @@ def events(monkeypatch):
             with lock:
                 seen.append(name)
             return original(*args)
+
         return wrapper
+
     monkeypatch.setattr(graph_paging._PageFetcher, "waiting", record("sent", graph_paging._PageFetcher.waiting))
     monkeypatch.setattr(graph_paging._PageFetcher, "answered", record("answered", graph_paging._PageFetcher.answered))
     monkeypatch.setattr(graph_paging, "_parse_page", record("parse", graph_paging._parse_page))
@@ -82,6 +85,7 @@ def test_a_missed_signal_costs_at_most_one_wait_limit(emulator, client, monkeypa
         if timeout == 0.01:
             waits.append(timeout)
         return original_wait(self, timeout)
+
     monkeypatch.setattr(graph_paging, "WIRE_WAIT_LIMIT", 0.01)
     monkeypatch.setattr(graph_paging._PageFetcher, "waiting", lambda self: None)
     monkeypatch.setattr(threading.Event, "wait", counted_wait)

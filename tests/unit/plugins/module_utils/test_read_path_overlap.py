@@ -4,7 +4,8 @@
 
 """The read path's overlap (deeper prefetch, member lists read in the background) and classification shortcuts."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import time
@@ -74,10 +75,19 @@ def licensed_group_state(emulator, count=3):
     users = [user["id"] for user in state["users"][:30]]
     group_ids = ["7d0c5a3e-0000-4000-8000-0000000001%02d" % index for index in range(count)]
     for index, group_id in enumerate(group_ids):
-        state["groups"].append({"id": group_id, "displayName": "overlap test %d" % index, "description": None,
-                                "securityEnabled": True, "mailEnabled": False, "mailNickname": "overlap%d" % index,
-                                "groupTypes": [], "members": users[index * 10:(index + 1) * 10],
-                                "assignedLicenses": [{"skuId": sku_id, "disabledPlans": []}]})
+        state["groups"].append(
+            {
+                "id": group_id,
+                "displayName": "overlap test %d" % index,
+                "description": None,
+                "securityEnabled": True,
+                "mailEnabled": False,
+                "mailNickname": "overlap%d" % index,
+                "groupTypes": [],
+                "members": users[index * 10 : (index + 1) * 10],
+                "assignedLicenses": [{"skuId": sku_id, "disabledPlans": []}],
+            }
+        )
     state["processing"] = {"groupLicenses": "processed"}
     return state, sku_id, group_ids
 
@@ -89,7 +99,7 @@ def test_background_loading_gives_the_same_records_as_loading_first(emulator, cl
     try:
         catalog = SkuCatalog.from_subscribed_skus(client.get("/subscribedSkus"))
         first = list(iter_records(client, catalog, MembershipIndex(client).load_licensed_groups(), sku_ids=[sku_id]))
-        emulator.configure(latency_ms=30)   # member pages take a while: users are paged meanwhile
+        emulator.configure(latency_ms=30)  # member pages take a while: users are paged meanwhile
         index = MembershipIndex(client).start_loading()
         assert not index.loaded()
         assert index.pages_ahead() > 1
@@ -113,8 +123,8 @@ def test_background_loading_error_is_raised_by_classify_and_wait(emulator, clien
             list(iter_records(client, catalog, index, sku_ids=[sku_id]))
         index = MembershipIndex(client).start_loading()
         with pytest.raises(GraphError):
-            index.wait()     # no user classified: the caller still sees the failure
-        index.wait()         # raised once
+            index.wait()  # no user classified: the caller still sees the failure
+        index.wait()  # raised once
     finally:
         emulator.clear_faults()
         emulator.load_state(original)
@@ -128,17 +138,29 @@ PLANS = ["%08d-0000-4000-8000-000000000000" % index for index in range(4)]
 
 
 def catalog_e3():
-    return SkuCatalog.from_subscribed_skus([{"skuId": E3, "skuPartNumber": "ENTERPRISEPACK", "prepaidUnits": {"enabled": 10},
-                                             "consumedUnits": 1, "servicePlans": [
-                                                 {"servicePlanId": plan, "servicePlanName": name, "appliesTo": "User"}
-                                                 for plan, name in zip(PLANS, ["b", "A", "a", "C"])]}])
+    return SkuCatalog.from_subscribed_skus(
+        [
+            {
+                "skuId": E3,
+                "skuPartNumber": "ENTERPRISEPACK",
+                "prepaidUnits": {"enabled": 10},
+                "consumedUnits": 1,
+                "servicePlans": [{"servicePlanId": plan, "servicePlanName": name, "appliesTo": "User"} for plan, name in zip(PLANS, ["b", "A", "a", "C"])],
+            }
+        ]
+    )
 
 
 def a_user(disabled=()):
-    return {"id": "AAAAAAAA-0000-4000-8000-000000000001", "userPrincipalName": "u@x", "usageLocation": "NL",
-            "licenseAssignmentStates": [
-                {"skuId": E3.upper(), "assignedByGroup": None, "disabledPlans": list(disabled), "state": "Active", "error": "None"},
-                {"skuId": E3, "assignedByGroup": GROUP.upper(), "disabledPlans": [], "state": "Active", "error": None}]}
+    return {
+        "id": "AAAAAAAA-0000-4000-8000-000000000001",
+        "userPrincipalName": "u@x",
+        "usageLocation": "NL",
+        "licenseAssignmentStates": [
+            {"skuId": E3.upper(), "assignedByGroup": None, "disabledPlans": list(disabled), "state": "Active", "error": "None"},
+            {"skuId": E3, "assignedByGroup": GROUP.upper(), "disabledPlans": [], "state": "Active", "error": None},
+        ],
+    }
 
 
 def test_plan_names_cache_returns_fresh_lists():
@@ -182,15 +204,17 @@ def test_memoised_normalisation_still_refuses_bad_ids_every_time():
 def test_in_background_returns_or_raises_in_the_caller_and_never_holds_the_process():
     import threading
     from ansible_collections.entraops.licensing.plugins.module_utils.assignments import InBackground
+
     release = threading.Event()
     slow = InBackground(lambda value: release.wait(5) and value * 2, 21)
     assert not slow.done()
-    assert slow._thread.daemon   # a task that fails meanwhile exits without waiting for this read
+    assert slow._thread.daemon  # a task that fails meanwhile exits without waiting for this read
     release.set()
     assert slow.result() == 42 and slow.done()
 
     def fails():
-        raise ValueError('organization read failed')
-    failing = InBackground(fails, name='tenant-id')
-    with pytest.raises(ValueError, match='organization read failed'):
+        raise ValueError("organization read failed")
+
+    failing = InBackground(fails, name="tenant-id")
+    with pytest.raises(ValueError, match="organization read failed"):
         failing.result()

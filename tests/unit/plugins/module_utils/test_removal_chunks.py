@@ -4,7 +4,8 @@
 
 """Removal chunk sizes: small first and after a failure, larger while chunks go clean (pure logic)."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 from ansible_collections.entraops.licensing.plugins.module_utils.removal import (
@@ -16,7 +17,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.removal import 
 
 
 def rows_for(users, skus=1):
-    return [{'user_id': 'u%04d' % user, 'sku_id': 's%d' % sku} for sku in range(skus) for user in range(users)]
+    return [{"user_id": "u%04d" % user, "sku_id": "s%d" % sku} for sku in range(skus) for user in range(users)]
 
 
 def test_sizes_grow_while_clean_and_fall_back_after_a_failure():
@@ -35,8 +36,8 @@ def test_adaptive_chunks_cover_every_row_once_and_never_hold_a_user_twice():
     for chunk in _chunks_one_row_per_user(rows, sizer.next_size):
         chunks.append(chunk)
         sizer.after_chunk(clean=len(chunks) != 3)
-    assert sorted((row['user_id'], row['sku_id']) for chunk in chunks for row in chunk) == sorted((row['user_id'], row['sku_id']) for row in rows)
-    assert all(len(set(row['user_id'] for row in chunk)) == len(chunk) for chunk in chunks)
+    assert sorted((row["user_id"], row["sku_id"]) for chunk in chunks for row in chunk) == sorted((row["user_id"], row["sku_id"]) for row in rows)
+    assert all(len(set(row["user_id"] for row in chunk)) == len(chunk) for chunk in chunks)
     assert [len(chunk) for chunk in chunks[:5]] == [10, 20, 40, 10, 20]
     assert max(len(chunk) for chunk in chunks) == MAX_ROWS_PER_CHUNK
 
@@ -62,9 +63,9 @@ def test_pacer_banks_a_chunk_of_writes_during_reads():
     clock = Clock()
     pacer = WritePacer(20, clock=clock, sleep=clock.sleep)
     pacer.ensure_burst(MAX_ROWS_PER_CHUNK)
-    assert pacer.acquire(MAX_ROWS_PER_CHUNK) == 1.5   # one second's worth was in the bucket
-    clock.now += 2.5                       # a read phase of 2.5 s earns 50 writes at 20/s, none lost
+    assert pacer.acquire(MAX_ROWS_PER_CHUNK) == 1.5  # one second's worth was in the bucket
+    clock.now += 2.5  # a read phase of 2.5 s earns 50 writes at 20/s, none lost
     assert pacer.acquire(MAX_ROWS_PER_CHUNK) == 0
-    assert pacer.acquire(20) == 1.0        # then the rate applies again
-    pacer.ensure_burst(5)                  # never shrinks
+    assert pacer.acquire(20) == 1.0  # then the rate applies again
+    pacer.ensure_burst(5)  # never shrinks
     assert pacer.capacity == MAX_ROWS_PER_CHUNK

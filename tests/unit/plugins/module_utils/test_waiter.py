@@ -4,7 +4,8 @@
 
 """The processing waiter: the per-group predicate and the polling loop, without HTTP."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import pytest
@@ -29,37 +30,42 @@ def entry(sku, group=GROUP, state="Active", error="None"):
 
 
 def user(number, *entries):
-    return {"id": "00000000-0000-0000-0000-%012d" % number, "userPrincipalName": "u%d@contoso.com" % number,
-            "licenseAssignmentStates": list(entries)}
+    return {"id": "00000000-0000-0000-0000-%012d" % number, "userPrincipalName": "u%d@contoso.com" % number, "licenseAssignmentStates": list(entries)}
 
 
 def facts(state="ProcessingComplete", skus=(E3, EMS)):
     return GroupFacts(GROUP.upper(), "LIC", [{"skuId": sku, "disabledPlans": []} for sku in skus], processing_state=state)
 
 
-@pytest.mark.parametrize("state, done", [
-    ("ProcessingComplete", True),
-    (None, True),
-    ("QueuedForProcessing", False),
-    ("ProcessingInProgress", False),
-    ("ProcessingFailed", False),
-    ("SomethingNew", False),
-])
+@pytest.mark.parametrize(
+    "state, done",
+    [
+        ("ProcessingComplete", True),
+        (None, True),
+        ("QueuedForProcessing", False),
+        ("ProcessingInProgress", False),
+        ("ProcessingFailed", False),
+        ("SomethingNew", False),
+    ],
+)
 def test_processing_state_done(state, done):
     assert processing_state_done(state) is done
 
 
-@pytest.mark.parametrize("entries, expected", [
-    ([entry(E3), entry(EMS)], "applied"),
-    ([entry(E3), entry(EMS), entry(E3, group=None)], "applied"),
-    ([entry(E3)], "pending"),
-    ([], "pending"),
-    ([entry(E3, group=OTHER_GROUP), entry(EMS, group=OTHER_GROUP)], "pending"),
-    ([entry(E3, state="Error", error="CountViolation"), entry(EMS, state="Error", error="CountViolation")], "error"),
-    ([entry(E3, state="Error", error="CountViolation")], "error"),
-    ([entry(E3), entry(EMS, state="ActiveWithError", error="DependencyViolation")], "error"),
-    ([entry(E3), entry(EMS, state="Error", error=None)], "error"),
-])
+@pytest.mark.parametrize(
+    "entries, expected",
+    [
+        ([entry(E3), entry(EMS)], "applied"),
+        ([entry(E3), entry(EMS), entry(E3, group=None)], "applied"),
+        ([entry(E3)], "pending"),
+        ([], "pending"),
+        ([entry(E3, group=OTHER_GROUP), entry(EMS, group=OTHER_GROUP)], "pending"),
+        ([entry(E3, state="Error", error="CountViolation"), entry(EMS, state="Error", error="CountViolation")], "error"),
+        ([entry(E3, state="Error", error="CountViolation")], "error"),
+        ([entry(E3), entry(EMS, state="ActiveWithError", error="DependencyViolation")], "error"),
+        ([entry(E3), entry(EMS, state="Error", error=None)], "error"),
+    ],
+)
 def test_member_status(entries, expected):
     assert member_status(user(1, *entries), GROUP, [E3, EMS]) == expected
 
@@ -83,8 +89,7 @@ def test_group_progress_counts_and_codes():
 
 
 def test_group_progress_done_needs_complete_state_and_every_member():
-    members = [user(1, entry(E3), entry(EMS)), user(2, entry(E3, state="Error", error="CountViolation"),
-                                                    entry(EMS, state="Error", error="CountViolation"))]
+    members = [user(1, entry(E3), entry(EMS)), user(2, entry(E3, state="Error", error="CountViolation"), entry(EMS, state="Error", error="CountViolation"))]
     assert group_progress(facts(), members)["done"] is True
     assert group_progress(facts(state=None), members)["done"] is True
     assert group_progress(facts(state="ProcessingInProgress"), members)["done"] is False
@@ -97,8 +102,7 @@ def test_group_without_licenses_or_members_is_done_when_complete():
 
 
 def test_error_sample_is_bounded():
-    members = [user(n, entry(E3, state="Error", error="CountViolation"), entry(EMS, state="Error", error="CountViolation"))
-               for n in range(SAMPLE_SIZE + 30)]
+    members = [user(n, entry(E3, state="Error", error="CountViolation"), entry(EMS, state="Error", error="CountViolation")) for n in range(SAMPLE_SIZE + 30)]
     progress = group_progress(facts(), members)
     assert progress["members_in_error"] == SAMPLE_SIZE + 30
     assert len(progress["members_in_error_sample"]) == SAMPLE_SIZE

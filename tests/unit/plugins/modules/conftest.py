@@ -7,7 +7,8 @@
 Test modules that need another tenant define their own ``emu``; pytest takes the closest definition.
 """
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import copy
@@ -17,14 +18,15 @@ import pytest
 from .migration_tenant import build_tenant, reset_migration_emulator
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def tenant_and_roles():
     return build_tenant()
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def emulator_module(tenant_and_roles):
     from graph_emulator import Emulator  # pylint: disable=import-outside-toplevel
+
     with Emulator(tenant=copy.deepcopy(tenant_and_roles[0]), port=0, throttling=False) as emu:
         yield emu
 

@@ -4,7 +4,8 @@
 
 """A small tenant holding one user per migration situation, for the verification and removal tests."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import copy
@@ -12,12 +13,12 @@ import uuid
 
 from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import emulator_connection, wait_until_quiet
 
-E3 = '6fd2c87f-b296-42f0-b197-1e91e994b900'
-E1 = '18181a46-0d4e-45cd-891e-60aabd171b4e'
-EMS_PART = 'EMS'
+E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+E1 = "18181a46-0d4e-45cd-891e-60aabd171b4e"
+EMS_PART = "EMS"
 SAFE_USERS = 12
 
-_NAMESPACE = uuid.UUID('3f1d2a52-8a55-4c9d-9d0e-6f1d0e7b5a11')
+_NAMESPACE = uuid.UUID("3f1d2a52-8a55-4c9d-9d0e-6f1d0e7b5a11")
 
 
 def _gid(name):
@@ -25,19 +26,19 @@ def _gid(name):
 
 
 GROUPS = {
-    'e3_all': _gid('e3_all'),
-    'e3_no_sway': _gid('e3_no_sway'),
-    'e3_no_yammer': _gid('e3_no_yammer'),
-    'outer_nested': _gid('outer_nested'),
-    'inner_plain': _gid('inner_plain'),
-    'e3_ems': _gid('e3_ems'),
-    'e1_e3': _gid('e1_e3'),
+    "e3_all": _gid("e3_all"),
+    "e3_no_sway": _gid("e3_no_sway"),
+    "e3_no_yammer": _gid("e3_no_yammer"),
+    "outer_nested": _gid("outer_nested"),
+    "inner_plain": _gid("inner_plain"),
+    "e3_ems": _gid("e3_ems"),
+    "e1_e3": _gid("e1_e3"),
 }
 
 
 def plan_id(tenant, sku_id, name):
-    sku = next(sku for sku in tenant['subscribedSkus'] if sku['skuId'] == sku_id)
-    return next(plan['servicePlanId'] for plan in sku['servicePlans'] if plan['servicePlanName'] == name)
+    sku = next(sku for sku in tenant["subscribedSkus"] if sku["skuId"] == sku_id)
+    return next(plan["servicePlanId"] for plan in sku["servicePlans"] if plan["servicePlanName"] == name)
 
 
 def build_tenant(extra_safe=0):
@@ -52,41 +53,49 @@ def build_tenant(extra_safe=0):
     from graph_emulator import generate_tenant  # pylint: disable=import-outside-toplevel
 
     safe_count = SAFE_USERS + extra_safe
-    specials = ['lossy', 'two_groups', 'nested', 'count_violation', 'exclusive', 'direct_only', 'sway_off']
+    specials = ["lossy", "two_groups", "nested", "count_violation", "exclusive", "direct_only", "sway_off"]
     tenant = generate_tenant(users=safe_count + len(specials), seed=11, disabled_plan_ratio=0, no_usage_location=0, nested_users=0)
-    users = tenant['users']
+    users = tenant["users"]
     for user in users:
-        user['usageLocation'] = user.get('usageLocation') or 'US'
-        user['directLicenses'] = [{'skuId': E3, 'disabledPlans': []}]
+        user["usageLocation"] = user.get("usageLocation") or "US"
+        user["directLicenses"] = [{"skuId": E3, "disabledPlans": []}]
     roles = {}
     for index in range(safe_count):
-        roles['safe_%d' % index] = users[index]['id']
+        roles["safe_%d" % index] = users[index]["id"]
     for offset, name in enumerate(specials):
-        roles[name] = users[safe_count + offset]['id']
-    sway = plan_id(tenant, E3, 'SWAY')
-    yammer = plan_id(tenant, E3, 'YAMMER_ENTERPRISE')
-    ems = next(sku for sku in tenant['subscribedSkus'] if sku['skuPartNumber'] == EMS_PART)
-    ems['prepaidUnits']['enabled'] = 0
-    for sku in tenant['subscribedSkus']:
-        if sku['skuId'] == E1:
-            sku['prepaidUnits']['enabled'] = 50
-    by_id = dict((user['id'], user) for user in users)
-    by_id[roles['sway_off']]['directLicenses'] = [{'skuId': E3, 'disabledPlans': [sway]}]
-    tenant['rules'] = {'mutuallyExclusivePlans': [['SHAREPOINTSTANDARD', 'SHAREPOINTENTERPRISE']]}
+        roles[name] = users[safe_count + offset]["id"]
+    sway = plan_id(tenant, E3, "SWAY")
+    yammer = plan_id(tenant, E3, "YAMMER_ENTERPRISE")
+    ems = next(sku for sku in tenant["subscribedSkus"] if sku["skuPartNumber"] == EMS_PART)
+    ems["prepaidUnits"]["enabled"] = 0
+    for sku in tenant["subscribedSkus"]:
+        if sku["skuId"] == E1:
+            sku["prepaidUnits"]["enabled"] = 50
+    by_id = dict((user["id"], user) for user in users)
+    by_id[roles["sway_off"]]["directLicenses"] = [{"skuId": E3, "disabledPlans": [sway]}]
+    tenant["rules"] = {"mutuallyExclusivePlans": [["SHAREPOINTSTANDARD", "SHAREPOINTENTERPRISE"]]}
 
     def group(key, name, members, licenses):
-        return {'id': GROUPS[key], 'displayName': name, 'securityEnabled': True, 'mailEnabled': False,
-                'mailNickname': key, 'groupTypes': [], 'members': members, 'assignedLicenses': licenses}
+        return {
+            "id": GROUPS[key],
+            "displayName": name,
+            "securityEnabled": True,
+            "mailEnabled": False,
+            "mailNickname": key,
+            "groupTypes": [],
+            "members": members,
+            "assignedLicenses": licenses,
+        }
 
-    tenant['groups'] = [
-        group('e3_all', 'LIC E3 all', [roles['safe_%d' % index] for index in range(safe_count)] + [GROUPS['inner_plain']],
-              [{'skuId': E3, 'disabledPlans': []}]),
-        group('inner_plain', 'Contractors plain', [roles['nested']], []),
-        group('e3_no_sway', 'LIC E3 no SWAY', [roles['lossy'], roles['two_groups'], roles['sway_off']],
-              [{'skuId': E3, 'disabledPlans': [sway]}]),
-        group('e3_no_yammer', 'LIC E3 no Yammer', [roles['two_groups']], [{'skuId': E3, 'disabledPlans': [yammer]}]),
-        group('e3_ems', 'LIC E3 + EMS', [roles['count_violation']], [{'skuId': E3, 'disabledPlans': []}, {'skuId': ems['skuId'], 'disabledPlans': []}]),
-        group('e1_e3', 'LIC E1 + E3', [roles['exclusive']], [{'skuId': E3, 'disabledPlans': []}, {'skuId': E1, 'disabledPlans': []}]),
+    tenant["groups"] = [
+        group(
+            "e3_all", "LIC E3 all", [roles["safe_%d" % index] for index in range(safe_count)] + [GROUPS["inner_plain"]], [{"skuId": E3, "disabledPlans": []}]
+        ),
+        group("inner_plain", "Contractors plain", [roles["nested"]], []),
+        group("e3_no_sway", "LIC E3 no SWAY", [roles["lossy"], roles["two_groups"], roles["sway_off"]], [{"skuId": E3, "disabledPlans": [sway]}]),
+        group("e3_no_yammer", "LIC E3 no Yammer", [roles["two_groups"]], [{"skuId": E3, "disabledPlans": [yammer]}]),
+        group("e3_ems", "LIC E3 + EMS", [roles["count_violation"]], [{"skuId": E3, "disabledPlans": []}, {"skuId": ems["skuId"], "disabledPlans": []}]),
+        group("e1_e3", "LIC E1 + E3", [roles["exclusive"]], [{"skuId": E3, "disabledPlans": []}, {"skuId": E1, "disabledPlans": []}]),
     ]
     return tenant, roles
 
@@ -98,8 +107,8 @@ def connection(emu):
 
 def direct_sku_ids(emu, user_id):
     """SKU ids the user holds directly, read in-process from the emulator."""
-    user = emu.directory.get_user(user_id, select=('id', 'licenseAssignmentStates'))
-    return sorted(entry['skuId'] for entry in user['licenseAssignmentStates'] if entry.get('assignedByGroup') is None)
+    user = emu.directory.get_user(user_id, select=("id", "licenseAssignmentStates"))
+    return sorted(entry["skuId"] for entry in user["licenseAssignmentStates"] if entry.get("assignedByGroup") is None)
 
 
 def reset_migration_emulator(emu, tenant):

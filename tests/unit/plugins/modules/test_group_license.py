@@ -4,7 +4,8 @@
 
 """group_license in-process against the Graph emulator (real HTTPS, real msal)."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import pytest
@@ -15,8 +16,7 @@ from graph_emulator import generate_tenant
 
 from ansible_collections.entraops.licensing.plugins.module_utils.directory import add_members, create_security_group
 from ansible_collections.entraops.licensing.plugins.modules import group_license
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import (
-    emulator_connection as connection, graph_writes as writes, run_module)
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import emulator_connection as connection, graph_writes as writes, run_module
 
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
@@ -44,8 +44,7 @@ def run(emu, **args):
 
 def full_e3_user_ids(emu, count):
     """Users whose direct E3 enables every plan: a group change can never take a plan from them."""
-    return [u["id"] for u in emu.export_state()["users"]
-            if u.get("directLicenses") and not u["directLicenses"][0]["disabledPlans"]][:count]
+    return [u["id"] for u in emu.export_state()["users"] if u.get("directLicenses") and not u["directLicenses"][0]["disabledPlans"]][:count]
 
 
 def make_group(emu, graph, name, member_count=0):
@@ -88,12 +87,15 @@ def test_check_mode_writes_nothing(emu, graph):
     assert writes(emu) == [] and carried(emu, group["id"]) == {}
 
 
-@pytest.mark.parametrize("licenses, message", [
-    ([{"sku": "NOPE"}], "'NOPE' is not a subscribed SKU"),
-    ([{"sku": "ENTERPRISEPACK", "disabled_plans": ["NOT_A_PLAN"]}], "'NOT_A_PLAN' is not a service plan of SKU ENTERPRISEPACK"),
-    ([{"sku": "EMS"}, {"sku": EMS}], "names SKU EMS a second time"),
-    ([{"sku": "ENTERPRISEPACK", "disabled_plans": ["not-a-guid-{"]}], "is not a service plan of SKU ENTERPRISEPACK"),
-])
+@pytest.mark.parametrize(
+    "licenses, message",
+    [
+        ([{"sku": "NOPE"}], "'NOPE' is not a subscribed SKU"),
+        ([{"sku": "ENTERPRISEPACK", "disabled_plans": ["NOT_A_PLAN"]}], "'NOT_A_PLAN' is not a service plan of SKU ENTERPRISEPACK"),
+        ([{"sku": "EMS"}, {"sku": EMS}], "names SKU EMS a second time"),
+        ([{"sku": "ENTERPRISEPACK", "disabled_plans": ["not-a-guid-{"]}], "is not a service plan of SKU ENTERPRISEPACK"),
+    ],
+)
 def test_bad_input_fails_before_any_write(emu, graph, licenses, message):
     make_group(emu, graph, "LIC - bad")
     result, failed = run(emu, group="LIC - bad", licenses=licenses)

@@ -4,7 +4,8 @@
 
 """license_processing_wait in-process against the Graph emulator (real HTTPS, real msal, background processing)."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import pytest
@@ -13,8 +14,7 @@ from graph_emulator import generate_tenant
 
 from ansible_collections.entraops.licensing.plugins.module_utils.directory import add_members, create_security_group, find_group
 from ansible_collections.entraops.licensing.plugins.modules import group_license, license_processing_wait, licensing_group
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import (
-    emulator_connection as connection, graph_writes as writes, run_module)
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import emulator_connection as connection, graph_writes as writes, run_module
 
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 EMSPREMIUM = "b05e124f-c7cc-45a0-a6aa-8cf78c946968"
@@ -55,8 +55,7 @@ def wait(emu, **args):
 
 
 def full_e3_user_ids(emu, count):
-    return [u["id"] for u in emu.export_state()["users"]
-            if u.get("directLicenses") and not u["directLicenses"][0]["disabledPlans"]][:count]
+    return [u["id"] for u in emu.export_state()["users"] if u.get("directLicenses") and not u["directLicenses"][0]["disabledPlans"]][:count]
 
 
 def licensed_group(emu, graph, name, member_ids, licenses):

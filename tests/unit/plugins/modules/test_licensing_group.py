@@ -4,7 +4,8 @@
 
 """licensing_group in-process against the Graph emulator (real HTTPS, real msal)."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import pytest
@@ -13,8 +14,7 @@ from graph_emulator import generate_tenant
 
 from ansible_collections.entraops.licensing.plugins.modules import licensing_group
 from ansible_collections.entraops.licensing.plugins.module_utils.group_members import membership_changes
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import (
-    emulator_connection as connection, graph_writes as writes, run_module)
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import emulator_connection as connection, graph_writes as writes, run_module
 
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 RESERVED = {"failed", "skipped", "invocation", "ansible_facts", "warnings", "deprecations"}
@@ -107,8 +107,7 @@ def test_ambiguous_and_unlicensable_groups_fail_clearly(emu, graph):
     emu.reset_stats()
     result, failed = run(emu, name="Dup", members=upns(emu, 1))
     assert failed and "2 groups are named 'Dup'" in result["msg"] and writes(emu) == []
-    graph.post("/groups", body={"displayName": "Team site", "mailNickname": "team", "mailEnabled": True,
-                                "securityEnabled": False, "groupTypes": ["Unified"]})
+    graph.post("/groups", body={"displayName": "Team site", "mailNickname": "team", "mailEnabled": True, "securityEnabled": False, "groupTypes": ["Unified"]})
     emu.reset_stats()
     result, failed = run(emu, name="Team site", members=upns(emu, 1))
     assert failed and "cannot carry licenses" in result["msg"] and writes(emu) == []

@@ -4,7 +4,8 @@
 
 """sku_info run in-process against the Graph emulator."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import re
@@ -15,8 +16,15 @@ from ansible_collections.entraops.licensing.plugins.modules import sku_info
 
 from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import emulator_connection, run_module
 
-CREDENTIAL_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
-                        "AZURE_CLIENT_CERTIFICATE_PASSWORD", "GRAPH_ACCESS_TOKEN", "AZURE_CLOUD")
+CREDENTIAL_VARIABLES = (
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "GRAPH_ACCESS_TOKEN",
+    "AZURE_CLOUD",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -134,8 +142,10 @@ def test_missing_permission_is_reported_without_traceback(emulator):
     app = emulator.add_app(permissions=["User.Read.All"], secret="sku-info-reader-secret")
     result, failed = run_module(sku_info.main, emulator_connection(emulator, client_id=app["clientId"], client_secret="sku-info-reader-secret"))
     assert failed
-    assert result["msg"].startswith("Cannot read the subscribed SKUs: Graph returned 403 Authorization_RequestDenied "
-                                    "for GET /v1.0/subscribedSkus: Insufficient privileges to complete the operation. (request-id ")
+    assert result["msg"].startswith(
+        "Cannot read the subscribed SKUs: Graph returned 403 Authorization_RequestDenied "
+        "for GET /v1.0/subscribedSkus: Insufficient privileges to complete the operation. (request-id "
+    )
     assert result["graph_error"]["status"] == 403 and result["graph_error"]["request_id"]
     assert "exception" not in result
     assert "sku-info-reader-secret" not in repr(result)
@@ -149,13 +159,17 @@ def test_plain_http_graph_url_is_refused(emulator):
 
 def test_granted_and_missing_permissions_from_the_token_never_the_token(emulator, capsys):
     app = emulator.add_app(permissions=["Organization.Read.All", "User.Read.All", "Group.Create"], secret="perm-reader-secret")
-    result, failed = run_module(sku_info.main, emulator_connection(emulator, client_id=app["clientId"], client_secret="perm-reader-secret",
-                                                                   permissions_for=["read", "group", "assign"]))
+    result, failed = run_module(
+        sku_info.main, emulator_connection(emulator, client_id=app["clientId"], client_secret="perm-reader-secret", permissions_for=["read", "group", "assign"])
+    )
     assert not failed, result.get("msg")
     assert result["granted_permissions"] == ["Group.Create", "Organization.Read.All", "User.Read.All"]
     assert result["permissions_known"] is True
     assert [(need["operation"], need["permission"]) for need in result["missing_permissions"]] == [
-        ("read", "GroupMember.Read.All"), ("group", "GroupMember.ReadWrite.All"), ("assign", "LicenseAssignment.ReadWrite.All")]
+        ("read", "GroupMember.Read.All"),
+        ("group", "GroupMember.ReadWrite.All"),
+        ("assign", "LicenseAssignment.ReadWrite.All"),
+    ]
     captured = capsys.readouterr()
     for text in (repr(result), captured.out, captured.err):
-        assert not re.search(r"eyJ[A-Za-z0-9_-]+\.eyJ", text) and "perm-reader-secret" not in text   # no JWT, no secret
+        assert not re.search(r"eyJ[A-Za-z0-9_-]+\.eyJ", text) and "perm-reader-secret" not in text  # no JWT, no secret

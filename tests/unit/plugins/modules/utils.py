@@ -4,7 +4,8 @@
 
 """Run a module's main() in-process and catch its result (works on ansible-core 2.16 to 2.21)."""
 
-from __future__ import (absolute_import, division, print_function)
+from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 import contextlib
@@ -24,8 +25,15 @@ except ImportError:
 
 def emulator_connection(emu, **extra):
     """Module connection options for the emulator's default app (plus any ``extra`` options)."""
-    return dict(tenant_id=emu.tenant_id, client_id=emu.client_id, client_secret=emu.client_secret,
-                graph_url=emu.base_url, authority_url=emu.authority_url, ca_bundle=emu.ca_path, **extra)
+    return dict(
+        tenant_id=emu.tenant_id,
+        client_id=emu.client_id,
+        client_secret=emu.client_secret,
+        graph_url=emu.base_url,
+        authority_url=emu.authority_url,
+        ca_bundle=emu.ca_path,
+        **extra,
+    )
 
 
 def graph_writes(emu):
@@ -44,7 +52,7 @@ def wait_until_quiet(emu, quiet_seconds=0.3, limit_seconds=10):
             size, since = current, time.monotonic()
         elif time.monotonic() - since >= quiet_seconds:
             return
-    raise AssertionError('the emulator kept receiving requests for %ss' % limit_seconds)
+    raise AssertionError("the emulator kept receiving requests for %ss" % limit_seconds)
 
 
 class AnsibleExitJson(Exception):
@@ -87,8 +95,7 @@ def _fail_json(self, msg, **kwargs):  # pylint: disable=unused-argument
 def run_module(main, args):
     """(result, failed) of one in-process module run with ``args`` (check mode via ``_ansible_check_mode``)."""
     with set_module_args(args):
-        with patch.object(basic.AnsibleModule, "exit_json", _exit_json), \
-                patch.object(basic.AnsibleModule, "fail_json", _fail_json):
+        with patch.object(basic.AnsibleModule, "exit_json", _exit_json), patch.object(basic.AnsibleModule, "fail_json", _fail_json):
             try:
                 main()
             except AnsibleExitJson as done:
@@ -100,7 +107,13 @@ def run_module(main, args):
 
 def emulator_connection(emu, **overrides):
     """Connection options for the Graph emulator's default application (secret auth)."""
-    options = dict(tenant_id=emu.tenant_id, client_id=emu.client_id, client_secret=emu.client_secret,
-                   graph_url=emu.base_url, authority_url=emu.authority_url, ca_bundle=emu.ca_path)
+    options = dict(
+        tenant_id=emu.tenant_id,
+        client_id=emu.client_id,
+        client_secret=emu.client_secret,
+        graph_url=emu.base_url,
+        authority_url=emu.authority_url,
+        ca_bundle=emu.ca_path,
+    )
     options.update(overrides)
     return options
