@@ -673,16 +673,19 @@ def check_plan_tenant(header, tenant_id, path):
         raise RecordsError("plan %s was made for tenant %s, not for tenant %s" % (path, planned_tenant, tenant_id))
 
 
-def existing_plan(path):
+def existing_plan(path, replacing=False):
     """The header of the plan already at ``path`` (rows counted, not kept), or None when there is none.
 
     A file there that is not a plan this collection can read is an error: it is never replaced silently.
+    When ``replacing`` (the task asked for a new plan), such a file is what gets replaced: None.
     """
     if not isinstance(path, str) or not os.path.exists(path):
         return None
     try:
         return scan_plan(path, lambda row: None)
     except RecordsError as exc:
+        if replacing:
+            return None
         raise RecordsError(
             "plan_path %s holds a file that is not a plan this collection can keep (%s); move it away, or set "
             "replace_plan to write a new plan over it" % (path, exc)

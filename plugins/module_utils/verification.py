@@ -182,8 +182,9 @@ def run_license_assignment_info(module):
     previous = kept = None
     if params["plan_path"]:
         try:
-            # Read before any Graph call: a file there that is not a plan fails first, and a plan there is kept.
-            previous = existing_plan(params["plan_path"])
+            # Read before any Graph call: a file there that is not a plan fails first (unless a new plan is asked for),
+            # and a plan there is kept.
+            previous = existing_plan(params["plan_path"], replacing=params["replace_plan"])
         except RecordsError as exc:
             module.fail_json(msg=str(exc))
         kept = None if params["replace_plan"] else previous

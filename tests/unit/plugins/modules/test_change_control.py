@@ -175,10 +175,7 @@ def test_a_kept_plan_must_match_the_task(emu, tmp_path, change, named):
     plan_path = str(tmp_path / "plan.json")
     info(emu, plan_path)
     plan_bytes = open(plan_path, "rb").read()
-    options = dict((key, value) for key, value in change.items() if value is not None)
-    if "skus" in change:
-        options["skus"] = None
-    result, failed = info(emu, plan_path, **options)
+    result, failed = info(emu, plan_path, **change)
     assert failed and named in result["msg"] and "replace_plan" in result["msg"]
     assert open(plan_path, "rb").read() == plan_bytes
 
@@ -191,6 +188,11 @@ def test_a_file_that_is_not_a_plan_is_never_replaced_silently(emu, tmp_path):
     assert failed and "is not a plan this collection can keep" in result["msg"] and str(plan_path) in result["msg"]
     assert emu.request_log() == []  # before any Graph call
     assert plan_path.read_text() == '{"not": "a plan"}'
+    # What the message offers: replace_plan writes a new plan over it.
+    replaced, failed = info(emu, str(plan_path), replace_plan=True)
+    assert not failed, replaced.get("msg")
+    assert replaced["plan_kept"] is False and "previous_plan_fingerprint" not in replaced
+    assert read_plan(str(plan_path))["content_fingerprint"] == replaced["plan_fingerprint"]
 
 
 # ---- 2. approval binds to content --------------------------------------------------------------------
