@@ -190,6 +190,11 @@ def _require_list(values, what):
 _SORTED_NAMES_LIMIT = 4096
 
 
+def sorted_plan_names(names):
+    """Plan names in the collection's one order: case-insensitive, ties by the exact name."""
+    return sorted(names, key=lambda name: (name.casefold(), name))
+
+
 class SkuCatalog:
     """The tenant's subscribed SKUs and their service plans, read from ``GET /subscribedSkus``.
 
@@ -347,7 +352,7 @@ class SkuCatalog:
     def _plan_names(self, sku_id, plan_ids):
         plans = self._skus[sku_id]["plans"] if sku_id in self._skus else {}
         names = [plans[plan_id][0] if plan_id in plans else plan_id for plan_id in plan_ids]
-        return sorted(names, key=lambda name: (name.casefold(), name))
+        return sorted_plan_names(names)
 
     def enabled_plans(self, sku_id, disabled_plans):
         """P(sku) minus ``disabled_plans`` (plan ids)."""

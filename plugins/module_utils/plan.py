@@ -206,7 +206,7 @@ class PlanFingerprint:
         trusted_groups = header.get("trusted_groups")
         basis = {
             "tenant_id": (canonical_guid(tenant_id) or tenant_id) if isinstance(tenant_id, str) else tenant_id,
-            "trusted_groups": sorted(canonical_guid(group) or str(group) for group in trusted_groups) if isinstance(trusted_groups, list) else None,
+            "trusted_groups": _sorted_group_ids(trusted_groups) if isinstance(trusted_groups, list) else None,
         }
         final = self._hash.copy()
         final.update(_ROW_ENCODER.encode(basis).encode("utf-8") + b"\n")
@@ -716,5 +716,10 @@ def _comparable(key, value):
     if key == "tenant_id" and isinstance(value, str):
         return value.lower()
     if key == "trusted_groups" and isinstance(value, list):
-        return sorted(canonical_guid(group) or group for group in value)
+        return _sorted_group_ids(value)
     return value
+
+
+def _sorted_group_ids(groups):
+    """Trusted groups as the fingerprint and the kept-plan check see them: lower-case GUIDs, in order."""
+    return sorted(canonical_guid(group) or str(group) for group in groups)

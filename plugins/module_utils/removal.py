@@ -34,6 +34,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
     effective_enabled_plans,
     is_healthy_entry,
     lost_plans,
+    sorted_plan_names,
     user_assignment_states,
     user_not_found_record,
 )
@@ -641,7 +642,7 @@ def run_diff(removed, restored):
 
 
 def _union_names(first, second):
-    return sorted(set(first) | set(second), key=lambda name: (name.casefold(), name))
+    return sorted_plan_names(set(first) | set(second))
 
 
 def _request_id(result):
