@@ -160,6 +160,7 @@ def test_replace_plan_writes_a_new_plan_and_names_the_one_it_replaced(emu, tmp_p
     assert sum(new["batch_sizes"].values()) == SAFE_ROWS - CANARY
     script = open(new["planned_script_path"], encoding="utf-8-sig").read()
     assert "Plan fingerprint: %s" % new["plan_fingerprint"] in script
+    assert_no_loss(emu)
 
 
 @pytest.mark.parametrize(
@@ -280,6 +281,7 @@ def test_the_migration_report_shows_the_fingerprint_and_runs_of_another_plan(emu
     html = open(html_path, encoding="utf-8").read()
     assert 'id="plan-fingerprint"' in html and second in html
     assert "The journal holds runs of another plan content: <code>%s</code>" % first in html
+    assert_no_loss(emu)
 
 
 # ---- 4. check mode shows the exact change ----------------------------------------------------------
