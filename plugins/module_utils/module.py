@@ -90,10 +90,17 @@ class GraphModule:
         self.module.warn(message)
 
     def exit_json(self, **result):
+        self.close()
         self.module.exit_json(**result)
 
     def fail_json(self, msg, **result):
+        self.close()
         self.module.fail_json(msg=msg, **result)
+
+    def close(self):
+        """Close the client's connections now, not at some later garbage collection (a caller may run many modules in one process)."""
+        if self._client is not None:
+            self._client.close()
 
     def _resolve_credentials(self):
         given = [name for name in CREDENTIAL_OPTIONS if self.params.get(name)]
