@@ -197,7 +197,7 @@ def reset(emu, tenant, time_scale, latency_ms, state=None, latency_model="answer
     emu.reset_stats()
 
 
-def bench_size(users, wanted, time_scale, latency_ms, workdir, log, latency_model="answer"):
+def bench_size(users, wanted, time_scale, latency_ms, workdir, log, latency_model="answer", budgets_left=(1.0,)):
     runs = []
     started = time.perf_counter()
     tenant, facts = tenants.build_tenant(users)
@@ -230,26 +230,10 @@ def bench_size(users, wanted, time_scale, latency_ms, workdir, log, latency_mode
             log(_line(run))
             plan_rows = (result.get("summary") or {}).get("safe_to_remove")
         if "write" in wanted and plan_rows:
-            journal_path = os.path.join(workdir, f"journal-{users}.jsonl")
-            emu.configure(throttling=True)  # fresh budgets, as for a task started later
-            emu.reset_stats()
-            args = dict(connection_args(emu), state="absent", plan_path=plan_path, journal_path=journal_path, write_rate=bounds.WRITE_RATE * time_scale)
-            figures = run_module("direct_license", args, workdir)
-            result = figures["result"]
-            removed_count = result.get("removed_total", len(result.get("removed") or []))
-            run = dict(
-                base,
-                run="write",
-                ok=not result.get("failed"),
-                removed=removed_count,
-                planned=plan_rows,
-                failures=result.get("failures_total", len(result.get("failures") or [])),
-                error=result.get("msg"),
-            )
-            finish(run, emu, figures, bounds.write_path_minimum(facts, plan_rows, latency_s), time_scale, startup_s)
-            run["throttled_share_of_writes"] = round(run["throttled_429"] / max(1, run["writes"]), 4)
-            runs.append(run)
-            log(_line(run))
+            for left in budgets_left:
+                run = bench_write(emu, base, facts, plan_path, plan_rows, workdir, time_scale, latency_s, startup_s, left, initial_state)
+                runs.append(run)
+                log(_line(run))
         if "baseline" in wanted:
             reset(emu, tenant, time_scale, latency_ms, initial_state, latency_model)
             figures = ProcessRun([sys.executable, os.path.join(HERE, "baselines", "ms_sample.py")], env=bench_env(emu)).run()
@@ -273,6 +257,41 @@ def bench_size(users, wanted, time_scale, latency_ms, workdir, log, latency_mode
             log(_line(run))
     compare(runs)
     return runs
+
+
+def bench_write(emu, base, facts, plan_path, plan_rows, workdir, time_scale, latency_s, startup_s, budget_left, initial_state):
+    """direct_license over the whole plan with its default options, the write budget ``budget_left`` full at the start.
+
+    Refused requests are charged (the emulator's default, as Graph does). The only option given is
+    the write rate when the emulated clock runs faster than the wall clock: the default (20 per
+    second, Graph's budget) times the time scale.
+    """
+    journal_path = os.path.join(workdir, f"journal-{base['users']}-{budget_left}.jsonl")
+    emu.load_state(initial_state)
+    emu.configure(throttling=True, write_budget_left=budget_left)  # fresh budgets, as for a task started later
+    emu.clear_ledger()
+    emu.reset_stats()
+    args = dict(connection_args(emu), state="absent", plan_path=plan_path, journal_path=journal_path)
+    if time_scale != 1:
+        args["write_rate"] = bounds.WRITE_RATE * time_scale
+    figures = run_module("direct_license", args, workdir)
+    emu.configure(write_budget_left=1.0)
+    result = figures["result"]
+    run = dict(
+        base,
+        run="write",
+        write_budget_left=budget_left,
+        charge_refused=emu.config()["charge_refused"],
+        ok=not result.get("failed"),
+        removed=result.get("removed_total", len(result.get("removed") or [])),
+        planned=plan_rows,
+        failures=result.get("failures_total", len(result.get("failures") or [])),
+        error=result.get("msg"),
+        graph=result.get("graph"),
+    )
+    finish(run, emu, figures, bounds.write_path_minimum(facts, plan_rows, latency_s), time_scale, startup_s)
+    run["throttled_share_of_writes"] = round(run["throttled_429"] / max(1, run["writes"]), 4)
+    return run
 
 
 def bench_env(emu):
@@ -399,6 +418,13 @@ def main(argv=None):
     parser.add_argument(
         "--time-scale", nargs="*", default=[], help="emulated seconds per wall second: one value, and/or SIZE=VALUE per tenant size (default 1)"
     )
+    parser.add_argument(
+        "--write-budget-left",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="one write run per value: the share of Graph's write budget left when it starts (default 1: full; 0.01: nearly spent)",
+    )
     parser.add_argument("--out", help="JSON output path (default benchmarks/results/run-<timestamp>.json)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -408,7 +434,18 @@ def main(argv=None):
     all_runs = []
     with tempfile.TemporaryDirectory(prefix="entraops-bench-") as workdir:
         for users in args.users:
-            all_runs.extend(bench_size(users, args.runs, per_size.get(users, default_scale), args.latency_ms, workdir, log, latency_model=args.latency_model))
+            all_runs.extend(
+                bench_size(
+                    users,
+                    args.runs,
+                    per_size.get(users, default_scale),
+                    args.latency_ms,
+                    workdir,
+                    log,
+                    latency_model=args.latency_model,
+                    budgets_left=args.write_budget_left,
+                )
+            )
             _write(out, args, all_runs)
     print(table(all_runs))
     print(f"JSON: {out}")

@@ -17,6 +17,13 @@ def _positive_float(text):
     return value
 
 
+def _fraction(text):
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to 1, got {text!r}")
+    return value
+
+
 def _non_negative_float(text):
     value = float(text)
     if value < 0:
@@ -63,6 +70,17 @@ def build_parser():
     serve.add_argument("--processing-rate", type=_non_negative_float, default=1000.0, help="group-license evaluations per emulated second (default 1000)")
     serve.add_argument("--token-lifetime", type=_non_negative_int, default=3599, help="access token lifetime in seconds (default 3599)")
     serve.add_argument("--budget-scale", type=_positive_float, default=1.0, help="multiply every throttling quota (e.g. 0.01 for tests; default 1)")
+    serve.add_argument(
+        "--charge-refused",
+        dest="charge_refused",
+        action="store_true",
+        default=True,
+        help="a throttled request costs what it would have cost, as Graph charges it (default)",
+    )
+    serve.add_argument(
+        "--no-charge-refused", dest="charge_refused", action="store_false", help="refused requests cost nothing and their retries are promised capacity"
+    )
+    serve.add_argument("--write-budget-left", type=_fraction, default=1.0, help="share of each write budget left when first used, 0 to 1 (default 1: full)")
 
     generate = commands.add_parser("generate", help="write a generated tenant JSON file")
     generate.add_argument("--users", type=_non_negative_int, default=1000, help="number of users (default 1000)")
@@ -110,6 +128,8 @@ def serve(args):
             processing_rate=args.processing_rate,
             token_lifetime=args.token_lifetime,
             budget_scale=args.budget_scale,
+            charge_refused=args.charge_refused,
+            write_budget_left=args.write_budget_left,
             state_dir=args.state_dir,
         )
     except ValueError as error:

@@ -21,7 +21,8 @@ process drive the emulator the same way.
     POST   /_emulator/tokens          {"client_id", "permissions", "expires_in"} -> {"access_token": ...}
     GET    /_emulator/config          current knobs
     POST   /_emulator/config          change knobs (throttling, time_scale, latency_ms, answer_time_ms, processing_rate,
-                                      token_lifetime, budget_scale, early_retry_grace_ms)
+                                      token_lifetime, budget_scale, early_retry_grace_ms, charge_refused,
+                                      write_budget_left)
     POST   /_emulator/process         drain pending group-license processing now
 """
 

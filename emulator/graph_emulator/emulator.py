@@ -20,7 +20,18 @@ from .throttle import Clock, Throttler
 from .tls import create_tls_material
 
 REQUEST_LOG_LIMIT = 100_000
-CONFIG_KEYS = ("throttling", "time_scale", "latency_ms", "answer_time_ms", "processing_rate", "token_lifetime", "budget_scale", "early_retry_grace_ms")
+CONFIG_KEYS = (
+    "throttling",
+    "time_scale",
+    "latency_ms",
+    "answer_time_ms",
+    "processing_rate",
+    "token_lifetime",
+    "budget_scale",
+    "early_retry_grace_ms",
+    "charge_refused",
+    "write_budget_left",
+)
 
 
 class Emulator:
@@ -40,6 +51,8 @@ class Emulator:
         early_retry_grace_ms=100,
         state_dir=None,
         answer_time_ms=0,
+        charge_refused=True,
+        write_budget_left=1.0,
     ):
         from .control import ControlApi
 
@@ -56,7 +69,8 @@ class Emulator:
         self.control = ControlApi(self)
         self.latency_ms = float(latency_ms)
         self.answer_time_ms = 0.0
-        self.configure(answer_time_ms=answer_time_ms)  # checked as the control API checks it
+        # checked as the control API checks them
+        self.configure(answer_time_ms=answer_time_ms, charge_refused=charge_refused, write_budget_left=write_budget_left)
         self._requests = deque(maxlen=REQUEST_LOG_LIMIT)
         self._requests_lock = threading.Lock()
         self._own_state_dir = state_dir is None
@@ -266,6 +280,8 @@ class Emulator:
             "token_lifetime": self.identity.token_lifetime,
             "budget_scale": self.throttler.budget_scale,
             "early_retry_grace_ms": self.throttler.early_retry_grace * 1000.0,
+            "charge_refused": self.throttler.charge_refused,
+            "write_budget_left": self.throttler.write_budget_left,
         }
 
     def configure(self, **knobs):
@@ -288,11 +304,19 @@ class Emulator:
             self.answer_time_ms = float(knobs["answer_time_ms"])
         if knobs.get("token_lifetime") is not None:
             self.identity.token_lifetime = int(knobs["token_lifetime"])
-        if "throttling" in knobs and not isinstance(knobs["throttling"], bool):
-            raise ValueError(f"throttling: got {knobs['throttling']!r}, expected true or false")
-        if any(knobs.get(k) is not None for k in ("throttling", "budget_scale", "early_retry_grace_ms", "time_scale")):
+        for name in ("throttling", "charge_refused"):
+            if knobs.get(name) is not None and not isinstance(knobs[name], bool):
+                raise ValueError(f"{name}: got {knobs[name]!r}, expected true or false")
+        left = knobs.get("write_budget_left")
+        if left is not None and (isinstance(left, bool) or not isinstance(left, (int, float)) or not 0 <= left <= 1):
+            raise ValueError(f"write_budget_left: got {left!r}, expected a fraction from 0 to 1")
+        if any(knobs.get(k) is not None for k in ("throttling", "budget_scale", "early_retry_grace_ms", "time_scale", "charge_refused", "write_budget_left")):
             self.throttler.configure(
-                enabled=knobs.get("throttling"), budget_scale=knobs.get("budget_scale"), early_retry_grace_ms=knobs.get("early_retry_grace_ms")
+                enabled=knobs.get("throttling"),
+                budget_scale=knobs.get("budget_scale"),
+                early_retry_grace_ms=knobs.get("early_retry_grace_ms"),
+                charge_refused=knobs.get("charge_refused"),
+                write_budget_left=left,
             )
         return self.config()
 

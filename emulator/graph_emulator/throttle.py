@@ -15,9 +15,20 @@ rejected again and counted as an *early retry*, except during a short grace peri
 the window opened (``early_retry_grace_ms``): those requests were already in flight when the 429
 was sent, so they are evaluated against the budgets like any other request.
 
-Promised capacity. When several requests are throttled back to back (a $batch of 20 writes),
-each later one is told to wait long enough for the ones before it to have succeeded too, so a
-client that honours every Retry-After is not throttled again on an otherwise idle emulator.
+Refused requests are charged (``charge_refused``, on by default). Graph: "usage keeps accruing
+while throttled, so don't retry early" (reference 7.1). A refused request costs what it would
+have cost had it been admitted, on every budget it counts against, so the budget goes into debt
+(at most one quota below empty). Its Retry-After is the time until the budget, debt included,
+again holds what the request costs: each refusal of a wave is told to wait longer than the one
+before it, and a client that sends a whole wave again after the first Retry-After finds the
+budget in debt again and is refused again. An early retry (inside the window) is charged too and
+pushes the window out to its own Retry-After.
+
+Promised capacity (``charge_refused=False`` only, the kinder model of emulator 0.1). When several
+requests are throttled back to back (a $batch of 20 writes), each later one is told to wait long
+enough for the ones before it to have succeeded too, and nothing refused is charged: a client
+that honours every Retry-After is not throttled again on an otherwise idle emulator, however
+many it sends at once. Graph makes no such promise; the switch exists to compare the two.
 """
 
 import math
@@ -33,6 +44,7 @@ APP_RU = (150000, 20.0)
 APP_WRITES = (35000, 300.0)
 AUDIT_REQUESTS = (5, 10.0)
 WARNING_RATIO = 0.8
+WRITE_BUCKETS = ("writes", "tenant-writes", "app-writes")
 
 # base resource-unit cost of a GET by route template (any other identity GET costs 1)
 GET_COSTS = {
@@ -143,19 +155,27 @@ class Verdict:
 class Throttler:
     """Budgets for one tenant (the emulator serves one) and every app calling it."""
 
-    def __init__(self, clock, enabled=False, budget_scale=1.0, early_retry_grace_ms=100):
+    def __init__(self, clock, enabled=False, budget_scale=1.0, early_retry_grace_ms=100, charge_refused=True):
         self.clock = clock
         self.enabled = enabled
+        self.charge_refused = bool(charge_refused)
+        # The share of every write budget left when it is first used after a reset: below 1 it
+        # stands for writes made just before (the group phase's member writes, another script).
+        self.write_budget_left = 1.0
         self.budget_scale = float(budget_scale)
         self.early_retry_grace = early_retry_grace_ms / 1000.0
         self._lock = threading.Lock()
         self._buckets = {}
         self._windows = {}  # (app, limit) -> (opened wall, ends wall)
 
-    def configure(self, enabled=None, budget_scale=None, early_retry_grace_ms=None):
+    def configure(self, enabled=None, budget_scale=None, early_retry_grace_ms=None, charge_refused=None, write_budget_left=None):
         with self._lock:
+            if write_budget_left is not None:
+                self.write_budget_left = float(write_budget_left)
             if enabled is not None:
                 self.enabled = bool(enabled)
+            if charge_refused is not None:
+                self.charge_refused = bool(charge_refused)
             if budget_scale is not None:
                 if budget_scale <= 0:
                     raise ValueError(f"budget_scale must be > 0, got {budget_scale!r}")
@@ -174,7 +194,8 @@ class Throttler:
         bucket = self._buckets.get(key)
         scaled = max(1.0, quota * self.budget_scale)
         if bucket is None or bucket.quota != scaled:
-            bucket = Bucket(quota=scaled, window=window, updated=now)
+            level = scaled * self.write_budget_left if key[0] in WRITE_BUCKETS else None
+            bucket = Bucket(quota=scaled, window=window, level=level, updated=now)
             self._buckets[key] = bucket
         bucket.refill(now)
         return bucket
@@ -201,9 +222,20 @@ class Throttler:
             early = self._inside_window(app_id, checks, arrival, wall)
             if early is not None:
                 limit, ends = early
-                return self._reject(app_id, tenant_id, limit, max(1, math.ceil(ends - wall - 1e-9)), cost, early_retry=True)
+                seconds = max(1, math.ceil(ends - wall - 1e-9))
+                if self.charge_refused:
+                    self._charge(checks)
+                    seconds = max(seconds, self._retry_after_seconds(self._debt_wait(checks, now)[0]))
+                    self._windows[(app_id, limit)] = (self._windows[(app_id, limit)][0], wall + seconds)
+                return self._reject(app_id, tenant_id, limit, seconds, cost, early_retry=True)
             short = [(limit, bucket, amount, info) for limit, bucket, amount, info in checks if not bucket.has(amount)]
             if short:
+                if self.charge_refused:
+                    self._charge(checks)
+                    emulated_wait, limit, info = self._debt_wait(checks, now)
+                    seconds = self._retry_after_seconds(emulated_wait)
+                    self._open_window(app_id, limit, wall, seconds, extend=True)
+                    return self._reject(app_id, tenant_id, limit, seconds, cost, information=info)
                 emulated_wait, limit, info = max((bucket.wait_for(amount, now), limit, info) for limit, bucket, amount, info in short)
                 seconds = self._retry_after_seconds(emulated_wait)
                 deadline = now + seconds * self.clock.time_scale
@@ -217,13 +249,29 @@ class Throttler:
             ratio = max((bucket.usage_ratio() for _, bucket, _, _ in checks), default=0.0)
             return Verdict(True, cost, limit_percentage=round(ratio, 2) if ratio >= WARNING_RATIO else 0.0)
 
-    def _open_window(self, app_id, limit, wall, seconds):
-        # While a window is open the earliest promised retry time stands: an honest client that
-        # retries one item after that item's (shorter) Retry-After must not look early.
+    def _open_window(self, app_id, limit, wall, seconds, extend=False):
+        # Without charging, while a window is open the earliest promised retry time stands: an
+        # honest client that retries one item after that item's (shorter) Retry-After must not look
+        # early. With charging (``extend``) the window keeps its opening time (the in-flight grace
+        # counts from the first 429) and ends no earlier than the request just refused may retry:
+        # nothing sent before then can pass.
         current = self._windows.get((app_id, limit))
         if current is not None and wall < current[1]:
+            if extend:
+                self._windows[(app_id, limit)] = (current[0], max(current[1], wall + seconds))
             return
         self._windows[(app_id, limit)] = (wall, wall + seconds)
+
+    @staticmethod
+    def _charge(checks):
+        """Charge a refused request to every budget it counts against; a budget's debt is at most one quota."""
+        for _, bucket, amount, _ in checks:
+            bucket.level = max(-bucket.quota, bucket.level - amount)
+
+    @staticmethod
+    def _debt_wait(checks, now):
+        """(emulated seconds, limit, information) until every budget again holds what the request costs."""
+        return max((bucket.wait_for(amount, now), limit, info) for limit, bucket, amount, info in checks)
 
     @staticmethod
     def _pay_promise(bucket, amount, now):

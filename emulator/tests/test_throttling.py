@@ -78,7 +78,8 @@ def test_retrying_early_is_refused_and_counted(throttled):
     time.sleep(0.2)  # past the in-flight grace period, well before Retry-After
     early = assign(graph, user_id)
     assert early.status_code == 429
-    assert 1 <= int(early.headers["Retry-After"]) <= int(limited.headers["Retry-After"])
+    # The early retry is charged (usage accrues while throttled): it waits at least as long as the first refusal.
+    assert int(early.headers["Retry-After"]) >= int(limited.headers["Retry-After"])
     assert emu.stats()["early_retries"] == 1
 
 
@@ -103,7 +104,8 @@ def test_audit_logs_allow_five_requests_per_ten_seconds(fresh_emu):
 def test_retry_after_is_in_wall_seconds_and_scales_with_time_scale():
     wall = FakeWall()
     clock = Clock(time_scale=1.0, wall=wall)
-    throttler = Throttler(clock, enabled=True, budget_scale=0.001)  # 3 writes / 150 s -> one per 50 s
+    # 3 writes / 150 s -> one per 50 s; nothing refused is charged here, so Retry-After is the refill of one write
+    throttler = Throttler(clock, enabled=True, budget_scale=0.001, charge_refused=False)
     admit = [throttler.check("app", "tenant", 10, "POST /v1.0/users/{id}/assignLicense", "POST", {}) for _ in range(4)]
     assert [v.allowed for v in admit] == [True, True, True, False]
     assert admit[3].retry_after == 50
@@ -121,8 +123,9 @@ def test_retry_after_is_in_wall_seconds_and_scales_with_time_scale():
 
 
 def test_promised_capacity_lets_every_throttled_item_succeed_after_its_retry_after():
+    """The kinder model (charge_refused=False): refusals cost nothing and their retries are promised."""
     wall = FakeWall()
-    throttler = Throttler(Clock(1.0, wall=wall), enabled=True, budget_scale=0.001)
+    throttler = Throttler(Clock(1.0, wall=wall), enabled=True, budget_scale=0.001, charge_refused=False)
     route = "POST /v1.0/users/{id}/assignLicense"
     verdicts = [throttler.check("app", "t", 10, route, "POST", {}, arrival=wall.now) for _ in range(6)]
     waits = [v.retry_after for v in verdicts if not v.allowed]
@@ -131,6 +134,55 @@ def test_promised_capacity_lets_every_throttled_item_succeed_after_its_retry_aft
     retried = [throttler.check("app", "t", 10, route, "POST", {}) for _ in waits]
     assert all(v.allowed for v in retried)
     assert not any(v.early_retry for v in retried)
+
+
+WRITE = "POST /v1.0/users/{id}/assignLicense"
+
+
+def test_refused_requests_are_charged_and_each_retry_after_counts_the_debt():
+    """Graph (reference 7.1): usage keeps accruing while throttled. The default model."""
+    wall = FakeWall()
+    throttler = Throttler(Clock(1.0, wall=wall), enabled=True, budget_scale=0.001)  # 3 writes / 150 s: one per 50 s
+    assert throttler.charge_refused
+    verdicts = [throttler.check("app", "t", 10, WRITE, "POST", {}, arrival=wall.now) for _ in range(6)]
+    assert [v.allowed for v in verdicts] == [True] * 3 + [False] * 3
+    # Each refusal is charged: the first must wait for its own charge and its retry (2 writes, 100 s),
+    # the later ones for the refusals before them as well.
+    assert [v.retry_after for v in verdicts[3:]] == [100, 150, 200]
+    assert all(v.scope == "Tenant_Application/Write/app/t" and v.information == "WriteLimitExceeded" for v in verdicts[3:])
+
+
+def test_a_wave_sent_again_after_the_first_retry_after_is_refused_again():
+    wall = FakeWall()
+    throttler = Throttler(Clock(1.0, wall=wall), enabled=True, budget_scale=0.001)
+    waits = [v.retry_after for v in (throttler.check("app", "t", 10, WRITE, "POST", {}, arrival=wall.now) for _ in range(6)) if not v.allowed]
+    wall.now += waits[0]
+    wave = [throttler.check("app", "t", 10, WRITE, "POST", {}, arrival=wall.now) for _ in waits]
+    assert not any(v.allowed for v in wave)
+    # ... and those refusals were charged too: the debt grew, so did the wait.
+    assert wave[-1].retry_after > waits[-1] - waits[0]
+
+
+def test_after_the_last_retry_after_writes_at_the_refill_rate_pass():
+    wall = FakeWall()
+    throttler = Throttler(Clock(1.0, wall=wall), enabled=True, budget_scale=0.001)
+    waits = [v.retry_after for v in (throttler.check("app", "t", 10, WRITE, "POST", {}, arrival=wall.now) for _ in range(6)) if not v.allowed]
+    wall.now += max(waits)
+    paced = []
+    for _ in waits:
+        paced.append(throttler.check("app", "t", 10, WRITE, "POST", {}, arrival=wall.now))
+        wall.now += 50.0  # the budget's refill rate
+    assert all(v.allowed for v in paced)
+
+
+def test_a_write_budget_can_start_nearly_spent():
+    wall = FakeWall()
+    throttler = Throttler(Clock(1.0, wall=wall), enabled=True)
+    throttler.configure(write_budget_left=0.01)  # 30 of the 3,000 writes per 150 s left
+    admitted = [throttler.check("app", "t", 10, WRITE, "POST", {}, arrival=wall.now).allowed for _ in range(31)]
+    assert admitted == [True] * 30 + [False]
+    # reads are not write-limited
+    assert throttler.check("app", "t", 10, "GET /v1.0/users", "GET", {"$select": "id"}).allowed
 
 
 def test_in_flight_requests_right_after_a_429_are_not_early_retries():

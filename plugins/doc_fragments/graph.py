@@ -87,11 +87,21 @@ options:
     default: 300
   write_rate:
     description:
-      - Most write requests per second this run sends to Graph, counting each C($batch) item; V(0) turns pacing off.
-      - Pacing below Graph's write limit (3,000 writes per 150 seconds per application and tenant, about 20 per second)
-        avoids throttling on large runs.
+      - Most write requests per second this run sends to Graph, counting each C($batch) item. The default is Graph's
+        documented write budget per application and tenant (3,000 writes per 150 seconds).
+      - The client adapts below this ceiling on its own. When Graph answers HTTP 429, every write waits until the latest
+        C(Retry-After) has passed (Graph charges refused requests too, so nothing is sent early), the rate drops to 70%,
+        one C($batch) envelope is in flight at a time, and the retries go out at the paced rate, not in one wave. The rate
+        climbs back to the ceiling over 10 seconds without throttling. When Graph's C(x-ms-throttle-limit-percentage)
+        says the budget is nearly used (0.8 or more), the client stops bursting and sends one C($batch) envelope at a
+        time, and when it says the budget is used up (1.0 or more) the client runs at 95% of the ceiling until it
+        recovers.
+      - Reads are not paced until Graph throttles one; the audit logs are paced at their documented 5 requests per 10
+        seconds.
+      - V(0) turns pacing off; a 429 still pauses every write until its C(Retry-After). Use it only against a Graph
+        emulator without throttling.
     type: float
-    default: 0
+    default: 20
 requirements:
   - python >= 3.10
   - msal >= 1.24.0

@@ -10,7 +10,7 @@ client-side write pacing. It knows nothing about licensing.
 
 GraphClient, here, wires the client's concerns, each in a file of its own: graph_errors
 (GraphError and its kinds), graph_auth (endpoints and token sources), graph_retry (the retry
-policy), graph_pacing (WritePacer), graph_paging (nextLink chains followed ahead of the reader)
+policy), graph_pacing (AdaptivePacer: writes, resource units, audit logs), graph_paging (nextLink chains followed ahead of the reader)
 and graph_batch ($batch). The names other files import from graph.py stay importable here.
 """
 
@@ -62,7 +62,14 @@ from ansible_collections.entraops.licensing.plugins.module_utils.graph_errors im
     _short,
     outcome_unknown_message,
 )
-from ansible_collections.entraops.licensing.plugins.module_utils.graph_pacing import WritePacer
+from ansible_collections.entraops.licensing.plugins.module_utils.graph_pacing import (  # noqa: F401 (WritePacer: the older name)
+    AUDIT_BURST,
+    AUDIT_RATE,
+    DEFAULT_WRITE_RATE,
+    AdaptivePacer,
+    WritePacer,
+    limit_percentage,
+)
 from ansible_collections.entraops.licensing.plugins.module_utils.graph_paging import _GraphAdapter, _PageFetcher, _wire_event
 from ansible_collections.entraops.licensing.plugins.module_utils.graph_retry import (
     READ_METHODS,
@@ -222,7 +229,11 @@ class GraphClient(GraphBatchMixin):
         self._clock = clock or time.monotonic
         self._sleep = sleep or time.sleep
         self.stats_counter = GraphStats()
-        self.pacer = WritePacer(write_rate, clock=self._clock, sleep=self._sleep)
+        # Writes paced at Graph's documented budget unless told otherwise (0: only Retry-After pauses);
+        # reads paced only once Graph throttles them; the audit logs at their own documented limit.
+        self.pacer = AdaptivePacer(DEFAULT_WRITE_RATE if write_rate is None else write_rate, clock=self._clock, sleep=self._sleep)
+        self.read_pacer = AdaptivePacer(0, clock=self._clock, sleep=self._sleep)
+        self.audit_pacer = AdaptivePacer(AUDIT_RATE, burst=AUDIT_BURST, clock=self._clock, sleep=self._sleep)
         # One connection per chain, plus a prefetching chain and a single read beside them.
         self.session = _GraphSession(ca_bundle or True, self.read_chains + 2, (timeout, timeout))
         self._graph_origin = _path_root(self.graph_root).lower()
@@ -291,7 +302,7 @@ class GraphClient(GraphBatchMixin):
     def delete(self, path, headers=None, idempotent=False):
         return self.request("DELETE", path, headers=headers, idempotent=idempotent)
 
-    def request(self, method, path, params=None, body=None, headers=None, idempotent=None, paced=True, raw_body=False):
+    def request(self, method, path, params=None, body=None, headers=None, idempotent=None, paced=True, raw_body=False, pacing=None):
         """Send one request with retries; return a GraphResponse for 2xx or raise GraphError.
 
         ``raw_body``: a 2xx answer keeps its body unparsed, as bytes in ``content`` (``body`` is
@@ -303,6 +314,11 @@ class GraphClient(GraphBatchMixin):
         whose outcome is unknown raises GraphOutcomeUnknown and is never re-sent.
         ``paced=False`` (the $batch envelope) leaves counting writes and unknown
         outcomes to the caller, which counts them per item.
+
+        Every attempt first waits for its pacer (writes, reads or the audit logs; ``pacing``:
+        the caller's list of (pacer, count), for an envelope), and tells it how Graph answered:
+        a 429 pauses that budget until Retry-After, any other answer reports how near its limit
+        Graph says it is.
         """
         method = method.upper()
         is_write = method not in READ_METHODS
@@ -311,8 +327,8 @@ class GraphClient(GraphBatchMixin):
         url = self.url_for(path)
         if params:
             url = "%s%s%s" % (url, "&" if "?" in url else "?", urlencode(params, safe="$,'/:()"))
-        if is_write and paced:
-            self._pace(1)
+        if pacing is None:
+            pacing = [(self._pacer_for(is_write, url), 1)] if (paced or not is_write) else []
         started = self._clock()
         attempt = 0
         refreshed = False
@@ -323,6 +339,8 @@ class GraphClient(GraphBatchMixin):
             send_headers = {"Authorization": "Bearer %s" % token, "client-request-id": client_request_id, "Accept": "application/json"}
             if headers:
                 send_headers.update(headers)
+            for pacer, count in pacing:
+                self._pace(count, pacer)
             self.stats_counter.add("requests")
             if is_write and paced:
                 self.stats_counter.add("writes")
@@ -335,6 +353,10 @@ class GraphClient(GraphBatchMixin):
             response = self._to_response(reply, client_request_id, raw_body=raw_body)
             _LOGGER.debug("%s %s -> %s (request-id %s)", method, _path_only(url), response.status, response.request_id)
             if response.ok:
+                if paced:  # an envelope's items tell their own budgets how near the limit they are
+                    percentage = limit_percentage(response.headers)
+                    for pacer, dummy in pacing:
+                        pacer.answered(percentage)
                 return response
             if response.status == 401 and self._token_provider.can_refresh and not refreshed:
                 # The cached token may have expired or been revoked early: get a fresh one once.
@@ -342,29 +364,38 @@ class GraphClient(GraphBatchMixin):
                 self._token_provider.get_token(force_refresh=True)
                 self.stats_counter.add("retries")
                 continue
-            error = self._error_from(response, method, url)
-            if response.status == 401:
-                raise self._unauthorized(error, refreshed)
-            retry_after = parse_retry_after(_header(response.headers, "Retry-After"))
-            if response.status == 429:
-                self.stats_counter.add("throttled")
-            if self._may_resend(response.status, retry_after, is_write, idempotent):
-                wait = retry_after if retry_after is not None else self._backoff(attempt)
-                self._wait_before_retry(wait, started, received, error, attempt)
-                continue
-            if is_outcome_unknown(response.status, is_write, idempotent):
-                if paced:
-                    self.stats_counter.add("outcome_unknown")
-                raise GraphOutcomeUnknown(
-                    outcome_unknown_message(error.message or "server error"),
-                    status=error.status,
-                    code=error.code,
-                    request_id=error.request_id,
-                    client_request_id=error.client_request_id,
-                    method=method,
-                    path=error.path,
-                )
-            raise error
+            # Returns when the request may be sent again (after waiting), raises otherwise.
+            self._after_failed_answer(response, method, url, (is_write, idempotent, paced), pacing, (started, received, attempt), refreshed)
+
+    def _after_failed_answer(self, response, method, url, kind, pacing, timing, refreshed):
+        is_write, idempotent, paced = kind
+        started, received, attempt = timing
+        error = self._error_from(response, method, url)
+        if response.status == 401:
+            raise self._unauthorized(error, refreshed)
+        retry_after = parse_retry_after(_header(response.headers, "Retry-After"))
+        if response.status == 429:
+            self.stats_counter.add("throttled")
+        if self._may_resend(response.status, retry_after, is_write, idempotent):
+            wait = retry_after if retry_after is not None else self._backoff(attempt)
+            if response.status == 429 or retry_after is not None:
+                for pacer, dummy in pacing:
+                    pacer.throttled(wait, received)
+            self._wait_before_retry(wait, started, received, error, attempt)
+            return
+        if is_outcome_unknown(response.status, is_write, idempotent):
+            if paced:
+                self.stats_counter.add("outcome_unknown")
+            raise GraphOutcomeUnknown(
+                outcome_unknown_message(error.message or "server error"),
+                status=error.status,
+                code=error.code,
+                request_id=error.request_id,
+                client_request_id=error.client_request_id,
+                method=method,
+                path=error.path,
+            )
+        raise error
 
     _may_resend = staticmethod(may_resend)
 
@@ -436,10 +467,18 @@ class GraphClient(GraphBatchMixin):
     def _backoff(self, attempt):
         return backoff(attempt, self.backoff_base, self.backoff_cap)
 
-    def _pace(self, count):
-        waited = self.pacer.acquire(count)
+    def _pace(self, count, pacer=None):
+        waited = (pacer or self.pacer).acquire(count)
         if waited:
             self.stats_counter.add("seconds_paced", waited)
+
+    def _pacer_for(self, is_write, url):
+        """The budget a request counts against: writes, the audit logs' own, or resource units."""
+        if is_write:
+            return self.pacer
+        if "/auditlogs/" in _path_only(url).lower():
+            return self.audit_pacer
+        return self.read_pacer
 
     def _to_response(self, reply, client_request_id, raw_body=False):
         body = None

@@ -26,6 +26,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.graph_errors im
     _path_only,
     outcome_unknown_message,
 )
+from ansible_collections.entraops.licensing.plugins.module_utils.graph_pacing import limit_percentage
 from ansible_collections.entraops.licensing.plugins.module_utils.graph_retry import (
     READ_METHODS,
     is_outcome_unknown,
@@ -99,9 +100,11 @@ class BatchResult:
 class GraphBatchMixin:
     """The $batch methods of GraphClient.
 
-    They send through the client's ``request`` and ask its pacer (``_pace``) for the envelope's
-    writes; they use its ``_clock``, ``_sleep_until``, ``_backoff``, ``stats_counter``,
-    ``max_concurrency`` and ``max_retry_time``.
+    They send through the client's ``request``, which waits for the pacers of the envelope's
+    items (``_pacer_for``: writes, resource units, audit logs) before each attempt; each item's
+    answer goes back to its pacer (a 429 pauses that budget, see graph_pacing). While a pacer is
+    slowed down one envelope is in flight at a time. They use the client's ``_clock``,
+    ``_sleep_until``, ``_backoff``, ``stats_counter``, ``max_concurrency`` and ``max_retry_time``.
     """
 
     def batch(self, requests_list, max_concurrency=None):
@@ -130,15 +133,23 @@ class GraphBatchMixin:
                 if not ready:
                     self._sleep_until(min(not_before.values()))
                     continue
-                for index in ready:
-                    del not_before[index]
-                    attempts[index] += 1
                 chunks = [ready[offset : offset + BATCH_LIMIT] for offset in range(0, len(ready), BATCH_LIMIT)]
+                # Slowed down by a 429 or near the limit: one envelope at a time; the others stay ready.
+                chunks = chunks[: self._wave_width([by_index[index] for index in ready], concurrency)]
+                for chunk in chunks:
+                    for index in chunk:
+                        del not_before[index]
+                        attempts[index] += 1
                 outcomes = list(executor.map(lambda chunk: self._send_batch_chunk([by_index[i] for i in chunk]), chunks))
                 for outcome in outcomes:
                     for index, verdict in outcome:
                         self._settle_batch_item(by_index[index], verdict, attempts[index], started, not_before, results)
         return results
+
+    def _wave_width(self, items, concurrency):
+        """Envelopes sent side by side: ``concurrency``, or fewer while a pacer the items count against is slowed down."""
+        pacers = set(self._pacer_for(item["is_write"], item["url"]) for item in items)
+        return min(pacer.concurrency(concurrency) for pacer in pacers) if pacers else concurrency
 
     def _prepare_batch_items(self, requests_list):
         items = []
@@ -156,6 +167,7 @@ class GraphBatchMixin:
             if sub.get("body") is not None and not _header(headers, "Content-Type"):
                 headers["Content-Type"] = "application/json"
             is_write = method not in READ_METHODS
+            pacer = self._pacer_for(is_write, url)
             items.append(
                 {
                     "index": index,
@@ -166,6 +178,7 @@ class GraphBatchMixin:
                     "headers": headers,
                     "is_write": is_write,
                     "idempotent": bool(sub.get("idempotent")) or not is_write,
+                    "pacer": pacer,
                 }
             )
         return items
@@ -182,13 +195,15 @@ class GraphBatchMixin:
             if item["body"] is not None:
                 sub["body"] = item["body"]
             payload["requests"].append(sub)
-        self._pace(writes)
+        pacing = {}
+        for item in chunk:
+            pacing[item["pacer"]] = pacing.get(item["pacer"], 0) + 1
         self.stats_counter.add("batch_requests")
         self.stats_counter.add("batch_items", len(chunk))
         self.stats_counter.add("writes", writes)
         try:
             # The outer POST carries no write itself: a 429 on it means nothing was applied.
-            response = self.request("POST", "/$batch", body=payload, idempotent=not unsafe_writes, paced=False)
+            response = self.request("POST", "/$batch", body=payload, idempotent=not unsafe_writes, paced=False, pacing=list(pacing.items()))
         except GraphOutcomeUnknown as exc:
             return [(item["index"], {"lost": exc}) for item in chunk]
         except GraphError as exc:
@@ -204,8 +219,24 @@ class GraphBatchMixin:
                 missing = GraphError("$batch reply has no response for item %s" % item["id"], method=item["method"], path=item["url"])
                 outcome.append((item["index"], {"lost": missing}))
             else:
+                self._tell_pacer(item, reply, received)
                 outcome.append((item["index"], {"reply": reply, "received": received}))
         return outcome
+
+    def _tell_pacer(self, item, reply, received):
+        """Tell the item's budget how Graph answered, as soon as the envelope is back.
+
+        Not after the whole wave of envelopes: the others may still be waiting for their slot,
+        and a 429 here must void it (graph_pacing).
+        """
+        status = int(reply.get("status") or 0)
+        headers = reply.get("headers") or {}
+        if 200 <= status < 300:
+            item["pacer"].answered(limit_percentage(headers))
+            return
+        retry_after = parse_retry_after(_header(headers, "Retry-After"))
+        if status == 429 or (retry_after is not None and may_resend(status, retry_after, item["is_write"], item["idempotent"])):
+            item["pacer"].throttled(retry_after if retry_after is not None else self._backoff(1), received)
 
     def _settle_batch_item(self, item, verdict, attempts, started, not_before, results):
         index = item["index"]

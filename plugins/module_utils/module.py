@@ -49,7 +49,7 @@ def graph_argument_spec():
         ca_bundle=dict(type="path", fallback=(env_fallback, ["REQUESTS_CA_BUNDLE"])),
         timeout=dict(type="int", default=30),
         max_retry_time=dict(type="int", default=300),
-        write_rate=dict(type="float", default=0),
+        write_rate=dict(type="float", default=20),
     )
 
 
@@ -123,7 +123,9 @@ class GraphModule:
             if self.params[option] is not None and self.params[option] <= 0:
                 self.fail_json(msg="%s must be a positive number of seconds, got %s" % (option, self.params[option]))
         if self.params["write_rate"] is not None and self.params["write_rate"] < 0:
-            self.fail_json(msg="write_rate must be 0 (no pacing) or a positive number of writes per second, got %s" % self.params["write_rate"])
+            self.fail_json(
+                msg="write_rate must be 0 (no pacing) or a positive number of writes per second (Graph's budget: 20), got %s" % self.params["write_rate"]
+            )
         credential = next((name for name in CREDENTIAL_OPTIONS if self.params.get(name)), None)
         if credential is None:
             self.fail_json(

@@ -79,7 +79,7 @@ def emulator_session():
 def emulator(emulator_session):
     """The worker's emulator with no faults, default knobs and fresh statistics for each test."""
     emulator_session.clear_faults()
-    emulator_session.configure(throttling=False, latency_ms=0)
+    emulator_session.configure(throttling=False, latency_ms=0, time_scale=1.0, budget_scale=1.0, charge_refused=True, write_budget_left=1.0)
     emulator_session.reset_stats()
     yield emulator_session
     emulator_session.clear_faults()
