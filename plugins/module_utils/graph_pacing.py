@@ -20,7 +20,7 @@ answered:
   Retry-After heard (not only the refused one: anything sent before then is refused and charged
   too), slots handed out before the 429 are void, and the pacer starts again from an empty bucket
   at the resume, so the retries go out at the paced rate instead of in one wave. The first 429 of
-  an episode (a pause) cuts the rate by ``DECREASE``; the rate climbs back to the ceiling over
+  an episode (the pause, and at least ``EPISODE_S``) cuts the rate by ``DECREASE``; the rate climbs back to the ceiling over
   ``RECOVERY_S`` seconds of answers without a 429 (additive increase, multiplicative decrease).
 - ``answered(percentage)`` for every other answer, with Graph's ``x-ms-throttle-limit-percentage``
   (None when absent). At ``NEAR_LIMIT`` or more the pacer stops bursting (one second's worth at
@@ -34,7 +34,8 @@ While the rate is below its ceiling, or the budget is near its limit, ``concurre
 gives 1: one envelope at a time, so no wave is in flight when the next 429 comes.
 
 A pacer without a ceiling (``rate`` 0 or None) does not pace until Graph throttles: then it runs at
-``DECREASE`` of the rate it was sending at and lifts the limit after ``RECOVERY_S`` clean seconds.
+``DECREASE`` of the rate it was sending at (never below ``DEFAULT_WRITE_RATE``) and lifts the
+limit after ``RECOVERY_S`` clean seconds.
 Pauses for Retry-After apply to every pacer.
 """
 
@@ -59,6 +60,7 @@ RECOVERY_S = 10.0  # seconds without a 429 to climb from DECREASE x ceiling back
 NEAR_LIMIT = 0.8  # x-ms-throttle-limit-percentage from which Graph says the budget is nearly used
 AT_LIMIT = 1.0  # ... and from which it is used up (Graph: 1.0 = throttling starts)
 AT_LIMIT_SHARE = 0.95  # the share of the ceiling used while the budget is about empty
+EPISODE_S = 1.0  # 429s within this long of an episode's first (or before its resume) belong to it
 OBSERVE_S = 1.0  # the window over which an unpaced pacer measures the rate it sends at
 
 
@@ -81,6 +83,7 @@ class AdaptivePacer:
         self._tokens = self.capacity
         self._updated = self._clock()
         self._resume_at = self._updated
+        self._episode_until = self._updated
         self._generation = 0
         self._near_limit = False
         self._at_limit = False
@@ -146,8 +149,10 @@ class AdaptivePacer:
         with self._lock:
             now = self._clock()
             received = now if received is None else received
-            new_episode = received >= self._resume_at
+            # One cut per episode: the refusals of one wave (even with Retry-After 0) are one event.
+            new_episode = received >= self._episode_until
             resume = max(self._resume_at, received + max(0.0, float(retry_after)))
+            self._episode_until = max(self._episode_until if not new_episode else received, resume, received + EPISODE_S)
             if resume > now:
                 self.seconds_paused += resume - max(now, self._resume_at)
             self._resume_at = resume
@@ -180,8 +185,9 @@ class AdaptivePacer:
             self.rate = max(self.ceiling * FLOOR_SHARE, self._current_rate(now) * DECREASE)
             return
         observed = self._observed_rate(now)
-        current = self.rate if self.rate else observed
-        self.rate = max(1.0, min(current, observed) * DECREASE) if current else 1.0
+        current = min(self.rate, observed) if self.rate else observed
+        # Never below Graph's documented write budget: a handful of requests refused must not crawl.
+        self.rate = max(DEFAULT_WRITE_RATE, current * DECREASE)
         self._limited_since = now
 
     def _current_rate(self, now):

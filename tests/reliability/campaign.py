@@ -65,7 +65,11 @@ def new_hire_ids(tenant):
 
 
 def connection(emu, **overrides):
-    """Module connection options for the emulator's default app; an override of None leaves that option out."""
+    """Module connection options for the emulator's default app; an override of None leaves that option out.
+
+    ``write_rate`` 0 (no pacing): the campaign's emulator enforces no budget unless a scenario turns
+    throttling on, and such a scenario gives the rate it tests.
+    """
     options = dict(
         tenant_id=emu.tenant_id,
         client_id=emu.client_id,
@@ -74,6 +78,7 @@ def connection(emu, **overrides):
         authority_url=emu.authority_url,
         ca_bundle=emu.ca_path,
         max_retry_time=60,
+        write_rate=0,
     )
     options.update(overrides)
     return dict((name, value) for name, value in options.items() if value is not None)
@@ -87,7 +92,16 @@ def run(emu, module, connection_overrides=None, **options):
 def reset(emu, state):
     """Load ``state`` and start from a clean emulator: no faults, default knobs, empty ledger and request log."""
     emu.clear_faults()
-    emu.configure(throttling=False, latency_ms=0, processing_rate=1000.0, token_lifetime=3599)
+    emu.configure(
+        throttling=False,
+        latency_ms=0,
+        processing_rate=1000.0,
+        token_lifetime=3599,
+        time_scale=1.0,
+        budget_scale=1.0,
+        charge_refused=True,
+        write_budget_left=1.0,
+    )
     emu.load_state(copy.deepcopy(state))
     emu.clear_ledger()
     emu.reset_stats()

@@ -189,6 +189,32 @@ def test_429_storm_inside_batch_items(migration, figures):
     migration.check(figures, "429 storm inside $batch items")
 
 
+def test_graphs_own_throttling_with_a_spent_write_budget(migration, figures):
+    """Throttling as Graph documents it: budgets on, refused requests charged, the write budget spent at the start.
+
+    The removal runs with the module's default pacing (20 writes per second, scaled with the emulated
+    clock). Each module run starts with a fresh pacer, so each may have its first burst refused; after
+    that the pauses and the paced retries must keep it out of trouble: no request sent inside a
+    Retry-After window, no second wave of refusals, nothing lost.
+    """
+    emu = migration.emu
+    migration.prepare()
+    scale = 5.0
+    emu.configure(throttling=True, time_scale=scale, write_budget_left=0.0)
+    emu.reset_stats()
+    results = migration.remove(connection_overrides=dict(write_rate=20 * scale))
+    stats = emu.stats()
+    emu.configure(throttling=False, time_scale=1.0, write_budget_left=1.0)
+    assert all(not failed for dummy, failed in results), [result.get("msg") for result, failed in results if failed]
+    assert stats["early_retries"] == 0
+    runs = len(results)
+    # At most the first burst of each run (one chunk of writes) is refused; the writes all went through.
+    assert 0 < stats["throttled"] <= 50 * runs, stats["throttled"]
+    assert migration.resume_run()["removed_total"] == 0
+    figures(kind="throttling", scenario="spent write budget, refused requests charged", writes=stats["writes"], throttled=stats["throttled"])
+    migration.check(figures, "Graph's throttling, spent write budget")
+
+
 def test_5xx_on_reads(migration, figures):
     emu = migration.emu
     # 503 (with Retry-After) and 504 on reads are retried; a 500 is not (as Microsoft's SDK retry handler):

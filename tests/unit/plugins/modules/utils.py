@@ -106,7 +106,12 @@ def run_module(main, args):
 
 
 def emulator_connection(emu, **overrides):
-    """Connection options for the Graph emulator's default application (secret auth)."""
+    """Connection options for the Graph emulator's default application (secret auth).
+
+    ``write_rate`` 0: these emulators enforce no budget unless a test turns throttling on, and then it
+    gives the rate it means to test (tests/unit/plugins/module_utils/test_graph_throttling.py,
+    tests/reliability); pacing at Graph's budget here would only make the suite slower.
+    """
     options = dict(
         tenant_id=emu.tenant_id,
         client_id=emu.client_id,
@@ -114,6 +119,7 @@ def emulator_connection(emu, **overrides):
         graph_url=emu.base_url,
         authority_url=emu.authority_url,
         ca_bundle=emu.ca_path,
+        write_rate=0,
     )
     options.update(overrides)
     return options
