@@ -27,7 +27,12 @@ from ansible_collections.entraops.licensing.plugins.module_utils.journal import 
     restorable,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError
-from ansible_collections.entraops.licensing.plugins.module_utils.plan import check_plan_tenant, locked_plan, read_removal_rows
+from ansible_collections.entraops.licensing.plugins.module_utils.plan import (
+    check_earlier_batches_journaled,
+    check_plan_tenant,
+    locked_plan,
+    read_removal_rows,
+)
 from ansible_collections.entraops.licensing.plugins.module_utils.powershell import rollback_script_path, write_rollback_script
 from ansible_collections.entraops.licensing.plugins.module_utils.removal import SAMPLE_SIZE, RemovalEngine, run_diff
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
@@ -72,12 +77,18 @@ def validate(module):
         if params["restore_from"]:
             module.fail_json(msg="restore_from applies to state=present only")
     else:
-        if bool(params["restore_from"]) == bool(params["users"]):
-            module.fail_json(msg="state=present needs either restore_from (a journal) or users + skus (+ disabled_plans)")
+        sources = [name for name in ("restore_from", "plan_path", "users") if params[name]]
+        if len(sources) != 1:
+            module.fail_json(
+                msg="state=present needs exactly one of restore_from (a journal), plan_path (a plan: put back its rows' direct "
+                "assignments) or users + skus (+ disabled_plans); got %s" % (" and ".join(sources) or "none of them")
+            )
         if params["users"] and not params["skus"]:
             module.fail_json(msg="users needs skus: the SKUs whose direct assignment to put back")
-        if params["plan_path"] or params["batches"] is not None:
-            module.fail_json(msg="plan_path and batches apply to state=absent only")
+        if params["plan_path"] and (params["skus"] or params["disabled_plans"]):
+            module.fail_json(
+                msg="a restore from plan_path puts back each row's SKU with the disabled plans the plan recorded: skus and disabled_plans apply to users only"
+            )
         if params["restore_from"] and not params["journal_path"]:
             params["journal_path"] = params["restore_from"]
     if params["batches"] is not None and not params["plan_path"]:
@@ -100,11 +111,18 @@ def _run(module, exits):
     plan_header = None
     rows = []
     try:
-        if params["state"] == "absent" and params["plan_path"]:
+        if params["plan_path"]:
             # Read (and fingerprinted) before any Graph call: a plan that is not the approved one stops here.
-            rows, plan_header = read_removal_rows(params["plan_path"], params["batches"], params["plan_fingerprint"])
+            restoring = params["state"] == "present"
+            rows, plan_header = read_removal_rows(params["plan_path"], params["batches"], params["plan_fingerprint"], for_restore=restoring)
+            for row in rows if restoring else ():
+                # A row found in place was never removed (or is back): nothing of it to journal.
+                row["journaled"] = False
             if not module.check_mode:
-                exits.enter_context(locked_plan(params["plan_path"], "removing from it"))
+                if not restoring:
+                    # Batches after the first need the journal of the earlier ones: never an empty journal in its place.
+                    check_earlier_batches_journaled(plan_header, params["batches"], params["journal_path"], params["plan_path"])
+                exits.enter_context(locked_plan(params["plan_path"], "restoring from it" if restoring else "removing from it"))
         catalog = read_sku_catalog(client)
         tenant_guid, tenant_country = read_tenant(client)
         sku_ids = resolve_skus(catalog, params["skus"])
