@@ -105,6 +105,7 @@ def _run(module, exits):
     params = module.params
     client = module.client
     journal = None
+    journal_started = False
     engine = None
     tenant_guid = None
     missing_users = []
@@ -136,6 +137,7 @@ def _run(module, exits):
             rows, missing_users = _rows_without_plan(params, client, sku_ids, catalog)
         index = MembershipIndex(client).load_licensed_groups()
         if not module.check_mode:
+            journal_started = not os.path.exists(params["journal_path"])
             journal = Journal(params["journal_path"], run_meta=_run_meta(params, plan_header))
         engine = RemovalEngine(
             client,
@@ -168,7 +170,20 @@ def _run(module, exits):
         module.fail_from_graph_error(exc, msg="Stopped: a Graph read or write failed", rollback_script_path=script, **_partial(engine, params))
     _close(journal)
     script = _write_script(module, params, tenant_guid) if journal is not None else None
+    if journal_started and plan_header is not None:
+        _warn_unjournaled(module, params, engine.result())
     _exit(module, params, engine.result(), plan_header, script)
+
+
+def _warn_unjournaled(module, params, result):
+    """A removal run that started its journal found rows of the plan already migrated: say where their removals are not."""
+    done = result["skipped_by_verdict"].get("inherited_only", 0)
+    if params["state"] == "absent" and done:
+        module.warn(
+            "journal %s was started by this run, but %d row(s) of the plan were already migrated (found inherited only): their "
+            "removals are in no journal at this path. If an earlier journal of this plan is lost, restore them from the plan "
+            "(state=present with plan_path)" % (params["journal_path"], done)
+        )
 
 
 def _rows_without_plan(params, client, sku_ids, catalog):

@@ -43,7 +43,8 @@ options:
       - With O(state=absent) and O(batches) whose first batch comes after earlier batches of the plan (batch 1 after the canary),
         the journal of those earlier batches must exist at O(journal_path). When it does not (a container without the volume
         that holds it, a wrong path), the task fails before any call to Microsoft Graph instead of starting an empty journal.
-        A run that includes the plan's first batch starts a new journal. Not checked in check mode, which writes no journal.
+        A run that includes the plan's first batch starts a new journal; when it finds rows of the plan already migrated, it warns
+        that their removals are in no journal at that path. Not checked in check mode, which writes no journal.
       - With O(state=present), puts back the direct assignment of every V(safe_to_remove) row of O(batches) (all batches when not
         set) whose user lacks it, with the disabled plans the plan recorded for it (C(direct_disabled_plans)), the restore when
         the journal is lost. Only the plan's users are read and written; rows found in place are skipped and not journaled.
