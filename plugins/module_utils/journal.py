@@ -23,8 +23,9 @@ next restore reads the user again to find out.
      "run_id": "<id>", "time": "2025-06-30T12:00:00.000Z",
      "plan_path": "/var/tmp/migration/plan.json", "plan_fingerprint": "sha256:<64 hex digits>"}
 
-``plan_path`` and ``plan_fingerprint`` name the plan a removal run executed (the fingerprint of its
-content as the run read it, see plan.py); a run without a plan (a restore, named users) has no such keys.
+``plan_path`` and ``plan_fingerprint`` name the plan a removal run (or a restore from a plan) executed (the
+fingerprint of its content as the run read it, see plan.py); a run without a plan (a restore from a journal,
+named users) has no such keys.
 
 ``intent`` (written before the write is sent)::
 

@@ -632,7 +632,7 @@ class _RowScan:
 REMOVAL_ROW_FIELDS = ("user_id", "user_principal_name", "sku_id", "sku_part_number", "batch")
 
 
-def read_removal_rows(path, batches=None, approved_fingerprint=None):
+def read_removal_rows(path, batches=None, approved_fingerprint=None, for_restore=False):
     """(rows, plan header) of the chosen batches of the plan at ``path``, for direct_license.
 
     The plan is read row by row (scan_plan) and only the fields the engine needs are kept, so a
@@ -640,9 +640,14 @@ def read_removal_rows(path, batches=None, approved_fingerprint=None):
     batch. With ``approved_fingerprint``, a plan whose content has another fingerprint is refused
     (RecordsError naming both); nothing here talks to Graph, so that happens before any call. The
     header carries ``content_fingerprint`` (and ``batch_counts``) for the run's result and journal.
+
+    ``for_restore``: each row also carries ``disabled_plans``, the row's ``direct_disabled_plans`` (the
+    direct assignment's disabled plans when the plan was written: what a restore from the plan puts back).
     """
     if approved_fingerprint is not None:
         normalize_fingerprint(approved_fingerprint)  # a malformed value fails before the file is read
+    if isinstance(path, str) and path and not os.path.exists(path):
+        raise RecordsError(missing_plan_message(path, approved_fingerprint))
     rows = []
     shared = {}  # one string per SKU id and part number, not one per row
 
@@ -652,6 +657,8 @@ def read_removal_rows(path, batches=None, approved_fingerprint=None):
             for field in ("sku_id", "sku_part_number"):
                 if isinstance(kept[field], str):
                     kept[field] = shared.setdefault(kept[field], kept[field])
+            if for_restore:
+                kept["disabled_plans"] = list(row.get("direct_disabled_plans") or [])
             rows.append(kept)
 
     header = scan_plan(path, keep)
@@ -664,6 +671,63 @@ def read_removal_rows(path, batches=None, approved_fingerprint=None):
         rows = [row for row in rows if row["batch"] in wanted]
     rows.sort(key=lambda row: row["batch"])
     return rows, header
+
+
+def missing_plan_message(path, approved_fingerprint=None):
+    """Why a run that needs the plan at ``path`` (the approved one, when its fingerprint is given) stops when it is not there."""
+    expected = (
+        "the approved plan (fingerprint %s)" % normalize_fingerprint(approved_fingerprint)
+        if approved_fingerprint
+        else "the plan the batches were approved with"
+    )
+    return (
+        "plan file %s does not exist: %s is expected there. A plan is the change artifact: it must be on durable storage "
+        "(in an execution environment, a volume mounted at that path) and is not written again for a run, since a new plan "
+        "has other batches and another fingerprint. Nothing was sent to Graph." % (path, expected)
+    )
+
+
+def earlier_batches(header, batches):
+    """The plan's batch numbers that come before the first of ``batches`` and are not among them (batches already run, in order).
+
+    None of them when ``batches`` is None (the whole plan) or empty.
+    """
+    if not batches:
+        return []
+    first = min(batches)
+    return [batch for batch in header.get("batch_counts", {}) if batch < first and batch not in batches]
+
+
+def check_earlier_batches_journaled(header, batches, journal_path, plan_path):
+    """Refuse (RecordsError) to run ``batches`` of a plan on a new journal when earlier batches of the plan came before them.
+
+    Batches run in order (the canary, then 1, 2, ...): a run of batch N > the plan's first holds the journal of the
+    earlier ones. When that journal is not at ``journal_path`` (a container without the volume, a wrong path), a run
+    would start an empty journal, and the earlier removals could no longer be put back from it: refused before any
+    Graph call. A run that includes the first batch (the canary, or the earlier batches with this one) starts a journal.
+    """
+    if not journal_path or os.path.exists(journal_path):
+        return
+    earlier = earlier_batches(header, batches)
+    if not earlier:
+        return
+    first = min(batches)
+    raise RecordsError(
+        "journal %s does not exist, but batch %d of plan %s (fingerprint %s) comes after batch(es) %s, which this run does not "
+        "include: the journal of those earlier batches is expected at that path. Refusing to start an empty journal, which could "
+        "not put their removals back. Mount the durable storage that holds it (in an execution environment, the volume of the "
+        "migration files) or give its path; if it is lost, restore from the plan (state=present with plan_path), or run the "
+        "earlier batches with this one (batches: [%s]) to start a new journal (rows already done are skipped on the fresh read). "
+        "Nothing was sent to Graph."
+        % (
+            journal_path,
+            first,
+            plan_path,
+            header.get("content_fingerprint"),
+            _describe_numbers(earlier),
+            ", ".join(str(b) for b in sorted(set(earlier) | set(batches))),
+        )
+    )
 
 
 def check_plan_tenant(header, tenant_id, path):

@@ -27,7 +27,12 @@ from ansible_collections.entraops.licensing.plugins.module_utils.journal import 
     restorable,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError
-from ansible_collections.entraops.licensing.plugins.module_utils.plan import check_plan_tenant, locked_plan, read_removal_rows
+from ansible_collections.entraops.licensing.plugins.module_utils.plan import (
+    check_earlier_batches_journaled,
+    check_plan_tenant,
+    locked_plan,
+    read_removal_rows,
+)
 from ansible_collections.entraops.licensing.plugins.module_utils.powershell import rollback_script_path, write_rollback_script
 from ansible_collections.entraops.licensing.plugins.module_utils.removal import SAMPLE_SIZE, RemovalEngine, run_diff
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
@@ -72,12 +77,18 @@ def validate(module):
         if params["restore_from"]:
             module.fail_json(msg="restore_from applies to state=present only")
     else:
-        if bool(params["restore_from"]) == bool(params["users"]):
-            module.fail_json(msg="state=present needs either restore_from (a journal) or users + skus (+ disabled_plans)")
+        sources = [name for name in ("restore_from", "plan_path", "users") if params[name]]
+        if len(sources) != 1:
+            module.fail_json(
+                msg="state=present needs exactly one of restore_from (a journal), plan_path (a plan: put back its rows' direct "
+                "assignments) or users + skus (+ disabled_plans); got %s" % (" and ".join(sources) or "none of them")
+            )
         if params["users"] and not params["skus"]:
             module.fail_json(msg="users needs skus: the SKUs whose direct assignment to put back")
-        if params["plan_path"] or params["batches"] is not None:
-            module.fail_json(msg="plan_path and batches apply to state=absent only")
+        if params["plan_path"] and (params["skus"] or params["disabled_plans"]):
+            module.fail_json(
+                msg="a restore from plan_path puts back each row's SKU with the disabled plans the plan recorded: skus and disabled_plans apply to users only"
+            )
         if params["restore_from"] and not params["journal_path"]:
             params["journal_path"] = params["restore_from"]
     if params["batches"] is not None and not params["plan_path"]:
@@ -94,17 +105,25 @@ def _run(module, exits):
     params = module.params
     client = module.client
     journal = None
+    journal_started = False
     engine = None
     tenant_guid = None
     missing_users = []
     plan_header = None
     rows = []
     try:
-        if params["state"] == "absent" and params["plan_path"]:
+        if params["plan_path"]:
             # Read (and fingerprinted) before any Graph call: a plan that is not the approved one stops here.
-            rows, plan_header = read_removal_rows(params["plan_path"], params["batches"], params["plan_fingerprint"])
+            restoring = params["state"] == "present"
+            rows, plan_header = read_removal_rows(params["plan_path"], params["batches"], params["plan_fingerprint"], for_restore=restoring)
+            for row in rows if restoring else ():
+                # A row found in place was never removed (or is back): nothing of it to journal.
+                row["journaled"] = False
             if not module.check_mode:
-                exits.enter_context(locked_plan(params["plan_path"], "removing from it"))
+                if not restoring:
+                    # Batches after the first need the journal of the earlier ones: never an empty journal in its place.
+                    check_earlier_batches_journaled(plan_header, params["batches"], params["journal_path"], params["plan_path"])
+                exits.enter_context(locked_plan(params["plan_path"], "restoring from it" if restoring else "removing from it"))
         catalog = read_sku_catalog(client)
         tenant_guid, tenant_country = read_tenant(client)
         sku_ids = resolve_skus(catalog, params["skus"])
@@ -118,6 +137,7 @@ def _run(module, exits):
             rows, missing_users = _rows_without_plan(params, client, sku_ids, catalog)
         index = MembershipIndex(client).load_licensed_groups()
         if not module.check_mode:
+            journal_started = not os.path.exists(params["journal_path"])
             journal = Journal(params["journal_path"], run_meta=_run_meta(params, plan_header))
         engine = RemovalEngine(
             client,
@@ -150,7 +170,20 @@ def _run(module, exits):
         module.fail_from_graph_error(exc, msg="Stopped: a Graph read or write failed", rollback_script_path=script, **_partial(engine, params))
     _close(journal)
     script = _write_script(module, params, tenant_guid) if journal is not None else None
+    if journal_started and plan_header is not None:
+        _warn_unjournaled(module, params, engine.result())
     _exit(module, params, engine.result(), plan_header, script)
+
+
+def _warn_unjournaled(module, params, result):
+    """A removal run that started its journal found rows of the plan already migrated: say where their removals are not."""
+    done = result["skipped_by_verdict"].get("inherited_only", 0)
+    if params["state"] == "absent" and done:
+        module.warn(
+            "journal %s was started by this run, but %d row(s) of the plan were already migrated (found inherited only): their "
+            "removals are in no journal at this path. If an earlier journal of this plan is lost, restore them from the plan "
+            "(state=present with plan_path)" % (params["journal_path"], done)
+        )
 
 
 def _rows_without_plan(params, client, sku_ids, catalog):

@@ -21,7 +21,8 @@ description:
     with the same disabled plans and the row is reported in RV(failures).
   - A write whose outcome is unknown (timeout, dropped connection, 5xx) is never re-sent blindly; the re-read decides.
     Re-running the same task resumes; rows already done are found on the fresh read and skipped.
-  - With O(state=present), puts back what a journal says was removed (O(restore_from)), or the direct assignments given by
+  - With O(state=present), puts back what a journal says was removed (O(restore_from)), the direct assignments of a plan's
+    rows with the disabled plans the plan recorded (O(plan_path), for when the journal is lost), or the direct assignments given by
     O(users), O(skus) and O(disabled_plans). Assignments already in place are left alone.
   - After every run that writes, a Microsoft Graph PowerShell rollback script is (re)written beside the journal.
 author:
@@ -36,11 +37,24 @@ options:
   plan_path:
     description:
       - A plan written by M(entraops.licensing.license_assignment_info). Only its V(safe_to_remove) rows are considered,
-        and each is re-checked before the write. Mutually exclusive with O(users).
+        and each is re-checked before the write. Mutually exclusive with O(users) and O(restore_from).
+      - A plan that does not exist fails the task before any call to Microsoft Graph, naming the path (and the approved
+        fingerprint when O(plan_fingerprint) is set); a new plan is never made in its place.
+      - With O(state=absent) and O(batches) whose first batch comes after earlier batches of the plan (batch 1 after the canary),
+        the journal of those earlier batches must exist at O(journal_path). When it does not (a container without the volume
+        that holds it, a wrong path), the task fails before any call to Microsoft Graph instead of starting an empty journal.
+        A run that includes the plan's first batch starts a new journal; when it finds rows of the plan already migrated, it warns
+        that their removals are in no journal at that path. Not checked in check mode, which writes no journal.
+      - With O(state=present), puts back the direct assignment of every V(safe_to_remove) row of O(batches) (all batches when not
+        set) whose user lacks it, with the disabled plans the plan recorded for it (C(direct_disabled_plans)), the restore when
+        the journal is lost. Only the plan's users are read and written; rows found in place are skipped and not journaled.
+        The plan cannot tell this collection's removals from removals made by others since it was written; run it in check
+        mode first to see the list.
     type: path
   batches:
     description:
-      - Plan batch numbers to run (V([0]) for the canary). All batches when not set. Only with O(plan_path).
+      - Plan batch numbers to run (V([0]) for the canary), or to put back with O(state=present). All batches when not set.
+        Only with O(plan_path).
       - A number the plan does not hold fails the task before any write (a typo must not pass silently), except in a plan with
         no batch at all (nothing was safe to remove when it was written), which is nothing to do.
     type: list
@@ -52,7 +66,8 @@ options:
       - The plan at O(plan_path) is fingerprinted as it is read; a plan whose content differs (a row edited, added or removed, a
         batch number changed, regenerated, another tenant's or other trusted groups) fails the task naming both fingerprints,
         before any call to Microsoft Graph.
-      - V(sha256:) followed by 64 hexadecimal digits; the prefix may be left out and case does not matter. Only with O(plan_path).
+      - V(sha256:) followed by 64 hexadecimal digits; the prefix may be left out and case does not matter. Only with O(plan_path)
+        (either state).
     type: str
   users:
     description:
@@ -80,6 +95,7 @@ options:
     description:
       - The journal (JSON Lines) to append to. Required unless the task runs in check mode.
       - With O(restore_from) it defaults to the journal restored from, so that a second restore finds nothing left to do.
+      - With O(state=present) and O(plan_path) (the journal of the removals is lost), a new journal for the restores.
     type: path
   restore_from:
     description:
@@ -157,6 +173,14 @@ EXAMPLES = r"""
   entraops.licensing.direct_license:
     state: present
     restore_from: /var/tmp/migration/journal.jsonl
+
+- name: The journal is lost - put back batches 0 and 1 from the approved plan (run it with --check first)
+  entraops.licensing.direct_license:
+    state: present
+    plan_path: /var/tmp/migration/plan.json
+    plan_fingerprint: sha256:3f2c9a4e0d6b8c1a7e5f4d3c2b1a09887766554433221100ffeeddccbbaa9988
+    batches: [0, 1]
+    journal_path: /var/tmp/migration/restore-journal.jsonl
 
 - name: Manual restore of one user's E3 with two plans disabled
   entraops.licensing.direct_license:
@@ -321,7 +345,11 @@ def argument_spec():
 
 
 def main():
-    module = GraphModule(argument_spec=argument_spec(), supports_check_mode=True, mutually_exclusive=[["plan_path", "users"], ["restore_from", "users"]])
+    module = GraphModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        mutually_exclusive=[["plan_path", "users"], ["restore_from", "users"], ["plan_path", "restore_from"]],
+    )
     run_direct_license(module)
 
 
