@@ -16,11 +16,15 @@ from .faults import FaultRegistry
 from .identity import DEFAULT_APP_PERMISSIONS, IdentityService
 from .pipeline import LOOPBACK, GraphApp, Stats
 from .server import QuietHandler, close_open_connections
+from .strict import STRICT_DEFAULTS, StrictSettings
 from .throttle import Clock, Throttler
 from .tls import create_tls_material
 
 REQUEST_LOG_LIMIT = 100_000
 CONFIG_KEYS = ("throttling", "time_scale", "latency_ms", "answer_time_ms", "processing_rate", "token_lifetime", "budget_scale", "early_retry_grace_ms")
+# issue 21, strict behaviours (strict.py): batch_shuffle, short_pages, empty_pages, read_lag_ms, processing_delay_s,
+# unknown_processing_states, strict_seed
+CONFIG_KEYS += tuple(STRICT_DEFAULTS)
 
 
 class Emulator:
@@ -40,6 +44,7 @@ class Emulator:
         early_retry_grace_ms=100,
         state_dir=None,
         answer_time_ms=0,
+        **strict_knobs,
     ):
         from .control import ControlApi
 
@@ -49,6 +54,12 @@ class Emulator:
         self.requested_port = int(port)
         self.clock = Clock(time_scale)
         self.directory = Directory(tenant, processing_rate=processing_rate, time_scale=time_scale)
+        unknown_knobs = set(strict_knobs) - set(STRICT_DEFAULTS)
+        if unknown_knobs:
+            raise TypeError(f"Emulator() got unexpected keyword argument(s) {sorted(unknown_knobs)}")
+        self.strict = StrictSettings(**strict_knobs)
+        self.directory.strict = self.strict
+        self.directory.configure(processing_delay=self.strict.processing_delay_s)
         self.identity = IdentityService(self.directory, token_lifetime=token_lifetime)
         self.throttler = Throttler(self.clock, enabled=throttling, budget_scale=budget_scale, early_retry_grace_ms=early_retry_grace_ms)
         self.faults = FaultRegistry()
@@ -266,6 +277,7 @@ class Emulator:
             "token_lifetime": self.identity.token_lifetime,
             "budget_scale": self.throttler.budget_scale,
             "early_retry_grace_ms": self.throttler.early_retry_grace * 1000.0,
+            **self.strict.snapshot(),
         }
 
     def configure(self, **knobs):
@@ -276,6 +288,11 @@ class Emulator:
             value = knobs.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise ValueError(f"{name}: got {value!r}, expected a non-negative number")
+        strict = {name: knobs[name] for name in STRICT_DEFAULTS if name in knobs}
+        if strict:
+            self.strict.configure(**strict)
+            if strict.get("processing_delay_s") is not None:
+                self.directory.configure(processing_delay=self.strict.processing_delay_s)
         if knobs.get("time_scale") is not None:
             if knobs["time_scale"] <= 0:
                 raise ValueError(f"time_scale: got {knobs['time_scale']!r}, expected a number > 0")
