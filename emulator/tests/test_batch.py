@@ -168,7 +168,9 @@ def test_item_urls_must_be_relative_to_the_version_root(emu, graph):
     for url in ("https://graph.microsoft.com/v1.0/organization", f"{emu.base_url}/v1.0/organization"):
         error = assert_error_envelope(graph.post("$batch", {"requests": [{"id": "1", "method": "GET", "url": url}]}), 400, "BadRequest")
         assert error["message"] == "Invalid batch payload format."
-    result = by_id(graph.post("$batch", {"requests": [{"id": "1", "method": "GET", "url": "/v1.0/organization"}, {"id": "2", "method": "GET", "url": "/organization"}]}))
+    result = by_id(
+        graph.post("$batch", {"requests": [{"id": "1", "method": "GET", "url": "/v1.0/organization"}, {"id": "2", "method": "GET", "url": "/organization"}]})
+    )
     assert result["1"]["status"] == 400 and result["1"]["body"]["error"]["message"] == "Resource not found for the segment 'v1.0'."
     assert result["2"]["status"] == 200
 
