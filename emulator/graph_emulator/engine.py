@@ -117,6 +117,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         gc.disable()
         try:
             self._load(validate_tenant(tenant))
+            self._lagging.clear()  # a loaded state is old news: reads see it at once (read lag applies to later writes)
         finally:
             if collecting:
                 # ... and so do full collections after it: each one walks the whole tenant again (at 50,000

@@ -313,7 +313,8 @@ class GraphApp:
         try:
             with emu.directory.lock:
                 emu.directory.advance()
-                outcome = handler(self, call, params or {}, ctx)
+                with emu.directory.serving():
+                    outcome = handler(self, call, params or {}, ctx)
             if is_write:
                 emu.counters.add("writes")
         except GraphError as error:

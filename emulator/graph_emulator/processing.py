@@ -127,6 +127,8 @@ class GroupLicensingProcessing:
         while self._processing.keys:
             self._process_one()
         self._processing.restart()
+        # "process everything now" stands for the time processing takes: by then the replicas caught up too
+        self._lagging.clear()
 
     @_locked
     def pending_work(self) -> int:

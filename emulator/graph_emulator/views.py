@@ -8,8 +8,10 @@ listings (a page of 999 builds 999, not the whole tenant).
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
+import threading
 import time
 import uuid
 from typing import Iterator
@@ -45,9 +47,23 @@ class ReadLag:
     current state (Graph's writes are not lagged; its replicas are). Memberships are not lagged.
     """
 
+    _serving = threading.local()
+
+    @contextlib.contextmanager
+    def serving(self):
+        """Reads in this block answer a Graph request: they are lagged (in-process reads, as tests make, are not)."""
+        self._serving.request = True
+        try:
+            yield
+        finally:
+            self._serving.request = False
+
     def _lag_cutoff(self):
         lag = self.strict.read_lag_ms if self.strict is not None else 0.0
         return time.monotonic() - lag / 1000.0 if lag else None
+
+    def _read_cutoff(self):
+        return self._lag_cutoff() if getattr(self._serving, "request", False) else None
 
     def _remember(self, kind, record, state):
         if self._lag_cutoff() is not None:
@@ -61,7 +77,7 @@ class ReadLag:
 
     def _visible(self, kind, record):
         """``record`` as a read within the lag sees it (the record itself when nothing is hidden)."""
-        cutoff = self._lag_cutoff()
+        cutoff = self._read_cutoff()
         if cutoff is None or not self._lagging:
             return record
         history = self._lagging.get((kind, record.id))

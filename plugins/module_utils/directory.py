@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 try:
     from urllib.parse import quote
 except ImportError:  # pragma: no cover - Python 2 is not supported
@@ -40,6 +42,9 @@ USER_READ_CHUNK = 200
 ALREADY_MEMBER_TEXT = "already exist"
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
+# Graph's directory is eventually consistent (graph-api.md 5): the group read back after assignLicense may come from
+# a replica that has not seen it. Re-read, waiting longer each time, until it carries what was asked, at most this long.
+READ_BACK_SECONDS = 30.0
 
 
 class DirectoryInputError(ValueError):
@@ -282,7 +287,19 @@ def assign_group_licenses(client, group_id, add_licenses, remove_licenses):
         group = get_group(client, group_id) or {}
         if not _carries_exactly(group, add_licenses, remove_licenses):
             raise
-    return get_group(client, group_id)
+    return read_back_group(client, group_id, add_licenses, remove_licenses)
+
+
+def read_back_group(client, group_id, add_licenses, remove_licenses, limit=READ_BACK_SECONDS):
+    """The group after an accepted assignLicense: a read that shows the change (its processing state is then the
+    one the change started, not the state from before it), or the last read after ``limit`` seconds."""
+    started, wait = time.monotonic(), 0.1
+    while True:
+        group = get_group(client, group_id)
+        if group is None or _carries_exactly(group, add_licenses, remove_licenses) or time.monotonic() - started + wait > limit:
+            return group
+        time.sleep(wait)
+        wait = min(wait * 2, 2.0)
 
 
 def _carries_exactly(group, add_licenses, remove_licenses):
