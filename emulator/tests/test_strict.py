@@ -360,3 +360,27 @@ def test_defaults_are_cheap_switches_off_shuffle_on():
         0.0,
         False,
     )
+
+
+def test_serve_flags_reach_the_strict_knobs():
+    from graph_emulator.cli import build_parser
+
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--no-batch-shuffle",
+            "--short-pages",
+            "--empty-pages",
+            "--read-lag-ms",
+            "300",
+            "--processing-delay-s",
+            "3",
+            "--unknown-processing-states",
+            "--strict-seed",
+            "9",
+        ]
+    )
+    assert (args.batch_shuffle, args.short_pages, args.empty_pages, args.read_lag_ms, args.processing_delay_s) == (False, True, True, 300.0, 3.0)
+    assert args.unknown_processing_states is True and args.strict_seed == 9
+    defaults = build_parser().parse_args(["serve"])
+    assert (defaults.batch_shuffle, defaults.short_pages, defaults.read_lag_ms) == (True, False, 0.0)

@@ -129,13 +129,14 @@ def run_batch_item(app, call, item, by_id, responses, chain):
         run_batch_item(app, call, by_id[dependency.lower()], by_id, responses, chain + (key,))
     failed = [d for d in dependencies(item) if responses[d.lower()]["status"] >= 400]
     item_call = build_item_call(app, call, item)
+    refused = content_type_outcome(item_call, item.get("body") is not None)
     if failed:
         outcome = Outcome(
             424, error_body(424, "FailedDependency", "The request could not be processed because of a failure in a dependent request.", item_call)
         )
         app.finish(item_call, app.route_key(item_call), outcome, item_call.method in WRITE_METHODS)
-    elif content_type_outcome(item_call, item.get("body") is not None) is not None:
-        outcome = content_type_outcome(item_call, True)
+    elif refused is not None:
+        outcome = refused
         app.finish(item_call, app.route_key(item_call), outcome, item_call.method in WRITE_METHODS)
     else:
         outcome = app.execute(item_call)
