@@ -68,3 +68,29 @@ def throttled_outcome(call, retry_after, headers=None):
     merged = {"Retry-After": str(int(retry_after))}
     merged.update(headers or {})
     return Outcome(429, body, merged)
+
+
+def content_type_outcome(call, has_body):
+    """Graph's answer to a write whose body is not declared as JSON, or None (graph-api.md 1.2, 1.3, 10).
+
+    No Content-Type: 400 with the message Graph gives when it cannot read the payload. Another media type
+    (text/plain, ...): 415 Unsupported Media Type (errors.md: "The content type of the request is a format
+    that isn't supported by the service."). The code of the 415 is a decision (UNCONFIRMED).
+    """
+    if call.method not in WRITE_METHODS or not has_body:
+        return None
+    declared = (call.headers.get("content-type") or "").strip()
+    if not declared:
+        return Outcome(
+            400,
+            error_body(
+                400,
+                "BadRequest",
+                "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+                call,
+            ),
+        )
+    if declared.split(";", 1)[0].strip().lower() != "application/json":
+        message = f"The content type '{declared}' is not supported: send 'application/json'."
+        return Outcome(415, error_body(415, "UnsupportedMediaType", message, call))
+    return None

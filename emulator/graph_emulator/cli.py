@@ -81,6 +81,16 @@ def build_parser():
         "--no-charge-refused", dest="charge_refused", action="store_false", help="refused requests cost nothing and their retries are promised capacity"
     )
     serve.add_argument("--write-budget-left", type=_fraction, default=1.0, help="share of each write budget left when first used, 0 to 1 (default 1: full)")
+    # strict behaviours (issue 21, docs/tenant-format.md "Strict behaviours")
+    serve.add_argument("--no-batch-shuffle", dest="batch_shuffle", action="store_false", default=True, help="run and answer $batch items in request order")
+    serve.add_argument("--short-pages", action="store_true", default=False, help="pages hold a random number of items up to $top")
+    serve.add_argument("--empty-pages", action="store_true", default=False, help="some pages hold no item but carry a nextLink")
+    serve.add_argument("--read-lag-ms", type=_non_negative_float, default=0.0, help="reads do not see license writes younger than this (default 0)")
+    serve.add_argument(
+        "--processing-delay-s", type=_non_negative_float, default=0.0, help="emulated seconds queued group-license work waits; reprocessing is queued too"
+    )
+    serve.add_argument("--unknown-processing-states", action="store_true", default=False, help="unfinished groups show an undocumented processing state")
+    serve.add_argument("--strict-seed", type=int, default=21, help="seed of the shuffles and page sizes (default 21)")
 
     generate = commands.add_parser("generate", help="write a generated tenant JSON file")
     generate.add_argument("--users", type=_non_negative_int, default=1000, help="number of users (default 1000)")
@@ -131,6 +141,13 @@ def serve(args):
             charge_refused=args.charge_refused,
             write_budget_left=args.write_budget_left,
             state_dir=args.state_dir,
+            batch_shuffle=args.batch_shuffle,
+            short_pages=args.short_pages,
+            empty_pages=args.empty_pages,
+            read_lag_ms=args.read_lag_ms,
+            processing_delay_s=args.processing_delay_s,
+            unknown_processing_states=args.unknown_processing_states,
+            strict_seed=args.strict_seed,
         )
     except ValueError as error:
         raise SystemExit(f"graph-emulator: {error}") from None

@@ -16,6 +16,7 @@ from .faults import FaultRegistry
 from .identity import DEFAULT_APP_PERMISSIONS, IdentityService
 from .pipeline import LOOPBACK, GraphApp, Stats
 from .server import QuietHandler, close_open_connections
+from .strict import STRICT_DEFAULTS, StrictSettings
 from .throttle import Clock, Throttler
 from .tls import create_tls_material
 
@@ -32,6 +33,9 @@ CONFIG_KEYS = (
     "charge_refused",
     "write_budget_left",
 )
+# issue 21, strict behaviours (strict.py): batch_shuffle, short_pages, empty_pages, read_lag_ms, processing_delay_s,
+# unknown_processing_states, strict_seed
+CONFIG_KEYS += tuple(STRICT_DEFAULTS)
 
 
 class Emulator:
@@ -53,6 +57,7 @@ class Emulator:
         answer_time_ms=0,
         charge_refused=True,
         write_budget_left=1.0,
+        **strict_knobs,
     ):
         from .control import ControlApi
 
@@ -62,6 +67,12 @@ class Emulator:
         self.requested_port = int(port)
         self.clock = Clock(time_scale)
         self.directory = Directory(tenant, processing_rate=processing_rate, time_scale=time_scale)
+        unknown_knobs = set(strict_knobs) - set(STRICT_DEFAULTS)
+        if unknown_knobs:
+            raise TypeError(f"Emulator() got unexpected keyword argument(s) {sorted(unknown_knobs)}")
+        self.strict = StrictSettings(**strict_knobs)
+        self.directory.strict = self.strict
+        self.directory.configure(processing_delay=self.strict.processing_delay_s)
         self.identity = IdentityService(self.directory, token_lifetime=token_lifetime)
         self.throttler = Throttler(self.clock, enabled=throttling, budget_scale=budget_scale, early_retry_grace_ms=early_retry_grace_ms)
         self.faults = FaultRegistry()
@@ -282,6 +293,7 @@ class Emulator:
             "early_retry_grace_ms": self.throttler.early_retry_grace * 1000.0,
             "charge_refused": self.throttler.charge_refused,
             "write_budget_left": self.throttler.write_budget_left,
+            **self.strict.snapshot(),
         }
 
     def configure(self, **knobs):
@@ -292,6 +304,11 @@ class Emulator:
             value = knobs.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise ValueError(f"{name}: got {value!r}, expected a non-negative number")
+        strict = {name: knobs[name] for name in STRICT_DEFAULTS if name in knobs}
+        if strict:
+            self.strict.configure(**strict)
+            if strict.get("processing_delay_s") is not None:
+                self.directory.configure(processing_delay=self.strict.processing_delay_s)
         if knobs.get("time_scale") is not None:
             if knobs["time_scale"] <= 0:
                 raise ValueError(f"time_scale: got {knobs['time_scale']!r}, expected a number > 0")
@@ -304,6 +321,10 @@ class Emulator:
             self.answer_time_ms = float(knobs["answer_time_ms"])
         if knobs.get("token_lifetime") is not None:
             self.identity.token_lifetime = int(knobs["token_lifetime"])
+        self._configure_throttling(knobs)
+        return self.config()
+
+    def _configure_throttling(self, knobs):
         for name in ("throttling", "charge_refused"):
             if knobs.get(name) is not None and not isinstance(knobs[name], bool):
                 raise ValueError(f"{name}: got {knobs[name]!r}, expected true or false")
@@ -318,7 +339,6 @@ class Emulator:
                 charge_refused=knobs.get("charge_refused"),
                 write_budget_left=left,
             )
-        return self.config()
 
     def info(self):
         return {

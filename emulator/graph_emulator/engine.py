@@ -80,6 +80,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
 
     def __init__(self, tenant: dict | None = None, *, processing_rate: float = 1000.0, time_scale: float = 1.0, clock=time.monotonic):
         self.lock = threading.RLock()
+        self.strict = None  # the Emulator's StrictSettings (read lag, unknown processing states), if any
         self._processing = ProcessingQueue(clock, processing_rate, time_scale)
         self._reset()
         if tenant is not None:
@@ -106,6 +107,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         self._disabled_intern = {(): ()}
         self._processing.reset()
         self._trail = AuditTrail()
+        self._lagging = {}  # ("user" | "group", id) -> [(monotonic time of a write, state before it)] (views.ReadLag)
 
     @_locked
     def load(self, tenant: dict) -> None:
@@ -115,6 +117,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         gc.disable()
         try:
             self._load(validate_tenant(tenant))
+            self._lagging.clear()  # a loaded state is old news: reads see it at once (read lag applies to later writes)
         finally:
             if collecting:
                 # ... and so do full collections after it: each one walks the whole tenant again (at 50,000
@@ -294,8 +297,10 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         return self._processing.rate
 
     @_locked
-    def configure(self, processing_rate=None, time_scale=None) -> None:
+    def configure(self, processing_rate=None, time_scale=None, processing_delay=None) -> None:
         self.advance()  # time already elapsed is accounted at the old speed
+        if processing_delay is not None:
+            self._processing.delay = float(processing_delay)
         if processing_rate is not None:
             if processing_rate < 0:
                 raise ValueError(f"processing_rate: got {processing_rate!r}, expected >= 0")
@@ -603,6 +608,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         if unmet:
             raise _bad_request(self._dependency_message(unmet))
         old_licenses = [(s, d) for s, (d, _) in (user.direct or {}).items()]
+        self._remember_user(user)
         user.direct = new_direct or None
         self._commit(user, before, "direct", ctx)
         if adds or removes:
@@ -796,6 +802,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
             # Add-ons need their prerequisite in the same group (entra-licensing.md section 3).
             raise _bad_request("License operation failed. Make sure that the group has necessary services. " + self._dependency_message(unmet))
         old = list(group.licenses.items())
+        self._remember_group(group)
         group.licenses = new_licenses
         self._trail.record(
             "Set group license",

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .engine import GraphError
+from .tenant import COLLECTION_PERMISSIONS
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -101,21 +102,11 @@ ALL_OF_PERMISSIONS = {
     "GET /v1.0/auditLogs/directoryAudits": ("AuditLog.Read.All", "Directory.Read.All"),
 }
 
-# What the emulator's default app holds: the least privileged set for everything the collection
-# does (read users and groups, manage membership, assign licenses, read SKUs and audit logs), plus
-# the write permissions tests use to shape a tenant (create groups, set usage locations).
-DEFAULT_APP_PERMISSIONS = (
-    "User.Read.All",
-    "GroupMember.ReadWrite.All",
-    "Group.Read.All",
-    "LicenseAssignment.ReadWrite.All",
-    "Organization.Read.All",
-    "AuditLog.Read.All",
-    "Directory.Read.All",
-    "Group.Create",
-    "Group.ReadWrite.All",
-    "User.ReadWrite.All",
-)
+# What the emulator's default app holds: the permissions of generated tenants' app, the README's least-privilege table.
+DEFAULT_APP_PERMISSIONS = COLLECTION_PERMISSIONS
+# PATCH /groups/{id} whose body only adds members (members@odata.bind) is the "add multiple members" form of
+# group-post-members, which documents GroupMember.ReadWrite.All as least privileged.
+MEMBER_BIND_PERMISSIONS = ("GroupMember.ReadWrite.All", ("Group.ReadWrite.All", "Directory.ReadWrite.All"))
 
 
 def is_allowed(route, roles):
@@ -125,6 +116,16 @@ def is_allowed(route, roles):
         return all(p in held for p in ALL_OF_PERMISSIONS[route])
     least, higher = ROUTE_PERMISSIONS[route]
     return least in held or any(p in held for p in higher)
+
+
+def is_allowed_call(route, roles, body):
+    """is_allowed, plus the members@odata.bind-only PATCH of a group that GroupMember.ReadWrite.All may send."""
+    if is_allowed(route, roles):
+        return True
+    if route == "PATCH /v1.0/groups/{id}" and isinstance(body, dict) and body and set(body) == {"members@odata.bind"}:
+        least, higher = MEMBER_BIND_PERMISSIONS
+        return least in set(roles or ()) or any(p in set(roles or ()) for p in higher)
+    return False
 
 
 class TokenEndpointError(Exception):
@@ -234,6 +235,16 @@ class IdentityService:
                 f"Application with identifier '{client_id}' was not found in the directory "
                 f"'{self.directory.tenant_id}'. This can happen if the application has not been "
                 "installed by the administrator of the tenant.",
+            )
+        if tenant.lower() in ("organizations", "common"):
+            # graph-api.md 9: {tenant} is the tenant GUID or a domain; an app token is bound to that tenant.
+            # The code and wording follow Entra's refusal of /common for single-tenant apps (AADSTS50194; exact text UNCONFIRMED).
+            raise TokenEndpointError(
+                400,
+                "invalid_request",
+                50194,
+                f"Application '{client_id}' is not configured as a multi-tenant application. Usage of the /{tenant.lower()} endpoint is not "
+                "supported for the client credentials flow. Use a tenant-specific endpoint.",
             )
         self._authenticate(app, base_url, tenant, form, basic_auth)
         audience = self._audience_from_scope(base_url, form.get("scope", ""))

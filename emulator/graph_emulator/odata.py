@@ -383,6 +383,29 @@ AUDIT_FILTERABLE = {
     "targetResources": {"any"},
 }
 FILTER_RULES = {"user": (USER_FILTERABLE, "User"), "group": (GROUP_FILTERABLE, "Group"), "audit": (AUDIT_FILTERABLE, "DirectoryAudit")}
+
+# Edm types of the filterable properties that are not Edm.String (CSDL): a literal of another type is refused
+# as Graph refuses it ("A binary operator with incompatible types was detected ..."). Lambda members are
+# named "collection/member" ("collection/" for a collection of primitives, which are strings here).
+PROPERTY_TYPES = {
+    "accountEnabled": "Edm.Boolean",
+    "securityEnabled": "Edm.Boolean",
+    "mailEnabled": "Edm.Boolean",
+    "isAssignableToRole": "Edm.Boolean",
+    "hasMembersWithLicenseErrors": "Edm.Boolean",
+    "createdDateTime": "Edm.DateTimeOffset",
+    "activityDateTime": "Edm.DateTimeOffset",
+    "assignedLicenses/skuId": "Edm.Guid",
+    "assignedPlans/servicePlanId": "Edm.Guid",
+    "assignedPlans/assignedDateTime": "Edm.DateTimeOffset",
+}
+LITERAL_TYPES = {"string": "Edm.String", "guid": "Edm.Guid", "datetime": "Edm.DateTimeOffset", "bool": "Edm.Boolean", "number": "Edm.Int32"}
+OPERATOR_KINDS = {"eq": "Equal", "ne": "NotEqual", "gt": "GreaterThan", "ge": "GreaterThanOrEqual", "lt": "LessThan", "le": "LessThanOrEqual", "in": "In"}
+# Microsoft Graph known issues, "Some limitations apply to query parameters" (developer.microsoft.com/graph/known-issues,
+# updated 2023-06-01): without advanced query a filter holds at most 15 expressions ("in" values count one each) and
+# an "eq" value at most 120 characters; advanced queries are limited by the URL length (2,048) instead.
+MAX_FILTER_EXPRESSIONS = 15
+MAX_EQ_VALUE_LENGTH = 120
 # properties that refuse the advanced query form (msgraph-sdk-powershell#2967, reference 3.3)
 DEFAULT_ONLY = {("group", "hasMembersWithLicenseErrors")}
 
@@ -479,6 +502,7 @@ class FilterParser:
     """Recursive-descent parser turning a $filter string into a predicate over entity dicts."""
 
     def __init__(self, text, kind, advanced):
+        self.expressions = 0  # leaf expressions (comparisons, functions, each "in" value): MAX_FILTER_EXPRESSIONS
         self.text = text
         self.kind = kind
         self.advanced = advanced
@@ -592,6 +616,38 @@ class FilterParser:
                 "is missing. Refer to https://aka.ms/graph-docs/advanced-queries for more information",
             )
 
+    def typed_literal(self, property_type, operator):
+        """parse_literal, refusing a literal whose Edm type is not the property's (quoted GUID on skuId, ...)."""
+        token_kind = self.peek()[0]
+        if token_kind == "word" and (self.peek()[1] or "").lower() in ("true", "false"):
+            token_kind = "bool"
+        literal = self.parse_literal()
+        literal_type = LITERAL_TYPES.get(token_kind) if literal is not None else None
+        if literal_type is not None and property_type is not None and literal_type != property_type:
+            raise GraphError(
+                400,
+                "BadRequest",
+                "A binary operator with incompatible types was detected. "
+                f"Found operand types '{property_type}' and '{literal_type}' for operator kind '{OPERATOR_KINDS.get(operator, operator)}'.",
+            )
+        if operator == "eq" and not self.advanced and isinstance(literal, str) and token_kind == "string" and len(literal) > MAX_EQ_VALUE_LENGTH:
+            raise GraphError(
+                400,
+                "Request_UnsupportedQuery",
+                f"The value compared with 'eq' is {len(literal)} characters long; at most {MAX_EQ_VALUE_LENGTH} are supported without advanced query.",
+            )
+        return literal
+
+    def count_expressions(self, amount=1):
+        self.expressions += amount
+        if self.expressions > MAX_FILTER_EXPRESSIONS and not self.advanced:
+            raise GraphError(
+                400,
+                "Request_UnsupportedQuery",
+                f"Too many child clauses specified in search filter expression containing 'OR' operators: {self.expressions}. "
+                f"Max allowed: {MAX_FILTER_EXPRESSIONS}.",
+            )
+
     def parse_literal(self):
         kind, text = self.take()
         if kind == "string":
@@ -613,19 +669,24 @@ class FilterParser:
             relative = self.relative_path(raw, variable)
             path = None
             value_of = _getter(relative) if relative else (lambda item: item)
+            property_type = PROPERTY_TYPES.get(f"{collection}/{relative}", "Edm.String")
         else:
             path = self.property_path(raw)
             value_of = _getter(path)
+            property_type = "Edm.Int32" if count_segment else PROPERTY_TYPES.get(path, "Edm.String" if self.kind in ENTITY_TYPES else None)
         operator_kind, operator = self.take()
         operator = (operator or "").lower()
         if operator == "in":
-            wanted = {_normalise(v) for v in self.parse_list()}
+            values = self.parse_list(property_type)
+            self.count_expressions(len(values))
+            wanted = {_normalise(v) for v in values}
             if path is not None:
                 self.allow(path, "in")
             return lambda entity: _normalise(value_of(entity)) in wanted
         if operator not in COMPARISONS:
             raise _bad_filter(f"Unknown operator '{operator}' in '{self.text}'.")
-        literal = self.parse_literal()
+        literal = self.typed_literal(property_type, operator)
+        self.count_expressions()
         matches = _comparison(operator, literal)
         if count_segment:
             self.allow(path, "$count")
@@ -637,12 +698,12 @@ class FilterParser:
             self.require_advanced(collection, operator)
         return lambda item: matches(value_of(item))
 
-    def parse_list(self):
+    def parse_list(self, property_type=None):
         self.expect("(")
-        values = [self.parse_literal()]
+        values = [self.typed_literal(property_type, "in")]
         while self.peek() == ("punct", ","):
             self.take()
-            values.append(self.parse_literal())
+            values.append(self.typed_literal(property_type, "in"))
         self.expect(")")
         return values
 
@@ -661,6 +722,7 @@ class FilterParser:
         self.expect(",")
         literal = self.parse_literal()
         self.expect(")")
+        self.count_expressions()
         if not isinstance(literal, str):
             raise _bad_filter(f"{name} expects a string literal in '{self.text}'.")
         wanted = literal.lower()

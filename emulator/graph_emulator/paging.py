@@ -14,8 +14,9 @@ from .calls import Outcome
 class Pager:
     """Cuts a collection into pages; ``list_response`` is the whole answer of a list route."""
 
-    def __init__(self):
+    def __init__(self, strict=None):
         self.skip_tokens = odata.SkipTokens(secrets.token_bytes(32))
+        self.strict = strict  # StrictSettings: short_pages, empty_pages (graph-api.md 5: pages may be short or empty)
 
     def next_link(self, call, start):
         query = [(k, v) for k, v in parse_qsl(call.raw_query, keep_blank_values=True) if k.lower() != "$skiptoken"]
@@ -48,7 +49,12 @@ class Pager:
     def list_response(self, call, context, iterator_factory, predicate, select, kind, with_type=False, count_total=None, shape=None):
         top = odata.parse_top(call.query.get("$top"))
         start = self.start_index(call)
-        page, next_start = self.page_iterable(call, iterator_factory(start), predicate, top, None)
+        if self.strict is not None and self.strict.empty_page():
+            # an empty page that still carries a nextLink, when there is something left to page to
+            page, next_start = self.page_iterable(call, iterator_factory(start), predicate, 0, None)
+        else:
+            size = self.strict.page_size(top) if self.strict is not None else top
+            page, next_start = self.page_iterable(call, iterator_factory(start), predicate, size, None)
         body = {"@odata.context": context}
         if count_total is not None and start == 0:
             body["@odata.count"] = count_total()

@@ -17,14 +17,15 @@ from urllib.parse import parse_qsl
 
 from werkzeug.wrappers import Request, Response
 
-from .calls import JSON_CONTENT_TYPE, WRITE_METHODS, Call, DropConnection, Outcome, error_body, error_outcome, throttled_outcome
+from .calls import JSON_CONTENT_TYPE, WRITE_METHODS, Call, DropConnection, Outcome, content_type_outcome, error_body, error_outcome, throttled_outcome
 from .engine import GraphError, RequestContext
 from .faults import run_operations
-from .identity import ROUTE_PERMISSIONS, TokenEndpointError, is_allowed
+from .identity import ROUTE_PERMISSIONS, TokenEndpointError, is_allowed_call
 from .paging import Pager
 from .routes import batch, match_route
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+KNOWN_ROOTS = frozenset(("users", "groups", "subscribedskus", "organization", "auditlogs", "directoryobjects", "$batch", "me"))
 FAULT_ERRORS = {
     500: ("generalException", "An unspecified error has occurred."),
     502: ("BadGateway", "The server, while acting as a gateway or proxy, received an invalid response."),
@@ -78,7 +79,7 @@ class GraphApp:
 
     def __init__(self, emulator):
         self.emu = emulator
-        self.pager = Pager()
+        self.pager = Pager(emulator.strict)
         # Retry-After windows handed out by injected 429/503 faults: (app, method, path) -> (opened, ends)
         self._fault_windows = {}
         self._fault_windows_lock = threading.Lock()
@@ -187,9 +188,9 @@ class GraphApp:
             base_url=self.base_url(request),
             raw_query=request.query_string.decode(),
         )
-        outcome = None
         raw = request.get_data()
-        if raw:
+        outcome = content_type_outcome(call, bool(raw))
+        if raw and outcome is None:
             try:
                 call.body = json.loads(raw)
             except ValueError:
@@ -283,7 +284,7 @@ class GraphApp:
             self.finish(call, route_key, outcome, is_write)
             return outcome
         route_name = f"{call.method} {template}"
-        if route_name in ROUTE_PERMISSIONS and not is_allowed(route_name, call.claims.get("roles")):
+        if route_name in ROUTE_PERMISSIONS and not is_allowed_call(route_name, call.claims.get("roles"), call.body):
             outcome = Outcome(403, error_body(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.", call))
             self.finish(call, route_key, outcome, is_write)
             return outcome
@@ -312,7 +313,8 @@ class GraphApp:
         try:
             with emu.directory.lock:
                 emu.directory.advance()
-                outcome = handler(self, call, params or {}, ctx)
+                with emu.directory.serving():
+                    outcome = handler(self, call, params or {}, ctx)
             if is_write:
                 emu.counters.add("writes")
         except GraphError as error:
@@ -392,7 +394,9 @@ class GraphApp:
     def no_route(self, call, template):
         if template is not None:
             return Outcome(405, error_body(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.", call))
-        segment = call.path.rstrip("/").split("/")[-1]
+        segments = call.path.strip("/").split("/")
+        # Graph names the first segment it cannot resolve: an unknown root ("/v1.0/v1.0/users" -> 'v1.0'), else the last one
+        segment = segments[1] if len(segments) > 1 and segments[1].lower() not in KNOWN_ROOTS else segments[-1]
         return Outcome(400, error_body(400, "BadRequest", f"Resource not found for the segment '{segment}'.", call))
 
     def finish(self, call, route_key, outcome, write):

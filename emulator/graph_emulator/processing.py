@@ -21,11 +21,13 @@ class ProcessingQueue:
         self.clock = clock
         self.rate = float(rate)
         self.time_scale = float(time_scale)
+        self.delay = 0.0  # emulated seconds a key waits before it can be evaluated (strict knob processing_delay_s)
         self.reset()
 
     def reset(self):
         self.keys = deque()
         self.pending = {}
+        self.queued_at = {}
         self.credit = 0.0
         self.last_tick = self.clock()
 
@@ -38,6 +40,7 @@ class ProcessingQueue:
             self.last_tick = self.clock()
             self.credit = 0.0
         self.pending[key] = ctx
+        self.queued_at[key] = self.clock()
         if front:
             self.keys.appendleft(key)
         else:
@@ -54,12 +57,26 @@ class ProcessingQueue:
             return 0
         self.credit += elapsed * self.rate
         due = min(int(self.credit), len(self.keys))
+        if self.delay > 0:
+            due = self._waited_enough(due, now)
         self.credit -= due
         return due
+
+    def _waited_enough(self, due, now):
+        """Of the first ``due`` keys, how many (from the head) have waited ``delay`` emulated seconds."""
+        ready = 0
+        for key in self.keys:
+            if ready >= due or (now - self.queued_at.get(key, now)) * self.time_scale < self.delay:
+                break
+            ready += 1
+        if ready == 0:
+            self.credit = min(self.credit, 1.0)  # no burst of saved-up credit once the delay is over
+        return ready
 
     def pop(self):
         """The next key and the request behind it."""
         key = self.keys.popleft()
+        self.queued_at.pop(key, None)
         return key, self.pending.pop(key)
 
     def settle(self):
@@ -110,6 +127,8 @@ class GroupLicensingProcessing:
         while self._processing.keys:
             self._process_one()
         self._processing.restart()
+        # "process everything now" stands for the time processing takes: by then the replicas caught up too
+        self._lagging.clear()
 
     @_locked
     def pending_work(self) -> int:
@@ -140,6 +159,7 @@ class GroupLicensingProcessing:
                 )
 
     def _set_entry(self, user, group_id, entry):
+        self._remember_user(user)
         group = self._groups.get(group_id)
         if entry is None:
             if user.gstates:
@@ -225,5 +245,9 @@ class GroupLicensingProcessing:
         user = self._user(key)
         group_ids = list(user.groups or ()) + [g for g in (user.gstates or {}) if g not in (user.groups or ())]
         for group_id in sorted(group_ids, key=lambda g: self._groups[g].seq if g in self._groups else -1):
-            self._reconcile(user, group_id, ctx)
+            if self._processing.delay > 0 and group_id in self._groups:
+                # strict knob processing_delay_s: reprocessing is queued work like any other, not an instant fix
+                self._enqueue(self._groups[group_id], user.id, ctx, front=True)
+            else:
+                self._reconcile(user, group_id, ctx)
         return self._user_dict(user)

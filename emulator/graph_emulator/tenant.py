@@ -43,15 +43,19 @@ ASSIGNMENT_ERRORS = (
 )
 LOAD_MODES = ("processed", "queued", "asRecorded")
 
-# Permissions the collection needs (DESIGN.md section 7, graph-api.md sections 1-8).
+# Permissions the collection needs: exactly the README's least-privilege table ("Permissions"), so a route the
+# collection calls without the permission the README names fails here as it would in a customer's tenant. It is
+# also what the emulator's default app holds (identity.DEFAULT_APP_PERMISSIONS). Tests that shape a tenant over
+# HTTP (create users, set usage locations, delete groups) mint a token with what they need.
 COLLECTION_PERMISSIONS = (
-    "LicenseAssignment.ReadWrite.All",
-    "User.Read.All",
-    "Group.ReadWrite.All",
-    "GroupMember.ReadWrite.All",
-    "Directory.Read.All",
     "Organization.Read.All",
+    "User.Read.All",
+    "GroupMember.Read.All",
+    "LicenseAssignment.ReadWrite.All",
+    "Group.Create",
+    "GroupMember.ReadWrite.All",
     "AuditLog.Read.All",
+    "Directory.Read.All",
 )
 
 # A copy of the project's shared/fixtures/skus.json (real SKU and service plan GUIDs) ships with the package, so

@@ -8,11 +8,16 @@ listings (a page of 999 builds 999, not the whole tenant).
 from __future__ import annotations
 
 import base64
+import contextlib
+import copy
 import json
+import threading
+import time
 import uuid
 from typing import Iterator
 
-from .records import ACTIVE_STATES, _locked
+from .records import ACTIVE_STATES, COMPLETE, _locked
+from .strict import UNKNOWN_PROCESSING_STATE
 
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
@@ -33,7 +38,63 @@ _USER_VIEW_ATTRIBUTES = {
 }
 
 
-class DirectoryViews:
+class ReadLag:
+    """Eventual consistency (strict knob ``read_lag_ms``): a read does not see writes younger than the lag.
+
+    Before a write changes a user's license sources (direct copies, group entries) or a group's licenses,
+    the engine calls ``_remember_*``; a read within the lag is built from a copy of the record holding the
+    state before the oldest write it may not see yet. Writes and the engine's own checks always use the
+    current state (Graph's writes are not lagged; its replicas are). Memberships are not lagged.
+    """
+
+    _serving = threading.local()
+
+    @contextlib.contextmanager
+    def serving(self):
+        """Reads in this block answer a Graph request: they are lagged (in-process reads, as tests make, are not)."""
+        self._serving.request = True
+        try:
+            yield
+        finally:
+            self._serving.request = False
+
+    def _lag_cutoff(self):
+        lag = self.strict.read_lag_ms if self.strict is not None else 0.0
+        return time.monotonic() - lag / 1000.0 if lag else None
+
+    def _read_cutoff(self):
+        return self._lag_cutoff() if getattr(self._serving, "request", False) else None
+
+    def _remember(self, kind, record, state):
+        if self._lag_cutoff() is not None:
+            self._lagging.setdefault((kind, record.id), []).append((time.monotonic(), state))
+
+    def _remember_user(self, user):
+        self._remember("user", user, {"direct": user.direct, "gstates": dict(user.gstates) if user.gstates else None})
+
+    def _remember_group(self, group):
+        self._remember("group", group, {"licenses": group.licenses, "processing_state": group.processing_state})
+
+    def _visible(self, kind, record):
+        """``record`` as a read within the lag sees it (the record itself when nothing is hidden)."""
+        cutoff = self._read_cutoff()
+        if cutoff is None or not self._lagging:
+            return record
+        history = self._lagging.get((kind, record.id))
+        if not history:
+            return record
+        while history and history[0][0] <= cutoff:
+            history.pop(0)
+        if not history:
+            del self._lagging[(kind, record.id)]
+            return record
+        stale = copy.copy(record)
+        for name, value in history[0][1].items():
+            setattr(stale, name, value)
+        return stale
+
+
+class DirectoryViews(ReadLag):
     """The read side of ``Directory``: every public method takes the directory's lock."""
 
     def _assigned_licenses(self, user):
@@ -115,12 +176,17 @@ class DirectoryViews:
             "securityEnabled": group.security_enabled,
             "groupTypes": list(group.group_types),
             "assignedLicenses": [{"disabledPlans": list(d), "skuId": s} for s, d in group.licenses.items()],
-            "licenseProcessingState": None if group.processing_state is None else {"state": group.processing_state},
+            "licenseProcessingState": None if group.processing_state is None else {"state": self._shown_processing_state(group.processing_state)},
             "createdDateTime": group.created,
             "membershipRule": None,
             "membershipRuleProcessingState": None,
             "hasMembersWithLicenseErrors": bool(group.error_users),
         }
+
+    def _shown_processing_state(self, state):
+        if self.strict is not None and self.strict.unknown_processing_states and state != COMPLETE:
+            return UNKNOWN_PROCESSING_STATE
+        return state
 
     def _user_view(self, user, names) -> dict:
         """``{name: value}`` for ``names`` with the values _user_dict(user, names) holds (None where it has
@@ -146,11 +212,11 @@ class DirectoryViews:
 
     def iter_user_views(self, start: int, names) -> Iterator[tuple[int, dict]]:
         """iter_users with _user_view(user, names) instead of the whole dict."""
-        return self._iter_built_users(start, lambda user: self._user_view(user, names))
+        return self._iter_built_users(start, lambda user: self._user_view(self._visible("user", user), names))
 
     def iter_users(self, start: int = 0, select=None) -> Iterator[tuple[int, dict]]:
         """(position, user dict) in creation order from ``start``; dicts are built one at a time."""
-        return self._iter_built_users(start, lambda user: self._user_dict(user, select))
+        return self._iter_built_users(start, lambda user: self._user_dict(self._visible("user", user), select))
 
     def _iter_built_users(self, start: int, build) -> Iterator[tuple[int, dict]]:
         """(position, build(user)) in creation order from ``start``, each built under the lock, one at a time."""
@@ -171,7 +237,7 @@ class DirectoryViews:
 
     @_locked
     def get_user(self, key: str, select=None) -> dict:
-        return self._user_dict(self._user(key), select)
+        return self._user_dict(self._visible("user", self._user(key)), select)
 
     def iter_groups(self, start: int = 0) -> Iterator[tuple[int, dict]]:
         position = max(0, start)
@@ -181,7 +247,7 @@ class DirectoryViews:
                     position += 1
                 if position >= len(self._group_order):
                     return
-                item = (position, self._group_dict(self._group_order[position]))
+                item = (position, self._group_dict(self._visible("group", self._group_order[position])))
             yield item
             position += 1
 
@@ -191,11 +257,11 @@ class DirectoryViews:
 
     @_locked
     def get_group(self, group_id: str) -> dict:
-        return self._group_dict(self._group(group_id))
+        return self._group_dict(self._visible("group", self._group(group_id)))
 
     def _member_dict(self, member_id, kind, select=None):
         if kind == "user":
-            data = self._user_dict(self._users[member_id], select)
+            data = self._user_dict(self._visible("user", self._users[member_id]), select)
             data["@odata.type"] = USER_TYPE
         else:
             data = self._group_dict(self._groups[member_id])

@@ -210,7 +210,7 @@ def test_faults_without_a_route_leave_the_envelope_alone(fresh_emu, fresh_graph)
     body = {"requests": [{"id": str(n), "method": "GET", "url": f"/users/{u['id']}"} for n, u in enumerate(users)]}
     response = fresh_graph.post("$batch", body)
     assert response.status_code == 200
-    assert [item["status"] for item in sorted(response.json()["responses"], key=lambda i: i["id"])] == [200, 500]
+    assert sorted(item["status"] for item in response.json()["responses"]) == [200, 500]  # the second item to run, in any order
 
 
 def test_clear_faults_closes_fault_retry_after_windows(fresh_emu, fresh_graph):

@@ -83,9 +83,15 @@ def test_sdk_lists_pages_assigns_reads_skus_and_batches(fresh_emu):
         content = BatchRequestContent()
         add = AssignLicensePostRequestBody(add_licenses=[AssignedLicense(sku_id=uuid.UUID(EMS_E5), disabled_plans=[])], remove_licenses=[])
         info = client.users.by_user_id(user["id"]).assign_license.to_post_request_information(add)
-        content.add_request("1", BatchRequestItem(request_information=info, id="1"))
+        # msgraph-core keeps the absolute URL in batch items, which Graph refuses ("Invalid batch payload format.");
+        # the workaround of msgraph-sdk-python#1015 / msgraph-sdk-python-core#1116: make it relative to the version root
+        first = BatchRequestItem(request_information=info, id="1")
+        first.url = first.url.replace(f"{emu.base_url}/v1.0", "")
+        content.add_request("1", first)
         read = client.users.by_user_id(user["id"]).to_get_request_information()
-        content.add_request("2", BatchRequestItem(request_information=read, id="2", depends_on=["1"]))
+        second = BatchRequestItem(request_information=read, id="2", depends_on=["1"])
+        second.url = second.url.replace(f"{emu.base_url}/v1.0", "")
+        content.add_request("2", second)
         response = await client.batch.post(batch_request_content=content)
         assert response.get_response_status_codes() == {"1": 200, "2": 200}
         return response

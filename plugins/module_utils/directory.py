@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 try:
     from urllib.parse import quote
 except ImportError:  # pragma: no cover - Python 2 is not supported
@@ -40,6 +42,10 @@ USER_READ_CHUNK = 200
 ALREADY_MEMBER_TEXT = "already exist"
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
+# Graph's directory is eventually consistent (graph-api.md 5): the group read back after assignLicense may come from
+# a replica that has not seen it. Re-read, waiting longer each time, until it carries what was asked, at most this long.
+READ_BACK_SECONDS = 30.0
+EQ_VALUE_LIMIT = 120  # longest $filter eq value Graph takes without advanced query
 
 
 class DirectoryInputError(ValueError):
@@ -196,10 +202,19 @@ def iter_groups(client, select=GROUP_SELECT):
 
 
 def find_groups_by_name(client, display_name, select=GROUP_SELECT):
-    """Every group whose displayName equals ``display_name`` (Graph compares without regard to case)."""
+    """Every group whose displayName equals ``display_name`` (Graph compares without regard to case).
+
+    Graph refuses an ``eq`` value longer than EQ_VALUE_LIMIT characters unless the query is an advanced one
+    (known issues, "Some limitations apply to query parameters"); a display name may hold 256: such a name is
+    looked up with ``ConsistencyLevel: eventual`` and ``$count=true``.
+    """
     literal = display_name.replace("'", "''")
     params = {"$filter": "displayName eq '%s'" % literal, "$select": select, "$top": PAGE_SIZE}
-    return list(client.get_all("/groups", params=params))
+    headers = None
+    if len(display_name) > EQ_VALUE_LIMIT:
+        params["$count"] = "true"
+        headers = {"ConsistencyLevel": "eventual"}
+    return list(client.get_all("/groups", params=params, headers=headers))
 
 
 def find_group(client, name_or_id, require_licensable=True, select=GROUP_SELECT):
@@ -282,7 +297,19 @@ def assign_group_licenses(client, group_id, add_licenses, remove_licenses):
         group = get_group(client, group_id) or {}
         if not _carries_exactly(group, add_licenses, remove_licenses):
             raise
-    return get_group(client, group_id)
+    return read_back_group(client, group_id, add_licenses, remove_licenses)
+
+
+def read_back_group(client, group_id, add_licenses, remove_licenses, limit=READ_BACK_SECONDS):
+    """The group after an accepted assignLicense: a read that shows the change (its processing state is then the
+    one the change started, not the state from before it), or the last read after ``limit`` seconds."""
+    started, wait = time.monotonic(), 0.1
+    while True:
+        group = get_group(client, group_id)
+        if group is None or _carries_exactly(group, add_licenses, remove_licenses) or time.monotonic() - started + wait > limit:
+            return group
+        time.sleep(wait)
+        wait = min(wait * 2, 2.0)
 
 
 def _carries_exactly(group, add_licenses, remove_licenses):

@@ -22,6 +22,8 @@ read shows it is missing, and journal ``ok`` or ``skipped``.
 
 from __future__ import absolute_import, division, print_function
 
+import time
+
 __metaclass__ = type
 
 from ansible_collections.entraops.licensing.plugins.module_utils.directory import GROUP_SELECT, PAGE_SIZE, USER_SELECT
@@ -55,6 +57,14 @@ ROWS_PER_CHUNK = 10  # two reads per user: 20 items, one $batch request
 # failure, to 10 users; the fresh read stays a couple of seconds at most before the write it checks.
 MAX_ROWS_PER_CHUNK = 50
 SAMPLE_SIZE = 100
+# Graph's directory is eventually consistent (graph-api.md 5): a read right after a write may not show it yet. A
+# removal Graph accepted (2xx) is judged on a read that shows it, re-read with a growing wait for at most this long.
+SETTLE_SECONDS = 30.0
+# A removal without a definite answer may or may not have been applied: a read that still shows the direct
+# assignment is believed after this long (the row then fails as "not applied", never re-sent).
+UNKNOWN_SETTLE_SECONDS = 3.0
+SETTLE_FIRST_WAIT = 0.1
+SETTLE_MAX_WAIT = 2.0
 
 
 class MaxFailuresExceeded(Exception):
@@ -173,6 +183,38 @@ class RemovalEngine:
                 snapshot.groups[group_id] = GroupFacts.from_graph(result.body)
             elif result.status != 404:
                 raise result.error()
+        return snapshot
+
+    def read_settled(self, user_ids, removed):
+        """read(), re-reading the users of ``removed`` ({user_id: (sku_id, seconds)}, removals sent) until a read shows
+        the direct assignment gone, waiting longer each time, for at most their seconds: a read from a replica that
+        has not seen the write yet must not be taken for the state after it (the loss check compares with it)."""
+        snapshot = self.read(user_ids)
+        started, wait = time.monotonic(), SETTLE_FIRST_WAIT
+
+        def lagging(ids, seen):
+            return [
+                user_id
+                for user_id in ids
+                if user_id not in seen.missing
+                and direct_entry(seen.users[user_id], removed[user_id][0]) is not None
+                and time.monotonic() - started + wait <= removed[user_id][1]
+            ]
+
+        waiting = lagging([user_id for user_id in user_ids if user_id in removed], snapshot)
+        while waiting:
+            time.sleep(wait)
+            wait = min(wait * 2, SETTLE_MAX_WAIT)
+            again = self.read(waiting)
+            for user_id in waiting:
+                if user_id in again.missing:
+                    snapshot.users.pop(user_id, None)
+                    snapshot.missing.add(user_id)
+                else:
+                    snapshot.users[user_id] = again.users[user_id]
+                    snapshot.direct_member_of[user_id] = again.direct_member_of[user_id]
+            snapshot.groups.update(again.groups)
+            waiting = lagging(waiting, again)
         return snapshot
 
     def _member_group_ids(self, user_id, page):
@@ -348,8 +390,15 @@ class RemovalEngine:
                 for row, dummy in safe
             ]
         )
+        # A 400 is re-read too: the read that judged the row may have been older than a removal already applied
+        # (an earlier run's), and Graph then refuses this one because the direct assignment is gone.
+        sent = dict(
+            (row["user_id"], (row["sku_id"], SETTLE_SECONDS if result.ok else UNKNOWN_SETTLE_SECONDS))
+            for (row, dummy), result in zip(safe, results)
+            if result.ok or result.outcome_unknown or result.status == 400
+        )
         try:
-            after = self.read([row["user_id"] for row, dummy in safe])
+            after = self.read_settled([row["user_id"] for row, dummy in safe], sent)
         except Exception:
             # Without the re-read nothing can be verified: journal what Graph said so the journal stays
             # complete (unknown outcomes stay "unknown"; a restore reads the user before acting).
@@ -373,10 +422,22 @@ class RemovalEngine:
         request_id = _request_id(result)
         user = after.users.get(user_id)
         still_direct = user is not None and direct_entry(user, sku_id) is not None
+        if result.status == 400 and user is not None and not still_direct:
+            # Refused, and a read since shows no direct assignment: it was already gone (removed by an earlier run whose
+            # removal the judging read did not show yet). The loss check below still decides whether the user is covered.
+            error = result.error()
+            result = _AlreadyRemoved(result, "Graph refused the removal (%s: %s) and a read since shows it already gone" % (error.code, error.message))
         if not result.ok and not result.outcome_unknown:
             error = result.error()
             self.journal.result(op_id, "failed", request_id=request_id, status=result.status, error=error.code, detail=error.message)
             self._fail(row, GRAPH_ERROR, "Graph refused the removal: %s" % error, status=result.status)
+            return
+        if still_direct and result.ok:
+            # Graph accepted it, yet no read within SETTLE_SECONDS shows it: not verified, so not counted as removed
+            # (restorable: a restore reads the user first and puts the assignment back only if it is gone).
+            detail = "Graph accepted the removal (%s) but reads still show the direct assignment after %d s" % (result.status, SETTLE_SECONDS)
+            self.journal.result(op_id, "unknown", request_id=request_id, status=result.status, error="AcceptedNotVisible", detail=detail)
+            self._fail(row, OUTCOME_UNKNOWN, "Graph accepted the removal but it was not visible in reads within %d s; not verified" % SETTLE_SECONDS)
             return
         if still_direct:
             # Unknown outcome and the direct copy is still there: not applied yet. Never re-sent here. A request the
@@ -390,7 +451,7 @@ class RemovalEngine:
             return
         lost = self._loss_after(row, record, before, after)
         if not lost:
-            detail = None if result.ok else "outcome unknown (%s); the re-read shows the removal applied" % result.status
+            detail = getattr(result, "detail", None) if result.ok else "outcome unknown (%s); the re-read shows the removal applied" % result.status
             self.journal.result(op_id, "ok", request_id=request_id, status=result.status, detail=detail)
             if not result.ok:
                 self.reconciled.append(
@@ -643,6 +704,19 @@ def run_diff(removed, restored):
 
 def _union_names(first, second):
     return sorted_plan_names(set(first) | set(second))
+
+
+class _AlreadyRemoved(object):
+    """A removal Graph refused because the direct assignment was already gone: settled like an applied one."""
+
+    ok = True
+    outcome_unknown = False
+
+    def __init__(self, result, detail):
+        self.status = result.status
+        self.headers = result.headers
+        self.body = result.body
+        self.detail = detail
 
 
 def _request_id(result):

@@ -19,6 +19,7 @@ import json
 import pytest
 
 from ansible_collections.entraops.licensing.tests.reliability.campaign import build_tenant
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
 
 SCENARIO_USERS = 200
 _FIGURES = []
@@ -47,7 +48,7 @@ def campaign_emulator(scenario_tenant):
     """One emulator per xdist worker; each test loads the tenant it needs."""
     from graph_emulator import Emulator  # pylint: disable=import-outside-toplevel
 
-    with Emulator(tenant=copy.deepcopy(scenario_tenant), port=0, throttling=False) as emu:
+    with Emulator(tenant=copy.deepcopy(scenario_tenant), port=0, throttling=False, **STRICT_KNOBS) as emu:
         yield emu
 
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphClient
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import emulator_connection
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS, emulator_connection
 
 EMULATOR_USERS = 120
 EMULATOR_SEED = 7
@@ -71,7 +71,7 @@ def emulator_session():
     """One running emulator per xdist worker (session scope is per worker)."""
     from graph_emulator import Emulator, generate_tenant  # pylint: disable=import-outside-toplevel
 
-    with Emulator(tenant=generate_tenant(users=EMULATOR_USERS, seed=EMULATOR_SEED), port=0, throttling=False) as emu:
+    with Emulator(tenant=generate_tenant(users=EMULATOR_USERS, seed=EMULATOR_SEED), port=0, throttling=False, **STRICT_KNOBS) as emu:
         yield emu
 
 
@@ -79,11 +79,11 @@ def emulator_session():
 def emulator(emulator_session):
     """The worker's emulator with no faults, default knobs and fresh statistics for each test."""
     emulator_session.clear_faults()
-    emulator_session.configure(throttling=False, latency_ms=0, time_scale=1.0, budget_scale=1.0, charge_refused=True, write_budget_left=1.0)
+    emulator_session.configure(throttling=False, latency_ms=0, time_scale=1.0, budget_scale=1.0, charge_refused=True, write_budget_left=1.0, **STRICT_KNOBS)
     emulator_session.reset_stats()
     yield emulator_session
     emulator_session.clear_faults()
-    emulator_session.configure(throttling=False, latency_ms=0)
+    emulator_session.configure(throttling=False, latency_ms=0, **STRICT_KNOBS)
 
 
 @pytest.fixture

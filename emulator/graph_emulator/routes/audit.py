@@ -2,12 +2,13 @@
 
 from .. import odata
 from ..engine import GraphError
-from .common import enumerate_from
+from .common import enumerate_from, reject_list_options
 from .registry import route
 
 
 @route("GET", r"/v1\.0/auditLogs/directoryAudits", "/v1.0/auditLogs/directoryAudits")
 def directory_audits(app, call, params, ctx):
+    reject_list_options(call)
     predicate = odata.parse_filter(call.query.get("$filter"), "audit", False)
     events = app.emu.directory.audit_events()
     order = call.query.get("$orderby", "").strip().lower()

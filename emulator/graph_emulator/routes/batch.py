@@ -5,7 +5,7 @@ import json
 import uuid
 from urllib.parse import urlsplit
 
-from ..calls import JSON_CONTENT_TYPE, WRITE_METHODS, Call, Outcome, error_body, error_outcome
+from ..calls import JSON_CONTENT_TYPE, WRITE_METHODS, Call, Outcome, content_type_outcome, error_body, error_outcome
 from ..engine import GraphError
 
 BATCH_ROUTE_KEY = "POST /v1.0/$batch"
@@ -44,9 +44,14 @@ def run_batch(app, call):
         return error_outcome(error, call)
     responses = {}
     by_id = {item["id"].lower(): item for item in items}
-    for item in items:
+    strict = app.emu.strict
+    # Graph runs independent items in any order and answers in any order (json-batching.md); batch_shuffle
+    # (on by default) does both, with the seeded generator; dependsOn still runs first.
+    for item in strict.shuffled(items) if strict.batch_shuffle else items:
         run_batch_item(app, call, item, by_id, responses, ())
     ordered = [responses[item["id"].lower()] for item in items]
+    if strict.batch_shuffle:
+        ordered = strict.shuffled(ordered)
     total_units = sum(int(r.get("headers", {}).get("x-ms-resource-unit", 0)) for r in ordered)
     return Outcome(200, {"responses": ordered}, {"x-ms-resource-unit": str(max(1, total_units))})
 
@@ -76,11 +81,31 @@ def validate_batch(body):
         headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
         if item.get("body") is not None and "content-type" not in headers:
             raise bad(f"Write request id : {item['id']} does not contain Content-Type header or body.")
+        if "://" in item["url"]:
+            # Graph wants URLs relative to the version root; an absolute one fails the whole batch (3P:
+            # microsoft-graph-docs-contrib#8576, msgraph-sdk-javascript#1451: "Invalid batch payload format.").
+            raise bad("Invalid batch payload format.")
     for item in items:
         for dependency in dependencies(item):
             if dependency.lower() not in seen or dependency.lower() == item["id"].lower():
                 raise bad(f"Request id '{item['id']}' depends on unknown request id '{dependency}'.")
+    check_dependency_pattern(items, bad)
     return items
+
+
+def check_dependency_pattern(items, bad):
+    """dependsOn as Graph supports it (known issue "Request dependencies are limited"): one dependency per
+    item, and the batch parallel (none), serial (each item on the one before it) or same (every dependent
+    item on the same one)."""
+    stated = [(item, dependencies(item)) for item in items]
+    if any(len(deps) > 1 for _, deps in stated):
+        raise bad("Invalid dependsOn: a request can depend on one other request only.")
+    targets = {deps[0].lower() for _, deps in stated if deps}
+    if len(targets) <= 1:
+        return  # parallel, or every dependent item on the same one
+    serial = all(deps and deps[0].lower() == items[index - 1]["id"].lower() for index, (_, deps) in enumerate(stated) if index > 0) and not stated[0][1]
+    if not serial:
+        raise bad("Invalid dependsOn: requests must be all parallel, all serial (each on the one before it), or all depend on the same request.")
 
 
 def dependencies(item):
@@ -104,17 +129,15 @@ def run_batch_item(app, call, item, by_id, responses, chain):
         run_batch_item(app, call, by_id[dependency.lower()], by_id, responses, chain + (key,))
     failed = [d for d in dependencies(item) if responses[d.lower()]["status"] >= 400]
     item_call = build_item_call(app, call, item)
-    if failed and item_call.path is not None:
+    refused = content_type_outcome(item_call, item.get("body") is not None)
+    if failed:
         outcome = Outcome(
             424, error_body(424, "FailedDependency", "The request could not be processed because of a failure in a dependent request.", item_call)
         )
         app.finish(item_call, app.route_key(item_call), outcome, item_call.method in WRITE_METHODS)
-    elif item_call.path is None:
-        outcome = Outcome(
-            400, error_body(400, "BadRequest", "Batch request URLs must be relative, e.g. '/users/{id}', or point at this Graph's /v1.0.", item_call)
-        )
-        item_call.path = item["url"]
-        app.finish(item_call, "(invalid batch url)", outcome, False)
+    elif refused is not None:
+        outcome = refused
+        app.finish(item_call, app.route_key(item_call), outcome, item_call.method in WRITE_METHODS)
     else:
         outcome = app.execute(item_call)
     headers = {"Cache-Control": "no-cache"}
@@ -144,18 +167,12 @@ def build_item_call(app, call, item):
         base_url=call.base_url,
         claims=call.claims,
     )
-    split = urlsplit(url if "://" in url or url.startswith("/") else "/" + url)
-    # The docs ask for relative URLs, but msgraph-core (the official SDK) sends absolute ones;
-    # accept those when they point at this Graph (or graph.microsoft.com) and the same version.
-    own_hosts = {urlsplit(call.base_url).netloc.lower(), "graph.microsoft.com"}
-    absolute_ok = "://" not in url or (split.netloc.lower() in own_hosts and split.path.lower().startswith("/v1.0/"))
-    if absolute_ok:
-        path = split.path
-        if not path.lower().startswith("/v1.0/"):
-            path = "/v1.0" + path
-        item_call.path = path
-        item_call.query = app.query_dict(split.query)
-        item_call.raw_query = split.query
+    split = urlsplit(url if url.startswith("/") else "/" + url)
+    # Relative to the version root: "/v1.0/users" is the path /v1.0/v1.0/users, which Graph answers with
+    # 400 "Resource not found for the segment 'v1.0'." (3P: msgraph-sdk-javascript#1178).
+    item_call.path = "/v1.0" + split.path
+    item_call.query = app.query_dict(split.query)
+    item_call.raw_query = split.query
     body = item.get("body")
     if isinstance(body, str):
         try:

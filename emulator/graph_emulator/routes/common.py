@@ -9,6 +9,8 @@ def select_fragment(name, select):
 
 
 def reject_unsupported_options(call, allowed):
+    if "$expand" in call.query and "$expand" not in allowed:
+        raise GraphError(400, "Request_BadRequest", "$expand is not supported by the graph emulator: read the relationship (e.g. /members) instead.")
     for option in call.query:
         if option.startswith("$") and option not in allowed:
             name = option[1:].capitalize()
@@ -21,7 +23,21 @@ def reject_unsupported_options(call, allowed):
             )
 
 
+LIST_OPTIONS = frozenset(("$select", "$filter", "$top", "$count", "$skiptoken", "$search", "$orderby", "$format"))
+
+
+def reject_list_options(call, allowed=LIST_OPTIONS):
+    """A directory collection: ``$skip`` is refused as Graph refuses it (graph-api.md 5), ``$expand`` because the
+    emulator does not expand (it used to ignore it silently), any other unknown ``$`` option as OData does."""
+    if "$skip" in call.query:
+        raise GraphError(400, "Request_BadRequest", "'$skip' is not supported by the service.")
+    if "$expand" in call.query:
+        raise GraphError(400, "Request_BadRequest", "$expand is not supported by the graph emulator: read the relationship (e.g. /members) instead.")
+    reject_unsupported_options(call, allowed)
+
+
 def reject_search(call):
+    reject_list_options(call)
     if "$search" in call.query:
         if call.headers.get("consistencylevel", "").lower() != "eventual":
             raise GraphError(

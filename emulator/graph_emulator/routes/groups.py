@@ -76,7 +76,7 @@ def create_group(app, call, params, ctx):
 
 @route("GET", r"/v1\.0/groups/" + ID, "/v1.0/groups/{id}")
 def get_group(app, call, params, ctx):
-    reject_unsupported_options(call, {"$select", "$expand"})
+    reject_unsupported_options(call, {"$select"})
     select = odata.parse_select(call.query.get("$select"), "group")
     group = app.emu.directory.get_group(params["id"])
     body = {"@odata.context": app.context_url(call, select_fragment("groups", select) + "/$entity")}

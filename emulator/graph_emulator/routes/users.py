@@ -79,7 +79,7 @@ def create_user(app, call, params, ctx):
 
 @route("GET", r"/v1\.0/users/" + ID, "/v1.0/users/{id}")
 def get_user(app, call, params, ctx):
-    reject_unsupported_options(call, {"$select", "$expand"})
+    reject_unsupported_options(call, {"$select"})
     select = odata.parse_select(call.query.get("$select"), "user")
     user = app.emu.directory.get_user(params["id"], select=tuple(select) if select else odata.USER_DEFAULT)
     body = {"@odata.context": app.context_url(call, select_fragment("users", select) + "/$entity")}
@@ -121,6 +121,7 @@ def transitive_member_of_groups(app, call, params, ctx):
 
 def memberships(app, call, groups, groups_only=False):
     """A user's memberships: directoryObjects, or (OData cast) groups whose $select names group properties."""
+    reject_search(call)
     if groups_only:
         select = odata.parse_select(call.query.get("$select"), "group")
         context = app.context_url(call, "groups")

@@ -17,6 +17,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.graph import Gr
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError
 
 from ..modules.migration_tenant import E3, GROUPS, SAFE_USERS, build_tenant, connection
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def setup():
     from graph_emulator import Emulator  # pylint: disable=import-outside-toplevel
 
     tenant, roles = build_tenant(extra_safe=1000)
-    with Emulator(tenant=copy.deepcopy(tenant), port=0, throttling=False) as emu:
+    with Emulator(tenant=copy.deepcopy(tenant), port=0, throttling=False, **STRICT_KNOBS) as emu:
         yield emu, roles
 
 

@@ -89,6 +89,17 @@ def test_find_group_by_name_id_ambiguous_and_unlicensable(emu, graph):
     assert find_group(graph, "Mail only", require_licensable=False)["securityEnabled"] is False
 
 
+def test_a_display_name_longer_than_graphs_eq_limit_is_found_with_an_advanced_query(emu, graph):
+    # Graph takes at most 120 characters in an eq value outside advanced queries; display names may hold 256
+    name = "LIC" + " long name" * 20
+    created = create_security_group(graph, name)
+    emu.reset_stats()
+    assert find_group(graph, name.lower())["id"] == created["id"]
+    lookups = [entry for entry in emu.request_log() if entry["route"] == "GET /v1.0/groups"]
+    assert [entry["status"] for entry in lookups] == [200]
+    assert find_group(graph, name + "x") is None
+
+
 def test_mail_nickname_is_ascii():
     assert mail_nickname_for("LIC - Office 365 E3 (München)") == "LICOffice365E3Mnchen"
     assert mail_nickname_for("ÄÖÜ") == "licensinggroup"

@@ -20,6 +20,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
 from ansible_collections.entraops.licensing.plugins.module_utils.removal import RemovalEngine, _chunks_one_row_per_user, durable_enabled_plans
 
 from ..modules.migration_tenant import E3, GROUPS, build_tenant, connection, direct_sku_ids
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
 
 SKU = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 PLANS = ["00000000-0000-0000-0000-00000000000%d" % index for index in range(1, 4)]
@@ -76,7 +77,7 @@ def setup():
     from graph_emulator import Emulator  # pylint: disable=import-outside-toplevel
 
     tenant, roles = build_tenant()
-    with Emulator(tenant=copy.deepcopy(tenant), port=0, throttling=False) as emu:
+    with Emulator(tenant=copy.deepcopy(tenant), port=0, throttling=False, **STRICT_KNOBS) as emu:
         yield emu, tenant, roles
 
 

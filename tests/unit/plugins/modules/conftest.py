@@ -16,6 +16,7 @@ import copy
 import pytest
 
 from .migration_tenant import build_tenant, reset_migration_emulator
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def tenant_and_roles():
 def emulator_module(tenant_and_roles):
     from graph_emulator import Emulator  # pylint: disable=import-outside-toplevel
 
-    with Emulator(tenant=copy.deepcopy(tenant_and_roles[0]), port=0, throttling=False) as emu:
+    with Emulator(tenant=copy.deepcopy(tenant_and_roles[0]), port=0, throttling=False, **STRICT_KNOBS) as emu:
         yield emu
 
 

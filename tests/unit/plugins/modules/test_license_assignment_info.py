@@ -19,6 +19,7 @@ from ansible_collections.entraops.licensing.plugins.modules import license_assig
 
 from .migration_tenant import E3, GROUPS, SAFE_USERS, build_tenant, connection
 from .utils import run_module
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def setup():
     from graph_emulator import Emulator  # pylint: disable=import-outside-toplevel
 
     tenant, roles = build_tenant()
-    with Emulator(tenant=copy.deepcopy(tenant), port=0, throttling=False) as emu:
+    with Emulator(tenant=copy.deepcopy(tenant), port=0, throttling=False, **STRICT_KNOBS) as emu:
         yield emu, roles
 
 

@@ -21,6 +21,7 @@ from ansible_collections.entraops.licensing.plugins.modules import license_assig
 
 from .migration_tenant import E3, build_tenant, connection, plan_id
 from .utils import run_module
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
 
 EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
 
@@ -30,7 +31,7 @@ def setup():
     from graph_emulator import Emulator  # pylint: disable=import-outside-toplevel
 
     tenant, roles = build_tenant()
-    with Emulator(tenant=copy.deepcopy(tenant), port=0, throttling=False) as emu:
+    with Emulator(tenant=copy.deepcopy(tenant), port=0, throttling=False, **STRICT_KNOBS) as emu:
         yield emu, roles, tenant
 
 

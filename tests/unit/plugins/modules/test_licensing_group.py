@@ -40,6 +40,17 @@ def run(emu, **args):
     return run_module(licensing_group.main, dict(connection(emu), **args))
 
 
+def run_as_group_writer(emu, **args):
+    """The module with an app that also holds Group.ReadWrite.All: updating or deleting a group needs it
+    (Group.Create and GroupMember.ReadWrite.All, what the default app holds, create groups and manage members)."""
+    from graph_emulator.identity import DEFAULT_APP_PERMISSIONS  # pylint: disable=import-outside-toplevel
+
+    token = emu.issue_token(permissions=list(DEFAULT_APP_PERMISSIONS) + ["Group.ReadWrite.All"])
+    options = dict(connection(emu), access_token=token)
+    del options["client_secret"]
+    return run_module(licensing_group.main, dict(options, **args))
+
+
 def upns(emu, count=None):
     people = emu.export_state()["users"]
     return [person["userPrincipalName"] for person in people[:count]]
@@ -140,9 +151,12 @@ def test_absent_refused_while_licensed_then_deletes(emu, graph):
     emu.reset_stats()
     result, failed = run(emu, name="LIC - gone", state="absent", _ansible_check_mode=True)
     assert not failed and result["changed"] and writes(emu) == []
+    # deleting a group needs Group.ReadWrite.All: the least-privileged app is refused, and nothing is written
     result, failed = run(emu, name="LIC - gone", state="absent")
+    assert failed and "Insufficient privileges" in result["msg"]
+    result, failed = run_as_group_writer(emu, name="LIC - gone", state="absent")
     assert not failed and result["changed"]
-    assert [w["method"] for w in writes(emu)] == ["DELETE"]
+    assert [(w["method"], w["status"]) for w in writes(emu)] == [("DELETE", 403), ("DELETE", 204)]
     result, failed = run(emu, name="LIC - gone", state="absent")
     assert not failed and result["changed"] is False and result["group"] is None
 
@@ -150,7 +164,7 @@ def test_absent_refused_while_licensed_then_deletes(emu, graph):
 def test_description_is_updated_when_it_differs(emu):
     run(emu, name="LIC - desc", members=[], description="old")
     emu.reset_stats()
-    result, failed = run(emu, name="LIC - desc", description="new", _ansible_diff=True)
+    result, failed = run_as_group_writer(emu, name="LIC - desc", description="new", _ansible_diff=True)
     assert not failed and result["changed"] and result["diff"]["after"]["description"] == "new"
     assert [w["method"] for w in writes(emu)] == ["PATCH"]
 

@@ -10,12 +10,29 @@ __metaclass__ = type
 
 import contextlib
 import json
+import os
 import time
 
 from unittest.mock import patch
 
 from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
+
+# ENTRAOPS_STRICT_EMULATOR=1 runs the suite against the emulator with every strict switch of issue 21 on
+# (graph_emulator/strict.py): short and empty pages, read lag, slow processing, unknown processing states.
+# Without it the emulator's own defaults apply (shuffled $batch answers, the rest off).
+STRICT_SWITCHES = {
+    "short_pages": True,
+    "empty_pages": True,
+    "read_lag_ms": 150.0,
+    "processing_delay_s": 0.3,
+    "unknown_processing_states": True,
+}
+STRICT_KNOBS = dict(
+    {"batch_shuffle": True, "short_pages": False, "empty_pages": False, "read_lag_ms": 0.0, "processing_delay_s": 0.0, "unknown_processing_states": False},
+    **(STRICT_SWITCHES if os.environ.get("ENTRAOPS_STRICT_EMULATOR") == "1" else {}),
+)
+
 
 try:
     from ansible.module_utils.testing import patch_module_args  # ansible-core >= 2.19
