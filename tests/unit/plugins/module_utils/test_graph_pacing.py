@@ -21,20 +21,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.graph_pacing im
     limit_percentage,
 )
 
-
-class FakeClock:
-    """Monotonic clock that only moves when the code under test sleeps."""
-
-    def __init__(self):
-        self.now = 100.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
+from .test_graph_logic import FakeClock
 
 
 def pacer_at(rate, **kwargs):
