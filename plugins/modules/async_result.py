@@ -21,7 +21,7 @@ description:
     with more hosts than C(forks), hosts whose wait starts later find their job done or nearly so.
   - A result without C(ansible_job_id) (the task ran in the foreground, C(async 0), as in check mode) passes through with
     C(changed) false (its task showed and counted the change already).
-  - The role M(entraops.licensing.migrate_direct_to_group) uses it to run its long phases side by side on many tenants.
+  - The role C(entraops.licensing.migrate_direct_to_group) uses it to run its long phases side by side on many tenants.
   - This is an action plugin; it runs on the controller only.
 author:
   - entraops contributors (@entraops)
