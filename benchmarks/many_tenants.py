@@ -64,10 +64,10 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def become_subreaper():
+def become_subreaper(on=True):
     """Orphans of the run (background jobs detached by async_wrapper) are reparented to this process, not to init."""
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
@@ -608,6 +608,7 @@ def main(argv=None):
     finally:
         for tenant in tenants:
             tenant.stop()
+        become_subreaper(False)  # a test process goes on without adopting others' orphans
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
