@@ -99,3 +99,24 @@ def _bound(calls, http, resource_units, writes, chain, users, latency_s, note):
         "bound_kind": max((write_bound, "writes"), (ru_bound, "resource units"), (latency_bound, "latency"))[1],
         "note": note,
     }
+
+
+def role_minimum(users, processing_rate, latency_s):
+    """The whole role (migrate_direct_to_group, preflight to report) on a tenant where every user holds the SKU directly.
+
+    Writes: the group's creation (1), its members added 20 per request (ceil(users / 20)), its license (1) and one
+    removal per user, at Graph's 20 writes/s per app and tenant. Between the license and the first removal Entra
+    must process every member (``processing_rate`` evaluations per s; 1,000 in the emulator): no write can use that
+    time. Reads (a few pages per reading at 800 RU/s) and latency are small beside these and are not added.
+    """
+    writes = 1 + math.ceil(users / BATCH_LIMIT) + 1 + users
+    write_bound = writes / WRITE_RATE
+    processing = users / processing_rate if processing_rate else 0.0
+    return {
+        "writes": writes,
+        "write_bound_s": round(write_bound, 3),
+        "processing_s": round(processing, 3),
+        "latency_s": latency_s,
+        "bound_s": round(write_bound + processing, 3),
+        "note": "writes (group, members by 20, group license, one removal per user) / 20 per s + members / processing rate",
+    }
