@@ -17,7 +17,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.graph import Gr
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError
 
 from ..modules.migration_tenant import E3, GROUPS, SAFE_USERS, build_tenant, connection
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS
 
 
 @pytest.fixture(scope="module")

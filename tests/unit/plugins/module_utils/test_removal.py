@@ -20,7 +20,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
 from ansible_collections.entraops.licensing.plugins.module_utils.removal import RemovalEngine, _chunks_one_row_per_user, durable_enabled_plans
 
 from ..modules.migration_tenant import E3, GROUPS, build_tenant, connection, direct_sku_ids
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS
 
 SKU = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 PLANS = ["00000000-0000-0000-0000-00000000000%d" % index for index in range(1, 4)]

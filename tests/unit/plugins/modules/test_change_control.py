@@ -37,7 +37,7 @@ from ansible_collections.entraops.licensing.plugins.modules import (
 
 from .migration_tenant import GROUPS, SAFE_USERS, build_tenant, connection, reset_migration_emulator
 from .utils import graph_writes, run_module, wait_until_quiet
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS
 
 MODULE_PATH = os.path.join(os.path.dirname(direct_license.__file__), "direct_license.py")
 COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(MODULE_PATH), *([".."] * 5)))
