@@ -112,7 +112,8 @@ class GroupLicensingProcessing:
         if not self._processing.push((group.id, user_id), ctx, front):
             return
         group.pending += 1
-        if group.processing_state != IN_PROGRESS:
+        if group.processing_state not in (IN_PROGRESS, QUEUED):
+            self._remember_group(group)
             group.processing_state = QUEUED
 
     @_locked
@@ -138,6 +139,7 @@ class GroupLicensingProcessing:
         (group_id, user_id), ctx = self._processing.pop()
         group = self._groups.get(group_id)
         if group is not None and group.processing_state == QUEUED:
+            self._remember_group(group)
             group.processing_state = IN_PROGRESS
             group.batch_ok = group.batch_failed = 0
             self._trail.record("Start applying group based license to users", "GroupManagement", "Update", ctx, group_target(group), system=True)
@@ -152,6 +154,7 @@ class GroupLicensingProcessing:
         if group is not None:
             group.pending -= 1
             if group.pending == 0:
+                self._remember_group(group)
                 group.processing_state = COMPLETE
                 result = f"[Users successfully assigned licenses: {group.batch_ok}, Users for whom license assignment failed: {group.batch_failed}.];"
                 self._trail.record(

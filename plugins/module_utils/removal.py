@@ -28,6 +28,7 @@ __metaclass__ = type
 
 from ansible_collections.entraops.licensing.plugins.module_utils.directory import GROUP_SELECT, PAGE_SIZE, USER_SELECT
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
+    INHERITED_ONLY,
     SAFE_TO_REMOVE,
     VERDICTS,
     GroupFacts,
@@ -450,8 +451,13 @@ class RemovalEngine:
             )
             return
         lost = self._loss_after(row, record, before, after)
+        if not lost and isinstance(result, _AlreadyRemoved):
+            # Not this run's removal: counted as already migrated (inherited only), not as removed.
+            self.journal.result(op_id, "ok", request_id=request_id, status=result.status, detail=result.detail)
+            self._skip(row, dict(record, verdict=INHERITED_ONLY, reason="the direct assignment was already gone (removed by an earlier run)"))
+            return
         if not lost:
-            detail = getattr(result, "detail", None) if result.ok else "outcome unknown (%s); the re-read shows the removal applied" % result.status
+            detail = None if result.ok else "outcome unknown (%s); the re-read shows the removal applied" % result.status
             self.journal.result(op_id, "ok", request_id=request_id, status=result.status, detail=detail)
             if not result.ok:
                 self.reconciled.append(

@@ -137,6 +137,9 @@ def group_progress(facts, user_members, nested_groups=0):
     }
 
 
+CONFIRM_WAIT = 1.0  # seconds before the read that confirms a group found done on the first read of a wait
+
+
 class ProcessingWaiter:
     """Poll ``read_progress(group_id) -> progress dict`` until every group is ``done`` or time runs out.
 
@@ -166,11 +169,24 @@ class ProcessingWaiter:
         waiting = [group_id for group_id in group_ids if not (group_id in progress and progress[group_id]["done"])]
         deadline = self.deadline
         interval = self.poll_interval
+        unconfirmed = list(waiting)
         while True:
             self.polls += 1
             for group_id in waiting:
                 progress[group_id] = self.read_progress(group_id)
             waiting = [group_id for group_id in waiting if not progress[group_id]["done"]]
+            if not waiting and unconfirmed:
+                # Done on the first read: Graph's reads are eventually consistent, and a read older than a license
+                # change just made shows the group as it was (null state, no license: "done"). One more read after
+                # a short wait confirms it (graph-api.md 5); a group still waiting is polled as usual.
+                confirm = [group_id for group_id in unconfirmed if progress[group_id]["done"]]
+                unconfirmed = []
+                remaining = deadline - self.clock()
+                if confirm and remaining > 0:
+                    self.sleep(min(CONFIRM_WAIT, self.poll_interval, remaining))
+                    waiting = confirm
+                    continue
+            unconfirmed = []
             if not waiting:
                 return progress, False
             remaining = deadline - self.clock()

@@ -70,7 +70,7 @@ attributes:
 notes:
   - Needs the Microsoft Graph application permissions C(Group.ReadWrite.All) (or C(Group.Create) and C(GroupMember.ReadWrite.All)),
     C(User.Read.All) and, for O(members_from_direct_sku), C(Organization.Read.All).
-    Changing the description of an existing group and O(state=absent) (deleting the group) need C(Group.ReadWrite.All):
+  - Changing the description of an existing group and O(state=absent) (deleting the group) need C(Group.ReadWrite.All);
     C(Group.Create) and C(GroupMember.ReadWrite.All) only create groups and manage their members.
   - Return values carry counts and a sample of at most 50 members; the diff lists at most 50 members added or removed.
 seealso:

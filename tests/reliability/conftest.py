@@ -19,7 +19,7 @@ import json
 import pytest
 
 from ansible_collections.entraops.licensing.tests.reliability.campaign import build_tenant
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS
 
 SCENARIO_USERS = 200
 _FIGURES = []

@@ -20,7 +20,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
 from ansible_collections.entraops.licensing.plugins.module_utils.removal import RemovalEngine, _chunks_one_row_per_user, durable_enabled_plans
 
 from ..modules.migration_tenant import E3, GROUPS, build_tenant, connection, direct_sku_ids
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS
 
 SKU = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 PLANS = ["00000000-0000-0000-0000-00000000000%d" % index for index in range(1, 4)]
@@ -85,6 +85,7 @@ def setup():
 def emu(setup):
     emu, tenant, dummy = setup
     emu.clear_faults()
+    emu.configure(**STRICT_KNOBS)
     emu.load_state(copy.deepcopy(tenant))
     emu.clear_ledger()
     emu.reset_stats()
@@ -111,6 +112,7 @@ def engine_for(client, journal, **options):
 
 
 def test_a_resumed_run_journals_the_intents_left_pending_by_a_killed_run(emu, roles, client, tmp_path):
+    emu.configure(read_lag_ms=0)  # the "resumed run" reads right after the killed one's writes (ENTRAOPS_STRICT_EMULATOR lags reads)
     journal_path = str(tmp_path / "journal.jsonl")
     applied, not_applied = roles["safe_0"], roles["safe_1"]
     # A killed run: two intents written, only the first write reached Graph, no result line at all.
@@ -170,6 +172,7 @@ def test_check_mode_engine_sends_reads_only(emu, roles, client):
 
 
 def test_pending_restores_of_a_killed_run_are_journaled_from_a_fresh_read(emu, roles, client, tmp_path):
+    emu.configure(read_lag_ms=0)  # the "resumed run" reads right after the killed one's writes (ENTRAOPS_STRICT_EMULATOR lags reads)
     journal_path = str(tmp_path / "journal.jsonl")
     landed, lost = roles["safe_0"], roles["safe_1"]
     client.post("/users/%s/assignLicense" % lost, body={"addLicenses": [], "removeLicenses": [E3]})

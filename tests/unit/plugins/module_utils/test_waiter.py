@@ -12,6 +12,7 @@ import pytest
 
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import GroupFacts
 from ansible_collections.entraops.licensing.plugins.module_utils.waiter import (
+    CONFIRM_WAIT,
     SAMPLE_SIZE,
     ProcessingWaiter,
     group_progress,
@@ -122,12 +123,31 @@ class FakeTime:
         self.now += seconds
 
 
-def test_waiter_returns_at_once_when_done():
+def test_waiter_confirms_groups_done_on_the_first_read_once_then_returns():
+    # a read older than a license change just made shows the group as done: one more read after CONFIRM_WAIT
     fake = FakeTime()
     reads = []
     waiter = ProcessingWaiter(lambda gid: reads.append(gid) or {"done": True}, timeout=60, clock=fake.clock, sleep=fake.sleep)
     progress, timed_out = waiter.wait(["a", "b"])
-    assert timed_out is False and reads == ["a", "b"] and fake.sleeps == [] and set(progress) == {"a", "b"}
+    assert timed_out is False and reads == ["a", "b", "a", "b"] and fake.sleeps == [CONFIRM_WAIT] and set(progress) == {"a", "b"}
+    assert waiter.polls == 2
+
+
+def test_a_group_done_on_a_stale_first_read_is_waited_for():
+    fake = FakeTime()
+    answers = {"a": [{"done": True}, {"done": False}, {"done": True}]}
+    waiter = ProcessingWaiter(lambda gid: answers[gid].pop(0), timeout=60, poll_interval=5, clock=fake.clock, sleep=fake.sleep)
+    progress, timed_out = waiter.wait(["a"])
+    assert timed_out is False and progress["a"]["done"] and answers["a"] == []
+    assert fake.sleeps == [CONFIRM_WAIT, 5]
+
+
+def test_no_confirming_read_without_time_left():
+    fake = FakeTime()
+    reads = []
+    waiter = ProcessingWaiter(lambda gid: reads.append(gid) or {"done": True}, timeout=0, clock=fake.clock, sleep=fake.sleep)
+    progress, timed_out = waiter.wait(["a"])
+    assert timed_out is False and reads == ["a"] and fake.sleeps == []
 
 
 def test_waiter_backs_off_up_to_the_cap_and_stops_reading_done_groups():

@@ -16,7 +16,7 @@ import copy
 import pytest
 
 from .migration_tenant import build_tenant, reset_migration_emulator
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS
 
 
 @pytest.fixture(scope="module")

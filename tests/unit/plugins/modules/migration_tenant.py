@@ -11,7 +11,7 @@ __metaclass__ = type
 import copy
 import uuid
 
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import emulator_connection, wait_until_quiet
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS, emulator_connection, wait_until_quiet
 
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 E1 = "18181a46-0d4e-45cd-891e-60aabd171b4e"
@@ -119,7 +119,7 @@ def reset_migration_emulator(emu, tenant):
     """
     wait_until_quiet(emu, quiet_seconds=0.2)
     emu.clear_faults()
-    emu.configure(throttling=False, latency_ms=0, processing_rate=1000.0)
+    emu.configure(throttling=False, latency_ms=0, processing_rate=1000.0, **STRICT_KNOBS)
     emu.load_state(copy.deepcopy(tenant))
     emu.clear_ledger()
     emu.reset_stats()

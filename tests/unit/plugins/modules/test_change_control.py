@@ -37,7 +37,7 @@ from ansible_collections.entraops.licensing.plugins.modules import (
 
 from .migration_tenant import GROUPS, SAFE_USERS, build_tenant, connection, reset_migration_emulator
 from .utils import graph_writes, run_module, wait_until_quiet
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS
 
 MODULE_PATH = os.path.join(os.path.dirname(direct_license.__file__), "direct_license.py")
 COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(MODULE_PATH), *([".."] * 5)))
@@ -289,6 +289,7 @@ def test_the_migration_report_shows_the_fingerprint_and_runs_of_another_plan(emu
 
 
 def test_check_mode_names_every_row_of_the_run_after_its_fresh_read(emu, roles, tmp_path):
+    emu.configure(processing_delay_s=0)  # as in test_direct_license: the leaver's group is re-processed at once
     plan_path = str(tmp_path / "plan.json")
     info(emu, plan_path)
     batch = plan_users(plan_path, 1)

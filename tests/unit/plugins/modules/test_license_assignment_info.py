@@ -19,7 +19,7 @@ from ansible_collections.entraops.licensing.plugins.modules import license_assig
 
 from .migration_tenant import E3, GROUPS, SAFE_USERS, build_tenant, connection
 from .utils import run_module
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from ansible_collections.entraops.licensing.plugins.modules import license_assig
 
 from .migration_tenant import E3, build_tenant, connection, plan_id
 from .utils import run_module
-from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS  # noqa: E402
+from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import STRICT_KNOBS
 
 EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
 

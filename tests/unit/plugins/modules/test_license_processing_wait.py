@@ -70,6 +70,8 @@ def licensed_group(emu, graph, name, member_ids, licenses):
 
 def test_a_few_thousand_members_processed_in_the_background(tenant):
     emu = tenant(users=2500, seed=13)
+    # asserts the documented states and counts member pages (ENTRAOPS_STRICT_EMULATOR may hide the one and shorten the other)
+    emu.configure(unknown_processing_states=False, short_pages=False, empty_pages=False)
     created, failed = run_module(licensing_group.main, dict(connection(emu), name="LIC - all E3", members_from_direct_sku="ENTERPRISEPACK"))
     assert not failed and created["members_added"] == 2500
     emu.configure(processing_rate=2500.0)  # about a second of background work
@@ -125,7 +127,7 @@ def test_nested_group_members_are_not_counted(emu, graph):
     assert not failed
     state = result["groups"][0]
     assert state["members"] == 3 and state["members_applied"] == 3 and state["nested_groups"] == 1
-    nested_users = [m["id"] for m in graph.get("/groups/%s/members" % contractors["id"])["value"]]
+    nested_users = [m["id"] for m in graph.get_all("/groups/%s/members" % contractors["id"])]  # every page: a page may be empty
     assert nested_users and not set(nested_users) & set(direct)
     for user_id in nested_users:
         user = graph.get("/users/%s" % user_id, params={"$select": "licenseAssignmentStates"})

@@ -19,7 +19,7 @@ import pytest
 
 from ansible_collections.entraops.licensing.plugins.modules import direct_license, group_license, license_assignment_info, license_processing_wait
 
-from .migration_tenant import E3, GROUPS, connection, direct_sku_ids
+from .migration_tenant import E3, GROUPS, connection, direct_sku_ids, reset_migration_emulator
 from .test_direct_license import KEEP_ROLES, SAFE_ROLES, assert_migrated
 from .utils import run_module
 
@@ -41,6 +41,15 @@ def emulator_module(tenant_and_roles):
 
     with Emulator(tenant=copy.deepcopy(tenant_and_roles[0]), port=0, throttling=False, **EVERY_SWITCH) as emu:
         yield emu
+
+
+@pytest.fixture
+def emu(emulator_module, tenant_and_roles):
+    """The tenant freshly loaded (conftest.py's emu), then every switch on again (the reset sets the suite's knobs)."""
+    reset_migration_emulator(emulator_module, tenant_and_roles[0])
+    emulator_module.configure(**EVERY_SWITCH)
+    yield emulator_module
+    emulator_module.clear_faults()
 
 
 def test_every_switch_is_on(emu):

@@ -25,7 +25,7 @@ STRICT_SWITCHES = {
     "short_pages": True,
     "empty_pages": True,
     "read_lag_ms": 150.0,
-    "processing_delay_s": 0.3,
+    "processing_delay_s": 1.0,  # Entra processes in minutes, replicas converge in seconds: processing far slower than the lag
     "unknown_processing_states": True,
 }
 STRICT_KNOBS = dict(
