@@ -16,7 +16,6 @@ __metaclass__ = type
 
 import os
 
-from ansible.module_utils.common.warnings import get_warning_messages
 
 from ansible_collections.entraops.licensing.plugins.module_utils.journal import read_journal
 from ansible_collections.entraops.licensing.plugins.module_utils.plan import read_plan
@@ -101,9 +100,7 @@ def test_the_canary_or_the_earlier_batches_with_this_one_start_a_new_journal(emu
     both, failed = run(emu, plan_path=plan_path, batches=[0, 1], journal_path=second)
     assert not failed, both.get("msg")
     assert both["removed_total"] == 5 and both["skipped_by_verdict"] == {"inherited_only": 2}
-    assert any(
-        "journal %s was started by this run, but 2 row(s) of the plan were already migrated" % second in str(warning) for warning in get_warning_messages()
-    )
+    assert any("journal %s was started by this run, but 2 row(s) of the plan were already migrated" % second in warning for warning in both["warnings"])
     assert written_users(emu) == batch_users(plan_path, [1])
     # The whole plan (no batches) is not "a batch after earlier ones" either.
     whole, failed = run(emu, plan_path=plan_path, journal_path=str(tmp_path / "whole.jsonl"))

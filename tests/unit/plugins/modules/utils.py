@@ -109,16 +109,34 @@ def _fail_json(self, msg, **kwargs):  # pylint: disable=unused-argument
     raise AnsibleFailJson(kwargs)
 
 
+def _with_warnings(result, warnings):
+    """Ansible adds ``warnings`` to a result only when there are some."""
+    if warnings:
+        result["warnings"] = list(warnings)
+    return result
+
+
 def run_module(main, args):
-    """(result, failed) of one in-process module run with ``args`` (check mode via ``_ansible_check_mode``)."""
+    """(result, failed) of one in-process module run with ``args`` (check mode via ``_ansible_check_mode``).
+
+    The module's warnings are in the result's ``warnings``, as Ansible returns them. They are caught
+    at ``AnsibleModule.warn``: ansible-core's own list is not used once a controller module has been
+    imported in the process (an action plugin's test), warnings then go to the display.
+    """
+    warnings = []
+
+    def _warn(self, warning, *args, **kwargs):  # pylint: disable=unused-argument
+        warnings.append(warning)
+
     with set_module_args(args):
         with patch.object(basic.AnsibleModule, "exit_json", _exit_json), patch.object(basic.AnsibleModule, "fail_json", _fail_json):
-            try:
-                main()
-            except AnsibleExitJson as done:
-                return done.result, False
-            except AnsibleFailJson as failed:
-                return failed.result, True
+            with patch.object(basic.AnsibleModule, "warn", _warn):
+                try:
+                    main()
+                except AnsibleExitJson as done:
+                    return _with_warnings(done.result, warnings), False
+                except AnsibleFailJson as failed:
+                    return _with_warnings(failed.result, warnings), True
     raise AssertionError("the module returned without calling exit_json or fail_json")
 
 
