@@ -62,14 +62,14 @@ from ansible_collections.entraops.licensing.plugins.module_utils.graph_errors im
     _short,
     outcome_unknown_message,
 )
-from ansible_collections.entraops.licensing.plugins.module_utils.graph_pacing import (  # noqa: F401 (WritePacer: the older name)
+from ansible_collections.entraops.licensing.plugins.module_utils.graph_pacing import (
     AUDIT_BURST,
     AUDIT_RATE,
     DEFAULT_WRITE_RATE,
     AdaptivePacer,
-    WritePacer,
     limit_percentage,
 )
+from ansible_collections.entraops.licensing.plugins.module_utils.graph_pacing import WritePacer  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.entraops.licensing.plugins.module_utils.graph_paging import _GraphAdapter, _PageFetcher, _wire_event
 from ansible_collections.entraops.licensing.plugins.module_utils.graph_retry import (
     READ_METHODS,
