@@ -406,8 +406,17 @@ class RemovalEngine:
             for op_id, result in zip(op_ids, results):
                 self._journal_raw_outcome(op_id, result)
             raise
+        # Every row of the chunk is settled (journaled, loss-checked, put back if need be) before the failure
+        # budget may stop the run: Graph runs a $batch's items in any order, so a row after a failed one may
+        # have been removed, and it must not be left unverified with its intent open.
+        exceeded = False
         for (row, record), op_id, result in zip(safe, op_ids, results):
-            self._settle_removal(row, record, op_id, result, before[row["user_id"]], after)
+            try:
+                self._settle_removal(row, record, op_id, result, before[row["user_id"]], after)
+            except MaxFailuresExceeded:
+                exceeded = True
+        if exceeded:
+            raise MaxFailuresExceeded()
 
     def _journal_raw_outcome(self, op_id, result):
         if result.ok:

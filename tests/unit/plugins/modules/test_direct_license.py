@@ -158,7 +158,10 @@ def test_user_removed_from_group_between_plan_and_write_keeps_it(emu, roles, tmp
     emu.configure(processing_delay_s=0)
     plan_path, dummy = plan(emu, tmp_path)
     victim = roles["safe_5"]
-    emu.add_fault(method="GET", route="/users/%s$" % victim, op={"op": "remove_member", "group": GROUPS["e3_all"], "user": victim})
+    # On the read of the victim's memberships: Graph runs a $batch's items in any order, and whichever of the
+    # victim's two reads runs first, the membership read answers without the group (a fault on the user read
+    # let the membership read run before the change, and the removal was then rightly caught and put back).
+    emu.add_fault(method="GET", route="/users/%s/memberOf" % victim, op={"op": "remove_member", "group": GROUPS["e3_all"], "user": victim})
     result, failed = run(emu, plan_path=plan_path, journal_path=str(tmp_path / "journal.jsonl"))
     assert not failed, result.get("msg")
     assert direct_sku_ids(emu, victim) == [E3]
@@ -316,11 +319,31 @@ def test_refused_writes_stop_at_max_failures(emu, roles, tmp_path):
     result, failed = run(emu, users=users, skus=[E3], journal_path=str(tmp_path / "journal.jsonl"), max_failures=1)
     assert failed and result["stopped"] is True
     assert "max_failures=1" in result["msg"]
-    assert len(result["failures"]) == 2
-    assert [failure["kind"] for failure in result["failures"]] == ["graph_error", "graph_error"]
-    # the first chunk (10 rows) was attempted, the rest never sent
+    # the first chunk (10 rows) was attempted and every row of it settled; the rest never sent
     assert len(removal_writes(emu, 400)) == 10
+    assert len(result["failures"]) == 10
+    assert set(failure["kind"] for failure in result["failures"]) == {"graph_error"}
     assert all(direct_sku_ids(emu, user) == [E3] for user in users)
+
+
+def test_a_failure_in_a_chunk_leaves_no_written_row_unsettled(emu, roles, tmp_path):
+    """Graph runs a $batch's items in any order: rows written after a failed one are still verified and journaled."""
+    plan_path, dummy = plan(emu, tmp_path, canary_size=2, batch_size=50)
+    emu.add_fault(method="POST", route=REMOVE_ROUTE, status=500, skip=2, count=None)
+    journal_path = str(tmp_path / "journal.jsonl")
+    result, failed = run(emu, plan_path=plan_path, journal_path=journal_path)
+    assert failed and result["stopped"] is True
+    applied = removal_writes(emu, 200)
+    assert len(applied) == 2
+    # Both applied removals were verified and counted, wherever they stood in the chunk ...
+    assert result["removed_total"] == 2
+    assert sorted(entry["user_id"] for entry in result["removed"]) == sorted(applied)
+    # ... and every intent of the chunk has its result: nothing left open for a later run to guess about.
+    entries = read_journal(journal_path)["entries"]
+    intents = set(entry["op_id"] for entry in entries if entry["type"] == "intent")
+    results = set(entry["op_id"] for entry in entries if entry["type"] == "result")
+    assert intents and intents == results
+    assert emu.loss_ledger() == []
 
 
 def test_bad_input_fails_before_any_write(emu, roles, tmp_path):
