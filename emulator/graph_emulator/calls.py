@@ -70,6 +70,19 @@ def throttled_outcome(call, retry_after, headers=None):
     return Outcome(429, body, merged)
 
 
+def unreadable_payload_outcome(call):
+    """Graph's 400 for a write body it cannot read as JSON (no Content-Type, or not JSON)."""
+    return Outcome(
+        400,
+        error_body(
+            400,
+            "BadRequest",
+            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+            call,
+        ),
+    )
+
+
 def content_type_outcome(call, has_body):
     """Graph's answer to a write whose body is not declared as JSON, or None (graph-api.md 1.2, 1.3, 10).
 
@@ -81,15 +94,7 @@ def content_type_outcome(call, has_body):
         return None
     declared = (call.headers.get("content-type") or "").strip()
     if not declared:
-        return Outcome(
-            400,
-            error_body(
-                400,
-                "BadRequest",
-                "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
-                call,
-            ),
-        )
+        return unreadable_payload_outcome(call)
     if declared.split(";", 1)[0].strip().lower() != "application/json":
         message = f"The content type '{declared}' is not supported: send 'application/json'."
         return Outcome(415, error_body(415, "UnsupportedMediaType", message, call))

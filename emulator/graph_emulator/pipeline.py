@@ -17,7 +17,18 @@ from urllib.parse import parse_qsl
 
 from werkzeug.wrappers import Request, Response
 
-from .calls import JSON_CONTENT_TYPE, WRITE_METHODS, Call, DropConnection, Outcome, content_type_outcome, error_body, error_outcome, throttled_outcome
+from .calls import (
+    JSON_CONTENT_TYPE,
+    WRITE_METHODS,
+    Call,
+    DropConnection,
+    Outcome,
+    content_type_outcome,
+    error_body,
+    error_outcome,
+    throttled_outcome,
+    unreadable_payload_outcome,
+)
 from .engine import GraphError, RequestContext
 from .faults import run_operations
 from .identity import ROUTE_PERMISSIONS, TokenEndpointError, is_allowed_call
@@ -194,15 +205,7 @@ class GraphApp:
             try:
                 call.body = json.loads(raw)
             except ValueError:
-                outcome = Outcome(
-                    400,
-                    error_body(
-                        400,
-                        "BadRequest",
-                        "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
-                        call,
-                    ),
-                )
+                outcome = unreadable_payload_outcome(call)
         if outcome is None:
             try:
                 call.claims = self.emu.identity.validate(request.headers.get("Authorization"), call.base_url)
