@@ -226,7 +226,7 @@ class Throttler:
                 if self.charge_refused:
                     self._charge(checks)
                     seconds = max(seconds, self._retry_after_seconds(self._debt_wait(checks, now)[0]))
-                    self._windows[(app_id, limit)] = (self._windows[(app_id, limit)][0], wall + seconds)
+                    self._open_window(app_id, limit, wall, seconds, extend=True)
                 return self._reject(app_id, tenant_id, limit, seconds, cost, early_retry=True)
             short = [(limit, bucket, amount, info) for limit, bucket, amount, info in checks if not bucket.has(amount)]
             if short:

@@ -148,7 +148,7 @@ class GraphBatchMixin:
 
     def _wave_width(self, items, concurrency):
         """Envelopes sent side by side: ``concurrency``, or fewer while a pacer the items count against is slowed down."""
-        pacers = set(self._pacer_for(item["is_write"], item["url"]) for item in items)
+        pacers = set(item["pacer"] for item in items)
         return min(pacer.concurrency(concurrency) for pacer in pacers) if pacers else concurrency
 
     def _prepare_batch_items(self, requests_list):
