@@ -452,10 +452,18 @@ def main(argv=None):
     return 0 if all(run.get("ok") for run in all_runs) else 1
 
 
+def _portable(arg):
+    """An argument as another machine can repeat it: a path inside the repository relative to its root."""
+    root = os.path.dirname(HERE)
+    if os.path.isabs(arg) and os.path.abspath(arg).startswith(root + os.sep):
+        return os.path.relpath(arg, root)
+    return arg
+
+
 def _write(path, args, runs):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     document = {
-        "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        "command": " ".join([os.path.basename(sys.argv[0])] + [_portable(arg) for arg in sys.argv[1:]]),
         "latency_ms": args.latency_ms,
         "latency_model": args.latency_model,
         "budgets": {"write_rate_per_s": bounds.WRITE_RATE, "write_bucket": bounds.WRITE_BUCKET, "ru_rate_per_s_over_500_users": bounds.ru_rate(1000)},
