@@ -906,7 +906,10 @@ def _generate(
                 "secrets": [f"emu~{rng.getrandbits(160):040x}"],
                 "certificates": [],
                 # the seed example is also for rehearsing the rollback, which gives users without one a usage location
-                "permissions": list(COLLECTION_PERMISSIONS) + (["User.ReadWrite.All"] if seed_profile else []),
+                "permissions": list(COLLECTION_PERMISSIONS)
+                + (["User.ReadWrite.All"] if seed_profile else [])
+                # a rule change (membershipRule) is a group PATCH: Group.ReadWrite.All (docs/tenant-format.md section 5)
+                + (["Group.ReadWrite.All"] if profile == "dynamic" else []),
             }
         ]
     return {
