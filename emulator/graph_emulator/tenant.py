@@ -14,6 +14,8 @@ import re
 import uuid
 from pathlib import Path
 
+from .rules import RuleSyntaxError, parse_rule
+
 GUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # ISO 3166-1 alpha-2: Graph's usageLocation is a two-letter ISO 3166 country code.
@@ -403,8 +405,6 @@ def validate_extension_attributes(value, path):
 
 def _validate_dynamic(group, path, group_types):
     """membershipRule, membershipRuleProcessingState and the recorded status of a DynamicMembership group."""
-    from .rules import RuleSyntaxError, parse_rule
-
     dynamic = "DynamicMembership" in group_types
     rule = group.get("membershipRule")
     if not dynamic:
