@@ -63,7 +63,8 @@ options:
   groups:
     description:
       - Groups to export besides those that carry licenses, each as display name or object id, for example the group the
-        migration will license. They keep their display names when names are pseudonymised.
+        migration will license. A group named by display name keeps it when names are pseudonymised (the migration's
+        variables name it so); a group named by object id gets a pseudonym like every other group.
       - A value that names no group, or a name that several groups carry, fails the task before anything is written.
     type: list
     elements: str
