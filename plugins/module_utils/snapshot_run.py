@@ -155,7 +155,7 @@ class _Snapshot:
                         "groups: %r names more than one group (%s, %s): expected one; name it by its object id" % (hit, found[wanted_names[name]], group_id)
                     )
                 found[hit] = group_id
-                if hit is wanted_names.get(name):
+                if name in wanted_names and hit == wanted_names[name]:
                     # Named by display name: the migration's variables use that name, so it is kept.
                     self.named.add(group_id)
             if hit is not None or group.get("assignedLicenses"):
