@@ -178,7 +178,7 @@ class Pseudonymizer:
             "displayName": "User %s" % token,
             "givenName": "Given %s" % token[:8],
             "surname": "Surname %s" % token[8:],
-            "mail": "u%s@%s" % (token, self._domain),
+            "mail": "m%s@%s" % (token, self._domain),
             "mailNickname": "u%s" % token,
             "onPremisesSamAccountName": "u%s" % token[:15],
         }
