@@ -13,7 +13,7 @@ module: tenant_snapshot
 short_description: Take a pseudonymised snapshot of the tenant's licensing shape for a rehearsal on the Graph emulator
 version_added: 0.3.0
 description:
-  - Reads, without changing anything in the tenant, what a migration meets: the subscribed SKUs with their service plans
+  - Reads, without changing anything in the tenant, what a migration meets, namely the subscribed SKUs with their service plans
     and units, the users that hold licenses with C(assignedLicenses), C(licenseAssignmentStates), usage location and the
     attributes dynamic membership rules test, and the groups that carry licenses or are named in O(groups), with their kind
     (cloud, dynamic with its C(membershipRule), synced from on-premises), license processing state, licenses and direct
@@ -34,7 +34,7 @@ description:
     give the same members); C(accountEnabled), C(usageLocation), C(country), C(userType) and C(onPremisesSyncEnabled) are
     always copied. The groups named by display name in O(groups) keep it, because the migration's variables name them so.
   - Applications and their secrets are never read or written; the rehearsal emulator makes its own application.
-  - Users are read page by page (999 per page) and written as they arrive: memory does not grow with the number of users
+  - Users are read page by page (999 per page) and written as they arrive; memory does not grow with the number of users
     beyond their ids. Each group's first page of members is read through C($batch).
   - When users are left out (O(skus) limits them), each SKU's enabled units are reduced by the units the left-out users
     consume, so the snapshot has the tenant's free units.
@@ -76,7 +76,7 @@ options:
     default: true
   pseudonym_key:
     description:
-      - The secret key of the pseudonyms, at least 16 characters. Keep it: with it a pseudonym can be recomputed from a name.
+      - The secret key of the pseudonyms, at least 16 characters. Keep it; with it a pseudonym can be recomputed from a name.
       - Exactly one of O(pseudonym_key) and O(pseudonym_key_path) is needed when O(pseudonymize=true).
     type: str
   pseudonym_key_path:
