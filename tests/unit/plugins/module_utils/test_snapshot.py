@@ -225,3 +225,12 @@ def test_private_writer_is_0600_whatever_the_umask_and_aborts_cleanly(tmp_path):
     assert sorted(os.listdir(str(tmp_path))) == ["out.json"]
     with pytest.raises(SnapshotInputError, match="existing directory"):
         PrivateJsonWriter(str(tmp_path / "no" / "such.json"))
+
+
+def test_the_guides_recipe_recomputes_a_upn_pseudonym():
+    # docs/rehearsal.md, section 3: "u" + HMAC-SHA256(key, "user\0" + lower-case UPN), first 16 hex digits
+    import hashlib
+    import hmac
+
+    recomputed = "u" + hmac.new(KEY, b"user\0" + "Ada.Lovelace@contoso.com".lower().encode(), hashlib.sha256).hexdigest()[:16]
+    assert pseudonyms().user_names(graph_user())["userPrincipalName"] == recomputed + "@t0.onmicrosoft.com"
