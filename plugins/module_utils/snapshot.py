@@ -277,6 +277,32 @@ def rule_attributes(rules):
     return wanted
 
 
+# Properties pseudonymisation replaces: a membership rule that tests one of them selects other users in the copy.
+PSEUDONYMISED_USER_ATTRIBUTES = (
+    "userPrincipalName",
+    "displayName",
+    "givenName",
+    "surname",
+    "mail",
+    "mailNickname",
+    "employeeId",
+    "onPremisesSamAccountName",
+    "onPremisesSecurityIdentifier",
+    "onPremisesDomainName",
+)
+
+
+def rules_testing_pseudonyms(groups):
+    """``[(group display name, attribute)]`` for each membership rule that tests a property pseudonymisation replaces."""
+    found = []
+    for group in groups:
+        rule = (group.get("membershipRule") or "").lower()
+        for attribute in PSEUDONYMISED_USER_ATTRIBUTES:
+            if re.search(r"user\.%s\b" % attribute.lower(), rule):
+                found.append((group.get("displayName"), attribute))
+    return found
+
+
 def user_document(user, pseudonyms, group_ids, kept_attributes):
     """The tenant-format record of a Graph user (null values left out; the emulator's defaults apply)."""
     direct, from_groups = split_assignment_states(user, group_ids)
@@ -293,6 +319,9 @@ def user_document(user, pseudonyms, group_ids, kept_attributes):
             doc[name] = user.get(name)
     for name in [name for name, value in doc.items() if value is None or value == {} or value == []]:
         del doc[name]
+    if doc.get("onPremisesSyncEnabled") is not True:
+        # Graph says false for an object synced once and cloud-only since: the tenant format has true or nothing.
+        doc.pop("onPremisesSyncEnabled", None)
     if isinstance(doc.get("onPremisesExtensionAttributes"), dict):
         attributes = dict((key, value) for key, value in doc["onPremisesExtensionAttributes"].items() if value is not None)
         if attributes:
@@ -331,9 +360,11 @@ def group_document(group, members, pseudonyms, keep_name=False):
         "members": members,
         "assignedLicenses": _licenses(group.get("assignedLicenses")),
     }
-    for name in ("description", "mailNickname", "createdDateTime", "membershipRule", "membershipRuleProcessingState", "onPremisesSyncEnabled"):
+    for name in ("description", "mailNickname", "createdDateTime", "membershipRule", "membershipRuleProcessingState"):
         if group.get(name) is not None:
             doc[name] = group[name]
+    if group.get("onPremisesSyncEnabled") is True:
+        doc["onPremisesSyncEnabled"] = True
     for name in ("onPremisesSecurityIdentifier", "onPremisesSamAccountName", "onPremisesDomainName"):
         if group.get(name):
             doc[name] = group[name]

@@ -36,6 +36,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.snapshot import
     known_rules,
     load_key,
     rule_attributes,
+    rules_testing_pseudonyms,
     sku_document,
     user_document,
 )
@@ -65,6 +66,11 @@ def run_tenant_snapshot(module):
         module.fail_json(msg=str(exc))
     except GraphError as exc:
         module.fail_from_graph_error(exc, msg="Cannot read the tenant for the snapshot")
+    for group, attribute in result.pop("rules_testing_pseudonyms"):
+        module.warn(
+            "the membership rule of group %r tests %s, which the snapshot replaces by pseudonyms: in the rehearsal that rule "
+            "selects other users than in the tenant (memberships are copied as they are)" % (group, attribute)
+        )
     result["changed"] = not module.check_mode
     result["graph_requests"] = module.graph_statistics()
     module.exit_json(**result)
@@ -318,4 +324,5 @@ class _Snapshot:
             "members_left_out": self.counts["members_left_out"],
             "other_members": self.counts["other_members"],
             "bytes": writer.size,
+            "rules_testing_pseudonyms": rules_testing_pseudonyms(self.groups.values()) if self.key is not None else [],
         }

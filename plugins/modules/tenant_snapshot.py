@@ -33,6 +33,9 @@ description:
     extension attributes are copied only when a membership rule of a group in the snapshot tests them (the rule must
     give the same members); C(accountEnabled), C(usageLocation), C(country), C(userType) and C(onPremisesSyncEnabled) are
     always copied. The groups named by display name in O(groups) keep it, because the migration's variables name them so.
+  - Memberships are copied as Graph lists them. A dynamic group whose rule tests a property that gets a pseudonym
+    (C(user.userPrincipalName), C(user.mail), C(user.employeeId), ...) would select other users if the rehearsal
+    evaluated the rule again; the task warns about each such rule.
   - Applications and their secrets are never read or written; the rehearsal emulator makes its own application.
   - Users are read page by page (999 per page) and written as they arrive; memory does not grow with the number of users
     beyond their ids. Each group's first page of members is read through C($batch).

@@ -23,6 +23,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.snapshot import
     known_rules,
     load_key,
     rule_attributes,
+    rules_testing_pseudonyms,
     sku_document,
     split_assignment_states,
     user_document,
@@ -234,3 +235,18 @@ def test_the_guides_recipe_recomputes_a_upn_pseudonym():
 
     recomputed = "u" + hmac.new(KEY, b"user\0" + "Ada.Lovelace@contoso.com".lower().encode(), hashlib.sha256).hexdigest()[:16]
     assert pseudonyms().user_names(graph_user())["userPrincipalName"] == recomputed + "@t0.onmicrosoft.com"
+
+
+def test_rules_that_test_pseudonymised_properties_are_found():
+    groups = [
+        {"displayName": "By UPN", "membershipRule": 'user.userPrincipalName -endsWith "@contoso.com"'},
+        {"displayName": "By department", "membershipRule": 'user.department -eq "Sales"'},
+        {"displayName": "Static"},
+    ]
+    assert rules_testing_pseudonyms(groups) == [("By UPN", "userPrincipalName")]
+
+
+def test_on_premises_sync_false_is_left_out():
+    # Graph says false for an object synced once and cloud-only since; the tenant format has true or nothing
+    assert "onPremisesSyncEnabled" not in user_document(graph_user(onPremisesSyncEnabled=False), pseudonyms(), set(), set())
+    assert "onPremisesSyncEnabled" not in group_document({"id": GROUP, "displayName": "G", "onPremisesSyncEnabled": False}, [], pseudonyms())
