@@ -52,6 +52,7 @@ USER_SELECT = (
     "onPremisesSecurityIdentifier",
     "onPremisesSamAccountName",
     "onPremisesDomainName",
+    "onPremisesLastSyncDateTime",
 )
 GROUP_SELECT = (
     "id",
@@ -67,6 +68,7 @@ GROUP_SELECT = (
     "membershipRule",
     "membershipRuleProcessingState",
     "onPremisesSyncEnabled",
+    "onPremisesLastSyncDateTime",
     "onPremisesSecurityIdentifier",
     "onPremisesSamAccountName",
     "onPremisesDomainName",
@@ -75,7 +77,7 @@ GROUP_SELECT = (
 # attribute): with pseudonymisation they are copied only when a membership rule in the snapshot names them.
 RULE_ONLY_USER_ATTRIBUTES = ("department", "jobTitle", "companyName", "city", "onPremisesExtensionAttributes")
 # Always copied: they decide licensing or group kind and identify nobody.
-PLAIN_USER_ATTRIBUTES = ("accountEnabled", "usageLocation", "createdDateTime", "country", "userType", "onPremisesSyncEnabled")
+PLAIN_USER_ATTRIBUTES = ("accountEnabled", "usageLocation", "createdDateTime", "country", "userType", "onPremisesSyncEnabled", "onPremisesLastSyncDateTime")
 GROUP_STATES = ("QueuedForProcessing", "ProcessingInProgress", "ProcessingComplete")
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
@@ -360,7 +362,14 @@ def group_document(group, members, pseudonyms, keep_name=False):
         "members": members,
         "assignedLicenses": _licenses(group.get("assignedLicenses")),
     }
-    for name in ("description", "mailNickname", "createdDateTime", "membershipRule", "membershipRuleProcessingState"):
+    for name in (
+        "description",
+        "mailNickname",
+        "createdDateTime",
+        "membershipRule",
+        "membershipRuleProcessingState",
+        "onPremisesLastSyncDateTime",
+    ):
         if group.get(name) is not None:
             doc[name] = group[name]
     if group.get("onPremisesSyncEnabled") is True:

@@ -29,7 +29,8 @@ KEY = "rehearsal-key-kept-by-the-operator"
 USER_NAMES = ("userPrincipalName", "displayName", "givenName", "surname", "mail", "mailNickname", "onPremisesSamAccountName", "employeeId")
 USER_NAMES += ("onPremisesSecurityIdentifier", "onPremisesDomainName", "onPremisesUserPrincipalName", "onPremisesDistinguishedName")
 GROUP_NAMES = ("displayName", "description", "mailNickname", "onPremisesSamAccountName", "onPremisesSecurityIdentifier", "onPremisesDomainName")
-GROUP_NAMES += ("onPremisesNetBiosName",)
+# membershipRuleProcessingStatus is a beta property (Graph v1.0 has none): the copy's own says when its load evaluated the rule.
+GROUP_NAMES += ("onPremisesNetBiosName", "membershipRuleProcessingStatus")
 # With pseudonymisation these are copied only when a membership rule names them (tenant_snapshot's documentation).
 RULE_ONLY = ("department", "jobTitle", "companyName", "city", "onPremisesExtensionAttributes")
 
@@ -102,6 +103,8 @@ def verdicts(emu, sku_ids):
 
 def comparable_user(user):
     doc = dict((key, value) for key, value in user.items() if key not in USER_NAMES + RULE_ONLY and value not in (None, [], {}))
+    # Graph shows userType "Member" for a user whose file entry has none; the snapshot copies what Graph shows.
+    doc.setdefault("userType", "Member")
     doc["groupLicenses"] = sorted(
         (entry["groupId"], entry["state"], entry["error"], json.dumps(entry["licenses"], sort_keys=True)) for entry in user.get("groupLicenses") or []
     )
