@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import itertools
+
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError, SkuCatalog
@@ -42,6 +44,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.snapshot import
 )
 
 BATCH_READ_CHUNK = 200
+MEMBER_BATCH_CHUNK = 20  # one $batch envelope of first member pages (up to 999 members each) at a time
 
 
 def run_tenant_snapshot(module):
@@ -124,8 +127,11 @@ class _Snapshot:
         self.groups = {}  # id -> Graph group, for the groups in the snapshot
         self.group_order = []
         self.named = set()
-        self.members = {}  # group id -> [(member id, "user" | "group")]
-        self.member_users = set()
+        # group id -> [member id], users and groups in Graph's order. One string object per user member id, the key
+        # and value of member_users, also in exported (members written to the file): at 100,000 members the ids are
+        # what memory holds, once each.
+        self.members = {}
+        self.member_users = {}
         self.exported = set()
         self.consumers = {}
         self.counts = {"users": 0, "groups": 0, "skus": 0, "members_left_out": 0, "other_members": 0}
@@ -180,37 +186,40 @@ class _Snapshot:
         """Direct members of every group in the snapshot; nested groups join the snapshot with their members."""
         pending = list(self.group_order)
         while pending:
-            nested = []
+            nested, nested_seen = [], set()
             for group_id, members in self._member_listings(pending):
                 refs = []
                 for member in members:
                     kind = (member.get("@odata.type") or "").lower()
                     member_id = member["id"].lower()
                     if kind == USER_TYPE:
-                        refs.append((member_id, "user"))
-                        self.member_users.add(member_id)
+                        member_id = self._shared_id(member_id)
+                        refs.append(member_id)
                     elif kind == GROUP_TYPE:
-                        refs.append((member_id, "group"))
-                        if member_id not in self.groups and member_id not in nested:
+                        refs.append(member_id)
+                        if member_id not in self.groups and member_id not in nested_seen:
+                            nested_seen.add(member_id)
                             nested.append(member_id)
                     else:
                         self.counts["other_members"] += 1
                 self.members[group_id] = refs
             pending = self._read_nested_groups(nested)
 
+    def _shared_id(self, member_id):
+        """The one string object of this user member's id (a user in two groups is held once)."""
+        return self.member_users.setdefault(member_id, member_id)
+
     def _member_listings(self, group_ids):
-        """``(group id, members)`` for each group: the first pages through $batch, the rest by nextLink."""
-        for offset in range(0, len(group_ids), BATCH_READ_CHUNK):
-            chunk = group_ids[offset : offset + BATCH_READ_CHUNK]
+        """``(group id, members)`` for each group: the first pages through $batch (one envelope of 20 at a time), the rest
+        by nextLink as the members are consumed, so at most 20 first pages and one further page are held."""
+        for offset in range(0, len(group_ids), MEMBER_BATCH_CHUNK):
+            chunk = group_ids[offset : offset + MEMBER_BATCH_CHUNK]
             requests_list = [{"method": "GET", "url": "/groups/%s/members?$select=id&$top=%d" % (group_id, PAGE_SIZE)} for group_id in chunk]
             for group_id, result in zip(chunk, self.client.batch(requests_list)):
                 if not result.ok:
                     raise result.error()
-                members = list(result.body.get("value") or [])
                 next_link = result.body.get("@odata.nextLink")
-                if next_link:
-                    members.extend(self.client.get_all(next_link))
-                yield group_id, members
+                yield group_id, itertools.chain(result.body.get("value") or [], self.client.get_all(next_link) if next_link else ())
 
     def _read_nested_groups(self, group_ids):
         added = []
@@ -286,7 +295,11 @@ class _Snapshot:
             doc = user_document(user, pseudonyms, group_ids, kept)
             writer.write("%s%s" % ("," if self.counts["users"] else "", dumps(doc)))
             self.counts["users"] += 1
-            self.exported.add(user["id"].lower())
+            user_id = user["id"].lower()
+            shared = self.member_users.get(user_id)
+            if shared is not None:
+                # Only group members are looked up again (to write the groups): memory holds ids of members, not of everyone.
+                self.exported.add(shared)
             for license_ in user.get("assignedLicenses") or []:
                 sku_id = (license_.get("skuId") or "").lower()
                 self.consumers[sku_id] = self.consumers.get(sku_id, 0) + 1
@@ -302,8 +315,8 @@ class _Snapshot:
 
     def _group_document(self, group_id, pseudonyms):
         members = []
-        for member_id, kind in self.members.get(group_id, []):
-            if (kind == "user" and member_id in self.exported) or (kind == "group" and member_id in self.groups):
+        for member_id in self.members.get(group_id, []):
+            if member_id in self.exported or member_id in self.groups:
                 members.append(pseudonyms.object_id(member_id))
             else:
                 self.counts["members_left_out"] += 1
