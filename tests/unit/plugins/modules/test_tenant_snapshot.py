@@ -305,3 +305,37 @@ def test_skus_limit_the_users_and_keep_the_free_units(emulator, tmp_path):
         return sku["prepaidUnits"]["enabled"] - holders
 
     assert free(copy) == free(original)
+
+
+def test_all_users_takes_the_unlicensed_too(emulator, tmp_path):
+    doc = licensed_tenant("seed", users=20)
+    doc["users"].append({"id": "5f0c0a4e-8d7b-4d51-9a4f-0000000000aa", "userPrincipalName": "nolicense@contoso.onmicrosoft.com"})
+    original = emulator(doc)
+    result, failed = snapshot(original, tmp_path)
+    assert not failed and result["users"] == 20
+    result, failed = snapshot(original, tmp_path, all_users=True)
+    assert not failed and result["users"] == 21
+
+
+@pytest.mark.parametrize("by_batch_up_to", [2000, 0])
+def test_members_outside_the_chosen_skus_are_read_either_way(emulator, tmp_path, monkeypatch, by_batch_up_to):
+    from ansible_collections.entraops.licensing.plugins.module_utils import snapshot_run  # pylint: disable=import-outside-toplevel
+
+    monkeypatch.setattr(snapshot_run, "MISSING_MEMBERS_BY_BATCH", by_batch_up_to)
+    original = emulator(licensed_tenant("seed", users=80))
+    original.clear_request_log()
+    result, failed = snapshot(original, tmp_path, skus=["MCOMEETADV"])
+    assert not failed, result.get("msg")
+    assert result["members_left_out"] == 0
+    per_user = [entry for entry in original.request_log() if entry["path"].startswith("/v1.0/users/")]
+    # a few members by $batch item, or one more paged pass over /users: never both
+    assert bool(per_user) == (by_batch_up_to > 0)
+
+
+def test_a_name_several_groups_carry_fails(emulator, tmp_path):
+    doc = licensed_tenant("seed", users=20)
+    doc["groups"].append({"id": "5f0c0a4e-8d7b-4d51-9a4f-0000000000bb", "displayName": "GBL - EMS"})
+    original = emulator(doc)
+    result, failed = snapshot(original, tmp_path, groups=["gbl - ems"])
+    assert failed and "names more than one group" in result["msg"] and "5f0c0a4e-8d7b-4d51-9a4f-0000000000bb" in result["msg"]
+    assert os.listdir(str(tmp_path)) == []
