@@ -169,6 +169,9 @@ def test_round_trip_keeps_licensing_groups_and_verdicts_with_pseudonyms(emulator
     for user in before["users"]:
         assert user["userPrincipalName"] not in text and user["userPrincipalName"].split("@")[0] not in text
         assert users_after[user["id"]]["displayName"] != user["displayName"]
+        for name in ("displayName", "givenName", "surname", "mail", "mailNickname", "onPremisesSamAccountName", "employeeId"):
+            if user.get(name):
+                assert json.dumps(user[name]) not in text, (name, user[name])
         assert mapping[users_after[user["id"]]["displayName"]] == user["displayName"]
     for group in before["groups"]:
         assert group["displayName"] not in text
