@@ -94,7 +94,7 @@ def main(argv=None):
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)) or ".", exist_ok=True)
         document = {
-            "command": " ".join([os.path.basename(sys.argv[0])] + [harness._portable(arg) for arg in sys.argv[1:]]),
+            "command": " ".join(["snapshot.py"] + [harness._portable(arg) for arg in (sys.argv[1:] if argv is None else argv)]),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "cpu_count": os.cpu_count(),
             "runs": runs,
