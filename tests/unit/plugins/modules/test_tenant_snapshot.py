@@ -22,7 +22,7 @@ import pytest
 
 from ansible_collections.entraops.licensing.plugins.modules import license_assignment_info, tenant_snapshot
 
-from .utils import emulator_connection, run_module
+from .utils import STRICT_KNOBS, emulator_connection, run_module
 
 KEY = "rehearsal-key-kept-by-the-operator"
 # Properties that carry a name (replaced by pseudonyms) or are derived at load: not compared.
@@ -77,8 +77,8 @@ def emulator():
 
     started = []
 
-    def start(tenant):
-        emu = Emulator(tenant=tenant, port=0, throttling=False).start()
+    def start(tenant, **knobs):
+        emu = Emulator(tenant=tenant, port=0, throttling=False, **dict(STRICT_KNOBS, **knobs)).start()
         started.append(emu)
         return emu
 
@@ -211,7 +211,8 @@ def test_ids_remapped_consistently_and_mapped_back(emulator, tmp_path):
 
 
 def test_snapshot_stays_within_the_read_budget(emulator, tmp_path):
-    original = emulator(licensed_tenant("default", users=3000))
+    # Pages of 999 exactly (ENTRAOPS_STRICT_EMULATOR's short and empty pages would only count the emulator's choice).
+    original = emulator(licensed_tenant("default", users=3000), short_pages=False, empty_pages=False)
     original.clear_request_log()
     result, failed = snapshot(original, tmp_path)
     assert not failed, result.get("msg")
