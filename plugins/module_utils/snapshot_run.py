@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import itertools
+import os
 
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
@@ -81,6 +82,14 @@ def run_tenant_snapshot(module):
 
 def take_snapshot(client, path, key=None, skus=None, groups=None, all_users=False, remap_ids=False, mapping_path=None, check_mode=False):
     """Read the tenant and write the snapshot to ``path`` (and the mapping to ``mapping_path``); returns the counts."""
+    for option, value in (("path", path), ("mapping_path", mapping_path)):
+        if value and not os.path.isdir(os.path.dirname(os.path.abspath(value))):
+            raise SnapshotInputError("%s %r is not in an existing directory: expected a path whose folder exists" % (option, value))
+    if mapping_path and os.path.abspath(mapping_path) == os.path.abspath(path):
+        raise SnapshotInputError("mapping_path %r is the snapshot's path: expected a separate file (the mapping stays with the operator)" % mapping_path)
+    for value in list(groups or []) + list(skus or []):
+        if not value or not value.strip():
+            raise SnapshotInputError("%r names no group or SKU: expected a display name, part number or object id" % (value,))
     snapshot = _Snapshot(client, key, remap_ids, all_users)
     snapshot.prepare(skus, groups)
     writer_class = NullWriter if check_mode else PrivateJsonWriter

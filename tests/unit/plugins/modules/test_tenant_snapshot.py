@@ -250,6 +250,8 @@ def test_files_are_private_even_over_a_readable_file(emulator, tmp_path):
         ({"groups": ["No such group"]}, "'No such group' name no group"),
         ({"skus": ["NOT_A_SKU"]}, "NOT_A_SKU"),
         ({"pseudonymize": False, "mapping_path": "/tmp/never.json"}, "mapping_path is set but pseudonymize is false"),
+        ({"mapping_path": "/nonexistent/folder/map.json"}, "'/nonexistent/folder/map.json' is not in an existing directory"),
+        ({"groups": ["  "]}, "'  ' names no group"),
     ],
 )
 def test_bad_options_fail_before_anything_is_written(emulator, tmp_path, options, message):
@@ -342,4 +344,11 @@ def test_a_name_several_groups_carry_fails(emulator, tmp_path):
     original = emulator(doc)
     result, failed = snapshot(original, tmp_path, groups=["gbl - ems"])
     assert failed and "names more than one group" in result["msg"] and "5f0c0a4e-8d7b-4d51-9a4f-0000000000bb" in result["msg"]
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_mapping_is_never_the_snapshot_itself(emulator, tmp_path):
+    original = emulator(licensed_tenant("seed", users=5))
+    result, failed = snapshot(original, tmp_path, mapping_path=str(tmp_path / "snapshot.json"))
+    assert failed and "expected a separate file" in result["msg"]
     assert os.listdir(str(tmp_path)) == []
