@@ -1,6 +1,6 @@
 """In-memory Microsoft Entra directory and licensing engine (pure Python, no HTTP).
 
-Facts followed: the project's shared/reference/graph-api.md (sections 1-3, 8) and entra-licensing.md (1-6, 10-12, 18).
+Facts followed: the Graph reference graph-api.md (sections 1-3, 8) and the licensing reference entra-licensing.md (1-6, 10-12, 18).
 Records are compact ``__slots__`` objects; Graph-shaped dicts are built only when read. Every public method
 takes ``self.lock``. Decisions where Microsoft documents nothing are listed in docs/tenant-format.md.
 

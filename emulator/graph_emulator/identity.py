@@ -25,7 +25,7 @@ DEFAULT_TOKEN_LIFETIME = 3599
 
 # Route template -> (least privileged application permission, higher ones also accepted).
 # Source: the permission sections of Microsoft's v1.0 API pages as summarised in
-# reference/graph-api.md; where the reference is silent the current Learn page's
+# the Graph reference (graph-api.md); where the reference is silent the current Learn page's
 # application column was used. `auditLogs` needs BOTH permissions (see ALL_OF_PERMISSIONS).
 ROUTE_PERMISSIONS = {
     "GET /v1.0/users": ("User.Read.All", ("User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")),

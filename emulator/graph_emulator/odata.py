@@ -1,7 +1,7 @@
 """OData query options the collection relies on: $select, $filter (the directory subset), $top,
 $count, and opaque $skiptoken paging tokens.
 
-Rules follow reference/graph-api.md sections 2, 3.5 and 5: licensing properties only when
+Rules follow the Graph reference (graph-api.md) sections 2, 3.5 and 5: licensing properties only when
 selected, ``assignedLicenses/any(x:x/skuId eq GUID)`` without advanced query, ``ne``/``not``/
 ``endswith``/``$count``/``null`` comparisons only with ``ConsistencyLevel: eventual`` + ``$count=true``,
 ``hasMembersWithLicenseErrors`` only *without* advanced query, ``$top`` 1..999.

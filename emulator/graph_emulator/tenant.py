@@ -60,7 +60,7 @@ COLLECTION_PERMISSIONS = (
     "Directory.Read.All",
 )
 
-# A copy of the project's shared/fixtures/skus.json (real SKU and service plan GUIDs) ships with the package, so
+# A copy of the project's SKU fixture skus.json (real SKU and service plan GUIDs) ships with the package, so
 # the emulator runs wherever it is installed, not only beside the project's shared folder.
 SKU_FIXTURE_PATH = Path(__file__).resolve().parent / "data" / "skus.json"
 

@@ -1,4 +1,4 @@
-"""Microsoft Graph identity-and-access throttling (reference/graph-api.md 7.2 and 7.3).
+"""Microsoft Graph identity-and-access throttling (the Graph reference, graph-api.md 7.2 and 7.3).
 
 Every budget is a token bucket: ``quota`` tokens that refill evenly over ``window`` seconds.
 
