@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.entraops.licensing.plugins.module_utils.powershell import powershell_quote
+from ansible_collections.entraops.licensing.plugins.module_utils.reports import atomic_text_file, resolve_output_path
 
 CLOUD = "cloud"
 DYNAMIC = "dynamic"
@@ -211,3 +212,23 @@ def ad_member_script(group, users, chunk=AD_CHUNK):
         )
     parts.append(_AD_FOOTER.format(count=len(users), group_label=powershell_quote(label)[1:-1]))
     return "".join(parts)
+
+
+def write_ad_member_script(path, text, check_mode=False):
+    """Write the AD script at ``path`` (UTF-8 with BOM for Windows PowerShell 5.1, CRLF, atomically).
+
+    Returns ``(absolute path, changed)``: unchanged when the file already holds this text; in check
+    mode nothing is written and ``changed`` says whether it would be.
+    """
+    absolute_path = resolve_output_path(path, "on-premises membership script")
+    data = ("\ufeff" + text.replace("\r\n", "\n").replace("\n", "\r\n")).encode("utf-8")
+    try:
+        with open(absolute_path, "rb") as stream:
+            if stream.read() == data:
+                return absolute_path, False
+    except (IOError, OSError):
+        pass
+    if not check_mode:
+        with atomic_text_file(absolute_path, "on-premises membership script", encoding="utf-8-sig", newline="\r\n") as stream:
+            stream.write(text.replace("\r\n", "\n"))
+    return absolute_path, True
