@@ -8,8 +8,8 @@
   ``processing_status`` (beta ``membershipRuleProcessingStatus``: ``Succeeded`` is done, twice in a row
   when the rule was just created or changed (``confirm``);
   ``Failed`` stops the wait), ``rule_evaluation`` (the rule, when ``membership_rules`` can parse it, evaluated
-  against the directory: done when the direct members equal its result) and ``stable_count`` (the member
-  count unchanged over ``STABLE_POLLS`` polls). A group whose processing is ``Paused`` is not evaluated at all:
+  against the directory: done when the direct members equal its result) and ``stable_count`` (the same
+  members over ``STABLE_POLLS`` polls). A group whose processing is ``Paused`` is not evaluated at all:
   it counts as settled as it stands (``source`` ``paused``).
 * A synced group: done when every expected user (those who can join an on-premises group) is a direct member,
   which happens after an Entra Connect sync cycle (``source`` ``expected_members``).
@@ -72,8 +72,8 @@ def settle(kind, observation, history):
             return state == "Succeeded" and (previous or {}).get("status") == "Succeeded", "processing_status"
         if observation.get("rule_result") is not None:
             return observation["members"] == observation["rule_result"], "rule_evaluation"
-        counts = [len(item["members"]) for item in history[-(STABLE_POLLS - 1) :]] + [len(observation["members"])]
-        return len(counts) >= STABLE_POLLS and len(set(counts)) == 1, "stable_count"
+        seen = [item["members"] for item in history[-(STABLE_POLLS - 1) :]] + [observation["members"]]
+        return len(seen) >= STABLE_POLLS and all(members == observation["members"] for members in seen), "stable_count"
     if kind == SYNCED and observation.get("expected") is not None:
         return not (observation["expected"] - observation["members"]), "expected_members"
     return True, "none"
@@ -218,7 +218,7 @@ def describe_unsettled(results):
             detail = {
                 "processing_status": "membershipRuleProcessingStatus is %s" % item.get("status"),
                 "rule_evaluation": "%d member(s), the rule evaluated against the directory gives %d" % (item["members"], item.get("rule_result", 0)),
-                "stable_count": "the member count (%d) is still changing" % item["members"],
+                "stable_count": "the members (%d) are still changing" % item["members"],
             }.get(item["source"], item["source"])
             parts.append("%s (dynamic): membership not evaluated yet (%s)" % (item["display_name"], detail))
     return "; ".join(parts)

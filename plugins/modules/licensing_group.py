@@ -105,7 +105,7 @@ options:
         M(entraops.licensing.license_processing_wait), waits for it).
       - "How the module knows, in order: the beta property C(membershipRuleProcessingStatus) (C(Succeeded)), when O(use_beta) and
         Graph gives it; else the members equal to the rule evaluated against the directory, when the rule is in the subset above;
-        else a member count stable over 3 polls. RV(membership.source) says which decided."
+        else the same members over 3 polls in a row. RV(membership.source) says which decided."
     type: bool
     default: true
   membership_timeout:
