@@ -68,6 +68,12 @@ def build_parser():
         "inside it, as Graph's answer time includes Graph's work (default 0: off)",
     )
     serve.add_argument("--processing-rate", type=_non_negative_float, default=1000.0, help="group-license evaluations per emulated second (default 1000)")
+    serve.add_argument(
+        "--dynamic-rate", type=_non_negative_float, default=2000.0, help="users a dynamic membership rule is evaluated for per emulated second (default 2000)"
+    )
+    serve.add_argument(
+        "--sync-interval-s", type=_non_negative_float, default=30.0, help="emulated seconds between Entra Connect sync cycles; 0 = only on demand (default 30)"
+    )
     serve.add_argument("--token-lifetime", type=_non_negative_int, default=3599, help="access token lifetime in seconds (default 3599)")
     serve.add_argument("--budget-scale", type=_positive_float, default=1.0, help="multiply every throttling quota (e.g. 0.01 for tests; default 1)")
     serve.add_argument(
@@ -136,6 +142,8 @@ def serve(args):
             latency_ms=args.latency_ms,
             answer_time_ms=args.answer_time_ms,
             processing_rate=args.processing_rate,
+            dynamic_rate=args.dynamic_rate,
+            sync_interval_s=args.sync_interval_s,
             token_lifetime=args.token_lifetime,
             budget_scale=args.budget_scale,
             charge_refused=args.charge_refused,

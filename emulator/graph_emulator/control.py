@@ -23,7 +23,10 @@ process drive the emulator the same way.
     POST   /_emulator/config          change knobs (throttling, time_scale, latency_ms, answer_time_ms, processing_rate,
                                       token_lifetime, budget_scale, early_retry_grace_ms, charge_refused,
                                       write_budget_left)
-    POST   /_emulator/process         drain pending group-license processing now
+    POST   /_emulator/process         finish pending dynamic membership evaluation and group-license processing now
+    POST   /_emulator/onprem/groups/{groupId}/members  {"add": [...], "remove": [...]} on-premises AD changes of a
+                                      synced group (object id, SID or sAMAccountName) -> 202 {"pending": n}
+    POST   /_emulator/sync            run an Entra Connect sync cycle now -> {"applied": [...], "pending": 0}
 """
 
 import json
@@ -100,6 +103,8 @@ class ControlApi:
             "apps",
             "profile",
             "plan_exceptions",
+            "cloud_only_users",
+            "onprem_missing",
         }
         unknown = set(options) - allowed
         if unknown:
@@ -176,3 +181,20 @@ class ControlApi:
     def post_process(self, request, rest):
         self.emu.process_all()
         return 200, {"pending": self.emu.directory.pending_work()}
+
+    # simulated Entra Connect
+    def post_onprem(self, request, rest):
+        if len(rest) != 3 or rest[0] != "groups" or rest[2] != "members":
+            raise ControlError(404, f"no control endpoint POST {request.path}; expected /_emulator/onprem/groups/{{groupId}}/members")
+        body = _object(request)
+        unknown = set(body) - {"add", "remove"}
+        if unknown:
+            raise ControlError(400, f"unknown field(s) {sorted(unknown)}; expected some of ['add', 'remove']")
+        for key in ("add", "remove"):
+            if not isinstance(body.get(key, []), list):
+                raise ControlError(400, f"{key}: got {body[key]!r}, expected a list of object ids, SIDs or sAMAccountNames")
+        pending = self.emu.onprem_change_members(rest[1], add=body.get("add", []), remove=body.get("remove", []))
+        return 202, {"pending": pending}
+
+    def post_sync(self, request, rest):
+        return 200, self.emu.run_sync_cycle()

@@ -32,6 +32,8 @@ CONFIG_KEYS = (
     "early_retry_grace_ms",
     "charge_refused",
     "write_budget_left",
+    "dynamic_rate",
+    "sync_interval_s",
 )
 # issue 21, strict behaviours (strict.py): batch_shuffle, short_pages, empty_pages, read_lag_ms, processing_delay_s,
 # unknown_processing_states, strict_seed
@@ -57,6 +59,8 @@ class Emulator:
         answer_time_ms=0,
         charge_refused=True,
         write_budget_left=1.0,
+        dynamic_rate=2000.0,
+        sync_interval_s=30.0,
         **strict_knobs,
     ):
         from .control import ControlApi
@@ -67,6 +71,8 @@ class Emulator:
         self.requested_port = int(port)
         self.clock = Clock(time_scale)
         self.directory = Directory(tenant, processing_rate=processing_rate, time_scale=time_scale)
+        self.directory.configure(dynamic_rate=dynamic_rate)
+        self.directory.configure_sync(sync_interval_s)
         unknown_knobs = set(strict_knobs) - set(STRICT_DEFAULTS)
         if unknown_knobs:
             raise TypeError(f"Emulator() got unexpected keyword argument(s) {sorted(unknown_knobs)}")
@@ -223,8 +229,18 @@ class Emulator:
         self.load_state(generate_tenant(**options))
 
     def process_all(self):
+        """Finish pending dynamic membership evaluation, then group-license processing (a sync cycle is not run)."""
         with self.directory.lock:
             self.directory.process_all()
+
+    def onprem_change_members(self, group_id, add=(), remove=()):
+        """On-premises AD membership changes of a synced group (members by object id, SID or sAMAccountName);
+        they appear in Entra at the next sync cycle. Returns how many changes are pending. ValueError if refused."""
+        return self.directory.onprem_change_members(group_id, add=add, remove=remove)
+
+    def run_sync_cycle(self):
+        """Run an Entra Connect sync cycle now: ``{"applied": [{"groupId", "added", "removed"}], "pending": 0}``."""
+        return self.directory.run_sync_cycle()
 
     def loss_ledger(self):
         return self.directory.loss_ledger()
@@ -293,6 +309,8 @@ class Emulator:
             "early_retry_grace_ms": self.throttler.early_retry_grace * 1000.0,
             "charge_refused": self.throttler.charge_refused,
             "write_budget_left": self.throttler.write_budget_left,
+            "dynamic_rate": self.directory.dynamic_rate,
+            "sync_interval_s": self.directory.sync_interval_s,
             **self.strict.snapshot(),
         }
 
@@ -315,6 +333,10 @@ class Emulator:
             self.clock.set_scale(knobs["time_scale"])
         if knobs.get("time_scale") is not None or knobs.get("processing_rate") is not None:
             self.directory.configure(processing_rate=knobs.get("processing_rate"), time_scale=knobs.get("time_scale"))
+        if knobs.get("dynamic_rate") is not None:
+            self.directory.configure(dynamic_rate=knobs["dynamic_rate"])
+        if knobs.get("sync_interval_s") is not None:
+            self.directory.configure_sync(knobs["sync_interval_s"])
         if knobs.get("latency_ms") is not None:
             self.latency_ms = float(knobs["latency_ms"])
         if knobs.get("answer_time_ms") is not None:

@@ -18,6 +18,8 @@ import time
 import uuid
 
 from .audit import AuditTrail, group_target, license_text, user_target
+from .dynamic import DynamicMembership, dynamic_context
+from .onprem import DEFAULT_SYNC_INTERVAL_S, OnPremisesSync
 from .processing import GroupLicensingProcessing, ProcessingQueue
 from .records import (
     ACTIVE_STATES,
@@ -35,7 +37,8 @@ from .records import (
     _Sku,
     _User,
 )
-from .tenant import ISO_COUNTRY_CODES, TenantFormatError, is_guid, validate_app, validate_tenant
+from .rules import RuleSyntaxError, parse_rule
+from .tenant import ISO_COUNTRY_CODES, ONPREM_KEYS, USER_EXTRA_KEYS, TenantFormatError, is_guid, validate_app, validate_extension_attributes, validate_tenant
 from .views import DirectoryViews
 
 _USER_LICENSING_PROPS = frozenset({"assignedLicenses", "licenseAssignmentStates", "assignedPlans"})
@@ -69,19 +72,66 @@ _USER_EXTRA_PROPS = frozenset(
         "userType",
     }
 )
-_GROUP_READ_ONLY = frozenset({"id", "createdDateTime", "assignedLicenses", "licenseProcessingState", "hasMembersWithLicenseErrors", "membersWithLicenseErrors"})
-_GROUP_WRITABLE = frozenset({"displayName", "description", "mailNickname", "securityEnabled", "mailEnabled", "groupTypes"})
+_GROUP_READ_ONLY = frozenset(
+    {
+        "id",
+        "createdDateTime",
+        "assignedLicenses",
+        "licenseProcessingState",
+        "hasMembersWithLicenseErrors",
+        "membersWithLicenseErrors",
+        "membershipRuleProcessingStatus",
+    }
+    | set(ONPREM_KEYS)
+)
+_GROUP_WRITABLE = frozenset(
+    {
+        "displayName",
+        "description",
+        "mailNickname",
+        "securityEnabled",
+        "mailEnabled",
+        "groupTypes",
+        "membershipRule",
+        "membershipRuleProcessingState",
+        "visibility",
+    }
+)
+# Graph's answer to a write of what Entra Connect masters (a synced group's properties or members, a synced user's AD attributes).
+ONPREM_MASTERED = "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration."
+# A synced user's properties that stay writable in the cloud (usageLocation is not an AD attribute Entra Connect syncs).
+_SYNCED_USER_CLOUD_PROPS = frozenset({"usageLocation", "passwordProfile"})
+# Member writes on a dynamic group: Microsoft's support article (SupportArticles-docs, authorization-requestdenied-403-error-add-user-group.md,
+# ms.date 2025-04-21) answers them 403 Authorization_RequestDenied "Insufficient privileges to complete the operation."
+# ("You cannot use Microsoft Graph to manage Dynamic group ... membership").
+DYNAMIC_MEMBERS_REFUSED = GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
 # GraphError, RequestContext and CONTROL_CONTEXT live in records.py; importing them from here keeps working.
 __all__ = ["CONTROL_CONTEXT", "Directory", "GraphError", "RequestContext"]
+DEFAULT_DYNAMIC_RATE = 2000.0  # users a dynamic rule is evaluated for per emulated second
 
 
-class Directory(DirectoryViews, GroupLicensingProcessing):
+def _user_synced(user) -> bool:
+    return bool(user.extra and user.extra.get("onPremisesSyncEnabled"))
+
+
+class Directory(DirectoryViews, GroupLicensingProcessing, DynamicMembership, OnPremisesSync):
     """The emulated directory: users, groups, subscribed SKUs, licensing, audit and the loss ledger."""
 
-    def __init__(self, tenant: dict | None = None, *, processing_rate: float = 1000.0, time_scale: float = 1.0, clock=time.monotonic):
+    def __init__(
+        self,
+        tenant: dict | None = None,
+        *,
+        processing_rate: float = 1000.0,
+        time_scale: float = 1.0,
+        clock=time.monotonic,
+        dynamic_rate: float = DEFAULT_DYNAMIC_RATE,
+        sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S,
+    ):
         self.lock = threading.RLock()
         self.strict = None  # the Emulator's StrictSettings (read lag, unknown processing states), if any
         self._processing = ProcessingQueue(clock, processing_rate, time_scale)
+        self._dynamic = ProcessingQueue(clock, dynamic_rate, time_scale)  # dynamic membership evaluations (dynamic.py)
+        self._sync_interval_s = float(sync_interval_s)
         self._reset()
         if tenant is not None:
             self.load(tenant)
@@ -106,6 +156,8 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         self._rules_doc = {"mutuallyExclusivePlans": [], "planDependencies": {}, "prohibitedUsageLocations": {}}
         self._disabled_intern = {(): ()}
         self._processing.reset()
+        self._dynamic.reset()
+        self._reset_sync()
         self._trail = AuditTrail()
         self._lagging = {}  # ("user" | "group", id) -> [(monotonic time of a write, state before it)] (views.ReadLag)
 
@@ -141,17 +193,11 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         self._set_rules(doc["rules"])
         for user_doc in doc["users"]:
             user = _User(len(self._user_order), user_doc, loaded_at)
+            user.extra = {key: user_doc[key] for key in USER_EXTRA_KEYS if key in user_doc} or None
             if user_doc["directLicenses"]:
                 user.direct = {lic["skuId"]: (self._intern(lic["disabledPlans"]), user.created) for lic in user_doc["directLicenses"]}
             self._index_user(user)
-        for group_doc in doc["groups"]:
-            group = _Group(len(self._group_order), group_doc)
-            group.licenses = {lic["skuId"]: self._intern(lic["disabledPlans"]) for lic in group_doc["assignedLicenses"]}
-            self._groups[group.id] = group
-            self._group_order.append(group)
-        for group_doc in doc["groups"]:
-            for member_id in group_doc["members"]:
-                self._link_member(self._groups[group_doc["id"]], member_id)
+        self._load_groups(doc, loaded_at)
         mode = doc["processing"]["groupLicenses"]
         if mode == "asRecorded":
             self._load_recorded(doc)
@@ -164,6 +210,20 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
             for group in self._group_order:
                 if group.licenses:
                     self._queue_group(group, _LOAD_CONTEXT)
+
+    def _load_groups(self, doc, loaded_at):
+        for group_doc in doc["groups"]:
+            group = _Group(len(self._group_order), group_doc)
+            group.licenses = {lic["skuId"]: self._intern(lic["disabledPlans"]) for lic in group_doc["assignedLicenses"]}
+            group.onprem = {key: group_doc[key] for key in ONPREM_KEYS if key in group_doc} or None
+            self._groups[group.id] = group
+            self._group_order.append(group)
+        for group_doc in doc["groups"]:
+            for member_id in group_doc["members"]:
+                self._link_member(self._groups[group_doc["id"]], member_id)
+        for group_doc in doc["groups"]:
+            if "membershipRule" in group_doc:
+                self._load_dynamic(self._groups[group_doc["id"]], group_doc, loaded_at)
 
     def _load_recorded(self, doc):
         for user_doc in doc["users"]:
@@ -231,6 +291,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
                 "jobTitle": user.job_title,
                 "department": user.department,
                 "createdDateTime": user.created,
+                **{key: json.loads(json.dumps(user.extra[key])) for key in USER_EXTRA_KEYS if user.extra and key in user.extra},
                 "directLicenses": [{"skuId": s, "disabledPlans": list(d)} for s, (d, _) in (user.direct or {}).items()],
                 "groupLicenses": [
                     {
@@ -247,6 +308,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
             users.append(doc)
         groups = [
             {
+                **self._export_group_kind(g),
                 "id": g.id,
                 "displayName": g.display_name,
                 "description": g.description,
@@ -292,13 +354,30 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
             "processing": {"groupLicenses": "asRecorded", "pending": pending},
         }
 
+    @staticmethod
+    def _export_group_kind(group):
+        data = dict(group.onprem or {})
+        if group.dynamic:
+            data["membershipRule"] = group.membership_rule
+            data["membershipRuleProcessingState"] = group.rule_state
+            data["membershipRuleProcessingStatus"] = {"status": group.rule_status, "lastMembershipUpdated": group.rule_updated, "errorMessage": None}
+        return data
+
     @property
     def processing_rate(self) -> float:
         return self._processing.rate
 
+    @property
+    def dynamic_rate(self) -> float:
+        return self._dynamic.rate
+
     @_locked
-    def configure(self, processing_rate=None, time_scale=None, processing_delay=None) -> None:
+    def configure(self, processing_rate=None, time_scale=None, processing_delay=None, dynamic_rate=None) -> None:
         self.advance()  # time already elapsed is accounted at the old speed
+        if dynamic_rate is not None:
+            if isinstance(dynamic_rate, bool) or not isinstance(dynamic_rate, (int, float)) or dynamic_rate < 0:
+                raise ValueError(f"dynamic_rate: got {dynamic_rate!r}, expected a number of users per second >= 0 (0: only process_all)")
+            self._dynamic.rate = float(dynamic_rate)
         if processing_delay is not None:
             self._processing.delay = float(processing_delay)
         if processing_rate is not None:
@@ -309,6 +388,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
             if time_scale <= 0:
                 raise ValueError(f"time_scale: got {time_scale!r}, expected > 0")
             self._processing.time_scale = float(time_scale)
+            self._dynamic.time_scale = float(time_scale)
 
     @_locked
     def add_app(self, app: dict) -> dict:
@@ -433,6 +513,14 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
                 raise _bad_request(f"Property '{prop}' is read-only and cannot be set.")
             if prop == "passwordProfile" or prop.startswith("@odata"):
                 continue
+            if prop in ONPREM_KEYS:
+                raise _bad_request(f"Property '{prop}' is read-only and cannot be set.")
+            if prop == "onPremisesExtensionAttributes":
+                try:
+                    validate_extension_attributes(value, "onPremisesExtensionAttributes")
+                except TenantFormatError as error:
+                    raise _bad_request(f"Invalid value specified for property 'onPremisesExtensionAttributes' of resource 'User': {error}") from None
+                continue
             if prop not in _USER_SLOT_PROPS and prop not in _USER_EXTRA_PROPS and prop not in ("accountEnabled", "usageLocation", "userPrincipalName", "id"):
                 raise _bad_request(
                     f"The property '{prop}' does not exist on type 'microsoft.graph.user'. Make sure to only "
@@ -463,6 +551,10 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
                 self._upn_index[value.lower()] = user.id
             elif prop in _USER_EXTRA_PROPS:
                 user.extra = dict(user.extra or {}, **{prop: value})
+            elif prop == "onPremisesExtensionAttributes":
+                current = dict((user.extra or {}).get("onPremisesExtensionAttributes") or {})
+                current.update(validate_extension_attributes(dict(current, **value), prop))
+                user.extra = dict(user.extra or {}, onPremisesExtensionAttributes=current)
 
     @_locked
     def create_user(self, body: dict, ctx) -> dict:
@@ -482,11 +574,14 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         self._apply_user_props(user, {k: v for k, v in body.items() if k != "id"})
         self._index_user(user)
         self._trail.record("Add user", "UserManagement", "Add", ctx, user_target(user))
+        self._queue_user_rules(user)
         return self._user_dict(user)
 
     @_locked
     def update_user(self, key, body: dict, ctx) -> None:
         user = self._user(key)
+        if _user_synced(user) and isinstance(body, dict) and set(body) - _SYNCED_USER_CLOUD_PROPS:
+            raise _bad_request(ONPREM_MASTERED)
         self._check_user_props(body, creating=False)
         if "id" in body:
             raise _bad_request("Property 'id' is read-only and cannot be set.")
@@ -497,10 +592,13 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         self._apply_user_props(user, body)
         modified = [(p, json.dumps([old.get(p)]), json.dumps([body[p]])) for p in body if p != "passwordProfile"]
         self._trail.record("Update user", "UserManagement", "Update", ctx, user_target(user), modified)
+        self._queue_user_rules(user)
 
     @_locked
     def delete_user(self, key, ctx) -> None:
         user = self._user(key)
+        if _user_synced(user):
+            raise _bad_request(ONPREM_MASTERED)
         for sku_id in self._effective(user):
             self._skus[sku_id].consumed -= 1
         for gid in list(user.groups or ()):
@@ -633,7 +731,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
                 continue
             if prop in _GROUP_READ_ONLY:
                 raise _bad_request(f"Property '{prop}' is read-only and cannot be set.")
-            if prop not in _GROUP_WRITABLE and prop not in ("membershipRule", "visibility"):
+            if prop not in _GROUP_WRITABLE:
                 raise _bad_request(
                     f"The property '{prop}' does not exist on type 'microsoft.graph.group'. Make sure to only "
                     "use property names that are defined by the type or mark the type as open type."
@@ -642,17 +740,39 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
                 raise _bad_request(f"Invalid value specified for property '{prop}' of resource 'Group'.")
             if prop in ("displayName", "mailNickname") and not (isinstance(value, str) and value):
                 raise _bad_request(f"Invalid value specified for property '{prop}' of resource 'Group'.")
-            if prop == "groupTypes":
-                if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-                    raise _bad_request("Invalid value specified for property 'groupTypes' of resource 'Group'.")
-                if "DynamicMembership" in value:
-                    raise _bad_request("Dynamic membership groups are not supported by this emulator.")
-            if prop == "membershipRule" and value is not None:
-                raise _bad_request("Dynamic membership groups are not supported by this emulator.")
+            if prop == "groupTypes" and (not isinstance(value, list) or not all(isinstance(t, str) for t in value)):
+                raise _bad_request("Invalid value specified for property 'groupTypes' of resource 'Group'.")
+            if prop == "membershipRuleProcessingState" and value not in ("On", "Paused"):
+                raise _bad_request("Invalid value specified for property 'membershipRuleProcessingState' of resource 'Group': expected 'On' or 'Paused'.")
+            if prop == "membershipRule" and value is not None and not isinstance(value, str):
+                raise _bad_request("Invalid value specified for property 'membershipRule' of resource 'Group'.")
         if creating:
             for required in ("displayName", "mailNickname", "mailEnabled", "securityEnabled"):
                 if required not in body:
                     raise _bad_request(f"Invalid value specified for property '{required}' of resource 'Group'.")
+
+    def _check_dynamic_props(self, group, body):
+        """The group as the body would leave it: a DynamicMembership group needs a rule the engine can read; others none."""
+        types = body.get("groupTypes", group.group_types if group is not None else [])
+        dynamic = "DynamicMembership" in types
+        rule = body.get("membershipRule", group.membership_rule if group is not None else None)
+        if not dynamic:
+            if body.get("membershipRule") is not None or "membershipRuleProcessingState" in body:
+                raise _bad_request("membershipRule and membershipRuleProcessingState can only be set on a group whose groupTypes contains 'DynamicMembership'.")
+            return
+        if not rule:
+            raise _bad_request("A group whose groupTypes contains 'DynamicMembership' needs a membershipRule.")
+        try:
+            parse_rule(rule)
+        except RuleSyntaxError as error:
+            raise _bad_request(str(error)) from None
+
+    def _refuse_member_write(self, group):
+        """Members of a dynamic group come from its rule, those of a synced group from AD: Graph writes none."""
+        if group.synced:
+            raise _bad_request(ONPREM_MASTERED)
+        if group.dynamic:
+            raise DYNAMIC_MEMBERS_REFUSED
 
     def _validate_new_members(self, group, member_ids):
         """Return [(id, kind)] or raise: bad GUID 400, unknown 404, already a member 400."""
@@ -691,7 +811,10 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
     @_locked
     def create_group(self, body: dict, ctx, member_ids=()) -> dict:
         self._check_group_props(body, creating=True)
+        self._check_dynamic_props(None, body)
         group = _Group(len(self._group_order), {"id": str(uuid.uuid4()), "displayName": body["displayName"]})
+        if member_ids and "DynamicMembership" in body.get("groupTypes", []):
+            raise DYNAMIC_MEMBERS_REFUSED
         members = self._validate_new_members(group, member_ids)
         self._apply_group_props(group, body)
         self._groups[group.id] = group
@@ -699,6 +822,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
         self._trail.record("Add group", "GroupManagement", "Add", ctx, group_target(group))
         for member_id, _ in members:
             self._link_member(group, member_id)
+        self._set_dynamic(group, body, creating=True)
         return self._group_dict(group)
 
     def _apply_group_props(self, group, body):
@@ -718,16 +842,27 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
     @_locked
     def update_group(self, group_id, body: dict, ctx, add_member_ids=()) -> None:
         group = self._group(group_id)
+        if group.synced:
+            raise _bad_request(ONPREM_MASTERED)
         self._check_group_props(body, creating=False)
+        self._check_dynamic_props(group, body)
+        if add_member_ids:
+            self._refuse_member_write(group)
+            if "DynamicMembership" in body.get("groupTypes", []):
+                raise DYNAMIC_MEMBERS_REFUSED
         members = self._validate_new_members(group, add_member_ids)
         self._apply_group_props(group, body)
         if any(not p.endswith("@odata.bind") for p in body):
             self._trail.record("Update group", "GroupManagement", "Update", ctx, group_target(group))
         self._add_validated_members(group, members, ctx)
+        if {"groupTypes", "membershipRule", "membershipRuleProcessingState"} & body.keys():
+            self._set_dynamic(group, body, creating=False)
 
     @_locked
     def delete_group(self, group_id, ctx) -> None:
         group = self._group(group_id)
+        if group.synced:
+            raise _bad_request(ONPREM_MASTERED)
         if group.licenses:
             # Reference: a group with licenses cannot be deleted until its licenses are removed.
             raise _bad_request("The group has licenses assigned. Remove all licenses from the group before deleting it.")
@@ -747,31 +882,33 @@ class Directory(DirectoryViews, GroupLicensingProcessing):
     def _add_validated_members(self, group, members, ctx):
         for member_id, kind in members:
             self._link_member(group, member_id)
-            target = user_target(self._users[member_id]) if kind == "user" else group_target(self._groups[member_id])
-            self._trail.record("Add member to group", "GroupManagement", "Assign", ctx, target, [("Group.DisplayName", "", json.dumps(group.display_name))])
+            self._record_member_change(group, kind, member_id, True, ctx)
             if kind == "user":
                 self._membership_changed(group, member_id, ctx)
+
+    def _unlink_member(self, group, member_id):
+        kind = group.members.pop(member_id)
+        if kind == "user":
+            self._users[member_id].groups.discard(group.id)
+        else:
+            self._groups[member_id].parents.discard(group.id)
+        return kind
 
     @_locked
     def add_members(self, group_id, member_ids, ctx) -> None:
         group = self._group(group_id)
+        self._refuse_member_write(group)
         self._add_validated_members(group, self._validate_new_members(group, member_ids), ctx)
 
     @_locked
     def remove_member(self, group_id, member_id, ctx) -> None:
         group = self._group(group_id)
+        self._refuse_member_write(group)
         member_key = member_id.lower() if is_guid(member_id) else member_id
-        kind = group.members.pop(member_key, None)
-        if kind is None:
+        if member_key not in group.members:
             raise _not_found(member_id)
-        if kind == "user":
-            user = self._users[member_key]
-            user.groups.discard(group.id)
-            target = user_target(user)
-        else:
-            self._groups[member_key].parents.discard(group.id)
-            target = group_target(self._groups[member_key])
-        self._trail.record("Remove member from group", "GroupManagement", "Unassign", ctx, target, [("Group.DisplayName", json.dumps(group.display_name), "")])
+        kind = self._unlink_member(group, member_key)
+        self._record_member_change(group, kind, member_key, False, ctx)
         if kind == "user":
             self._membership_changed(group, member_key, ctx)
 

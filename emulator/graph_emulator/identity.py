@@ -69,6 +69,11 @@ ROUTE_PERMISSIONS = {
         "GroupMember.Read.All",
         ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
     ),
+    # beta: only what the dynamic-membership status needs (routes/beta.py); the same permissions as v1.0
+    "GET /beta/groups/{id}": (
+        "GroupMember.Read.All",
+        ("Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    ),
     "POST /v1.0/groups": ("Group.Create", ("Group.ReadWrite.All", "Directory.ReadWrite.All")),
     "PATCH /v1.0/groups/{id}": ("Group.ReadWrite.All", ("Directory.ReadWrite.All",)),
     "DELETE /v1.0/groups/{id}": ("Group.ReadWrite.All", ("Directory.ReadWrite.All",)),

@@ -155,9 +155,10 @@ GROUP_PROPERTIES = frozenset(GROUP_DEFAULT) | frozenset(
         "isSubscribedByMail",
         "unseenCount",
         "isArchived",
-        "membershipRuleProcessingStatus",
     )
 )
+# beta only (v1.0 answers 400 for it, as for any property it does not know): a dynamic group's evaluation status
+BETA_GROUP_PROPERTIES = GROUP_PROPERTIES | frozenset(("membershipRuleProcessingStatus",))
 COLLECTION_PROPERTIES = frozenset(
     (
         "businessPhones",
@@ -190,6 +191,7 @@ COLLECTION_PROPERTIES = frozenset(
 ENTITY_TYPES = {
     "user": ("microsoft.graph.user", "User", USER_PROPERTIES),
     "group": ("microsoft.graph.group", "Group", GROUP_PROPERTIES),
+    "group_beta": ("microsoft.graph.group", "Group", BETA_GROUP_PROPERTIES),
 }
 
 
@@ -227,7 +229,7 @@ def parse_select(raw, kind):
 def project(entity, select, kind, with_type=False):
     """The dict Graph returns for ``entity`` given a $select list (None = default property set)."""
     if select is None:
-        names = USER_DEFAULT if kind == "user" else GROUP_DEFAULT if kind == "group" else tuple(entity)
+        names = USER_DEFAULT if kind == "user" else GROUP_DEFAULT if kind in ("group", "group_beta") else tuple(entity)
     else:
         names = select
     shaped = {}

@@ -121,7 +121,7 @@ class GraphApp:
             return self.json_response(status, body)
         request_id = str(uuid.uuid4())
         client_request_id = request.headers.get("client-request-id") or request_id
-        if path.lower().startswith("/v1.0/") or path.lower() == "/v1.0":
+        if path.lower().startswith(("/v1.0/", "/beta/")) or path.lower() in ("/v1.0", "/beta"):
             return self.graph_request(request, request_id, client_request_id)
         return self.identity_request(request, request_id, client_request_id)
 

@@ -118,13 +118,17 @@ class GroupLicensingProcessing:
 
     @_locked
     def advance(self) -> None:
-        """Run the background processing due by now: processing_rate evaluations per emulated second."""
+        """Run the background work due by now: a sync cycle, dynamic rules (dynamic_rate users per emulated second),
+        then group licensing (processing_rate evaluations per emulated second)."""
+        self._advance_sync()
+        self._advance_dynamic()
         for _ in range(self._processing.due()):
             self._process_one()
         self._processing.settle()
 
     @_locked
     def process_all(self) -> None:
+        self._finish_dynamic()  # pending dynamic evaluations first: the members they change are licensed below
         while self._processing.keys:
             self._process_one()
         self._processing.restart()
@@ -223,7 +227,7 @@ class GroupLicensingProcessing:
                         self._set_entry(user, group_id, _GroupEntry(entry.licenses, "ActiveWithError", "DependencyViolation", now))
                     return False
             self._set_entry(user, group_id, None)
-            self._commit(user, before, "group_processing", ctx)
+            self._commit(user, before, _context(ctx).cause or "group_processing", ctx)
             self._trail.record("Change user license", "UserManagement", "Update", ctx, user_target(user), system=True)
             return True
         others = self._effective(user, skip_group=group_id)
@@ -238,7 +242,7 @@ class GroupLicensingProcessing:
         if entry is not None and entry.licenses == desired and entry.state == state and entry.error == code:
             return error is None
         self._set_entry(user, group_id, _GroupEntry(dict(desired), state, code, now))
-        self._commit(user, before, "group_processing", ctx)
+        self._commit(user, before, _context(ctx).cause or "group_processing", ctx)
         self._trail.record("Change user license", "UserManagement", "Update", ctx, user_target(user), system=True)
         return error is None
 

@@ -36,6 +36,7 @@ class RequestContext:
     path: str = ""
     app_id: str = ""
     app_display_name: str = ""
+    cause: str = ""  # the loss ledger's cause for changes made under this context ("" = the engine's default)
 
 
 _LOAD_CONTEXT = RequestContext(method="LOAD", path="(tenant file)")
@@ -223,6 +224,13 @@ class _Group:
         "batch_ok",
         "batch_failed",
         "queued_by",
+        "membership_rule",
+        "rule",
+        "rule_state",
+        "rule_status",
+        "rule_updated",
+        "rule_pending",
+        "onprem",
     )
 
     def __init__(self, seq, doc):
@@ -245,3 +253,19 @@ class _Group:
         self.batch_ok = 0
         self.batch_failed = 0
         self.queued_by = None
+        # dynamic membership (dynamic.py): rule text and its parsed form, On/Paused, processing status
+        self.membership_rule = None
+        self.rule = None
+        self.rule_state = None
+        self.rule_status = None
+        self.rule_updated = None
+        self.rule_pending = 0
+        self.onprem = None  # {onPremisesSyncEnabled, onPremisesSecurityIdentifier, ...} of a group synced from AD
+
+    @property
+    def dynamic(self) -> bool:
+        return self.rule is not None
+
+    @property
+    def synced(self) -> bool:
+        return bool(self.onprem and self.onprem.get("onPremisesSyncEnabled"))

@@ -147,6 +147,20 @@ class _Checker:
 
 _check = _Checker()
 
+# User properties a tenant file may carry besides the core ones: what dynamic membership rules read and what
+# Entra Connect writes for a user synced from on-premises AD. Kept as the user's extras (returned when selected).
+ONPREM_KEYS = (
+    "onPremisesSyncEnabled",
+    "onPremisesSecurityIdentifier",
+    "onPremisesSamAccountName",
+    "onPremisesDomainName",
+    "onPremisesLastSyncDateTime",
+)
+EXTENSION_ATTRIBUTES = tuple(f"extensionAttribute{n}" for n in range(1, 16))
+USER_EXTRA_KEYS = ("city", "country", "companyName", "employeeId", "userType", "state") + ONPREM_KEYS + ("onPremisesExtensionAttributes",)
+RULE_STATES = ("On", "Paused")
+RULE_STATUSES = ("NotStarted", "Running", "Succeeded", "Failed")
+
 _TOP_KEYS = ("tenant", "apps", "subscribedSkus", "users", "groups", "rules", "processing")
 _USER_KEYS = (
     "id",
@@ -163,7 +177,7 @@ _USER_KEYS = (
     "createdDateTime",
     "directLicenses",
     "groupLicenses",
-)
+) + USER_EXTRA_KEYS
 _GROUP_KEYS = (
     "id",
     "displayName",
@@ -176,7 +190,10 @@ _GROUP_KEYS = (
     "members",
     "assignedLicenses",
     "licenseProcessingState",
-)
+    "membershipRule",
+    "membershipRuleProcessingState",
+    "membershipRuleProcessingStatus",
+) + ONPREM_KEYS
 _SKU_KEYS = ("skuId", "skuPartNumber", "prepaidUnits", "capabilityStatus", "appliesTo", "servicePlans", "subscriptionIds", "accountName")
 _PLAN_KEYS = ("servicePlanId", "servicePlanName", "provisioningStatus", "appliesTo")
 
@@ -329,6 +346,7 @@ def _validate_user(user, path, sku_plans, upns):
         "createdDateTime": _check.string(user.get("createdDateTime"), f"{path}.createdDateTime", optional=True),
         "directLicenses": _validate_licenses(user.get("directLicenses", []), f"{path}.directLicenses", sku_plans),
     }
+    normalised.update(_validate_user_extras(user, path))
     if "groupLicenses" in user:
         entries = []
         for i, entry in enumerate(_check.lst(user["groupLicenses"], f"{path}.groupLicenses")):
@@ -348,12 +366,79 @@ def _validate_user(user, path, sku_plans, upns):
     return normalised
 
 
+def _validate_onprem(data, path):
+    """The on-premises properties Entra Connect writes: only those present, onPremisesSyncEnabled true or null."""
+    result = {}
+    for key in ONPREM_KEYS:
+        if key not in data:
+            continue
+        if key == "onPremisesSyncEnabled":
+            if data[key] not in (True, None):
+                _check.fail(f"{path}.{key}", data[key], "true or null (false is not modelled: a once-synced object is cloud-only again)")
+            result[key] = data[key]
+        else:
+            result[key] = _check.string(data[key], f"{path}.{key}", optional=True)
+    return result
+
+
+def _validate_user_extras(user, path):
+    extras = {}
+    for key in ("city", "country", "companyName", "employeeId", "userType", "state"):
+        if key in user:
+            extras[key] = _check.string(user[key], f"{path}.{key}", optional=True)
+    if "userType" in extras and extras["userType"] not in (None, "Member", "Guest"):
+        _check.fail(f"{path}.userType", extras["userType"], "'Member', 'Guest' or null")
+    extras.update(_validate_onprem(user, path))
+    if "onPremisesExtensionAttributes" in user:
+        extras["onPremisesExtensionAttributes"] = validate_extension_attributes(user["onPremisesExtensionAttributes"], f"{path}.onPremisesExtensionAttributes")
+    return extras
+
+
+def validate_extension_attributes(value, path):
+    """onPremisesExtensionAttributes: an object of extensionAttribute1..15 (strings or null); all 15 keys in the result."""
+    _check.obj(value, path)
+    _check.unknown_keys(value, path, EXTENSION_ATTRIBUTES)
+    return {key: _check.string(value.get(key), f"{path}.{key}", optional=True) for key in EXTENSION_ATTRIBUTES}
+
+
+def _validate_dynamic(group, path, group_types):
+    """membershipRule, membershipRuleProcessingState and the recorded status of a DynamicMembership group."""
+    from .rules import RuleSyntaxError, parse_rule
+
+    dynamic = "DynamicMembership" in group_types
+    rule = group.get("membershipRule")
+    if not dynamic:
+        for key in ("membershipRule", "membershipRuleProcessingState", "membershipRuleProcessingStatus"):
+            if group.get(key) is not None:
+                _check.fail(f"{path}.{key}", group[key], "null for a group whose groupTypes has no 'DynamicMembership'")
+        return {}
+    _check.string(rule, f"{path}.membershipRule")
+    try:
+        parse_rule(rule)
+    except RuleSyntaxError as error:
+        _check.fail(f"{path}.membershipRule", rule, f"a rule the emulator can read ({error})")
+    result = {
+        "membershipRule": rule,
+        "membershipRuleProcessingState": _check.choice(group.get("membershipRuleProcessingState", "On"), f"{path}.membershipRuleProcessingState", RULE_STATES),
+    }
+    status = group.get("membershipRuleProcessingStatus")
+    if status is not None:
+        _check.obj(status, f"{path}.membershipRuleProcessingStatus")
+        _check.unknown_keys(status, f"{path}.membershipRuleProcessingStatus", ("status", "lastMembershipUpdated", "errorMessage"))
+        result["membershipRuleProcessingStatus"] = {
+            "status": _check.choice(status.get("status"), f"{path}.membershipRuleProcessingStatus.status", RULE_STATUSES),
+            "lastMembershipUpdated": _check.string(
+                status.get("lastMembershipUpdated"), f"{path}.membershipRuleProcessingStatus.lastMembershipUpdated", optional=True
+            ),
+            "errorMessage": None,
+        }
+    return result
+
+
 def _validate_group(group, path, sku_plans):
     _check.obj(group, path)
     _check.unknown_keys(group, path, _GROUP_KEYS)
     group_types = [_check.string(t, f"{path}.groupTypes[{i}]") for i, t in enumerate(_check.lst(group.get("groupTypes", []), f"{path}.groupTypes"))]
-    if "DynamicMembership" in group_types:
-        _check.fail(f"{path}.groupTypes", group_types, "no 'DynamicMembership' (the emulator has static groups only)")
     display_name = _check.string(group.get("displayName"), f"{path}.displayName")
     state = group.get("licenseProcessingState")
     return {
@@ -368,6 +453,8 @@ def _validate_group(group, path, sku_plans):
         "members": [_check.guid(m, f"{path}.members[{i}]") for i, m in enumerate(_check.lst(group.get("members", []), f"{path}.members"))],
         "assignedLicenses": _validate_licenses(group.get("assignedLicenses", []), f"{path}.assignedLicenses", sku_plans),
         "licenseProcessingState": None if state is None else _check.choice(state, f"{path}.licenseProcessingState", GROUP_STATES),
+        **_validate_dynamic(group, path, group_types),
+        **_validate_onprem(group, path),
     }
 
 
@@ -428,11 +515,28 @@ def _check_references(users, groups):
             seen.add(member)
         if group["assignedLicenses"] and not group["securityEnabled"]:
             _check.fail(f"groups[{i}].securityEnabled", False, "true for a group that carries licenses")
+        if "membershipRule" in group or group.get("onPremisesSyncEnabled"):
+            _check_kind_members(group, i, {g["id"]: g for g in groups}, {u["id"]: u for u in users})
     for i, user in enumerate(users):
         for j, entry in enumerate(user.get("groupLicenses", [])):
             if entry["groupId"] not in group_ids:
                 _check.fail(f"users[{i}].groupLicenses[{j}].groupId", entry["groupId"], "the id of a group in this file")
     return ids
+
+
+def _check_kind_members(group, i, groups_by_id, users_by_id):
+    """A dynamic group holds users only; a synced group holds synced objects only and is not dynamic."""
+    if "membershipRule" in group:
+        if group.get("onPremisesSyncEnabled"):
+            _check.fail(f"groups[{i}].onPremisesSyncEnabled", True, "null for a DynamicMembership group (a synced group's members come from AD)")
+        for j, member in enumerate(group["members"]):
+            if member in groups_by_id:
+                _check.fail(f"groups[{i}].members[{j}]", member, "a user (a dynamic group's rule selects users only)")
+    if group.get("onPremisesSyncEnabled"):
+        for j, member in enumerate(group["members"]):
+            other = users_by_id.get(member) or groups_by_id.get(member)
+            if not other.get("onPremisesSyncEnabled"):
+                _check.fail(f"groups[{i}].members[{j}]", member, "a user or group synced from on-premises (onPremisesSyncEnabled true) in a synced group")
 
 
 def _validate_processing(processing, users, ids, group_ids):

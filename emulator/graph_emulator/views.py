@@ -18,6 +18,7 @@ from typing import Iterator
 
 from .records import ACTIVE_STATES, COMPLETE, _locked
 from .strict import UNKNOWN_PROCESSING_STATE
+from .tenant import EXTENSION_ATTRIBUTES, ONPREM_KEYS
 
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
@@ -36,6 +37,21 @@ _USER_VIEW_ATTRIBUTES = {
     "department": "department",
     "createdDateTime": "created",
 }
+
+
+# What a user without a value shows (Graph: every user has a userType; the 15 extension attributes are one object).
+USER_PROPERTY_DEFAULTS = {"userType": "Member"}
+
+
+def empty_extension_attributes():
+    return dict.fromkeys(EXTENSION_ATTRIBUTES)
+
+
+def rule_status_dict(group):
+    """membershipRuleProcessingStatus (beta) of a dynamic group, None for another group."""
+    if not group.dynamic:
+        return None
+    return {"status": group.rule_status, "lastMembershipUpdated": group.rule_updated, "errorMessage": None}
 
 
 class ReadLag:
@@ -153,6 +169,8 @@ class DirectoryViews(ReadLag):
             "mobilePhone": None,
             "officeLocation": None,
             "preferredLanguage": None,
+            "userType": "Member",
+            "onPremisesExtensionAttributes": empty_extension_attributes(),
         }
         if user.extra:
             data.update(json.loads(json.dumps(user.extra)))
@@ -178,9 +196,12 @@ class DirectoryViews(ReadLag):
             "assignedLicenses": [{"disabledPlans": list(d), "skuId": s} for s, d in group.licenses.items()],
             "licenseProcessingState": None if group.processing_state is None else {"state": self._shown_processing_state(group.processing_state)},
             "createdDateTime": group.created,
-            "membershipRule": None,
-            "membershipRuleProcessingState": None,
+            "membershipRule": group.membership_rule,
+            "membershipRuleProcessingState": group.rule_state,
+            "membershipRuleProcessingStatus": rule_status_dict(group),
             "hasMembersWithLicenseErrors": bool(group.error_users),
+            "onPremisesNetBiosName": None,
+            **{key: (group.onprem or {}).get(key) for key in ONPREM_KEYS},
         }
 
     def _shown_processing_state(self, state):
@@ -206,6 +227,10 @@ class DirectoryViews(ReadLag):
                 view[name] = self._assigned_plans(user)
             elif name == "businessPhones":
                 view[name] = []
+            elif name == "onPremisesExtensionAttributes":
+                view[name] = empty_extension_attributes()
+            elif name in USER_PROPERTY_DEFAULTS:
+                view[name] = USER_PROPERTY_DEFAULTS[name]
             else:
                 view[name] = None  # mobilePhone, officeLocation, preferredLanguage, or not a property _user_dict has
         return view

@@ -11,7 +11,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def documented_permissions():
     rows = {}
     for line in README.read_text().splitlines():
-        match = re.match(r"^\| `((?:GET|POST|PATCH|DELETE) /v1\.0/[^`]*)` \| (.*) \| (.*) \|$", line)
+        match = re.match(r"^\| `((?:GET|POST|PATCH|DELETE) /(?:v1\.0|beta)/[^`]*)` \| (.*) \| (.*) \|$", line)
         if match:
             rows[match.group(1)] = (re.findall(r"`([^`]+)`", match.group(2)), re.findall(r"`([^`]+)`", match.group(3)))
     return rows

@@ -3,7 +3,7 @@
 The import order below is the order routes are matched in (see registry.py).
 """
 
-from . import users, groups, licensing, organization, audit  # noqa: F401 - registers the routes
+from . import users, groups, licensing, organization, audit, beta  # noqa: F401 - registers the routes
 from .registry import ID, ROUTES, match_route, route
 
 __all__ = ["ID", "ROUTES", "match_route", "route"]
