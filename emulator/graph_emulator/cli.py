@@ -50,7 +50,10 @@ def build_parser():
     source.add_argument("--users", type=_non_negative_int, help="generate a tenant with N users (default 100)")
     serve.add_argument("--seed", type=int, default=0, help="seed for --users (default 0)")
     serve.add_argument(
-        "--profile", choices=PROFILES, default="default", help="generator profile for --users: 'seed' is the migration's seed example (docs/tenant-format.md)"
+        "--profile",
+        choices=PROFILES,
+        default="default",
+        help="generator profile for --users: 'seed' is the migration's seed example, 'dynamic' and 'hybrid' its dynamic-group and on-premises-synced variants (docs/tenant-format.md)",
     )
     serve.add_argument("--info-file", metavar="PATH", help="write {base_url, ca_path, tenant_id, client_id, client_secret, pid} as JSON once listening")
     serve.add_argument("--state-dir", metavar="DIR", help="where to write the CA and server certificate (default: a temporary directory removed on exit)")
@@ -102,7 +105,10 @@ def build_parser():
     generate.add_argument("--users", type=_non_negative_int, default=1000, help="number of users (default 1000)")
     generate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     generate.add_argument(
-        "--profile", choices=PROFILES, default="default", help="generator profile: 'seed' is the migration's seed example (docs/tenant-format.md)"
+        "--profile",
+        choices=PROFILES,
+        default="default",
+        help="generator profile: 'seed' is the migration's seed example, 'dynamic' and 'hybrid' its variants (docs/tenant-format.md)",
     )
     generate.add_argument("--out", required=True, metavar="FILE", help="output file ('-' for stdout)")
     return parser

@@ -631,7 +631,13 @@ _COMMONLY_DISABLED = (
     "FORMS_PLAN_E1",
 )
 
-PROFILES = ("default", "seed")
+PROFILES = ("default", "seed", "dynamic", "hybrid")
+# Profiles built on the seed example (same users, licenses and exceptions; docs/tenant-format.md section 3).
+SEED_PROFILES = ("seed", "dynamic", "hybrid")
+DYNAMIC_ALL_USERS_RULE = "user.objectId -ne null"
+ONPREM_DOMAIN = "corp.contoso.com"
+# A fixed time for generated snapshots (onPremisesLastSyncDateTime, lastMembershipUpdated): deterministic output.
+GENERATED_AT = "2026-01-05T06:00:00Z"
 # The seed example's legacy automation assigns E3 with these plans off: Kaizala (retired by Microsoft) and
 # Yammer (replaced by Teams channels) are what tenants standardising on Teams commonly switched off.
 STANDARD_DISABLED_PLANS = ("KAIZALA_O365_P3", "YAMMER_ENTERPRISE")
@@ -783,6 +789,8 @@ def generate_tenant(
     fixture_path=SKU_FIXTURE_PATH,
     profile="default",
     plan_exceptions=12,
+    cloud_only_users=5,
+    onprem_missing=20,
 ) -> dict:
     """A deterministic tenant in the documented format: ``users`` users holding ``sku`` directly.
 
@@ -795,7 +803,13 @@ def generate_tenant(
         raise ValueError(f"users: got {users!r}, expected a non-negative integer")
     if profile not in PROFILES:
         raise ValueError(f"profile: got {profile!r}, expected one of {', '.join(PROFILES)}")
-    for name, value in (("no_usage_location", no_usage_location), ("nested_users", nested_users), ("plan_exceptions", plan_exceptions)):
+    for name, value in (
+        ("no_usage_location", no_usage_location),
+        ("nested_users", nested_users),
+        ("plan_exceptions", plan_exceptions),
+        ("cloud_only_users", cloud_only_users),
+        ("onprem_missing", onprem_missing),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name}: got {value!r}, expected a non-negative integer")
     if not 0.0 <= disabled_plan_ratio <= 1.0:
@@ -803,9 +817,14 @@ def generate_tenant(
     collecting = gc.isenabled()
     gc.disable()  # many small long-lived dicts: cyclic GC passes only cost time
     try:
-        return _generate(
+        tenant = _generate(
             users, seed, sku, units, disabled_plan_ratio, no_usage_location, nested_users, extra_skus, apps, fixture_path, profile, plan_exceptions
         )
+        if profile == "dynamic":
+            _make_dynamic(tenant)
+        elif profile == "hybrid":
+            _make_hybrid(tenant, seed, cloud_only_users, onprem_missing)
+        return tenant
     finally:
         if collecting:
             gc.enable()
@@ -834,7 +853,7 @@ def _generate(
     user_plans = [p for p in skus[0]["servicePlans"] if p["appliesTo"] == "User"]
     common = [p["servicePlanId"] for p in user_plans if p["servicePlanName"] in _COMMONLY_DISABLED]
     candidates = common or [p["servicePlanId"] for p in user_plans]
-    seed_profile = profile == "seed"
+    seed_profile = profile in SEED_PROFILES
     if seed_profile:
         standard = [p["servicePlanId"] for p in user_plans if p["servicePlanName"] in STANDARD_DISABLED_PLANS]
         if len(standard) != len(STANDARD_DISABLED_PLANS):
@@ -899,3 +918,74 @@ def _generate(
         "rules": _default_rules({name: catalog[name] for name in (sku, *extra_skus)}),
         "processing": {"groupLicenses": "processed"},
     }
+
+
+def _seed_group(tenant, name):
+    return next(g for g in tenant["groups"] if g["displayName"] == name)
+
+
+def _make_dynamic(tenant):
+    """Profile ``dynamic``: the seed example whose "All users" is a dynamic group holding every user by its rule
+    (evaluated: members and status recorded). Contractors stays a static group, no longer nested (a dynamic
+    group's rule selects users only), so its users are direct members like everyone else."""
+    group = _seed_group(tenant, SEED_GROUP_NAME)
+    group["description"] = "Every user, by the dynamic rule " + DYNAMIC_ALL_USERS_RULE
+    group["groupTypes"] = ["DynamicMembership"]
+    group["membershipRule"] = DYNAMIC_ALL_USERS_RULE
+    group["membershipRuleProcessingState"] = "On"
+    group["membershipRuleProcessingStatus"] = {"status": "Succeeded", "lastMembershipUpdated": GENERATED_AT, "errorMessage": None}
+    group["members"] = [u["id"] for u in tenant["users"]]
+
+
+def _onprem(sid, sam):
+    return {
+        "onPremisesSyncEnabled": True,
+        "onPremisesSecurityIdentifier": sid,
+        "onPremisesSamAccountName": sam,
+        "onPremisesDomainName": ONPREM_DOMAIN,
+        "onPremisesLastSyncDateTime": GENERATED_AT,
+    }
+
+
+def _sam_account_name(user, index):
+    """At most 20 characters (AD's limit for sAMAccountName): initial, surname, the user's number."""
+    letters = re.sub(r"[^a-z]", "", ((user["givenName"] or "x")[0] + (user["surname"] or "user")).lower())
+    return letters[:13] + f"{index:06d}"
+
+
+def _make_hybrid(tenant, seed, cloud_only_users, onprem_missing):
+    """Profile ``hybrid``: the seed example synced from on-premises AD (docs/tenant-format.md section 3).
+
+    Every user is synced except ``cloud_only_users`` cloud-only users (not in "All users": they cannot join a
+    synced group); "All users" and "Contractors" are synced groups; ``onprem_missing`` synced users hold E3
+    directly but are not yet in the AD group. Both sets are drawn from the users the seed example leaves
+    ordinary, with their own generator, so the seed's users, exceptions and ids are unchanged.
+    """
+    rng = random.Random(f"hybrid-{seed}")
+    domain_sid = f"S-1-5-21-{rng.randrange(10**9, 4 * 10**9)}-{rng.randrange(10**9, 4 * 10**9)}-{rng.randrange(10**9, 4 * 10**9)}"
+    all_users = _seed_group(tenant, SEED_GROUP_NAME)
+    contractors = _seed_group(tenant, "Contractors")
+    users = tenant["users"]
+    ordinary = [
+        index
+        for index, user in enumerate(users)
+        if user["id"] in all_users["members"]
+        and user["usageLocation"] is not None
+        and user["directLicenses"]
+        and user["directLicenses"][0]["disabledPlans"] == sorted(_standard_plan_ids(tenant))
+    ]
+    picked = rng.sample(ordinary, min(len(ordinary), cloud_only_users + onprem_missing))
+    cloud_only = {users[i]["id"] for i in picked[:cloud_only_users]}
+    missing = {users[i]["id"] for i in picked[cloud_only_users:]}
+    for index, user in enumerate(users):
+        if user["id"] not in cloud_only:
+            user.update(_onprem(f"{domain_sid}-{1100 + index}", _sam_account_name(user, index)))
+    for rid, (group, sam) in enumerate(((all_users, "AllUsers"), (contractors, "Contractors")), start=5100):
+        group.update(_onprem(f"{domain_sid}-{rid}", sam))
+        group["description"] = (group["description"] or "") + " (synced from on-premises AD)"
+    all_users["members"] = [m for m in all_users["members"] if m not in cloud_only and m not in missing]
+
+
+def _standard_plan_ids(tenant):
+    plans = tenant["subscribedSkus"][0]["servicePlans"]
+    return [p["servicePlanId"] for p in plans if p["servicePlanName"] in STANDARD_DISABLED_PLANS]

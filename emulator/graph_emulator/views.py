@@ -171,6 +171,7 @@ class DirectoryViews(ReadLag):
             "preferredLanguage": None,
             "userType": "Member",
             "onPremisesExtensionAttributes": empty_extension_attributes(),
+            **dict.fromkeys(ONPREM_KEYS),
         }
         if user.extra:
             data.update(json.loads(json.dumps(user.extra)))

@@ -17,5 +17,7 @@ def get_group_beta(app, call, params, ctx):
     select = odata.parse_select(call.query.get("$select"), "group_beta")
     group = app.emu.directory.get_group(params["id"])
     body = {"@odata.context": f"{call.base_url}/beta/$metadata#{select_fragment('groups', select)}/$entity"}
+    # The answer always names the group (the documented status example shows "id" beside the selected property).
+    body["id"] = group["id"]
     body.update(odata.project(group, select, "group_beta"))
     return Outcome(200, body)
