@@ -14,7 +14,7 @@ import pytest
 
 from graph_emulator import generate_tenant
 
-from ansible_collections.entraops.licensing.plugins.modules import group_license, license_processing_wait, licensing_group
+from ansible_collections.entraops.licensing.plugins.modules import group_license, license_assignment_info, license_processing_wait, licensing_group
 from ansible_collections.entraops.licensing.tests.unit.plugins.module_utils.test_powershell_scripts import commands, named, parse
 from ansible_collections.entraops.licensing.tests.unit.plugins.modules.utils import emulator_connection as connection, graph_writes as writes, run_module
 
@@ -254,3 +254,31 @@ def test_processing_wait_waits_for_the_sync_then_names_who_is_missing_on_timeout
     assert membership["done"] and membership["source"] == "expected_members" and membership["missing"] == 0 and membership["members"] == SYNCED
     assert membership["cannot_join"] == 1 and result["groups"][0]["kind"] == "synced"
     assert result["polls"] >= 2
+
+
+# ------------------------------------------------------------------------------ assignment info
+
+
+def _assign_e3(emu, group):
+    assigned = _run(group_license.main, dict(connection(emu), group=group, licenses=[{"sku": "ENTERPRISEPACK"}]))
+    assert not assigned["failed"], assigned["msg"]
+    emu.process_all()
+
+
+def test_assignment_info_counts_dynamic_members_as_direct_members_and_names_each_source_kind(emu):
+    emu.load_state(generate_tenant(users=60, seed=3, profile="dynamic"))
+    emu.process_all()
+    _assign_e3(emu, "All users")
+    result = _run(license_assignment_info.main, dict(connection(emu), skus=["ENTERPRISEPACK"], sample_size=0))
+    assert not result["failed"], result["msg"]
+    # The seed example's 5 contractors reach "All users" through a nested group; here the rule makes everyone a direct member.
+    assert result["summary"]["not_direct_member"] == 0 and result["summary"]["safe_to_remove"] > 0
+    assert [(item["display_name"], item["kind"]) for item in result["inherited_sources"]] == [("All users", "dynamic")]
+    assert result["inherited_sources"][0]["records"] == result["records_total"]
+
+
+def test_assignment_info_names_a_synced_source(emu):
+    _assign_e3(emu, SYNCED_ID)
+    result = _run(license_assignment_info.main, dict(connection(emu), groups=[SYNCED_ID], sample_size=0))
+    assert not result["failed"], result["msg"]
+    assert [(item["id"], item["kind"], item["records"]) for item in result["inherited_sources"]] == [(SYNCED_ID, "synced", IN_AD_GROUP)]
