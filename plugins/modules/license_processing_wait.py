@@ -76,14 +76,14 @@ options:
   expected_members:
     description:
       - Users (userPrincipalName or object id) that must be direct members of each B(synced) group of O(groups) before license
-        processing is waited for. Cloud-only users among them cannot join an on-premises group: they are reported
+        processing is waited for. Cloud-only users among them cannot join an on-premises group; they are reported
         (RV(membership[].cannot_join_sample)), not waited for.
       - Not used for cloud and dynamic groups.
     type: list
     elements: str
   expected_members_from_direct_sku:
     description:
-      - A SKU (GUID or C(skuPartNumber)): every user holding it by direct assignment is expected, as with O(expected_members).
+      - A SKU (GUID or C(skuPartNumber)); every user holding it by direct assignment is expected, as with O(expected_members).
     type: str
   membership_timeout:
     description:

@@ -27,13 +27,13 @@ description:
     on-premises Active Directory and reaches Entra through Entra Connect, Graph refuses member writes)."
   - A B(dynamic) group is created from O(membership_rule), or its rule or processing state is changed. The module then waits
     until Entra has evaluated the membership (O(wait_for_membership)). Users that O(members) and O(members_from_direct_sku)
-    name are not written: those the rule leaves out are reported (RV(members_not_covered)); the group gives them no license.
-  - Changing the rule of a dynamic group that carries licenses is refused unless O(accept_membership_loss=true): members who
+    name are not written; those the rule leaves out are reported (RV(members_not_covered)); the group gives them no license.
+  - Changing the rule of a dynamic group that carries licenses is refused unless O(accept_membership_loss=true); members who
     leave lose the group's licenses. The users who would leave are reported (RV(members_leaving)), from the rule evaluated
     against the directory when the rule is in the subset the module understands, otherwise the module says it cannot tell.
   - For a B(synced) group the module never writes to Graph. It reports the users that O(members) and O(members_from_direct_sku)
     name who are not members yet and must be added on-premises (RV(members_on_premises)), names the users who cannot join an
-    on-premises group with the reason (RV(cannot_join_sample): cloud-only users), and writes a PowerShell script for the AD
+    on-premises group with the reason (RV(cannot_join_sample), cloud-only users), and writes a PowerShell script for the AD
     administrators (O(on_premises_script_path)). After they run it, the next Entra Connect sync cycle brings the members to
     Entra; M(entraops.licensing.license_processing_wait) waits for that.
 author:
@@ -90,7 +90,7 @@ options:
         as they are). When not given, a new group gets V(On) and an existing group keeps its state.
       - Changing it on an existing group needs C(Group.ReadWrite.All).
     type: str
-    choices: [On, Paused]
+    choices: ["On", "Paused"]
   accept_membership_loss:
     description:
       - Allow a change of O(membership_rule) on a dynamic group that carries licenses. Members who no longer match lose the group's
@@ -105,7 +105,7 @@ options:
         M(entraops.licensing.license_processing_wait), waits for it).
       - "How the module knows, in order: the beta property C(membershipRuleProcessingStatus) (C(Succeeded)), when O(use_beta) and
         Graph gives it; else the members equal to the rule evaluated against the directory, when the rule is in the subset above;
-        else the same members over 3 polls in a row. RV(membership.source) says which decided."
+        else the same members over 3 polls in a row. The C(source) of RV(membership) says which decided."
     type: bool
     default: true
   membership_timeout:
