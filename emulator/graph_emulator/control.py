@@ -22,7 +22,7 @@ process drive the emulator the same way.
     GET    /_emulator/config          current knobs
     POST   /_emulator/config          change knobs (throttling, time_scale, latency_ms, answer_time_ms, processing_rate,
                                       token_lifetime, budget_scale, early_retry_grace_ms, charge_refused,
-                                      write_budget_left)
+                                      write_budget_left, dynamic_rate, sync_interval_s, and the strict knobs)
     POST   /_emulator/process         finish pending dynamic membership evaluation and group-license processing now
     POST   /_emulator/onprem/groups/{groupId}/members  {"add": [...], "remove": [...]} on-premises AD changes of a
                                       synced group (object id, SID or sAMAccountName) -> 202 {"pending": n}

@@ -12,6 +12,7 @@ import json
 
 from .audit import group_target, user_target
 from .records import RequestContext, _now_iso
+from .rules import parse_rule
 from .views import USER_PROPERTY_DEFAULTS, _USER_VIEW_ATTRIBUTES
 
 # The first-party app Entra's audit log names for dynamic membership changes (COMMUNITY: jasonfritts.me,
@@ -56,8 +57,6 @@ class DynamicMembership:
 
     def _load_dynamic(self, group, doc, loaded_at):
         """A dynamic group of a tenant file: recorded status kept (NotStarted/Running queue a round), else evaluated now."""
-        from .rules import parse_rule
-
         group.membership_rule = doc["membershipRule"]
         group.rule = parse_rule(doc["membershipRule"])
         group.rule_state = doc["membershipRuleProcessingState"]
@@ -137,8 +136,6 @@ class DynamicMembership:
 
     def _set_dynamic(self, group, body, creating):
         """Apply groupTypes/membershipRule/membershipRuleProcessingState of a checked create or update body."""
-        from .rules import parse_rule
-
         was_dynamic, old_rule, old_state = group.dynamic, group.membership_rule, group.rule_state
         dynamic = "DynamicMembership" in group.group_types
         if not dynamic:

@@ -350,6 +350,9 @@ USER_FILTERABLE = {
     "country": {"eq", "in", "startswith"},
     "employeeId": {"eq", "in", "startswith"},
     "userType": {"eq", "in"},
+    "onPremisesSyncEnabled": {"eq"},
+    "onPremisesSecurityIdentifier": {"eq", "in"},
+    "onPremisesSamAccountName": {"eq", "in", "startswith"},
     "createdDateTime": {"eq", "ge", "le", "in"},
     "assignedLicenses": {"any"},
     "assignedPlans": {"any"},
@@ -369,6 +372,10 @@ GROUP_FILTERABLE = {
     "assignedLicenses": {"any"},
     "proxyAddresses": {"any"},
     "hasMembersWithLicenseErrors": {"eq"},
+    "onPremisesSyncEnabled": {"eq"},
+    "onPremisesSecurityIdentifier": {"eq", "in"},
+    "onPremisesSamAccountName": {"eq", "in", "startswith"},
+    "membershipRuleProcessingState": {"eq"},
 }
 AUDIT_FILTERABLE = {
     "activityDateTime": {"eq", "ge", "le"},
@@ -395,6 +402,7 @@ PROPERTY_TYPES = {
     "mailEnabled": "Edm.Boolean",
     "isAssignableToRole": "Edm.Boolean",
     "hasMembersWithLicenseErrors": "Edm.Boolean",
+    "onPremisesSyncEnabled": "Edm.Boolean",
     "createdDateTime": "Edm.DateTimeOffset",
     "activityDateTime": "Edm.DateTimeOffset",
     "assignedLicenses/skuId": "Edm.Guid",

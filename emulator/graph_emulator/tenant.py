@@ -14,6 +14,8 @@ import re
 import uuid
 from pathlib import Path
 
+from .rules import RuleSyntaxError, parse_rule
+
 GUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # ISO 3166-1 alpha-2: Graph's usageLocation is a two-letter ISO 3166 country code.
@@ -403,8 +405,6 @@ def validate_extension_attributes(value, path):
 
 def _validate_dynamic(group, path, group_types):
     """membershipRule, membershipRuleProcessingState and the recorded status of a DynamicMembership group."""
-    from .rules import RuleSyntaxError, parse_rule
-
     dynamic = "DynamicMembership" in group_types
     rule = group.get("membershipRule")
     if not dynamic:
@@ -906,7 +906,10 @@ def _generate(
                 "secrets": [f"emu~{rng.getrandbits(160):040x}"],
                 "certificates": [],
                 # the seed example is also for rehearsing the rollback, which gives users without one a usage location
-                "permissions": list(COLLECTION_PERMISSIONS) + (["User.ReadWrite.All"] if seed_profile else []),
+                "permissions": list(COLLECTION_PERMISSIONS)
+                + (["User.ReadWrite.All"] if seed_profile else [])
+                # a rule change (membershipRule) is a group PATCH: Group.ReadWrite.All (docs/tenant-format.md section 5)
+                + (["Group.ReadWrite.All"] if profile == "dynamic" else []),
             }
         ]
     return {

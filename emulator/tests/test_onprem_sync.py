@@ -240,3 +240,15 @@ def test_msgraph_sdk_reads_dynamic_and_synced_groups_and_users_with_their_typed_
     assert read_user.on_premises_sync_enabled is True and read_user.user_type == "Member"
     assert read_user.on_premises_sam_account_name == synced_user["onPremisesSamAccountName"]
     assert read_user.on_premises_extension_attributes.extension_attribute1 is None
+
+
+def test_filters_on_the_onprem_properties(emu, graph):
+    synced, _ = graph.list_all("users?$filter=onPremisesSyncEnabled eq true&$select=id,onPremisesSamAccountName&$top=999")
+    assert len(synced) == 55
+    groups, _ = graph.list_all("groups?$filter=onPremisesSyncEnabled eq true&$select=id,displayName")
+    assert {g["displayName"] for g in groups} == {"All users", "Contractors"}
+    sid = group_named(emu, "All users")["onPremisesSecurityIdentifier"]
+    by_sid, _ = graph.list_all(f"groups?$filter=onPremisesSecurityIdentifier eq '{sid}'&$select=id")
+    assert [g["id"] for g in by_sid] == [group_named(emu, "All users")["id"]]
+    typed = graph.get("users?$filter=onPremisesSyncEnabled eq 'true'")
+    assert_error_envelope(typed, 400, "BadRequest")

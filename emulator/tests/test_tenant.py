@@ -223,3 +223,49 @@ def test_generator_rejects_an_unknown_profile_and_negative_counts():
         generate_tenant(users=1, profile="seed", plan_exceptions=-1)
     with pytest.raises(ValueError, match="KAIZALA_O365_P3"):
         generate_tenant(users=1, profile="seed", sku="STANDARDPACK")
+
+
+# ---------------------------------------------------------------------------------------------- dynamic and synced groups (issue 15)
+def dynamic(t, **extra):
+    t["groups"][0].update(dict({"groupTypes": ["DynamicMembership"], "membershipRule": 'user.department -eq "Sales"', "members": []}, **extra))
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda t: dynamic(t, membershipRule='user.department -eq "Sales'), "groups[0].membershipRule: got 'user.department -eq \"Sales'"),
+        (lambda t: dynamic(t, membershipRule='user.department -eq "Sales'), "at position 20"),
+        (lambda t: dynamic(t, membershipRuleProcessingState="Off"), "groups[0].membershipRuleProcessingState: got 'Off', expected one of On, Paused"),
+        (lambda t: dynamic(t, members=[t["groups"][1]["id"]]), "groups[0].members[0]"),
+        (lambda t: t["groups"][0].update(membershipRule="user.objectId -ne null"), "groups[0].membershipRule"),
+        (lambda t: dynamic(t, onPremisesSyncEnabled=True), "groups[0].onPremisesSyncEnabled"),
+        (lambda t: t["groups"][0].update(onPremisesSyncEnabled=True), "groups[0].members[0]"),
+        (lambda t: t["users"][0].update(onPremisesSyncEnabled=False), "users[0].onPremisesSyncEnabled: got false"),
+        (lambda t: t["users"][0].update(userType="Robot"), "users[0].userType: got 'Robot'"),
+        (lambda t: t["users"][0].update(onPremisesExtensionAttributes={"extensionAttribute16": "x"}), "unknown key 'extensionAttribute16'"),
+    ],
+)
+def test_load_rejects_bad_dynamic_and_synced_groups_naming_path_and_value(mutate, message):
+    tenant = small()
+    mutate(tenant)
+    with pytest.raises(TenantFormatError) as info:
+        Directory(tenant)
+    assert message in str(info.value)
+
+
+def test_a_dynamic_group_without_a_recorded_status_is_evaluated_at_load_and_everything_round_trips():
+    tenant = small()
+    dynamic(tenant)
+    tenant["users"][0]["onPremisesExtensionAttributes"] = {"extensionAttribute2": "x"}
+    directory = Directory(tenant)
+    group = directory.get_group(tenant["groups"][0]["id"])
+    sales = {u["id"] for u in tenant["users"] if u["department"] == "Sales"}
+    assert {mid for mid, _ in directory.member_refs(group["id"])} == sales
+    assert group["membershipRuleProcessingStatus"]["status"] == "Succeeded"
+    exported = directory.export()
+    assert Directory(exported).export() == exported
+    assert exported["users"][0]["onPremisesExtensionAttributes"]["extensionAttribute2"] == "x"
+    assert len(exported["users"][0]["onPremisesExtensionAttributes"]) == 15
+    for profile in ("dynamic", "hybrid"):
+        generated = Directory(generate_tenant(users=50, seed=2, profile=profile)).export()
+        assert Directory(generated).export() == generated
