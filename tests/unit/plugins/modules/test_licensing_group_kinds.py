@@ -282,3 +282,34 @@ def test_assignment_info_names_a_synced_source(emu):
     result = _run(license_assignment_info.main, dict(connection(emu), groups=[SYNCED_ID], sample_size=0))
     assert not result["failed"], result["msg"]
     assert [(item["id"], item["kind"], item["records"]) for item in result["inherited_sources"]] == [(SYNCED_ID, "synced", IN_AD_GROUP)]
+
+
+def test_beta_refused_falls_back_to_the_rule_and_stops_asking(emu):
+    emu.configure(dynamic_rate=20)
+    emu.add_fault(method="GET", route="^/beta/groups/", status=404, count=None)
+    result = run(emu, name="LIC all", membership_rule="user.objectId -ne null", membership_poll_interval=0.2, membership_timeout=60)
+    assert not result["failed"], result["msg"]
+    assert result["membership"]["source"] == "rule_evaluation" and result["membership"]["members"] == 60 and result["membership"]["polls"] >= 2
+    assert len([entry for entry in emu.request_log() if entry["path"].startswith("/beta/")]) == 1
+
+
+def test_processing_wait_waits_for_a_dynamic_group_before_license_processing(emu):
+    emu.configure(dynamic_rate=0)  # nothing is evaluated until the test says so
+    created = run(emu, name="LIC all", membership_rule="user.objectId -ne null", wait_for_membership=False)
+    assert created["membership"]["done"] is False and created["membership"]["status"] in ("NotStarted", "Running")
+    pending = run(emu, module=license_processing_wait, groups=["LIC all"], membership_timeout=1, poll_interval=0.2)
+    assert pending["failed"] and "LIC all (dynamic): membership not evaluated yet (membershipRuleProcessingStatus is NotStarted)" in pending["msg"]
+    emu.configure(dynamic_rate=20)
+    done = run(emu, module=license_processing_wait, groups=["LIC all"], membership_timeout=60, poll_interval=0.2)
+    assert not done["failed"], done["msg"]
+    assert done["membership"][0]["done"] and done["membership"][0]["source"] == "processing_status" and done["membership"][0]["members"] == 60
+    assert done["groups"][0]["kind"] == "dynamic"
+
+
+def test_synced_group_in_check_mode_writes_no_script(emu, tmp_path):
+    script = tmp_path / "AllUsersAD.ps1"
+    result = run(
+        emu, name="All users (AD)", members_from_direct_sku="ENTERPRISEPACK", on_premises_script_path=str(script), _ansible_check_mode=True, _ansible_diff=True
+    )
+    assert result["changed"] and result["on_premises_script"] == str(script) and not script.exists()
+    assert result["diff"]["after"]["members_to_add_on_premises"] == result["members_on_premises_sample"] and writes(emu) == []
