@@ -6,9 +6,10 @@
 
 * ``cloud``: a cloud group; its members are written through Graph.
 * ``dynamic``: ``groupTypes`` holds ``DynamicMembership``; Entra computes the members from
-  ``membershipRule``, asynchronously; Graph refuses member writes (400).
+  ``membershipRule``, asynchronously; Graph refuses member writes (403 Authorization_RequestDenied, per
+  Microsoft's troubleshooting article; the collection never sends one).
 * ``synced``: ``onPremisesSyncEnabled`` is true; the group is mastered in on-premises Active
-  Directory and reaches Entra through Entra Connect; Graph refuses member writes (400). Members are
+  Directory and reaches Entra through Entra Connect; Graph refuses member writes. Members are
   added on-premises (``ad_member_script``), then a sync cycle brings them to Entra.
 
 The kind is decided from the group's properties, before any write (``member_writes_refused``).

@@ -64,7 +64,8 @@ options:
     default: 60
   fail_on_timeout:
     description:
-      - Fail the task when O(wait_timeout) passes before every group is done.
+      - Fail the task when O(wait_timeout) passes before every group is done, or O(membership_timeout) before every group's
+        membership is.
       - Set to V(false) to poll in short rounds with C(until) (see the examples), which shows progress to the operator.
     type: bool
     default: true
