@@ -119,12 +119,16 @@ class DynamicGroupRun:
         changes = self._changes()
         current = self.reader.member_ids(group["id"]) if group else set()
         rule_changes = group is None or "membershipRule" in changes
-        predicted = self.reader.rule_result(tree) if tree is not None else None
+        # The directory is read only when a prediction is asked for: a new or changed rule, or users the rule must cover.
+        predicted = self.reader.rule_result(tree) if tree is not None and (rule_changes or self.wanted) else None
         result = _base_result(group, self.name, DYNAMIC)
         result.update(changed=group is None or bool(changes), membership_rule=rule, members_total=len(current))
         labels = dict(self.wanted)
         self._predict(result, current, predicted, rule_changes, labels)
-        if self.wanted:
+        if self.wanted and predicted is None and rule_changes:
+            # A new or changed rule that cannot be evaluated here: who it will cover is unknown.
+            result.update(members_wanted=len(self.wanted), members_not_covered=None, members_not_covered_sample=[])
+        elif self.wanted:
             base = predicted if predicted is not None else current
             missing = set(self.wanted) - base
             result["members_wanted"] = len(self.wanted)
@@ -156,6 +160,9 @@ class DynamicGroupRun:
 
     def _predict(self, result, current, predicted, rule_changes, labels):
         result["membership_prediction"] = "rule_evaluation" if predicted is not None else "unknown"
+        if predicted is None and not rule_changes:
+            result.update(members_leaving=0, members_leaving_sample=[], members_joining=0)
+            return
         if predicted is None:
             result.update(members_leaving=None, members_leaving_sample=[], members_joining=None)
             if rule_changes:
@@ -166,7 +173,7 @@ class DynamicGroupRun:
         leaving = current - predicted if rule_changes else set()
         joining = predicted - current if rule_changes else set()
         if leaving:
-            for user in self._users(leaving):
+            for user in self._users(sorted(leaving)[:SAMPLE_SIZE]):
                 labels[user["id"].lower()] = user.get("userPrincipalName")
         result.update(
             members_leaving=len(leaving),

@@ -283,7 +283,9 @@ membership:
   type: dict
   sample: {done: true, source: processing_status, members: 1000, status: Succeeded, polls: 2, timed_out: false}
 membership_prediction:
-  description: How RV(members_leaving) was found, V(rule_evaluation) or V(unknown) (the rule is outside the subset evaluated client-side).
+  description:
+    - How RV(members_leaving) was found, V(rule_evaluation) or V(unknown) (the rule is outside the subset evaluated client-side,
+      or the rule does not change and nothing needed the directory read).
   returned: when the group is dynamic
   type: str
 membership_prediction_reason:
@@ -306,10 +308,12 @@ members_joining:
   type: int
 members_predicted:
   description: Users the rule matches in the directory, as evaluated client-side.
-  returned: when the group is dynamic and the rule is evaluated client-side
+  returned: when the group is dynamic and the rule is evaluated client-side (a new or changed rule, or users named to cover)
   type: int
 members_not_covered:
-  description: Users that O(members) and O(members_from_direct_sku) name whom the rule does not match (the group gives them no license).
+  description:
+    - Users that O(members) and O(members_from_direct_sku) name whom the rule does not match (the group gives them no license).
+    - Null when a new or changed rule cannot be evaluated client-side.
   returned: when the group is dynamic
   type: int
 members_not_covered_sample:
