@@ -313,3 +313,11 @@ def test_synced_group_in_check_mode_writes_no_script(emu, tmp_path):
     )
     assert result["changed"] and result["on_premises_script"] == str(script) and not script.exists()
     assert result["diff"]["after"]["members_to_add_on_premises"] == result["members_on_premises_sample"] and writes(emu) == []
+
+
+def test_a_rule_change_the_module_cannot_evaluate_is_refused_saying_it_cannot_tell(emu):
+    _licensed_dynamic_tenant(emu, 'user.department -eq "Sales"')
+    refused = run_as_group_writer(emu, name="LIC E3 dynamic", membership_rule='user.department -match "^Sa"')
+    assert refused["failed"] and "who would leave cannot be told" in refused["msg"]
+    assert refused["members_leaving"] is None and refused["membership_prediction"] == "unknown"
+    assert writes(emu) == []
