@@ -138,6 +138,12 @@ class LicensingGroup:
         if group is None:
             return result
         result["group"] = {"id": normalize_guid(group["id"], error=LicensingInputError), "display_name": group.get("displayName")}
+        if group_kind(group) == SYNCED:
+            self.module.fail_json(
+                msg="refusing to delete group %r (%s): it is synced from on-premises Active Directory; delete it there "
+                "(Entra Connect removes it at the next sync cycle)" % (group.get("displayName"), group["id"]),
+                **result,
+            )
         if group.get("assignedLicenses"):
             self.module.fail_json(
                 msg="refusing to delete group %r (%s): it carries %d license(s); remove them with "

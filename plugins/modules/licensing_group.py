@@ -138,7 +138,8 @@ options:
   state:
     description:
       - V(present) creates the group when needed and adds members; V(absent) deletes the group.
-      - V(absent) is refused while the group carries licenses (remove them with M(entraops.licensing.group_license) first),
+      - V(absent) is refused for a group synced from on-premises AD (delete it there), and
+        while the group carries licenses (remove them with M(entraops.licensing.group_license) first),
         as Entra does.
     type: str
     choices: [present, absent]

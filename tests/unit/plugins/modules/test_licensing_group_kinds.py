@@ -321,3 +321,9 @@ def test_a_rule_change_the_module_cannot_evaluate_is_refused_saying_it_cannot_te
     assert refused["failed"] and "who would leave cannot be told" in refused["msg"]
     assert refused["members_leaving"] is None and refused["membership_prediction"] == "unknown"
     assert writes(emu) == []
+
+
+def test_a_synced_group_is_not_deleted_through_graph(emu):
+    result = run(emu, name="All users (AD)", state="absent")
+    assert result["failed"] and "synced from on-premises Active Directory; delete it there" in result["msg"] and result["kind"] == "synced"
+    assert writes(emu) == []
