@@ -29,6 +29,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.directory impor
     iter_transitive_members,
     iter_users_by_key,
 )
+from ansible_collections.entraops.licensing.plugins.module_utils.group_kinds import group_kind
 from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import (
     GroupFacts,
@@ -130,6 +131,7 @@ class MembershipIndex:
     def __init__(self, client):
         self.client = client
         self.groups = {}
+        self.kinds = {}  # group id -> 'cloud', 'dynamic' or 'synced' (group_kinds.py)
         self._direct = {}
         self._nested = {}
         self._combinations = {}
@@ -168,6 +170,8 @@ class MembershipIndex:
         bound of the read path assumes every member chain runs beside the user chain).
         """
         licensed = [group for group in iter_groups(self.client) if group.get("assignedLicenses")]
+        for group in licensed:
+            self.kinds[normalize_guid(group["id"], "group id", error=LicensingInputError)] = group_kind(group)
         workers = max(1, min(len(licensed), getattr(self.client, "read_chains", 1)))
         if workers == 1:
             for group in licensed:
@@ -181,6 +185,7 @@ class MembershipIndex:
 
     def add_group(self, raw_group):
         facts = GroupFacts.from_graph(raw_group)
+        self.kinds[facts.group_id] = group_kind(raw_group)
         if facts.group_id in self._read:
             self.groups[facts.group_id] = facts
             return facts

@@ -34,7 +34,11 @@ from ansible_collections.entraops.licensing.plugins.module_utils.licensing impor
 PAGE_SIZE = 999  # Graph's maximum $top for users, groups and members
 BIND_LIMIT = 20  # members@odata.bind accepts at most 20 references per request
 # What every group read asks for: the facts the safety rule reads (GroupFacts) and what licensing_group shows and edits.
-GROUP_SELECT = "id,displayName,description,securityEnabled,mailEnabled,groupTypes,assignedLicenses,licenseProcessingState"
+# The kind of group (group_kinds.py) too: dynamic and synced groups refuse member writes.
+GROUP_SELECT = (
+    "id,displayName,description,securityEnabled,mailEnabled,groupTypes,assignedLicenses,licenseProcessingState,"
+    "membershipRule,membershipRuleProcessingState,onPremisesSyncEnabled,onPremisesSecurityIdentifier,onPremisesSamAccountName,onPremisesDomainName"
+)
 # What a user read for classification asks for (licensing.classify_user).
 USER_SELECT = ("id", "userPrincipalName", "usageLocation", "assignedLicenses", "licenseAssignmentStates")
 # Users resolved per $batch round when users are named by key (the client splits it into 20s).
@@ -263,8 +267,10 @@ def mail_nickname_for(display_name):
     return nickname or "licensinggroup"
 
 
-def create_security_group(client, display_name, description=None):
+def create_security_group(client, display_name, description=None, membership_rule=None, processing_state="On"):
     """Create a security group (securityEnabled, not mail-enabled) and return it as read back.
+
+    With ``membership_rule`` the group is dynamic (groupTypes DynamicMembership, the rule, its processing state).
 
     When the outcome of the create is unknown (timeout, 5xx), the group is looked up by name
     before anything else happens, so a retry of the whole task does not create a twin.
@@ -272,6 +278,8 @@ def create_security_group(client, display_name, description=None):
     body = {"displayName": display_name, "mailNickname": mail_nickname_for(display_name), "mailEnabled": False, "securityEnabled": True, "groupTypes": []}
     if description:
         body["description"] = description
+    if membership_rule is not None:
+        body.update(groupTypes=["DynamicMembership"], membershipRule=membership_rule, membershipRuleProcessingState=processing_state or "On")
     try:
         created = client.post("/groups", body=body).body or {}
     except GraphOutcomeUnknown:
@@ -320,6 +328,11 @@ def _carries_exactly(group, add_licenses, remove_licenses):
         if carried.get(license_["skuId"]) != sorted(license_["disabledPlans"]):
             return False
     return not any(sku_id in carried for sku_id in remove_licenses)
+
+
+def update_group(client, group_id, changes):
+    """PATCH the group's properties (``changes``: Graph names); a rule change needs Group.ReadWrite.All."""
+    client.patch("/groups/%s" % normalize_guid(group_id, "group id", error=LicensingInputError), body=changes, idempotent=True)
 
 
 def update_group_description(client, group_id, description):

@@ -29,6 +29,15 @@ from ansible_collections.entraops.licensing.plugins.module_utils.directory impor
     update_group_description,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
+from ansible_collections.entraops.licensing.plugins.module_utils.group_kinds import (
+    CLOUD,
+    DYNAMIC,
+    SYNCED,
+    group_kind,
+    group_kind_summary,
+    member_writes_refused,
+)
+from ansible_collections.entraops.licensing.plugins.module_utils.group_members_kinds import DynamicGroupRun, SyncedGroupRun, check_rule
 from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError
 
@@ -95,6 +104,10 @@ class LicensingGroup:
             problem = text_problem(self.params[option], limit)
             if problem:
                 self.module.fail_json(msg="%s %r %s" % (option, self.params[option], problem))
+        if self.params["membership_timeout"] < 0:
+            self.module.fail_json(msg="membership_timeout must be 0 or a positive number of seconds, got %s" % self.params["membership_timeout"])
+        if self.params["membership_poll_interval"] <= 0:
+            self.module.fail_json(msg="membership_poll_interval must be a positive number of seconds, got %s" % self.params["membership_poll_interval"])
         if self.params["state"] == "absent":
             return self.absent(name)
         return self.present(name)
@@ -106,13 +119,14 @@ class LicensingGroup:
             self.module.fail_json(msg=str(exc))
 
     def absent(self, name):
-        if self.params["members"] or self.params["members_from_direct_sku"] or self.params["purge_members"]:
-            self.module.fail_json(msg="state=absent deletes the group: members, members_from_direct_sku and purge_members do not apply")
+        if self.params["members"] or self.params["members_from_direct_sku"] or self.params["purge_members"] or self.params["membership_rule"] is not None:
+            self.module.fail_json(msg="state=absent deletes the group: members, members_from_direct_sku, purge_members and membership_rule do not apply")
         group = self._find(name)
         result = dict(
             changed=False,
             group=None,
             created=False,
+            kind=group_kind(group) if group is not None else None,
             members_added=0,
             members_added_sample=[],
             members_removed=0,
@@ -124,6 +138,12 @@ class LicensingGroup:
         if group is None:
             return result
         result["group"] = {"id": normalize_guid(group["id"], error=LicensingInputError), "display_name": group.get("displayName")}
+        if group_kind(group) == SYNCED:
+            self.module.fail_json(
+                msg="refusing to delete group %r (%s): it is synced from on-premises Active Directory; delete it there "
+                "(Entra Connect removes it at the next sync cycle)" % (group.get("displayName"), group["id"]),
+                **result,
+            )
         if group.get("assignedLicenses"):
             self.module.fail_json(
                 msg="refusing to delete group %r (%s): it carries %d license(s); remove them with "
@@ -172,8 +192,40 @@ class LicensingGroup:
         params = self.params
         if params["purge_members"] and params["members"] is None and not params["members_from_direct_sku"]:
             self.module.fail_json(msg="purge_members=true needs members or members_from_direct_sku: without them every member would be removed")
+        check_rule(self.module, params["membership_rule"])
         group = self._find(name)
+        kind = group_kind(group) if group is not None else (DYNAMIC if params["membership_rule"] is not None else CLOUD)
+        self._check_kind_options(name, group, kind)
         wanted = self.wanted_members()
+        if kind == DYNAMIC:
+            return DynamicGroupRun(self, name, group, wanted).run()
+        if kind == SYNCED:
+            return SyncedGroupRun(self, name, group, wanted).run()
+        result = self.present_cloud(name, group, wanted)
+        result["kind"] = CLOUD
+        result["group_kind"] = dict(group_kind_summary(group), kind=CLOUD)
+        return result
+
+    def _check_kind_options(self, name, group, kind):
+        """Options the group's kind cannot take fail the task here, before any write (decided from the group's properties)."""
+        params = self.params
+        if kind == CLOUD and group is not None and params["membership_rule"] is not None:
+            self.module.fail_json(
+                msg="group %r is a cloud group with assigned members: membership_rule would make it dynamic, and Entra removes every "
+                "member first, then adds back the rule's result (members lose the group's licenses meanwhile); create a new dynamic group "
+                "instead" % name
+            )
+        if kind == SYNCED and params["membership_rule"] is not None:
+            self.module.fail_json(msg="group %r is synced from on-premises AD: it cannot be given a membership_rule" % name)
+        if kind != DYNAMIC and params["membership_rule_processing_state"] is not None:
+            self.module.fail_json(msg="membership_rule_processing_state applies to dynamic groups only; group %r is a %s group" % (name, kind))
+        if kind != CLOUD and params["purge_members"]:
+            self.module.fail_json(
+                msg="purge_members=true: %s" % member_writes_refused(group or {"groupTypes": ["DynamicMembership"]}).replace("it is", "group %r is" % name, 1)
+            )
+
+    def present_cloud(self, name, group, wanted):
+        params = self.params
         current, nested_groups = {}, 0
         if group is not None:
             users, nested, dummy = split_members(iter_direct_members(self.client, group["id"]))

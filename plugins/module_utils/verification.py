@@ -76,6 +76,7 @@ class Collector:
         self.sample_size = sample_size
         self.all_records = [] if keep_all else None
         self.plan = plan
+        self.sources = {}  # group id -> records inherited from it
 
     def watch(self, records):
         for record in records:
@@ -88,6 +89,8 @@ class Collector:
                 # such objects in a whole 50,000-user run).
                 gc.freeze()
             self.summary[record["verdict"]] = self.summary.get(record["verdict"], 0) + 1
+            for group_id in record.get("inherited_from") or ():
+                self.sources[group_id] = self.sources.get(group_id, 0) + 1
             if record.get("user_id") and not record.get("usage_location") and record["user_id"] not in self.without_location:
                 self.without_location.add(record["user_id"])
                 if len(self.without_location_sample) < WITHOUT_LOCATION_SAMPLE:
@@ -206,6 +209,7 @@ def run_license_assignment_info(module):
         plan_path=None,
         planned_script_path=None,
         batches=0,
+        inherited_sources=inherited_sources(collector.sources, run["index"]),
     )
     if check is not None:
         result["expected_state"] = check.result()
@@ -270,7 +274,20 @@ def _read_scope(module, params, parsed_expected, kept, keep_all):
         for dummy in records:
             pass
     index.wait()  # a failed member read fails the task even when no user was classified
-    return {"collector": collector, "check": check, "report": report, "plan": plan, "settings": settings, "tenant_id": tenant_read.result()}
+    return {"collector": collector, "check": check, "report": report, "plan": plan, "settings": settings, "tenant_id": tenant_read.result(), "index": index}
+
+
+def inherited_sources(sources, index):
+    """``[{'id', 'display_name', 'kind', 'records'}]`` of every group records inherit from, most records first.
+
+    Members of a dynamic group are direct members (Graph lists them under ``members``), so the rule treats them so;
+    a synced group's members are as Entra Connect last synced them.
+    """
+    listed = []
+    for group_id, count in sorted(sources.items(), key=lambda item: (-item[1], item[0])):
+        facts = index.groups.get(group_id)
+        listed.append({"id": group_id, "display_name": facts.display_name if facts else None, "kind": index.kinds.get(group_id), "records": count})
+    return listed
 
 
 def _written_plan_result(module, path, run, previous):

@@ -32,13 +32,26 @@ __metaclass__ = type
 import time
 
 from ansible_collections.entraops.licensing.plugins.module_utils.directory import (
+    PAGE_SIZE,
     DirectoryInputError,
+    direct_sku_holders,
     find_group,
     get_group,
     iter_direct_members,
     iter_user_members,
+    iter_users_by_key,
     members_with_license_errors,
+    read_sku_catalog,
     reprocess_users,
+    resolve_users,
+)
+from ansible_collections.entraops.licensing.plugins.module_utils.group_kinds import DYNAMIC, ONPREM_USER_PROPERTIES, SYNCED, group_kind, onprem_join
+from ansible_collections.entraops.licensing.plugins.module_utils.membership_wait import (
+    GraphMembershipReader,
+    MembershipFailed,
+    MembershipWaiter,
+    describe_unsettled,
+    parse_or_none,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
@@ -235,15 +248,31 @@ def run_license_processing_wait(module):
     started = time.monotonic()
     client = module.client
     try:
-        group_ids = _group_ids(module, client, params["groups"])
+        groups = _groups(module, client, params["groups"])
+        group_ids = [group_id for group_id, dummy in groups]
+        membership, membership_timed_out, membership_polls = wait_for_membership(module, client, groups)
+        if membership_timed_out and params["fail_on_timeout"]:
+            module.fail_json(
+                msg="timed out after %ss waiting for the membership of the groups before license processing: %s"
+                % (params["membership_timeout"], describe_unsettled(membership)),
+                membership=membership,
+                timed_out=True,
+                elapsed=round(time.monotonic() - started, 3),
+                polls=membership_polls,
+                groups=[],
+            )
         waiter = ProcessingWaiter(
             lambda group_id: read_progress(client, group_id),
-            timeout=params["wait_timeout"],
+            timeout=0 if membership_timed_out else params["wait_timeout"],
             poll_interval=params["poll_interval"],
             max_interval=params["max_poll_interval"],
-            started=started,
         )
+        waiter.polls = membership_polls
         progress, timed_out = waiter.wait(group_ids)
+        timed_out = timed_out or membership_timed_out
+        kinds = dict((group_id, group_kind(group)) for group_id, group in groups)
+        for group_id in group_ids:
+            progress[group_id]["kind"] = kinds[group_id]
         reprocessed = dict((group_id, 0) for group_id in group_ids)
         changed = False
         if params["reprocess_errors"] and not timed_out:
@@ -257,12 +286,92 @@ def run_license_processing_wait(module):
         elapsed=round(time.monotonic() - started, 3),
         polls=waiter.polls,
         groups=[public(progress[group_id], reprocessed[group_id], others[group_id]) for group_id in group_ids],
+        membership=membership,
     )
     _fail_unless_done(module, params, [progress[group_id] for group_id in group_ids], timed_out, result)
     module.exit_json(**result)
 
 
+def _expected_users(module, client):
+    """``{id: userPrincipalName}`` of the users expected_members and expected_members_from_direct_sku name (fails on unknown ones)."""
+    params = module.params
+    expected = {}
+    if params["expected_members"]:
+        try:
+            found, unknown = resolve_users(client, params["expected_members"])
+        except DirectoryInputError as exc:
+            module.fail_json(msg="expected_members: %s" % exc)
+        if unknown:
+            module.fail_json(msg="expected_members: %d user(s) not found: %s" % (len(unknown), ", ".join(repr(key) for key in unknown)))
+        expected.update((item["id"], item["user_principal_name"]) for item in found.values())
+    if params["expected_members_from_direct_sku"]:
+        try:
+            sku_id = read_sku_catalog(client).resolve_sku(params["expected_members_from_direct_sku"])
+        except LicensingInputError as exc:
+            module.fail_json(msg="expected_members_from_direct_sku: %s" % exc)
+        expected.update((item["id"], item["user_principal_name"]) for item in direct_sku_holders(client, sku_id))
+    return expected
+
+
+def _joinable(client, expected):
+    """``(ids of the expected users who can join an on-premises group, cannot_join entries)``."""
+    ids = sorted(expected)
+    if len(ids) <= 1000:
+        users = [user for dummy, user in iter_users_by_key(client, ids, select=ONPREM_USER_PROPERTIES) if user is not None]
+    else:
+        wanted = set(ids)
+        users = [
+            user for user in client.get_all("/users", params={"$select": ",".join(ONPREM_USER_PROPERTIES), "$top": PAGE_SIZE}) if user["id"].lower() in wanted
+        ]
+    joinable, cannot_join = onprem_join(users)
+    return set(user["id"].lower() for user in joinable), cannot_join
+
+
+def wait_for_membership(module, client, groups):
+    """Wait for what each kind of group needs before license processing (membership_wait.py): ``(results, timed_out, polls)``.
+
+    Dynamic groups: their rule evaluated. Synced groups: the expected users who can join synced from on-premises.
+    """
+    params = module.params
+    kinds = [group_kind(group) for dummy, group in groups]
+    expected, joinable, cannot_join = {}, None, []
+    if SYNCED in kinds and (params["expected_members"] or params["expected_members_from_direct_sku"]):
+        expected = _expected_users(module, client)
+        joinable, cannot_join = _joinable(client, expected)
+    specs = []
+    for (group_id, group), kind in zip(groups, kinds):
+        specs.append(
+            {
+                "id": group_id,
+                "display_name": group.get("displayName"),
+                "kind": kind,
+                "tree": parse_or_none(group.get("membershipRule")) if kind == DYNAMIC else None,
+                "paused": group.get("membershipRuleProcessingState") == "Paused",
+                "expected": joinable if kind == SYNCED else None,
+            }
+        )
+    if not any(spec["kind"] == DYNAMIC or spec["expected"] is not None for spec in specs):
+        return [], False, 0
+    reader = GraphMembershipReader(client, use_beta=params["use_beta"])
+    waiter = MembershipWaiter(
+        reader, params["membership_timeout"], poll_interval=params["poll_interval"], max_interval=params["max_poll_interval"], labels=expected
+    )
+    try:
+        results, timed_out = waiter.wait(specs)
+    except MembershipFailed as exc:
+        module.fail_json(msg="Entra could not evaluate the membership rule of a dynamic group: %s" % exc)
+    for result in results:
+        if result["kind"] == SYNCED and joinable is not None:
+            result["cannot_join"] = len(cannot_join)
+            result["cannot_join_sample"] = cannot_join[:SAMPLE_SIZE]
+        if result.get("source") == "paused":
+            module.warn("dynamic group %s has its membership processing paused: its members are taken as they stand" % result["display_name"])
+    return results, timed_out, waiter.polls
+
+
 def _check_options(module, params):
+    if params["membership_timeout"] < 0:
+        module.fail_json(msg="membership_timeout must be 0 or a positive number of seconds, got %s" % params["membership_timeout"])
     for option in ("wait_timeout", "poll_interval", "max_poll_interval"):
         if params[option] < 0 or (option != "wait_timeout" and params[option] == 0):
             module.fail_json(msg="%s must be a positive number of seconds, got %s" % (option, params[option]))
@@ -270,9 +379,9 @@ def _check_options(module, params):
         module.fail_json(msg="groups is empty: expected at least one group name or object id")
 
 
-def _group_ids(module, client, names):
-    """The ids of the named groups, each once, in order; fails the task naming a group that does not exist."""
-    group_ids = []
+def _groups(module, client, names):
+    """``[(id, group)]`` of the named groups, each once, in order; fails the task naming a group that does not exist."""
+    groups = []
     for name in names:
         try:
             group = find_group(client, name, require_licensable=False)
@@ -281,9 +390,9 @@ def _group_ids(module, client, names):
         if group is None:
             module.fail_json(msg="group %r: no group has this object id or display name; expected an existing group" % name)
         group_id = normalize_guid(group["id"], error=LicensingInputError)
-        if group_id not in group_ids:
-            group_ids.append(group_id)
-    return group_ids
+        if group_id not in [known for known, dummy in groups]:
+            groups.append((group_id, group))
+    return groups
 
 
 def _reprocess(module, client, waiter, group_ids, progress, reprocessed):

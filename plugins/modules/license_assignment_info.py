@@ -207,6 +207,16 @@ records:
   returned: always
   type: list
   elements: dict
+inherited_sources:
+  description:
+    - Every group the records' inherited copies come from, most records first, each with C(id), C(display_name), C(kind)
+      (V(cloud), V(dynamic) or V(synced); null for a group that no longer exists) and C(records) (records inheriting from it).
+    - Members of a dynamic group are its direct members (Graph lists them as such), so a dynamic group's copy covers them like a
+      cloud group's; a synced group's members are those Entra Connect last brought from on-premises AD.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{id: 1132b215-826f-42a9-8cfe-1643d19d17fd, display_name: All users, kind: dynamic, records: 1000}]
 records_total:
   description: Number of records classified (the report holds them all).
   returned: always

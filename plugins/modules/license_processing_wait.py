@@ -23,6 +23,17 @@ description:
     are not members here (Entra does not license them); they are counted in RV(groups[].nested_groups), never as applied.
   - Reports per group the members, the members applied, the members in error and their error codes.
   - Check mode runs the same reads; only the writes of O(reprocess_errors) are skipped.
+  - "Before license processing, the module waits for what each kind of group needs (up to O(membership_timeout)): a
+    B(dynamic) group (C(groupTypes) C(DynamicMembership)) until Entra has evaluated its rule; a B(synced) group
+    (C(onPremisesSyncEnabled)) until the users of O(expected_members) and O(expected_members_from_direct_sku) who can join
+    an on-premises group are members, that is until the AD administrators have added them and an Entra Connect sync cycle
+    has brought them to Entra. Cloud groups need nothing. RV(membership) reports it per group."
+  - "A dynamic group's evaluation is known, in order, from the beta property C(membershipRuleProcessingStatus) (C(Succeeded);
+    C(Failed) fails the task) when O(use_beta) and Graph gives it; else from the direct members equal to the rule evaluated
+    against the directory, when the rule is in the subset the collection understands (see
+    M(entraops.licensing.licensing_group) O(entraops.licensing.licensing_group#module:membership_rule)); else from the same
+    members over 3 polls in a row. RV(membership[].source) says which decided. A group whose processing is C(Paused) is taken
+    as it stands, with a warning."
 author:
   - entraops contributors (@entraops)
 options:
@@ -53,13 +64,40 @@ options:
     default: 60
   fail_on_timeout:
     description:
-      - Fail the task when O(wait_timeout) passes before every group is done.
+      - Fail the task when O(wait_timeout) passes before every group is done, or O(membership_timeout) before every group's
+        membership is.
       - Set to V(false) to poll in short rounds with C(until) (see the examples), which shows progress to the operator.
     type: bool
     default: true
   fail_on_member_errors:
     description:
       - Fail when, after processing, members are in error (for example C(CountViolation)).
+    type: bool
+    default: true
+  expected_members:
+    description:
+      - Users (userPrincipalName or object id) that must be direct members of each B(synced) group of O(groups) before license
+        processing is waited for. Cloud-only users among them cannot join an on-premises group; they are reported
+        (RV(membership[].cannot_join_sample)), not waited for.
+      - Not used for cloud and dynamic groups.
+    type: list
+    elements: str
+  expected_members_from_direct_sku:
+    description:
+      - A SKU (GUID or C(skuPartNumber)); every user holding it by direct assignment is expected, as with O(expected_members).
+    type: str
+  membership_timeout:
+    description:
+      - Seconds to wait for membership (dynamic evaluation, on-premises members synced) before license processing; its own
+        budget, apart from O(wait_timeout). An Entra Connect sync cycle runs every 30 minutes by default.
+      - On timeout the task fails (unless O(fail_on_timeout=false)), naming the users still missing from each synced group
+        and the state of each dynamic group.
+    type: int
+    default: 3600
+  use_beta:
+    description:
+      - Read dynamic groups' C(membershipRuleProcessingStatus), which Graph gives only on its beta endpoint; when beta
+        answers with an error or without the property, the other sources decide. Set to V(false) where beta is not allowed.
     type: bool
     default: true
   reprocess_errors:
@@ -84,7 +122,8 @@ attributes:
     platforms: all
 notes:
   - Needs the Microsoft Graph application permissions C(GroupMember.Read.All) and C(User.Read.All)
-    (C(LicenseAssignment.ReadWrite.All) or C(User.ReadWrite.All) for O(reprocess_errors)).
+    (C(LicenseAssignment.ReadWrite.All) or C(User.ReadWrite.All) for O(reprocess_errors), C(Organization.Read.All) for
+    O(expected_members_from_direct_sku)).
   - Microsoft asks for a support ticket when a group of up to 60,000 users takes more than 24 hours.
   - The module reports C(changed=true) only when it sent reprocess calls.
 seealso:
@@ -121,6 +160,12 @@ EXAMPLES = r"""
           {{ item.members_in_error }} in error {{ item.errors_by_code }}"
   loop: "{{ processing.groups }}"
 
+- name: A group synced from on-premises AD - wait for the sync of the users the AD administrators added, then for processing
+  entraops.licensing.license_processing_wait:
+    groups: [All users]
+    expected_members_from_direct_sku: ENTERPRISEPACK
+    membership_timeout: 3600
+
 - name: After buying more units, reprocess the members in CountViolation and wait again
   entraops.licensing.license_processing_wait:
     groups: [LIC - Office 365 E3]
@@ -139,6 +184,10 @@ groups:
       description: The group's object id.
       type: str
       sample: 1132b215-826f-42a9-8cfe-1643d19d17fd
+    kind:
+      description: The group's kind, V(cloud), V(dynamic) or V(synced).
+      type: str
+      sample: cloud
     display_name:
       description: The group's display name.
       type: str
@@ -195,8 +244,56 @@ groups:
       description: Members for whom C(reprocessLicenseAssignment) was sent (would be, in check mode).
       type: int
       sample: 0
+membership:
+  description:
+    - Per dynamic group and per synced group with expected members, what was waited for before license processing
+      (empty when no group needed it).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: The group's object id.
+      type: str
+    display_name:
+      description: The group's display name.
+      type: str
+    kind:
+      description: V(dynamic) or V(synced) (V(cloud) groups are listed with C(done) true when another group needed a wait).
+      type: str
+    done:
+      description: Whether the membership is settled.
+      type: bool
+    source:
+      description: What decided, V(processing_status), V(rule_evaluation), V(stable_count), V(paused), V(expected_members) or V(none).
+      type: str
+    members:
+      description: Direct user members at the last read.
+      type: int
+    status:
+      description: C(membershipRuleProcessingStatus.status), when Graph gave it.
+      type: str
+    expected:
+      description: Expected users able to join (synced groups).
+      type: int
+    missing:
+      description: Of those, the ones not members yet (synced groups).
+      type: int
+    missing_sample:
+      description: Up to 20 of them, as userPrincipalName.
+      type: list
+      elements: str
+    cannot_join:
+      description: Expected users who cannot join an on-premises group (synced groups).
+      type: int
+    cannot_join_sample:
+      description: Up to 50 of them with C(id), C(user_principal_name) and C(reason).
+      type: list
+      elements: dict
+  sample: [{id: 1132b215-826f-42a9-8cfe-1643d19d17fd, display_name: All users, kind: synced, done: true, source: expected_members,
+            members: 1000, expected: 995, missing: 0, missing_sample: [], cannot_join: 5}]
 timed_out:
-  description: Whether O(wait_timeout) passed before every group was done.
+  description: Whether O(wait_timeout) (or O(membership_timeout)) passed before every group was done.
   returned: always
   type: bool
   sample: false
@@ -225,6 +322,10 @@ def argument_spec():
         fail_on_timeout=dict(type="bool", default=True),
         fail_on_member_errors=dict(type="bool", default=True),
         reprocess_errors=dict(type="bool", default=False),
+        expected_members=dict(type="list", elements="str"),
+        expected_members_from_direct_sku=dict(type="str"),
+        membership_timeout=dict(type="int", default=3600),
+        use_beta=dict(type="bool", default=True),
     )
 
 
