@@ -91,6 +91,12 @@ def build_parser():
     )
     serve.add_argument("--unknown-processing-states", action="store_true", default=False, help="unfinished groups show an undocumented processing state")
     serve.add_argument("--strict-seed", type=int, default=21, help="seed of the shuffles and page sizes (default 21)")
+    serve.add_argument(
+        "--audit-actor",
+        choices=("azure_ad", "entra"),
+        default="azure_ad",
+        help="spelling of the group-based licensing actor in audit events (default azure_ad)",
+    )
 
     generate = commands.add_parser("generate", help="write a generated tenant JSON file")
     generate.add_argument("--users", type=_non_negative_int, default=1000, help="number of users (default 1000)")
@@ -149,6 +155,7 @@ def serve(args):
             unknown_processing_states=args.unknown_processing_states,
             strict_seed=args.strict_seed,
         )
+        emulator.configure(audit_actor=args.audit_actor)
     except ValueError as error:
         raise SystemExit(f"graph-emulator: {error}") from None
     server = emulator.listen()

@@ -32,6 +32,8 @@ CONFIG_KEYS = (
     "early_retry_grace_ms",
     "charge_refused",
     "write_budget_left",
+    "audit_actor",
+    "audit_retention_days",
 )
 # issue 21, strict behaviours (strict.py): batch_shuffle, short_pages, empty_pages, read_lag_ms, processing_delay_s,
 # unknown_processing_states, strict_seed
@@ -293,6 +295,8 @@ class Emulator:
             "early_retry_grace_ms": self.throttler.early_retry_grace * 1000.0,
             "charge_refused": self.throttler.charge_refused,
             "write_budget_left": self.throttler.write_budget_left,
+            "audit_actor": self.directory._trail.actor,
+            "audit_retention_days": self.directory._trail.retention_days,
             **self.strict.snapshot(),
         }
 
@@ -304,6 +308,8 @@ class Emulator:
             value = knobs.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise ValueError(f"{name}: got {value!r}, expected a non-negative number")
+        if knobs.get("audit_actor") is not None or knobs.get("audit_retention_days") is not None:
+            self.directory.configure_audit(actor=knobs.get("audit_actor"), retention_days=knobs.get("audit_retention_days"))
         strict = {name: knobs[name] for name in STRICT_DEFAULTS if name in knobs}
         if strict:
             self.strict.configure(**strict)
