@@ -27,6 +27,7 @@ from html import escape
 from ansible_collections.entraops.licensing.plugins.module_utils.journal import OUTCOME_FIELDS, JournalReader, latest_outcomes
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import VERDICT_MEANINGS, VERDICTS
 from ansible_collections.entraops.licensing.plugins.module_utils.plan import scan_plan
+from ansible_collections.entraops.licensing.plugins.module_utils.report_audit import audit_html
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
     JsonNotAnObject,
     JsonStream,
@@ -738,6 +739,7 @@ def render_html(report, max_rows=500, skipped=None):
 
     parts.append("<h2>Phases</h2>")
     parts.append(_phases_html(report))
+    parts.append(audit_html(report["phases"], _table, _e))
 
     parts.append("<h2>Failures</h2>")
     parts.append(_user_rows_html(report["failures"], "failures", max_rows) if report["failures"] else '<p class="ok" id="no-failures">None.</p>')
