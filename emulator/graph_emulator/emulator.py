@@ -17,6 +17,7 @@ from .identity import DEFAULT_APP_PERMISSIONS, IdentityService
 from .pipeline import LOOPBACK, GraphApp, Stats
 from .server import QuietHandler, close_open_connections
 from .strict import STRICT_DEFAULTS, StrictSettings
+from .legacy import LegacyAutomation
 from .throttle import Clock, Throttler
 from .tls import create_tls_material
 
@@ -78,6 +79,7 @@ class Emulator:
         self.identity = IdentityService(self.directory, token_lifetime=token_lifetime)
         self.throttler = Throttler(self.clock, enabled=throttling, budget_scale=budget_scale, early_retry_grace_ms=early_retry_grace_ms)
         self.faults = FaultRegistry()
+        self.legacy = LegacyAutomation(self.directory, self.clock)  # legacy.py: switched off until configured
         self.counters = Stats()
         self.control = ControlApi(self)
         self.latency_ms = float(latency_ms)
@@ -105,6 +107,7 @@ class Emulator:
         return self
 
     def stop(self):
+        self.legacy.stop()
         if self._server is None:
             return
         if self._thread is not None:
