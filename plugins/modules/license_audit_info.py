@@ -33,8 +33,8 @@ options:
         a duration before now (V(90m), V(24h), V(7d)).
       - When it starts before what the audit log keeps (O(retention_days)), the result says so in RV(window.complete)
         and RV(window.message) and a warning; the events still kept are returned.
+      - Required unless O(reading_path) is given; then it defaults to the earliest removal that came back.
     type: str
-    required: true
   until:
     description:
       - End of the window, in the same forms as O(since). Defaults to now.
@@ -50,6 +50,27 @@ options:
       - Users to report, by object id or user principal name. Only C(Change user license) is read when O(groups) is not set.
     type: list
     elements: str
+  journal_path:
+    description:
+      - The journal of M(entraops.licensing.direct_license). With O(reading_path), the direct assignments whose latest
+        operation there is a successful removal and that the reading shows direct again are returned in RV(readded), each
+        with the writer the audit log names (the newest C(Change user license) event after the removal by a writer other
+        than group-based licensing and this collection).
+      - A put-back by this collection (a restore, a rollback) cancels the removal.
+    type: path
+  reading_path:
+    description:
+      - A fresh JSON report of M(entraops.licensing.license_assignment_info) (its O(entraops.licensing.license_assignment_info#module:report_path))
+        to compare O(journal_path) and O(baseline_path) with. Needs O(journal_path).
+      - When nothing came back and neither O(groups) nor O(users) is given, the audit log is not read at all.
+    type: path
+  baseline_path:
+    description:
+      - The JSON report of M(entraops.licensing.license_assignment_info) written with the plan (the role's C(<host>-baseline.json)).
+        With O(reading_path), the direct assignments of the reading that the baseline did not hold directly (users licensed
+        directly after the plan was made, the joiners of a legacy script) are returned in RV(joiners_not_in_plan).
+        They are only reported; no module removes a direct assignment that is not in an approved plan.
+    type: path
   own_app_ids:
     description:
       - Further application (client) ids whose changes count as this collection's, besides O(client_id) (or, with
@@ -134,7 +155,7 @@ message:
   returned: when RV(readable) is false
   type: str
 window:
-  description: The window read and whether the answer covers it.
+  description: The window read and whether the answer covers it; empty when the audit log was not read (nothing came back, see O(reading_path)).
   returned: always
   type: dict
   contains:
@@ -252,6 +273,33 @@ totals:
       C(user_changes) per writer kind.
   returned: always
   type: dict
+readded:
+  description:
+    - With O(reading_path) and O(journal_path), the direct assignments this migration removed that are direct again, oldest
+      removal first, each with C(user_id), C(user_principal_name), C(sku_id), C(sku_part_number), C(batch), C(removed_at),
+      C(disabled_plans_now), C(writer) (as C(initiated_by) in RV(users[].changes), or null), C(writer_known), C(writer_label)
+      (as in RV(readded_writers)) and C(written_at).
+  returned: when O(reading_path) is given
+  type: list
+  elements: dict
+readded_writers:
+  description:
+    - How many of RV(readded) each writer put back, by a label (display name and app id, or user principal;
+      V(unknown ...) when the audit log does not say).
+  returned: when O(reading_path) is given
+  type: dict
+  sample: {"Legacy licensing script (app 3c1d8a52-6b8e-4f0e-9d7a-2f1e5b7c9a01)": 4}
+joiners_not_in_plan:
+  description:
+    - With O(baseline_path), the first 1000 direct assignments of the reading that the baseline did not hold directly, with C(user_id),
+      C(user_principal_name), C(sku_id), C(sku_part_number) and C(inherited) (whether a group copy covers the SKU too).
+  returned: when O(reading_path) is given
+  type: list
+  elements: dict
+joiners_not_in_plan_total:
+  description: How many direct assignments of the reading the baseline did not hold directly (0 without O(baseline_path)).
+  returned: when O(reading_path) is given
+  type: int
 requests:
   description: Audit log requests sent (pages read).
   returned: always
@@ -273,7 +321,10 @@ from ansible_collections.entraops.licensing.plugins.module_utils.module import G
 def main():
     module = GraphModule(
         argument_spec=dict(
-            since=dict(type="str", required=True),
+            since=dict(type="str"),
+            journal_path=dict(type="path"),
+            reading_path=dict(type="path"),
+            baseline_path=dict(type="path"),
             until=dict(type="str"),
             groups=dict(type="list", elements="str"),
             users=dict(type="list", elements="str"),

@@ -9,7 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.entraops.licensing.plugins.module_utils import migration_report as mr
-from ansible_collections.entraops.licensing.plugins.module_utils.report_audit import audit_finish_rows
+from ansible_collections.entraops.licensing.plugins.module_utils.report_audit import audit_finish_rows, readd_rows
 
 AUDIT = {
     "phase": "audit",
@@ -48,3 +48,37 @@ def test_html_report_shows_the_finish_events_escaped():
 def test_not_readable_is_said():
     page = mr.render_html(mr.build_report("t", phase_results=[dict(AUDIT, status="not readable", detail="the audit log cannot be read", finish=[])]))
     assert "not readable: the audit log cannot be read" in page and 'id="audit-finish"' not in page
+
+
+REMOVE = {
+    "phase": "remove",
+    "batch": 1,
+    "status": "done",
+    "readded": [
+        {
+            "user_principal_name": "a<b>@contoso.com",
+            "sku_part_number": "ENTERPRISEPACK",
+            "batch": 0,
+            "removed_at": "t1",
+            "writer_label": "Legacy licensing script (app 3c1d8a52-6b8e-4f0e-9d7a-2f1e5b7c9a01)",
+            "written_at": "t2",
+        }
+    ],
+    "readded_total": 1,
+    "joiners_not_in_plan": ["new.joiner@contoso.com"],
+    "joiners_not_in_plan_total": 1,
+}
+
+
+def test_readds_and_joiners_from_the_newest_remove_result():
+    rows, total, joiners, joiners_total = readd_rows([dict(REMOVE, batch=0, readded=[], readded_total=0), REMOVE, {"phase": "remove", "batch": 2}])
+    assert total == 1 and rows[0][4].startswith("Legacy licensing script") and joiners == ["new.joiner@contoso.com"] and joiners_total == 1
+    assert readd_rows([{"phase": "remove", "batch": 0}]) is None
+
+
+def test_html_lists_readds_with_their_writer_and_joiners():
+    page = mr.render_html(mr.build_report("t", phase_results=[REMOVE], generated="2026-01-01T00:00:00.000Z"))
+    assert 'id="readded"' in page and "Legacy licensing script (app 3c1d8a52" in page and "a&lt;b&gt;@contoso.com" in page
+    assert 'id="joiners"' in page and "new.joiner@contoso.com" in page
+    clean = mr.render_html(mr.build_report("t", phase_results=[dict(REMOVE, readded=[], readded_total=0, joiners_not_in_plan=[], joiners_not_in_plan_total=0)]))
+    assert '<p class="ok" id="readded-total">None.</p>' in clean and '<p class="ok" id="joiners-total">None.</p>' in clean
