@@ -30,6 +30,8 @@ from ansible_collections.entraops.licensing.plugins.module_utils.migration_repor
 from ansible_collections.entraops.licensing.plugins.module_utils.readds import (
     compare_reading,
     direct_keys,
+    direct_only_drift,
+    inherited_keys,
     earliest_removal,
     name_writers,
     removed_by_journal,
@@ -98,7 +100,9 @@ def file_evidence(params):
         raise AuditInputError("reading_path needs journal_path: the journal that says which direct assignments this migration removed")
     removed = removed_by_journal(JournalReader(params["journal_path"]))
     baseline = direct_keys(iter_assignment_records(params["baseline_path"])) if params.get("baseline_path") else None
-    return compare_reading(iter_assignment_records(params["reading_path"]), removed, baseline)
+    readded, joiners, joiners_total = compare_reading(iter_assignment_records(params["reading_path"]), removed, baseline)
+    was_inherited = inherited_keys(iter_assignment_records(params["baseline_path"])) if params.get("baseline_path") else None
+    return readded, joiners, joiners_total, direct_only_drift(iter_assignment_records(params["reading_path"]), was_inherited)
 
 
 def _targets(params, evidence):
@@ -134,9 +138,18 @@ def _forbidden(module, window, evidence_result):
 def _evidence_result(evidence, audit_users):
     if evidence is None:
         return {}
-    readded, joiners, joiners_total = evidence
+    readded, joiners, joiners_total, drift = evidence
     named = name_writers(readded, audit_users)
-    return {"readded": named, "readded_writers": writers_summary(named), "joiners_not_in_plan": joiners, "joiners_not_in_plan_total": joiners_total}
+    return {
+        "readded": named,
+        "readded_writers": writers_summary(named),
+        "joiners_not_in_plan": joiners,
+        "joiners_not_in_plan_total": joiners_total,
+        "direct_only_no_group": drift["no_group"],
+        "direct_only_no_group_total": drift["no_group_total"],
+        "lost_group_kept_direct": drift["lost_group"],
+        "lost_group_kept_direct_total": drift["lost_group_total"],
+    }
 
 
 def run_license_audit_info(module, now=None):

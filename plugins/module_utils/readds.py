@@ -94,6 +94,37 @@ def compare_reading(records, removed, baseline_keys=None):
     return readded, joiners, joiners_total
 
 
+def inherited_keys(records):
+    """The (user_id, sku_id) pairs a reading shows inherited from a group (healthy or not)."""
+    return set(_key(record.get("user_id"), record.get("sku_id")) for record in records if record.get("inherited_from"))
+
+
+def _short(record, key):
+    return {"user_id": key[0], "user_principal_name": record.get("user_principal_name"), "sku_id": key[1], "sku_part_number": record.get("sku_part_number")}
+
+
+def direct_only_drift(records, baseline_inherited=None):
+    """Direct copies without any group copy of the SKU, split by what the baseline showed.
+
+    Returns ``{"no_group": [...], "no_group_total": n, "lost_group": [...], "lost_group_total": n}``: ``lost_group``
+    are the pairs the baseline showed inherited (the user left the licensing group and still holds the direct copy),
+    ``no_group`` the others (direct-only users the licensing groups miss, joiners among them). Lists hold the first
+    SAMPLE_LIMIT, sorted; ``baseline_inherited`` None puts every pair in ``no_group``.
+    """
+    found = {"no_group": [], "no_group_total": 0, "lost_group": [], "lost_group_total": 0}
+    for record in records:
+        if not record.get("direct") or record.get("inherited_from"):
+            continue
+        key = _key(record.get("user_id"), record.get("sku_id"))
+        kind = "lost_group" if baseline_inherited is not None and key in baseline_inherited else "no_group"
+        found[kind + "_total"] += 1
+        if len(found[kind]) < SAMPLE_LIMIT:
+            found[kind].append(_short(record, key))
+    for kind in ("no_group", "lost_group"):
+        found[kind].sort(key=lambda row: (row["user_principal_name"] or "", row["sku_id"]))
+    return found
+
+
 def earliest_removal(readded):
     """The oldest ``removed_at`` among the re-added pairs (the audit window to read from), or None."""
     times = [row["removed_at"] for row in readded if row.get("removed_at")]

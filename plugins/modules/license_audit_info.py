@@ -300,6 +300,30 @@ joiners_not_in_plan_total:
   description: How many direct assignments of the reading the baseline did not hold directly (0 without O(baseline_path)).
   returned: when O(reading_path) is given
   type: int
+direct_only_no_group:
+  description:
+    - With O(reading_path), the first 1000 direct assignments of the reading without any group copy of the SKU that the
+      baseline did not show inherited either (direct-only users the licensing groups miss), with C(user_id),
+      C(user_principal_name), C(sku_id) and C(sku_part_number).
+  returned: when O(reading_path) is given
+  type: list
+  elements: dict
+direct_only_no_group_total:
+  description: How many such direct assignments the reading holds.
+  returned: when O(reading_path) is given
+  type: int
+lost_group_kept_direct:
+  description:
+    - With O(reading_path) and O(baseline_path), the first 1000 direct assignments without any group copy now that the
+      baseline showed inherited (the user lost the group membership and still holds the direct copy), shaped as
+      RV(direct_only_no_group).
+  returned: when O(reading_path) is given
+  type: list
+  elements: dict
+lost_group_kept_direct_total:
+  description: How many such direct assignments the reading holds.
+  returned: when O(reading_path) is given
+  type: int
 requests:
   description: Audit log requests sent (pages read).
   returned: always

@@ -105,3 +105,62 @@ def test_readds_by_the_legacy_script_stop_the_sequence_and_are_reported(campaign
     ours, dummy = split_ledger(emu)
     assert ours == [] and emu.loss_ledger() == []
     figures(kind="scenario", scenario="role: legacy re-adds 4, stop, go on at threshold 4", migrated=len(done), skipped={}, losses=len(ours))
+
+
+def drift(role, *extra):
+    status, stdout, stderr = role.run("drift", *extra)
+    assert status == 0, stdout[-3000:] + stderr[-2000:]
+    with open(os.path.join(role.out_dir, "contoso-drift.json"), encoding="utf-8") as stream:
+        return json.load(stream), stdout
+
+
+def test_drift_lists_what_the_legacy_script_did_and_removes_only_what_the_rule_allows(campaign_emulator, tmp_path, figures):
+    emu = campaign_emulator
+    reset(emu, build_tenant(120, seed=31))
+    role = RoleRun(emu, tmp_path)
+    status, stdout, stderr = role.run("migrate")
+    assert status == 0, stdout[-3000:] + stderr[-2000:]
+    migrated = sorted(journal_removals(role.journal_path()))
+    group_id = next(g["id"] for g in emu.export_state()["groups"] if g["displayName"] == "LIC E3 role campaign")
+
+    # after the migration the script goes on: it re-licenses three migrated users and licenses a joiner directly
+    readded = migrated[:3]
+    for user_id in readded:
+        emu.directory.update_user(user_id, {"department": "Joiners via script"}, None)
+    joiner = emu.directory.create_user(
+        {
+            "displayName": "Joiner",
+            "userPrincipalName": "joiner@contoso.onmicrosoft.com",
+            "usageLocation": "US",
+            "department": "Joiners via script",
+            "accountEnabled": True,
+        },
+        None,
+    )
+    emu.legacy.configure(rule={"property": "department", "equals": "Joiners via script"})
+    emu.legacy.run_once()
+    # one of them leaves the licensing group: it keeps the script's direct copy
+    emu.directory.remove_member(group_id, readded[0], None)
+    emu.process_all()
+    emails = {u["id"]: u["userPrincipalName"] for u in emu.export_state()["users"]}
+
+    found, stdout = drift(role)
+    assert sorted(row["user_principal_name"] for row in found["readded"]) == sorted(emails[u] for u in readded)
+    assert found["readded_writers"] == {WRITER: 3}
+    assert [row["user_principal_name"] for row in found["direct_only_no_group"]] == ["joiner@contoso.onmicrosoft.com"]
+    assert [row["user_principal_name"] for row in found["lost_group_kept_direct"]] == [emails[readded[0]]]
+    assert found["groups_in_error"] == [] and found["removed"] == 0
+    with open(os.path.join(role.out_dir, "contoso-drift.html"), encoding="utf-8") as stream:
+        page = stream.read()
+    assert WRITER in page and "joiner@contoso.onmicrosoft.com" in page
+
+    # opt-in: the reappeared copies the rule allows go (journaled); the one without a group copy stays, so does the joiner
+    found, stdout = drift(role, "-e", "drift_remove_readded=true")
+    assert found["removed"] == 2
+    found, stdout = drift(role)
+    assert [row["user_id"] for row in found["readded"]] == [readded[0]]
+    holders = {u["id"] for u in emu.export_state()["users"] if any(lic["skuId"] == E3 for lic in u.get("directLicenses") or [])}
+    assert readded[0] in holders and joiner["id"] in holders and not set(readded[1:]) & holders
+    ours, dummy = split_ledger(emu)
+    assert ours == [] and emu.loss_ledger() == []
+    figures(kind="scenario", scenario="drift: 3 re-adds, 1 joiner, 1 left group; 2 removed", migrated=len(migrated), skipped={}, losses=len(ours))

@@ -120,3 +120,19 @@ def test_writer_is_the_newest_other_writer_after_the_removal():
     }
     assert readds.writer_label(admin) == "admin@contoso.com"
     assert all(row["writer"] is None for row in readds.name_writers(readded, None))
+
+
+def test_direct_only_drift_splits_by_the_baseline():
+    baseline = readds.inherited_keys([record(1, True), record(2, False), record(3, True, inherited=False)])
+    assert baseline == {(uid(1), SKU), (uid(2), SKU)}
+    now = [
+        record(1, True, inherited=False),
+        record(2, True),
+        record(3, True, inherited=False),
+        record(4, True, inherited=False),
+        record(5, False, inherited=False),
+    ]
+    drift = readds.direct_only_drift(now, baseline)
+    assert [row["user_id"] for row in drift["lost_group"]] == [uid(1)] and drift["lost_group_total"] == 1
+    assert [row["user_id"] for row in drift["no_group"]] == [uid(3), uid(4)] and drift["no_group_total"] == 2
+    assert readds.direct_only_drift(now)["no_group_total"] == 3

@@ -235,6 +235,7 @@ def test_readds_after_removal_are_named_by_writer_and_joiners_reported(emu, tmp_
     assert result["readded_writers"] == {"Legacy licensing script (app %s)" % LEGACY_APP_ID: 2}
     assert [row["user_id"] for row in result["joiners_not_in_plan"]] == [joiner["id"]] and result["joiners_not_in_plan_total"] == 1
     assert result["requests"] == 1  # only Change user license, since the earliest removal that came back
+    assert joiner["id"] in [row["user_id"] for row in result["direct_only_no_group"]] and result["lost_group_kept_direct_total"] == 0
     assert emu.loss_ledger() == []
 
 
