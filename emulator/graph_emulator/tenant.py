@@ -527,7 +527,7 @@ _COMMONLY_DISABLED = (
     "FORMS_PLAN_E1",
 )
 
-PROFILES = ("default", "seed")
+PROFILES = ("default", "seed", "multisku")  # multisku: multisku.py
 # The seed example's legacy automation assigns E3 with these plans off: Kaizala (retired by Microsoft) and
 # Yammer (replaced by Teams channels) are what tenants standardising on Teams commonly switched off.
 STANDARD_DISABLED_PLANS = ("KAIZALA_O365_P3", "YAMMER_ENTERPRISE")
@@ -786,7 +786,7 @@ def _generate(
                 "permissions": list(COLLECTION_PERMISSIONS) + (["User.ReadWrite.All"] if seed_profile else []),
             }
         ]
-    return {
+    doc = {
         "tenant": {"id": tenant_id, "displayName": "Contoso (emulated)", "defaultDomain": domain, "countryLetterCode": "US"},
         "apps": apps,
         "subscribedSkus": skus,
@@ -795,3 +795,10 @@ def _generate(
         "rules": _default_rules({name: catalog[name] for name in (sku, *extra_skus)}),
         "processing": {"groupLicenses": "processed"},
     }
+    if profile == "multisku":
+        from .multisku import apply_multisku  # pylint: disable=import-outside-toplevel
+
+        catalog_rules = {name: catalog[name] for name in (sku, *extra_skus, "EMS", "MCOMEETADV", "WORKPLACE_ANALYTICS") if name in catalog}
+        doc["rules"] = _default_rules(catalog_rules)
+        return apply_multisku(doc, seed, catalog, _subscribed_sku, new_id)
+    return doc
