@@ -50,7 +50,10 @@ def build_parser():
     source.add_argument("--users", type=_non_negative_int, help="generate a tenant with N users (default 100)")
     serve.add_argument("--seed", type=int, default=0, help="seed for --users (default 0)")
     serve.add_argument(
-        "--profile", choices=PROFILES, default="default", help="generator profile for --users: 'seed' is the migration's seed example, 'multisku' users with E3 and add-ons (docs/tenant-format.md)"
+        "--profile",
+        choices=PROFILES,
+        default="default",
+        help="generator profile for --users: 'seed' is the migration's seed example, 'multisku' users with E3 and add-ons (docs/tenant-format.md)",
     )
     serve.add_argument("--info-file", metavar="PATH", help="write {base_url, ca_path, tenant_id, client_id, client_secret, pid} as JSON once listening")
     serve.add_argument("--state-dir", metavar="DIR", help="where to write the CA and server certificate (default: a temporary directory removed on exit)")
