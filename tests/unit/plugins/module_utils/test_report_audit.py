@@ -82,3 +82,19 @@ def test_html_lists_readds_with_their_writer_and_joiners():
     assert 'id="joiners"' in page and "new.joiner@contoso.com" in page
     clean = mr.render_html(mr.build_report("t", phase_results=[dict(REMOVE, readded=[], readded_total=0, joiners_not_in_plan=[], joiners_not_in_plan_total=0)]))
     assert '<p class="ok" id="readded-total">None.</p>' in clean and '<p class="ok" id="joiners-total">None.</p>' in clean
+
+
+def test_per_sku_figures_and_table():
+    from ansible_collections.entraops.licensing.plugins.module_utils.report_skus import SkuFigures, per_sku_rows  # pylint: disable=import-outside-toplevel
+
+    figures = SkuFigures()
+    for part, outcome in (("ENTERPRISEPACK", "migrated"), ("ENTERPRISEPACK", "skipped"), ("EMS", "migrated"), ("MCOMEETADV", "skipped"), ("EMS", "failed")):
+        figures.add({"sku_part_number": part, "outcome": outcome})
+    per_sku = figures.result()
+    assert list(per_sku) == ["EMS", "ENTERPRISEPACK", "MCOMEETADV"]
+    assert per_sku["EMS"]["migrated"] == 1 and per_sku["EMS"]["failed"] == 1 and per_sku["MCOMEETADV"]["skipped"] == 1
+    assert per_sku_rows(per_sku)[0] == ("EMS", 2, 1, 0, 0, 0, 1, 0)
+    page = mr.render_html(dict(mr.build_report("t", generated="2026-01-01T00:00:00.000Z"), per_sku=per_sku))
+    assert 'id="per-sku"' in page and "MCOMEETADV" in page
+    single = mr.render_html(dict(mr.build_report("t", generated="2026-01-01T00:00:00.000Z"), per_sku={"EMS": per_sku["EMS"]}))
+    assert 'id="per-sku"' not in page.replace('id="per-sku"', "", 1) and 'id="per-sku"' not in single
