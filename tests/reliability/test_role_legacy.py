@@ -164,3 +164,21 @@ def test_drift_lists_what_the_legacy_script_did_and_removes_only_what_the_rule_a
     ours, dummy = split_ledger(emu)
     assert ours == [] and emu.loss_ledger() == []
     figures(kind="scenario", scenario="drift: 3 re-adds, 1 joiner, 1 left group; 2 removed", migrated=len(migrated), skipped={}, losses=len(ours))
+
+
+def test_wait_phase_without_audit_permissions_says_so_and_goes_on(campaign_emulator, tmp_path, monkeypatch):
+    from ansible_collections.entraops.licensing.tests.reliability import test_role  # pylint: disable=import-outside-toplevel
+
+    emu = campaign_emulator
+    reset(emu, build_tenant(60, seed=37))
+    granted = [p for p in test_role.permissions() if p not in ("AuditLog.Read.All", "Directory.Read.All")]
+    monkeypatch.setattr(test_role, "permissions", lambda: granted)
+    role = RoleRun(emu, tmp_path, secret="no-audit~secret-value-1234567890")
+    status, stdout, stderr = role.run("migrate", "-e", '{"migrate_direct_to_group_phases": ["preflight", "group", "assign", "wait", "verify", "report"]}')
+    assert status == 0, stdout[-3000:] + stderr[-2000:]
+    with open(os.path.join(role.out_dir, "contoso-phase-audit.json"), encoding="utf-8") as stream:
+        audit = json.load(stream)
+    assert audit["status"] == "not readable" and "AuditLog.Read.All" in audit["detail"] and audit["finish"] == []
+    with open(glob.glob(os.path.join(role.out_dir, "*-report.html"))[0], encoding="utf-8") as stream:
+        assert "not readable: the audit log cannot be read" in stream.read()
+    assert emu.loss_ledger() == []
