@@ -182,3 +182,29 @@ def test_wait_phase_without_audit_permissions_says_so_and_goes_on(campaign_emula
     with open(glob.glob(os.path.join(role.out_dir, "*-report.html"))[0], encoding="utf-8") as stream:
         assert "not readable: the audit log cannot be read" in stream.read()
     assert emu.loss_ledger() == []
+
+
+def test_rehearsal_with_the_legacy_schedule_on_stops_after_the_canary(campaign_emulator, tmp_path, figures):
+    """The script runs on its schedule the whole time (every 0.5 s): it undoes the canary at once; the run stops there."""
+    emu = campaign_emulator
+    reset(emu, build_tenant(120, seed=41))
+    emu.legacy.configure(enabled=True, interval_s=0.5, rule={"property": "accountEnabled", "equals": True})
+    try:
+        role = RoleRun(emu, tmp_path)
+        status, stdout, stderr = role.run("migrate")
+    finally:
+        emu.legacy.configure(enabled=False)
+    assert status != 0
+    canary = journal_removals(role.journal_path())
+    assert len(canary) == 10 and set(canary.values()) == {0}  # nothing after the canary was removed
+    assert "10 direct assignment(s) this migration removed are direct again after batch 0 (threshold 0)" in stdout
+    assert WRITER + ": 10" in stdout
+    stopped = [record for record in remove_records(role.out_dir) if record.get("readded_total")][-1]
+    emails = {u["id"]: u["userPrincipalName"] for u in emu.export_state()["users"]}
+    assert sorted(row["user_principal_name"] for row in stopped["readded"]) == sorted(emails[u] for u in canary)
+    relicensed = {a["user_id"] for a in emu.legacy.action_log() if a["kind"] == "relicensed" and "error" not in a}
+    assert set(canary) <= relicensed  # every removal the script undid is among those reported, with its writer
+    assert {row["writer_label"] for row in stopped["readded"]} == {WRITER}
+    ours, dummy = split_ledger(emu)
+    assert ours == [] and emu.loss_ledger() == []
+    figures(kind="scenario", scenario="role: legacy schedule on, stops after the canary", migrated=len(canary), skipped={}, losses=len(ours))
