@@ -140,7 +140,7 @@ def test_large_window_stays_within_five_requests_per_ten_seconds(emu):
     group_id = licensed_group(emu, count=5)
     ids = [u["id"] for u in users(emu) if u.get("usageLocation")][:40]
     assert len(ids) >= 36
-    for _ in range(60):
+    for dummy in range(60):
         for user_id in ids:
             emu.directory.assign_user_license(user_id, [], [E3], None)
             emu.directory.assign_user_license(user_id, [{"skuId": E3, "disabledPlans": []}], [], None)
