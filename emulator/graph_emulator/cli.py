@@ -53,7 +53,7 @@ def build_parser():
         "--profile",
         choices=PROFILES,
         default="default",
-        help="generator profile for --users: 'seed' is the migration's seed example, 'dynamic' and 'hybrid' its dynamic-group and on-premises-synced variants (docs/tenant-format.md)",
+        help="generator profile for --users: 'seed' is the migration's seed example, 'dynamic' and 'hybrid' its dynamic-group and on-premises-synced variants, 'multisku' users with E3 and add-ons (docs/tenant-format.md)",
     )
     serve.add_argument("--info-file", metavar="PATH", help="write {base_url, ca_path, tenant_id, client_id, client_secret, pid} as JSON once listening")
     serve.add_argument("--state-dir", metavar="DIR", help="where to write the CA and server certificate (default: a temporary directory removed on exit)")
@@ -100,6 +100,23 @@ def build_parser():
     )
     serve.add_argument("--unknown-processing-states", action="store_true", default=False, help="unfinished groups show an undocumented processing state")
     serve.add_argument("--strict-seed", type=int, default=21, help="seed of the shuffles and page sizes (default 21)")
+    serve.add_argument(
+        "--legacy-actor",
+        action="store_true",
+        default=False,
+        help="switch on the legacy licensing automation (a second app licensing users directly on a schedule; README 'Legacy automation')",
+    )
+    serve.add_argument(
+        "--legacy-settings",
+        metavar="JSON",
+        help='its settings as a JSON object, e.g. \'{"interval_s": 5, "disabled_plans": ["KAIZALA_O365_P3"]}\' (implies --legacy-actor)',
+    )
+    serve.add_argument(
+        "--audit-actor",
+        choices=("azure_ad", "entra"),
+        default="azure_ad",
+        help="spelling of the group-based licensing actor in audit events (default azure_ad)",
+    )
 
     generate = commands.add_parser("generate", help="write a generated tenant JSON file")
     generate.add_argument("--users", type=_non_negative_int, default=1000, help="number of users (default 1000)")
@@ -134,6 +151,19 @@ def _load_tenant(args):
     return generate_tenant(users=100 if args.users is None else args.users, seed=args.seed, profile=args.profile)
 
 
+def _legacy_settings(text):
+    if not text:
+        return {}
+    try:
+        settings = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"--legacy-settings: got {text!r}, expected a JSON object ({error})") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"--legacy-settings: got {text!r}, expected a JSON object")
+    settings.pop("enabled", None)
+    return settings
+
+
 def serve(args):
     from .emulator import Emulator
 
@@ -163,6 +193,9 @@ def serve(args):
             unknown_processing_states=args.unknown_processing_states,
             strict_seed=args.strict_seed,
         )
+        emulator.configure(audit_actor=args.audit_actor)
+        if args.legacy_actor or args.legacy_settings:
+            emulator.legacy.configure(**_legacy_settings(args.legacy_settings), enabled=True)
     except ValueError as error:
         raise SystemExit(f"graph-emulator: {error}") from None
     server = emulator.listen()

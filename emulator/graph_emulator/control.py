@@ -178,6 +178,21 @@ class ControlApi:
     def post_config(self, request, rest):
         return 200, self.emu.configure(**_object(request))
 
+    # the legacy licensing automation (legacy.py)
+    def get_legacy(self, request, rest):
+        return 200, {"config": self.emu.legacy.config(), "actions": self.emu.legacy.action_log()}
+
+    def post_legacy(self, request, rest):
+        if rest == ["run"]:
+            return 200, self.emu.legacy.run_once()
+        if rest:
+            raise ControlError(404, f"no control endpoint POST {request.path}")
+        return 200, self.emu.legacy.configure(**_object(request))
+
+    def delete_legacy(self, request, rest):
+        self.emu.legacy.clear()
+        return 200, {"actions": []}
+
     def post_process(self, request, rest):
         self.emu.process_all()
         return 200, {"pending": self.emu.directory.pending_work()}

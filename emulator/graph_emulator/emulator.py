@@ -17,6 +17,7 @@ from .identity import DEFAULT_APP_PERMISSIONS, IdentityService
 from .pipeline import LOOPBACK, GraphApp, Stats
 from .server import QuietHandler, close_open_connections
 from .strict import STRICT_DEFAULTS, StrictSettings
+from .legacy import LegacyAutomation
 from .throttle import Clock, Throttler
 from .tls import create_tls_material
 
@@ -34,6 +35,8 @@ CONFIG_KEYS = (
     "write_budget_left",
     "dynamic_rate",
     "sync_interval_s",
+    "audit_actor",
+    "audit_retention_days",
 )
 # issue 21, strict behaviours (strict.py): batch_shuffle, short_pages, empty_pages, read_lag_ms, processing_delay_s,
 # unknown_processing_states, strict_seed
@@ -82,6 +85,7 @@ class Emulator:
         self.identity = IdentityService(self.directory, token_lifetime=token_lifetime)
         self.throttler = Throttler(self.clock, enabled=throttling, budget_scale=budget_scale, early_retry_grace_ms=early_retry_grace_ms)
         self.faults = FaultRegistry()
+        self.legacy = LegacyAutomation(self.directory, self.clock)  # legacy.py: switched off until configured
         self.counters = Stats()
         self.control = ControlApi(self)
         self.latency_ms = float(latency_ms)
@@ -109,6 +113,7 @@ class Emulator:
         return self
 
     def stop(self):
+        self.legacy.stop()
         if self._server is None:
             return
         if self._thread is not None:
@@ -311,6 +316,8 @@ class Emulator:
             "write_budget_left": self.throttler.write_budget_left,
             "dynamic_rate": self.directory.dynamic_rate,
             "sync_interval_s": self.directory.sync_interval_s,
+            "audit_actor": self.directory._trail.actor,
+            "audit_retention_days": self.directory._trail.retention_days,
             **self.strict.snapshot(),
         }
 
@@ -322,6 +329,8 @@ class Emulator:
             value = knobs.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise ValueError(f"{name}: got {value!r}, expected a non-negative number")
+        if knobs.get("audit_actor") is not None or knobs.get("audit_retention_days") is not None:
+            self.directory.configure_audit(actor=knobs.get("audit_actor"), retention_days=knobs.get("audit_retention_days"))
         strict = {name: knobs[name] for name in STRICT_DEFAULTS if name in knobs}
         if strict:
             self.strict.configure(**strict)

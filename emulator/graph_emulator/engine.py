@@ -159,6 +159,7 @@ class Directory(DirectoryViews, GroupLicensingProcessing, DynamicMembership, OnP
         self._dynamic.reset()
         self._reset_sync()
         self._trail = AuditTrail()
+        self._trail.configure(**getattr(self, "_audit_settings", {}))  # the audit knobs outlive a tenant load
         self._lagging = {}  # ("user" | "group", id) -> [(monotonic time of a write, state before it)] (views.ReadLag)
 
     @_locked
@@ -495,6 +496,13 @@ class Directory(DirectoryViews, GroupLicensingProcessing, DynamicMembership, OnP
     @_locked
     def audit_events(self) -> list[dict]:
         return self._trail.event_dicts()
+
+    @_locked
+    def configure_audit(self, actor=None, retention_days=None) -> dict:
+        """The group-licensing actor spelling ("azure_ad" | "entra") and the retention in days (audit.py)."""
+        self._trail.configure(actor=actor, retention_days=retention_days)
+        self._audit_settings = {"actor": self._trail.actor, "retention_days": self._trail.retention_days}
+        return dict(self._audit_settings)
 
     @_locked
     def loss_ledger(self) -> list[dict]:

@@ -631,7 +631,7 @@ _COMMONLY_DISABLED = (
     "FORMS_PLAN_E1",
 )
 
-PROFILES = ("default", "seed", "dynamic", "hybrid")
+PROFILES = ("default", "seed", "dynamic", "hybrid", "multisku")  # multisku: multisku.py
 # Profiles built on the seed example (same users, licenses and exceptions; docs/tenant-format.md section 3).
 SEED_PROFILES = ("seed", "dynamic", "hybrid")
 DYNAMIC_ALL_USERS_RULE = "user.objectId -ne null"
@@ -912,7 +912,7 @@ def _generate(
                 + (["Group.ReadWrite.All"] if profile == "dynamic" else []),
             }
         ]
-    return {
+    doc = {
         "tenant": {"id": tenant_id, "displayName": "Contoso (emulated)", "defaultDomain": domain, "countryLetterCode": "US"},
         "apps": apps,
         "subscribedSkus": skus,
@@ -921,6 +921,13 @@ def _generate(
         "rules": _default_rules({name: catalog[name] for name in (sku, *extra_skus)}),
         "processing": {"groupLicenses": "processed"},
     }
+    if profile == "multisku":
+        from .multisku import apply_multisku  # pylint: disable=import-outside-toplevel
+
+        catalog_rules = {name: catalog[name] for name in (sku, *extra_skus, "EMS", "MCOMEETADV", "WORKPLACE_ANALYTICS") if name in catalog}
+        doc["rules"] = _default_rules(catalog_rules)
+        return apply_multisku(doc, seed, catalog, _subscribed_sku, new_id)
+    return doc
 
 
 def _seed_group(tenant, name):

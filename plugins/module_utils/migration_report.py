@@ -27,6 +27,8 @@ from html import escape
 from ansible_collections.entraops.licensing.plugins.module_utils.journal import OUTCOME_FIELDS, JournalReader, latest_outcomes
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import VERDICT_MEANINGS, VERDICTS
 from ansible_collections.entraops.licensing.plugins.module_utils.plan import scan_plan
+from ansible_collections.entraops.licensing.plugins.module_utils.report_audit import audit_html
+from ansible_collections.entraops.licensing.plugins.module_utils.report_skus import SkuFigures, per_sku_html
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import (
     JsonNotAnObject,
     JsonStream,
@@ -443,9 +445,11 @@ def fold_report(
     failures = []
     skipped_sample = []
     figures = _BatchFigures(plan_sizes)
+    per_sku = SkuFigures()
     for row in _outcome_rows(final_records, journal_states, plan_batches, pool):
         outcome = row["outcome"]
         totals[outcome] += 1
+        per_sku.add(row)
         if outcome == SKIPPED:
             skipped_by_verdict[row["verdict"]] = skipped_by_verdict.get(row["verdict"], 0) + 1
             if sample_size is not None and len(skipped_sample) < sample_size:
@@ -468,6 +472,7 @@ def fold_report(
         "generated": generated or utc_now_iso(),
         "check_mode": bool(check_mode),
         "totals": totals,
+        "per_sku": per_sku.result(),
         "migrated_with_more_plans": more_plans,
         "skipped_by_verdict": dict(sorted(skipped_by_verdict.items(), key=lambda item: str(item[0]))),
         "verdicts": {"before": before_counts.verdicts if before_counts else None, "after": after_counts.verdicts if after_counts else None},
@@ -736,8 +741,10 @@ def render_html(report, max_rows=500, skipped=None):
     if report["skipped_by_verdict"]:
         parts.append(_table(("skipped because", "users"), sorted(report["skipped_by_verdict"].items(), key=lambda item: str(item[0])), "skipped-by-verdict"))
 
+    parts.append(per_sku_html(report.get("per_sku"), _table))
     parts.append("<h2>Phases</h2>")
     parts.append(_phases_html(report))
+    parts.append(audit_html(report["phases"], _table, _e))
 
     parts.append("<h2>Failures</h2>")
     parts.append(_user_rows_html(report["failures"], "failures", max_rows) if report["failures"] else '<p class="ok" id="no-failures">None.</p>')
@@ -917,6 +924,7 @@ def run_migration_report(module):
     module.exit_json(
         changed=False,
         totals=report["totals"],
+        per_sku=report["per_sku"],
         migrated_with_more_plans=report["migrated_with_more_plans"],
         skipped_by_verdict=report["skipped_by_verdict"],
         assignment_paths=report["assignment_paths"],

@@ -105,6 +105,13 @@ totals:
   returned: always
   type: dict
   sample: {"migrated": 990, "already_inherited": 0, "pending": 0, "skipped": 10, "failed": 0, "restored": 0, "unknown": 0}
+per_sku:
+  description:
+    - The same outcomes per SKU part number (users holding several SKUs count once per SKU); the HTML report shows them
+      in a "Per SKU" table when the report holds more than one SKU.
+  returned: always
+  type: dict
+  sample: {"EMS": {"migrated": 480, "already_inherited": 0, "pending": 0, "skipped": 3, "failed": 0, "restored": 0, "unknown": 0}}
 migrated_with_more_plans:
   description: Migrated users whose direct assignment disabled plans that the group enables (they gained those services).
   returned: always

@@ -27,6 +27,12 @@ def test_rehearsal_variables_are_the_demos():
     role_vars = dict(
         (key, value) for key, value in demo_vars.items() if key.startswith("migrate_direct_to_group_") and key != "migrate_direct_to_group_output_dir"
     )
+    # The demo picks its groups by tenant shape (demo_profile, seed by default) and names the seed's licenses once.
+    assert demo_vars["demo_profile"] == "seed"
+    assert role_vars["migrate_direct_to_group_groups"] == "{{ demo_profiles[demo_profile].groups }}"
+    seed_groups = demo_vars["demo_profiles"]["seed"]["groups"]
+    assert [group["licenses"] for group in seed_groups] == ["{{ demo_licenses }}"] * len(seed_groups)
+    role_vars["migrate_direct_to_group_groups"] = [dict(group, licenses=demo_vars["demo_licenses"]) for group in seed_groups]
     assert rehearsal_vars == role_vars
 
 
