@@ -87,7 +87,9 @@ def check_rule(module, rule):
         return  # outside the client-side subset: Graph decides
 
 
-class DynamicGroupRun:
+class _GroupKindRun:
+    """What every kind's run of licensing_group holds: the module, its client and options, the group and the wanted members."""
+
     def __init__(self, owner, name, group, wanted):
         self.module = owner.module
         self.client = owner.client
@@ -95,6 +97,11 @@ class DynamicGroupRun:
         self.name = name
         self.group = group
         self.wanted = wanted
+
+
+class DynamicGroupRun(_GroupKindRun):
+    def __init__(self, owner, name, group, wanted):
+        super(DynamicGroupRun, self).__init__(owner, name, group, wanted)
         self.reader = GraphMembershipReader(self.client, use_beta=self.params["use_beta"])
 
     def _changes(self):
@@ -254,15 +261,7 @@ class DynamicGroupRun:
         return membership
 
 
-class SyncedGroupRun:
-    def __init__(self, owner, name, group, wanted):
-        self.module = owner.module
-        self.client = owner.client
-        self.params = owner.params
-        self.name = name
-        self.group = group
-        self.wanted = wanted
-
+class SyncedGroupRun(_GroupKindRun):
     def _onprem_users(self, ids):
         if len(ids) <= BY_KEY_LIMIT:
             return [user for dummy, user in iter_users_by_key(self.client, sorted(ids), select=ONPREM_USER_PROPERTIES) if user is not None]
