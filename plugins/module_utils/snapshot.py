@@ -339,15 +339,6 @@ def user_document(user, pseudonyms, group_ids, kept_attributes):
     return doc
 
 
-def group_kind(group):
-    """``dynamic``, ``synced`` or ``cloud``: how a group gets its members."""
-    if "DynamicMembership" in (group.get("groupTypes") or []):
-        return "dynamic"
-    if group.get("onPremisesSyncEnabled"):
-        return "synced"
-    return "cloud"
-
-
 def group_document(group, members, pseudonyms, keep_name=False):
     """The tenant-format record of a Graph group with its member ids (already in the snapshot's ids)."""
     state = group.get("licenseProcessingState")

@@ -20,6 +20,7 @@ import os
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
 from ansible_collections.entraops.licensing.plugins.module_utils.guid import normalize_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.licensing import LicensingInputError, SkuCatalog
+from ansible_collections.entraops.licensing.plugins.module_utils.group_kinds import group_kind
 from ansible_collections.entraops.licensing.plugins.module_utils.snapshot import (
     GROUP_SELECT,
     GROUP_TYPE,
@@ -33,7 +34,6 @@ from ansible_collections.entraops.licensing.plugins.module_utils.snapshot import
     SnapshotInputError,
     dumps,
     group_document,
-    group_kind,
     holds_licensing,
     is_object_id,
     known_rules,

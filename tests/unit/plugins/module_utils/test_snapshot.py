@@ -14,12 +14,12 @@ import stat
 
 import pytest
 
+from ansible_collections.entraops.licensing.plugins.module_utils.group_kinds import group_kind
 from ansible_collections.entraops.licensing.plugins.module_utils.snapshot import (
     PrivateJsonWriter,
     Pseudonymizer,
     SnapshotInputError,
     group_document,
-    group_kind,
     known_rules,
     load_key,
     rule_attributes,
