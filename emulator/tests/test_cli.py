@@ -1,5 +1,6 @@
 """The graph-emulator command: serve in another process, info file, clean SIGTERM; generate."""
 
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,24 @@ def wait_for_file(path, process, timeout=20.0):
             raise AssertionError(f"graph-emulator exited early: {process.stderr.read()}")
         time.sleep(0.05)
     raise AssertionError(f"{path} did not appear within {timeout}s")
+
+
+@contextlib.contextmanager
+def served(info_path, *args):
+    """``graph-emulator serve ARGS --info-file INFO_PATH``: yield its info and an HTTPS session trusting its CA; stop it with
+    SIGTERM after the block and require exit status 0."""
+    process = subprocess.Popen(CLI + ["serve", *args, "--info-file", str(info_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_file(str(info_path), process)
+        info = json.loads(info_path.read_text())
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = info["ca_path"]
+        yield info, session
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+    assert process.returncode == 0
 
 
 def test_serve_writes_info_file_serves_msal_and_stops_on_sigterm(tmp_path):
@@ -90,28 +109,13 @@ def test_bad_arguments_are_refused_with_a_clear_message(tmp_path):
 
 
 def test_serve_takes_the_dynamic_and_sync_knobs_and_the_hybrid_profile(tmp_path):
-    info_path = tmp_path / "info.json"
-    process = subprocess.Popen(
-        CLI + ["serve", "--users", "40", "--seed", "1", "--profile", "hybrid", "--dynamic-rate", "50", "--sync-interval-s", "0", "--info-file", str(info_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for_file(str(info_path), process)
-        info = json.loads(info_path.read_text())
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = info["ca_path"]
+    serve_args = ("--users", "40", "--seed", "1", "--profile", "hybrid", "--dynamic-rate", "50", "--sync-interval-s", "0")
+    with served(tmp_path / "info.json", *serve_args) as (info, session):
         config = session.get(f"{info['base_url']}/_emulator/config").json()
         assert config["dynamic_rate"] == 50.0 and config["sync_interval_s"] == 0.0
         state = session.get(f"{info['base_url']}/_emulator/state").json()
         all_users = next(g for g in state["groups"] if g["displayName"] == "All users")
         assert all_users["onPremisesSyncEnabled"] is True
         assert sum(1 for u in state["users"] if not u.get("onPremisesSyncEnabled")) == 5
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=20)
-    assert process.returncode == 0
     refused = subprocess.run(CLI + ["serve", "--sync-interval-s", "-1"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "sync-interval-s" in refused.stderr

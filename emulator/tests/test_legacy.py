@@ -151,29 +151,11 @@ def test_group_tenant_helpers_are_consistent():
 
 
 def test_cli_switches_the_legacy_actor_and_the_audit_spelling_on(tmp_path):
-    import json  # pylint: disable=import-outside-toplevel
-    import signal  # pylint: disable=import-outside-toplevel
+    from test_cli import served  # pylint: disable=import-outside-toplevel
 
-    from test_cli import wait_for_file  # pylint: disable=import-outside-toplevel
-
-    info_path = tmp_path / "info.json"
     settings = '{"interval_s": 5, "rule": {"property": "accountEnabled", "equals": true}}'
-    process = subprocess.Popen(
-        CLI
-        + ["serve", "--port", "0", "--users", "5", "--info-file", str(info_path), "--time-scale", "50", "--legacy-actor", "--legacy-settings", settings]
-        + ["--audit-actor", "entra"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for_file(str(info_path), process)
-        info = json.loads(info_path.read_text())
-        import requests  # pylint: disable=import-outside-toplevel
-
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = info["ca_path"]
+    serve_args = ("--port", "0", "--users", "5", "--time-scale", "50", "--legacy-actor", "--legacy-settings", settings, "--audit-actor", "entra")
+    with served(tmp_path / "info.json", *serve_args) as (info, session):
         assert session.get(f"{info['base_url']}/_emulator/config", timeout=30).json()["audit_actor"] == "entra"
         deadline = time.monotonic() + 10
         state = session.get(f"{info['base_url']}/_emulator/legacy", timeout=30).json()
@@ -181,7 +163,3 @@ def test_cli_switches_the_legacy_actor_and_the_audit_spelling_on(tmp_path):
             time.sleep(0.1)
             state = session.get(f"{info['base_url']}/_emulator/legacy", timeout=30).json()
         assert state["config"]["enabled"] is True and state["config"]["interval_s"] == 5 and state["config"]["passes"] >= 2
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-    assert process.returncode == 0

@@ -53,18 +53,9 @@ def remove_records(out_dir):
     return records
 
 
-def test_readds_by_the_legacy_script_stop_the_sequence_and_are_reported(campaign_emulator, tmp_path, figures):
-    emu = campaign_emulator
-    reset(emu, build_tenant(120, seed=23))
-    role = RoleRun(emu, tmp_path)
-    status, stdout, stderr = role.run("migrate", "-e", '{"migrate_direct_to_group_remove_batches": [0]}')
-    assert status == 0, stdout[-3000:] + stderr[-2000:]
-    canary = journal_removals(role.journal_path())
-    assert len(canary) == 10 and set(canary.values()) == {0}
-
-    # the script licenses department Sales: four canary users and a joiner created after the plan
-    undone = sorted(canary)[:4]
-    for user_id in undone:
+def legacy_script_licenses(emu, user_ids):
+    """Point the legacy script's rule (department "Joiners via script") at ``user_ids`` and a joiner created now; return the joiner."""
+    for user_id in user_ids:
         emu.directory.update_user(user_id, {"department": "Joiners via script"}, None)
     joiner = emu.directory.create_user(
         {
@@ -77,6 +68,21 @@ def test_readds_by_the_legacy_script_stop_the_sequence_and_are_reported(campaign
         None,
     )
     emu.legacy.configure(rule={"property": "department", "equals": "Joiners via script"})
+    return joiner
+
+
+def test_readds_by_the_legacy_script_stop_the_sequence_and_are_reported(campaign_emulator, tmp_path, figures):
+    emu = campaign_emulator
+    reset(emu, build_tenant(120, seed=23))
+    role = RoleRun(emu, tmp_path)
+    status, stdout, stderr = role.run("migrate", "-e", '{"migrate_direct_to_group_remove_batches": [0]}')
+    assert status == 0, stdout[-3000:] + stderr[-2000:]
+    canary = journal_removals(role.journal_path())
+    assert len(canary) == 10 and set(canary.values()) == {0}
+
+    # the script licenses department Sales: four canary users and a joiner created after the plan
+    undone = sorted(canary)[:4]
+    joiner = legacy_script_licenses(emu, undone)
     assert sorted(emu.legacy.run_once()["relicensed"]) == sorted(undone + [joiner["id"]])
 
     status, stdout, stderr = role.run("migrate", "-e", '{"migrate_direct_to_group_remove_batches": [1, 2]}')
@@ -125,19 +131,7 @@ def test_drift_lists_what_the_legacy_script_did_and_removes_only_what_the_rule_a
 
     # after the migration the script goes on: it re-licenses three migrated users and licenses a joiner directly
     readded = migrated[:3]
-    for user_id in readded:
-        emu.directory.update_user(user_id, {"department": "Joiners via script"}, None)
-    joiner = emu.directory.create_user(
-        {
-            "displayName": "Joiner",
-            "userPrincipalName": "joiner@contoso.onmicrosoft.com",
-            "usageLocation": "US",
-            "department": "Joiners via script",
-            "accountEnabled": True,
-        },
-        None,
-    )
-    emu.legacy.configure(rule={"property": "department", "equals": "Joiners via script"})
+    joiner = legacy_script_licenses(emu, readded)
     emu.legacy.run_once()
     # one of them leaves the licensing group: it keeps the script's direct copy
     emu.directory.remove_member(group_id, readded[0], None)
