@@ -36,6 +36,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.plan import (
 from ansible_collections.entraops.licensing.plugins.module_utils.powershell import rollback_script_path, write_rollback_script
 from ansible_collections.entraops.licensing.plugins.module_utils.removal import SAMPLE_SIZE, RemovalEngine, run_diff
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
+from ansible_collections.entraops.licensing.plugins.module_utils.verified_batches import BatchesStopped, VerifiedBatches
 
 
 def run_direct_license(module):
@@ -95,10 +96,22 @@ def validate(module):
         module.fail_json(msg="batches applies to plan_path only")
     if params["plan_fingerprint"] is not None and not params["plan_path"]:
         module.fail_json(msg="plan_fingerprint applies to plan_path only: it is the fingerprint of the approved plan")
+    _validate_verify(module, params)
     if params["max_failures"] < 0:
         module.fail_json(msg="max_failures must be 0 or more, got %d" % params["max_failures"])
     if not module.check_mode and not params["journal_path"]:
         module.fail_json(msg="journal_path is required outside check mode: every removal and restore is journaled first")
+
+
+def _validate_verify(module, params):
+    verify = params.get("verify_batches")
+    if verify is None:
+        return
+    if params["state"] != "absent" or not params["plan_path"]:
+        module.fail_json(msg="verify_batches applies to state=absent with plan_path: it checks each batch of a plan on a fresh reading")
+    for name, least in (("readd_threshold", 0), ("audit_max_requests", 1)):
+        if verify[name] < least:
+            module.fail_json(msg="verify_batches.%s: got %r, expected a whole number of at least %d" % (name, verify[name], least))
 
 
 def _run(module, exits):
@@ -111,6 +124,7 @@ def _run(module, exits):
     missing_users = []
     plan_header = None
     rows = []
+    verified = None
     try:
         if params["plan_path"]:
             # Read (and fingerprinted) before any Graph call: a plan that is not the approved one stops here.
@@ -156,23 +170,55 @@ def _run(module, exits):
         if params["journal_path"] and os.path.exists(params["journal_path"]):
             # Settle (and journal) what a killed run left in flight before acting on anything.
             engine.reconcile_pending(pending_states(JournalReader(params["journal_path"])))
-        if params["state"] == "absent":
+        if params["state"] == "absent" and params.get("verify_batches") is not None:
+            verified = VerifiedBatches(
+                client,
+                catalog,
+                engine,
+                params["verify_batches"],
+                _reading_skus(catalog, params, plan_header),
+                trusted,
+                params["journal_path"],
+                plan_header["content_fingerprint"],
+                module.check_mode,
+                own_app_ids=[params["client_id"]] if params.get("client_id") else (),
+                warn=module.warn,
+            )
+            try:
+                verified.run(rows)
+            except BatchesStopped as exc:
+                verified.stop = str(exc)
+        elif params["state"] == "absent":
             engine.remove(rows)
         else:
             engine.restore(rows)
         rows = None  # a row per removal: let the rollback script (built below from the journal) reuse that memory
     except (LicensingInputError, RecordsError) as exc:
         _close(journal)
-        module.fail_json(msg=str(exc), **_partial(engine, params))
+        module.fail_json(msg=str(exc), **_partial(engine, params, verified))
     except GraphError as exc:
         _close(journal)
         script = _write_script(module, params, tenant_guid)
-        module.fail_from_graph_error(exc, msg="Stopped: a Graph read or write failed", rollback_script_path=script, **_partial(engine, params))
+        module.fail_from_graph_error(exc, msg="Stopped: a Graph read or write failed", rollback_script_path=script, **_partial(engine, params, verified))
     _close(journal)
     script = _write_script(module, params, tenant_guid) if journal is not None else None
     if journal_started and plan_header is not None:
         _warn_unjournaled(module, params, engine.result())
-    _exit(module, params, engine.result(), plan_header, script)
+    _exit(module, params, engine.result(), plan_header, script, verified)
+
+
+def _reading_skus(catalog, params, plan_header):
+    """The SKU ids each verifying reading covers: verify_batches.skus, else the SKUs of the plan's scope."""
+    given = params["verify_batches"].get("skus")
+    if given:
+        return resolve_skus(catalog, given)
+    planned = ((plan_header or {}).get("scope") or {}).get("skus")
+    if not planned:
+        raise LicensingInputError(
+            "verify_batches.skus is needed: plan %s was not made for a list of SKUs, so the readings that verify its batches cannot take theirs from it"
+            % params["plan_path"]
+        )
+    return resolve_skus(catalog, planned)
 
 
 def _warn_unjournaled(module, params, result):
@@ -195,8 +241,8 @@ def _rows_without_plan(params, client, sku_ids, catalog):
     return rows_from_users(client, params["users"], sku_ids, catalog, disabled_plans=params["disabled_plans"])
 
 
-def _exit(module, params, result, plan_header, script):
-    """Exit (or fail, past max_failures) with the run's result."""
+def _exit(module, params, result, plan_header, script, verified=None):
+    """Exit (or fail, past max_failures or at a verified batch's stop) with the run's result."""
     sample = None if module.check_mode else SAMPLE_SIZE  # check mode names every row: the change record's list
     output = dict(
         changed=bool(result["removed_total"] or result["restored_total"]),
@@ -216,6 +262,10 @@ def _exit(module, params, result, plan_header, script):
         output["plan_fingerprint"] = plan_header["content_fingerprint"]
     if module.diff_mode:
         output["diff"] = run_diff(result["removed"], result["restored"])
+    if verified is not None:
+        output.update(_verified_output(verified))
+        if verified.stop:
+            module.fail_json(msg=verified.stop, **output)
     if result["stopped"]:
         module.fail_json(
             msg="Stopped after %d failure(s), more than max_failures=%d; the direct assignments of failed rows are in place "
@@ -239,11 +289,16 @@ def _close(journal):
         journal.close()
 
 
-def _partial(engine, params):
+def _verified_output(verified):
+    return dict(batch_results=verified.records, reading_before=verified.reading_before, readings=verified.readings)
+
+
+def _partial(engine, params, verified=None):
     if engine is None:
         return {}
     result = engine.result()
     return dict(
+        _verified_output(verified) if verified is not None else {},
         removed=result["removed"][:SAMPLE_SIZE],
         removed_total=result["removed_total"],
         restored=result["restored"][:SAMPLE_SIZE],

@@ -258,7 +258,7 @@ def _read_scope(module, params, parsed_expected, kept, keep_all):
     if kept is not None:
         _fail_on_conflicts(module, params["plan_path"], kept, settings)
     elif params["plan_path"]:
-        plan = PlanBuilder(params["canary_size"], params["batch_size"], companion=PlannedRowText(_plan_names(catalog), ids_checked=True))
+        plan = PlanBuilder(params["canary_size"], params["batch_size"], companion=PlannedRowText(plan_names(catalog), ids_checked=True))
     collector = Collector(params["sample_size"], keep_all=keep_all, plan=plan)
     records = collector.watch(_scope_records(params, client, catalog, index, check, group_ids, sku_ids, trusted))
     report = None
@@ -267,7 +267,7 @@ def _read_scope(module, params, parsed_expected, kept, keep_all):
             params["report_path"],
             records,
             report_format=params["report_format"],
-            plan_name_lookup=_plan_names(catalog),
+            plan_name_lookup=plan_names(catalog),
             extra_columns=EXPECTED_COLUMNS if check else (),
         )
     else:
@@ -363,7 +363,7 @@ def _kept_plan_result(module, path, kept, settings):
     }
 
 
-def _plan_names(catalog):
+def plan_names(catalog):
     """``{plan id: name}`` across the tenant's SKUs, for the report."""
     names = {}
     for sku_id in catalog.sku_ids():

@@ -127,6 +127,47 @@ options:
         been sent; no further chunk is.
     type: int
     default: 0
+  verify_batches:
+    description:
+      - With O(plan_path) and O(state=absent), run the batches one after the other, each checked on a fresh reading before the next
+        one starts, and stop at the first batch that does not verify. The whole check of a migration window in one task (and one
+        process): the role M(entraops.licensing.migrate_direct_to_group) runs its remove phase so.
+      - Before the first batch and after each one, the assignment paths of every holder of the SKUs are read (as
+        M(entraops.licensing.license_assignment_info) reads them) and written to O(verify_batches.reading_path).
+      - The run stops before the next batch, failing the task, when more direct assignments this journal removed are direct again
+        than O(verify_batches.readd_threshold) (another writer re-licensing; each is named from the audit log when it can be read),
+        when a removal took a service away (put back at once, RV(failures[].kind=service_loss)), or when the reading after a batch
+        does not verify it (a holder dropped out of the SKUs, an inherited copy fell into error, or a removal does not show as
+        inherited only, allowing for the re-adds new since the reading before).
+      - RV(batch_results) holds one record per batch run (and one for a stop before the first batch), in the task's result whether
+        it succeeds or fails. In check mode the readings are taken, nothing is compared with the journal and nothing stops the run.
+    type: dict
+    suboptions:
+      reading_path:
+        description: JSON file each reading is written to (the last one stays), in the format of license_assignment_info's report.
+        type: path
+        required: true
+      skus:
+        description:
+          - SKUs the readings cover (part numbers or GUIDs). Defaults to the SKUs of the plan's scope; a plan made for users or
+            groups without SKUs needs them.
+        type: list
+        elements: str
+      baseline_path:
+        description:
+          - The reading written with the plan (license_assignment_info's JSON report). Direct assignments a reading shows that the
+            baseline does not are joiners since the plan, reported in RV(batch_results[].joiners_not_in_plan) and never removed.
+        type: path
+      readd_threshold:
+        description: How many removed direct assignments may be direct again before the run stops. V(0) stops at the first.
+        type: int
+        default: 0
+      audit_max_requests:
+        description:
+          - Most audit log requests (C(/auditLogs/directoryAudits), 5 per 10 s) a check that found re-adds may send to name their
+            writers. Without C(AuditLog.Read.All) the writers stay unknown, with a warning.
+        type: int
+        default: 30
 extends_documentation_fragment:
   - entraops.licensing.graph
   - entraops.licensing.graph.action_group
@@ -149,8 +190,10 @@ notes:
     file and the journal are locked for the run, and the second run fails before any write, naming the file in use.
   - Memory grows little with the number of rows a run removes (a whole 100,000-row plan in one task peaks at 142 MB), except in check
     and diff mode, which name every row changed.
+  - With O(verify_batches), the application also needs C(AuditLog.Read.All) to name who re-added a direct assignment.
 seealso:
   - module: entraops.licensing.license_assignment_info
+  - module: entraops.licensing.license_audit_info
 """
 
 EXAMPLES = r"""
@@ -168,6 +211,17 @@ EXAMPLES = r"""
     batches: [1, 2]
     journal_path: /var/tmp/migration/journal.jsonl
     max_failures: 0
+
+- name: Every batch of the approved plan, each verified on a fresh reading before the next (stops at the first that does not verify)
+  entraops.licensing.direct_license:
+    plan_path: /var/tmp/migration/plan.json
+    plan_fingerprint: sha256:3f2c9a4e0d6b8c1a7e5f4d3c2b1a09887766554433221100ffeeddccbbaa9988
+    journal_path: /var/tmp/migration/journal.jsonl
+    verify_batches:
+      reading_path: /var/tmp/migration/reading.json
+      baseline_path: /var/tmp/migration/baseline.json
+      skus: [ENTERPRISEPACK]
+  register: window
 
 - name: Put back everything the journal says was removed
   entraops.licensing.direct_license:
@@ -320,6 +374,71 @@ plan_fingerprint:
   returned: when O(plan_path) is set
   type: str
   sample: sha256:3f2c9a4e0d6b8c1a7e5f4d3c2b1a09887766554433221100ffeeddccbbaa9988
+batch_results:
+  description:
+    - With O(verify_batches), one record per batch run, in order, also when the task fails. A stop before the first batch (removed
+      direct assignments came back since an earlier run) is a record with C(batch) null and C(status=stopped).
+  returned: when O(verify_batches) is set
+  type: list
+  elements: dict
+  contains:
+    phase:
+      description: Always V(remove).
+      type: str
+    batch:
+      description: The batch number, or null for a stop before the first batch.
+      type: int
+    status:
+      description:
+        - V(done), V(failed) (rows failed within O(max_failures)), V(dry run) (check mode), or V(stopped) (the batch did not finish:
+          past O(max_failures), a Graph error, or re-adds before the first batch).
+      type: str
+    detail:
+      description: One line for people.
+      type: str
+    removed:
+      description: Direct assignments removed in this batch.
+      type: int
+    skipped_by_verdict:
+      description: Rows of this batch not written, by verdict.
+      type: dict
+    failures:
+      description: Rows of this batch that failed, as RV(failures).
+      type: list
+    reading_after:
+      description: Verdict counts of the reading after the batch.
+      type: dict
+    readded:
+      description:
+        - The first 50 direct assignments this journal removed that the reading after the batch shows direct again, with
+          C(user_principal_name), C(sku_part_number), C(batch), C(removed_at), C(writer_label) and C(written_at).
+      type: list
+    readded_total:
+      description: How many removed direct assignments are direct again.
+      type: int
+    readded_writers:
+      description: "C({writer: count}) of the re-added direct assignments, from the audit log (C(unknown ...) when it was not read)."
+      type: dict
+    joiners_not_in_plan:
+      description: User principal names (the first 1,000) holding a direct assignment the baseline did not show; never removed.
+      type: list
+    joiners_not_in_plan_total:
+      description: How many direct assignments are new since the baseline.
+      type: int
+    plan_fingerprint:
+      description: The plan's content fingerprint.
+      type: str
+    time:
+      description: When the batch's record was made (UTC, ISO 8601).
+      type: str
+reading_before:
+  description: With O(verify_batches), C(summary) (verdict counts) and C(records_total) of the reading before the first batch.
+  returned: when O(verify_batches) is set
+  type: dict
+readings:
+  description: With O(verify_batches), how many readings were taken.
+  returned: when O(verify_batches) is set
+  type: int
 """
 
 from ansible_collections.entraops.licensing.plugins.module_utils.module import GraphModule
@@ -341,6 +460,16 @@ def argument_spec():
         allow_service_loss=dict(type="bool", default=False),
         restore_usage_location=dict(type="str", choices=["tenant", "none"], default="tenant"),
         max_failures=dict(type="int", default=0),
+        verify_batches=dict(
+            type="dict",
+            options=dict(
+                reading_path=dict(type="path", required=True),
+                skus=dict(type="list", elements="str"),
+                baseline_path=dict(type="path"),
+                readd_threshold=dict(type="int", default=0),
+                audit_max_requests=dict(type="int", default=30),
+            ),
+        ),
     )
 
 
