@@ -185,7 +185,7 @@ def _run(module, exits):
                 warn=module.warn,
             )
             try:
-                verified.run(rows)
+                verified.run(rows, sorted(plan_header["batch_counts"]) if params["batches"] is None else sorted(set(params["batches"])))
             except BatchesStopped as exc:
                 verified.stop = str(exc)
         elif params["state"] == "absent":

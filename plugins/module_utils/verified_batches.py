@@ -146,9 +146,9 @@ def counts_delta(after, before):
     return delta
 
 
-def rows_by_batch(rows):
-    """``[(batch, rows)]`` in batch order; rows keep their order within a batch."""
-    grouped = {}
+def rows_by_batch(rows, batches=()):
+    """``[(batch, rows)]`` in batch order, every batch of ``batches`` included; rows keep their order within a batch."""
+    grouped = dict((batch, []) for batch in batches)
     for row in rows:
         grouped.setdefault(row.get("batch"), []).append(row)
     return sorted(grouped.items(), key=lambda item: (item[0] is None, item[0] if item[0] is not None else 0))
@@ -194,15 +194,24 @@ class VerifiedBatches:
         return self._baseline
 
     def read(self):
-        """``{"summary", "records_total", "direct"}`` of a fresh reading of every holder of the SKUs, written to reading_path."""
+        """A fresh reading of every holder of the SKUs, written to reading_path: ``{"summary", "records_total", "direct",
+        "removed"}``. ``removed`` is what the journal says this migration removed (None in check mode or before the journal
+        exists); ``direct`` keeps only the direct records that can be a re-add or a joiner (the rest is only counted), so
+        memory does not grow with the tenant."""
+        removed = None
+        if not self.check_mode and self.journal_path and os.path.exists(self.journal_path):
+            removed = removed_by_journal(JournalReader(self.journal_path))
+        baseline = self.baseline_direct() if removed is not None else None
         index = MembershipIndex(self.client).start_loading()
         collector = Collector(0, keep_all=False)
         direct = []
 
         def keep_direct(records):
             for record in records:
-                if record.get("direct"):
-                    direct.append(dict((field, record.get(field)) for field in DIRECT_FIELDS))
+                if removed is not None and record.get("direct"):
+                    key = ((record.get("user_id") or "").lower(), (record.get("sku_id") or "").lower())
+                    if key in removed or (baseline is not None and key not in baseline):
+                        direct.append(dict((field, record.get(field)) for field in DIRECT_FIELDS))
                 yield record
 
         records = keep_direct(collector.watch(iter_records(self.client, self.catalog, index, sku_ids=self.sku_ids, trusted_groups=self.trusted)))
@@ -214,14 +223,13 @@ class VerifiedBatches:
         self.engine.transitive_of = index.transitive_of
         self.engine.licensed_group_ids = frozenset(index.groups)
         self.readings += 1
-        return {"summary": dict(collector.summary), "records_total": collector.total, "direct": direct}
+        return {"summary": dict(collector.summary), "records_total": collector.total, "direct": direct, "removed": removed}
 
     def came_back(self, reading):
         """(named re-added rows, joiners, joiners total) of ``reading``; nothing before the journal exists or in check mode."""
-        if self.check_mode or not self.journal_path or not os.path.exists(self.journal_path):
+        if reading["removed"] is None:
             return [], [], 0
-        removed = removed_by_journal(JournalReader(self.journal_path))
-        readded, joiners, joiners_total = compare_reading(reading["direct"], removed, self.baseline_direct())
+        readded, joiners, joiners_total = compare_reading(reading["direct"], reading["removed"], self.baseline_direct())
         return name_writers(readded, self._audit_users(readded) if readded else []), joiners, joiners_total
 
     def _audit_users(self, readded):
@@ -249,8 +257,9 @@ class VerifiedBatches:
 
     # -- the run
 
-    def run(self, rows):
-        """Remove ``rows`` batch by batch; raises BatchesStopped (records kept) when a check stops the run."""
+    def run(self, rows, batches=()):
+        """Remove ``rows`` batch by batch (``batches``: every batch to run, also those without a row left); raises
+        BatchesStopped (records kept) when a check stops the run."""
         before = self.read()
         self.reading_before = {"summary": before["summary"], "records_total": before["records_total"]}
         named, joiners, joiners_total = self.came_back(before)
@@ -270,7 +279,7 @@ class VerifiedBatches:
                 )
             )
             raise BatchesStopped(stop)
-        for batch, batch_rows in rows_by_batch(rows):
+        for batch, batch_rows in rows_by_batch(rows, batches):
             after, named, joiners, joiners_total = self._one_batch(batch, batch_rows)
             readds_new = max(len(named) - seen, 0)
             seen = len(named)
@@ -310,7 +319,11 @@ class VerifiedBatches:
             )
             raise BatchesStopped(self.records[-1]["detail"])
         skipped = counts_delta(engine.skipped_by_verdict, skipped_before)
-        after = self.read()
+        try:
+            after = self.read()
+        except GraphError as exc:
+            self._stopped(batch, removed_before, failures_before, "Stopped: the reading after the batch failed: %s" % exc)
+            raise
         named, joiners, joiners_total = self.came_back(after)
         self.records.append(
             dict(

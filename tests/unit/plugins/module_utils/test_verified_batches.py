@@ -108,3 +108,5 @@ def test_batch_detail_status_and_deltas():
 def test_rows_are_grouped_by_batch_in_order():
     rows = [{"batch": 2, "n": 1}, {"batch": 0, "n": 2}, {"batch": 2, "n": 3}, {"batch": 1, "n": 4}]
     assert [(batch, [row["n"] for row in group]) for batch, group in rows_by_batch(rows)] == [(0, [2]), (1, [4]), (2, [1, 3])]
+    # a batch approved with no row left to remove still gets its turn (its record says 0 removed)
+    assert [(batch, len(group)) for batch, group in rows_by_batch(rows, [1, 3])] == [(0, 1), (1, 1), (2, 2), (3, 0)]

@@ -133,3 +133,18 @@ def test_bad_verify_options_fail_before_any_write(emu, roles, tmp_path):
     )
     assert failed and "verify_batches applies to state=absent with plan_path" in result["msg"]
     assert graph_writes(emu) == []
+
+
+def test_a_failed_reading_after_a_batch_stops_with_the_batch_recorded(emu, roles, tmp_path):
+    plan_path, baseline, dummy = plan(emu, tmp_path)
+    # the reading before the first batch goes through; every later read of the user list is refused
+    emu.add_fault(method="GET", route=r"/users$", in_batch=False, skip=1, count=None, status=403)
+    result, failed = verified(emu, tmp_path, plan_path, baseline)
+    assert failed and "Stopped: a Graph read or write failed" in result["msg"]
+    [stopped] = result["batch_results"]
+    assert stopped["batch"] == 0 and stopped["status"] == "stopped" and stopped["removed"] == 2
+    assert stopped["detail"].startswith("Stopped: the reading after the batch failed: ")
+    assert set(removed_in_journal(tmp_path).values()) == {0}  # batch 1 never started
+    emu.clear_faults()
+    emu.process_all()
+    assert emu.loss_ledger() == []
