@@ -130,8 +130,8 @@ options:
   verify_batches:
     description:
       - With O(plan_path) and O(state=absent), run the batches one after the other, each checked on a fresh reading before the next
-        one starts, and stop at the first batch that does not verify. The whole check of a migration window in one task (and one
-        process): the role M(entraops.licensing.migrate_direct_to_group) runs its remove phase so.
+        one starts, and stop at the first batch that does not verify. The whole check of a migration window runs in one task (and one
+        process); the role C(entraops.licensing.migrate_direct_to_group) runs its remove phase so.
       - Before the first batch and after each one, the assignment paths of every holder of the SKUs are read (as
         M(entraops.licensing.license_assignment_info) reads them) and written to O(verify_batches.reading_path).
       - The run stops before the next batch, failing the task, when more direct assignments this journal removed are direct again
@@ -390,8 +390,8 @@ batch_results:
       type: int
     status:
       description:
-        - V(done), V(failed) (rows failed within O(max_failures)), V(dry run) (check mode), or V(stopped) (the batch did not finish:
-          past O(max_failures), a Graph error, or re-adds before the first batch).
+        - V(done), V(failed) (rows failed within O(max_failures)), V(dry run) (check mode), or V(stopped) (the batch did not finish
+          because of O(max_failures), a Graph error, or re-adds before the first batch).
       type: str
     detail:
       description: One line for people.
