@@ -123,7 +123,8 @@ options:
   max_failures:
     description:
       - Stop, and fail the task, once more than this many rows failed. V(0) stops at the first failure.
-      - Rows are written in C($batch) chunks of 10 users, so the rest of the chunk in which the limit is passed has already
+      - Rows are written in C($batch) chunks of 10 users at first, doubling after each chunk without a failure up to 50 (and back
+        to 10 after one), so the rest of the chunk in which the limit is passed has already
         been sent; no further chunk is.
     type: int
     default: 0
