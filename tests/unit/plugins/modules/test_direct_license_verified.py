@@ -38,6 +38,14 @@ def verified(emu, folder, plan_path, baseline, **options):
     )
 
 
+def plan_and_canary(emu, folder):
+    """(plan path, baseline path, users the canary migrated): the plan, then its batch 0 alone, verified."""
+    plan_path, baseline, dummy = plan(emu, folder)
+    result, failed = verified(emu, folder, plan_path, baseline, batches=[0])
+    assert not failed, result.get("msg")
+    return plan_path, baseline, sorted(removed_in_journal(folder))
+
+
 def removed_in_journal(folder):
     return dict(
         (entry["user_id"], entry.get("batch"))
@@ -71,10 +79,7 @@ def test_every_batch_in_one_task_each_verified_on_a_fresh_reading(emu, roles, tm
 
 
 def test_readds_stop_before_the_first_batch_then_count_against_the_threshold(emu, roles, tmp_path):
-    plan_path, baseline, dummy = plan(emu, tmp_path)
-    result, failed = verified(emu, tmp_path, plan_path, baseline, batches=[0])
-    assert not failed, result.get("msg")
-    [canary_user, dummy_user] = sorted(removed_in_journal(tmp_path))
+    plan_path, baseline, [canary_user, dummy_user] = plan_and_canary(emu, tmp_path)
     # Another writer (the legacy script) puts a direct copy back on a migrated user.
     emu.directory.assign_user_license(canary_user, [{"skuId": E3, "disabledPlans": []}], [], None)
     emu.reset_stats()
@@ -97,10 +102,7 @@ def test_readds_stop_before_the_first_batch_then_count_against_the_threshold(emu
 
 
 def test_a_reading_that_does_not_verify_stops_before_the_next_batch(emu, roles, tmp_path):
-    plan_path, baseline, dummy = plan(emu, tmp_path)
-    result, failed = verified(emu, tmp_path, plan_path, baseline, batches=[0])
-    assert not failed, result.get("msg")
-    migrated = sorted(removed_in_journal(tmp_path))
+    plan_path, baseline, migrated = plan_and_canary(emu, tmp_path)
     # During batch 1, another administrator takes a migrated user out of the licensing group: that user drops out of the SKU,
     # which the reading after batch 1 shows (not this run's doing, and not a removal of its own).
     emu.add_fault(method="POST", route=r"/users/[^/]+/assignLicense$", op={"op": "remove_member", "group": GROUPS["e3_all"], "user": migrated[0]})
