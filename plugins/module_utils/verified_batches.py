@@ -53,6 +53,12 @@ READDED_FIELDS = ("user_principal_name", "sku_part_number", "batch", "removed_at
 # What compare_reading needs of a record that holds the SKU directly (the rest of the reading is only counted).
 DIRECT_FIELDS = ("user_id", "user_principal_name", "sku_id", "sku_part_number", "direct", "direct_disabled_plans", "inherited_from", "healthy_inherited_from")
 AUDIT_RETENTION_DAYS = 30
+# Writes the pacer may bank while a reading runs (no write goes out then): Graph's bucket refills at the same 20 per second
+# meanwhile (3,000 per 150 s, reference graph-api.md 7.2), so the next batch may spend what the reading did not. The bank
+# only fills while this run sends nothing, from a first second's worth: it never holds more than Graph refilled for
+# this application meanwhile. A third of Graph's bucket (50 s of writes, a reading of about 100,000 users); near Graph's
+# limit or after a 429 the pacer goes back to one second's worth on its own.
+READING_REFILL = 1000
 BEFORE_FIRST = "before the first batch of this run"
 
 
@@ -183,6 +189,9 @@ class VerifiedBatches:
         self.audit_requests = 0
         self._baseline = None
         self._plan_names = None
+        pacer = getattr(client, "pacer", None)
+        if pacer is not None and getattr(pacer, "rate", 0):
+            pacer.ensure_burst(READING_REFILL)
 
     # -- readings
 

@@ -110,3 +110,28 @@ def test_rows_are_grouped_by_batch_in_order():
     assert [(batch, [row["n"] for row in group]) for batch, group in rows_by_batch(rows)] == [(0, [2]), (1, [4]), (2, [1, 3])]
     # a batch approved with no row left to remove still gets its turn (its record says 0 removed)
     assert [(batch, len(group)) for batch, group in rows_by_batch(rows, [1, 3])] == [(0, 1), (1, 1), (2, 2), (3, 0)]
+
+
+def test_the_write_pacer_may_bank_what_a_reading_leaves_unspent():
+    from ansible_collections.entraops.licensing.plugins.module_utils.graph_pacing import AdaptivePacer
+    from ansible_collections.entraops.licensing.plugins.module_utils.verified_batches import READING_REFILL, VerifiedBatches
+
+    now = [0.0]
+    pacer = AdaptivePacer(20.0, clock=lambda: now[0], sleep=lambda seconds: now.__setitem__(0, now[0] + seconds))
+
+    class Client:
+        pass
+
+    client = Client()
+    client.pacer = pacer
+    VerifiedBatches(client, None, None, {}, [], None, None, "sha256:x", False)
+    assert pacer.capacity == READING_REFILL
+    # a fresh pacer holds a second's worth; 30 s of reading bank 600 writes that go at once, the 601st waits its turn
+    assert pacer.acquire(20) == 0.0
+    now[0] += 30.0
+    assert pacer.acquire(600) == 0.0
+    assert pacer.acquire(1) == pytest.approx(0.05)
+    # near Graph's limit the bank is one second's worth again
+    pacer.answered(0.85)
+    now[0] += 30.0
+    assert pacer.acquire(20) == 0.0 and pacer.acquire(1) == pytest.approx(0.05)
