@@ -150,8 +150,13 @@ def assert_no_secret(job, secrets, *folders):
     assert stat.S_IMODE(os.stat(os.path.join(job.artifact_dir, "command")).st_mode) == 0o600
 
 
+def removal_tasks(runner):
+    return task_results(runner, "Remove - direct assignments the rule allows")
+
+
 def removed_by_batch(runner):
-    return [(host, res.get("removed_total", 0)) for host, res in task_results(runner, "Remove - direct assignments the rule allows")]
+    """(host, batch, removed) of every batch the remove phase ran, from its tasks' batch records."""
+    return [(host, record["batch"], record["removed"]) for host, res in removal_tasks(runner) for record in res.get("batch_results") or []]
 
 
 def test_the_role_in_an_awx_job_migrates_every_user_with_artifacts_and_no_secret(campaign_emulator, tmp_path, execution_environment, figures):
@@ -166,9 +171,11 @@ def test_the_role_in_an_awx_job_migrates_every_user_with_artifacts_and_no_secret
 
     runner = job.run("migrate.yml")
     stdout = assert_successful(runner, job)
+    # the canary and one batch of 25 in one task, each verified on a fresh reading before the next
+    assert [host for host, dummy in removal_tasks(runner)] == ["contoso"]
     removed = removed_by_batch(runner)
-    assert [host for host, dummy in removed] == ["contoso"] * 2  # the canary and one batch of 25, one task each
-    assert sum(count for dummy, count in removed) == len(before) == AWX_USERS
+    assert [(host, batch) for host, batch, dummy in removed] == [("contoso", 0), ("contoso", 1)]
+    assert sum(count for dummy, dummy_batch, count in removed) == len(before) == AWX_USERS
     assert re.search(r"contoso +: ok=[1-9][0-9]* +changed=[1-9][0-9]* +unreachable=0 +failed=0", stdout)
     assert holders_of_direct_e3(emu) == []
     ours, injected_losses = split_ledger(emu)
@@ -192,7 +199,7 @@ def test_a_job_without_the_volume_refuses_the_next_batch_and_a_rollback_job_rest
     canary_job.inject(credential_type(), inputs)
     runner = canary_job.run("migrate.yml")
     assert_successful(runner, canary_job)
-    assert removed_by_batch(runner) == [("contoso", CANARY)]
+    assert removed_by_batch(runner) == [("contoso", 0, CANARY)]
     plan_path = volume / "contoso-plan.json"
     fingerprint = read_plan(str(plan_path))["content_fingerprint"]
     journal_path = volume / "contoso-journal.jsonl"
