@@ -330,10 +330,10 @@ class VerifiedBatches:
         skipped = counts_delta(engine.skipped_by_verdict, skipped_before)
         try:
             after = self.read()
+            named, joiners, joiners_total = self.came_back(after)
         except GraphError as exc:
-            self._stopped(batch, removed_before, failures_before, "Stopped: the reading after the batch failed: %s" % exc)
+            self._stopped(batch, removed_before, failures_before, "Stopped: the reading after the batch (or its audit read) failed: %s" % exc)
             raise
-        named, joiners, joiners_total = self.came_back(after)
         self.records.append(
             dict(
                 phase="remove",

@@ -145,7 +145,7 @@ def test_a_failed_reading_after_a_batch_stops_with_the_batch_recorded(emu, roles
     assert failed and "Stopped: a Graph read or write failed" in result["msg"]
     [stopped] = result["batch_results"]
     assert stopped["batch"] == 0 and stopped["status"] == "stopped" and stopped["removed"] == 2
-    assert stopped["detail"].startswith("Stopped: the reading after the batch failed: ")
+    assert stopped["detail"].startswith("Stopped: the reading after the batch (or its audit read) failed: ")
     assert set(removed_in_journal(tmp_path).values()) == {0}  # batch 1 never started
     emu.clear_faults()
     emu.process_all()
