@@ -53,6 +53,9 @@ def removed_by_journal(entries):
                 "sku_part_number": intent.get("sku_part_number"),
                 "batch": intent.get("batch"),
                 "removed_at": entry.get("time"),
+                # When the removal was about to be sent (its intent): a writer that re-licensed the user between the write
+                # and its journaled result (the check after the write takes a moment) is still after it.
+                "sent_at": intent.get("time") or entry.get("time"),
             }
         elif op != "remove_direct" and entry.get("outcome") in ("ok", "skipped"):
             removed.pop(key, None)  # put back by this collection: not somebody else's re-add
@@ -126,8 +129,8 @@ def direct_only_drift(records, baseline_inherited=None):
 
 
 def earliest_removal(readded):
-    """The oldest ``removed_at`` among the re-added pairs (the audit window to read from), or None."""
-    times = [row["removed_at"] for row in readded if row.get("removed_at")]
+    """The oldest removal among the re-added pairs, as sent (``sent_at``, else ``removed_at``): the audit window to read from; or None."""
+    times = [row.get("sent_at") or row["removed_at"] for row in readded if row.get("sent_at") or row.get("removed_at")]
     return min(times) if times else None
 
 
@@ -144,7 +147,8 @@ def name_writers(readded, audit_users):
     named = []
     for row in readded:
         changes = (by_user.get(row["user_id"]) or {}).get("changes") or []
-        after = [c for c in changes if (c.get("time") or "") >= (row.get("removed_at") or "") and c["initiated_by"]["kind"] == "other"]
+        since = row.get("sent_at") or row.get("removed_at") or ""
+        after = [c for c in changes if (c.get("time") or "") >= since and c["initiated_by"]["kind"] == "other"]
         writer = after[-1]["initiated_by"] if after else None
         named.append(
             dict(row, writer=writer, writer_known=writer is not None, writer_label=writer_label(writer), written_at=after[-1]["time"] if after else None)

@@ -29,7 +29,6 @@ import pytest
 
 from ansible_collections.entraops.licensing.tests.reliability.campaign import (
     ASSIGN_LICENSE_ROUTE,
-    E3,
     build_tenant,
     direct_state,
     holders_of_direct_e3,

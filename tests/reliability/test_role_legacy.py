@@ -179,6 +179,24 @@ def test_wait_phase_without_audit_permissions_says_so_and_goes_on(campaign_emula
     assert emu.loss_ledger() == []
 
 
+def script_quicker_than_the_check(emu, role, stdout, figures):
+    """The other safe end of the schedule scenario: a pass of the script (every 0.5 s, more often late on a loaded machine)
+    re-licensed a user between a removal and the check that follows it. The removal cannot be verified, the row fails, the
+    run stops there (max_failures 0), and the user keeps the direct copy the script put back."""
+    assert "Graph accepted the removal but it was not visible in reads" in stdout, stdout[-3000:]
+    stopped = remove_records(role.out_dir)[-1]
+    assert stopped["status"] == "stopped" and stopped["failures"], stopped
+    removals = journal_removals(role.journal_path())
+    assert set(removals.values()) <= set(range(stopped["batch"] + 1))  # nothing after the stopped batch was removed
+    direct = dict((u["id"], [lic["skuId"] for lic in u.get("directLicenses") or []]) for u in emu.export_state()["users"])
+    assert all(E3 in direct[failure["user_id"]] for failure in stopped["failures"])
+    ours, dummy = split_ledger(emu)
+    assert ours == [] and emu.loss_ledger() == []
+    figures(
+        kind="scenario", scenario="role: legacy schedule on, stops at batch %d (unverified)" % stopped["batch"], migrated=len(removals), skipped={}, losses=0
+    )
+
+
 def test_rehearsal_with_the_legacy_schedule_on_stops_at_the_first_reading_that_shows_readds(campaign_emulator, tmp_path, figures):
     """The script runs on its schedule the whole time (every 0.5 s) and undoes removals as they land: the run stops after the
     first batch whose reading shows them (the reading follows the batch at once, so that is the canary or the batch after it)."""
@@ -192,11 +210,13 @@ def test_rehearsal_with_the_legacy_schedule_on_stops_at_the_first_reading_that_s
         emu.legacy.configure(enabled=False)
     assert status != 0
     found = re.search(r"(\d+) direct assignment\(s\) this migration removed are direct again after batch (\d+) \(threshold 0\)", stdout)
-    assert found, stdout[-3000:]
+    if found is None:
+        script_quicker_than_the_check(emu, role, stdout, figures)
+        return
     count, batch = int(found.group(1)), int(found.group(2))
     removals = journal_removals(role.journal_path())
     assert set(removals.values()) == set(range(batch + 1))  # nothing after the stopped batch was removed
-    assert WRITER + ": %d" % count in stdout
+    assert WRITER + ": %d" % count in stdout, stdout[-2500:]
     stopped = [record for record in remove_records(role.out_dir) if record.get("readded_total")][-1]
     assert stopped["batch"] == batch and stopped["readded_total"] == count > 0
     emails = {u["id"]: u["userPrincipalName"] for u in emu.export_state()["users"]}

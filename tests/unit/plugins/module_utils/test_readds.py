@@ -136,3 +136,15 @@ def test_direct_only_drift_splits_by_the_baseline():
     assert [row["user_id"] for row in drift["lost_group"]] == [uid(1)] and drift["lost_group_total"] == 1
     assert [row["user_id"] for row in drift["no_group"]] == [uid(3), uid(4)] and drift["no_group_total"] == 2
     assert readds.direct_only_drift(now)["no_group_total"] == 3
+
+
+def test_a_re_add_between_the_write_and_its_journaled_result_is_named():
+    """The result line is journaled after the check that follows the write: a script quicker than that check re-licensed
+    the user before removed_at, but after the intent (sent_at), and is still the writer."""
+    entries = [dict(intent("a", "remove_direct", 1), time="2026-03-01T10:00:00.000Z"), result("a", "remove_direct", 1, "ok", "2026-03-01T10:00:02.000Z")]
+    removed = readds.removed_by_journal(entries)
+    assert removed[(uid(1), SKU)]["sent_at"] == "2026-03-01T10:00:00.000Z" and removed[(uid(1), SKU)]["removed_at"] == "2026-03-01T10:00:02.000Z"
+    readded, dummy, dummy = readds.compare_reading([record(1, True)], removed)
+    assert readds.earliest_removal(readded) == "2026-03-01T10:00:00.000Z"
+    named = readds.name_writers(readded, [{"id": uid(1), "changes": [{"time": "2026-03-01T10:00:01.000Z", "initiated_by": LEGACY}]}])
+    assert named[0]["writer"] == LEGACY
