@@ -277,7 +277,7 @@ readded:
   description:
     - With O(reading_path) and O(journal_path), the direct assignments this migration removed that are direct again, oldest
       removal first, each with C(user_id), C(user_principal_name), C(sku_id), C(sku_part_number), C(batch), C(removed_at)
-      (when the removal's result was journaled), C(sent_at) (when it was about to be sent: the writer named is the newest
+      (when the removal's result was journaled), C(sent_at) (when it was about to be sent; the writer named is the newest
       other writer after it), C(disabled_plans_now), C(writer) (as C(initiated_by) in RV(users[].changes), or null), C(writer_known), C(writer_label)
       (as in RV(readded_writers)) and C(written_at).
   returned: when O(reading_path) is given
