@@ -348,7 +348,9 @@ class TestBatch:
         assert emulator.stats()["early_retries"] == 0
         stats = client.statistics()
         assert stats["throttled"] == 1 and stats["retries"] == 1
-        assert 1.0 <= stats["seconds_waited"] < 1.3 and 1.0 <= elapsed < 2.0
+        # Retry-After is honoured from the 429's arrival (the emulator counts an earlier resend as an early retry, asserted 0
+        # above): the client's own sleep starts a few milliseconds later, so it may be that much shorter than 1 s.
+        assert 0.95 <= stats["seconds_waited"] < 1.3 and 1.0 <= elapsed < 2.0
 
     def test_outer_batch_dropped_after_apply_leaves_writes_unknown_and_not_resent(self, emulator, client):
         ids = user_ids(client, 3)
