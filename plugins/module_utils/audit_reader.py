@@ -59,6 +59,14 @@ def read_audit_events(client, queries, max_requests):
     return events, requests, True
 
 
+def read_window(client, window, groups, users, max_requests):
+    """(events, requests sent, complete) of the license activities in ``window`` for ``groups`` and ``users`` (ids or names;
+    None for both reads every target), each filtered server-side when it is a single GUID."""
+    everything = groups is None and users is None
+    queries = audit_queries(window, _single_guid(groups), _single_guid(users), everything or groups is not None, everything or users is not None)
+    return read_audit_events(client, queries, max_requests)
+
+
 def own_app_ids(params, client):
     """This collection's application ids: the client id used, the token's ``appid``/``azp`` claim, and any given."""
     ids = set(value.lower() for value in params.get("own_app_ids") or [] if value)
@@ -180,10 +188,8 @@ def run_license_audit_info(module, now=None):
         window = time_window(since, params["until"], now, params["retention_days"])
     except AuditInputError as exc:
         module.fail_json(msg=str(exc))
-    everything = groups is None and users is None
-    queries = audit_queries(window, _single_guid(groups), _single_guid(users), everything or groups is not None, everything or users is not None)
     try:
-        events, requests, complete = read_audit_events(module.client, queries, params["max_requests"])
+        events, requests, complete = read_window(module.client, window, groups, users, params["max_requests"])
     except GraphError as exc:
         if exc.status == 403 and not params["fail_on_forbidden"]:
             _forbidden(module, window, _evidence_result(evidence, None))

@@ -68,6 +68,14 @@ SETTLE_FIRST_WAIT = 0.1
 SETTLE_MAX_WAIT = 2.0
 
 
+def max_failures_message(failures, max_failures):
+    """Why a run stopped: more failed rows than ``max_failures`` (the engine's ``failures``, the first one named)."""
+    return (
+        "Stopped after %d failure(s), more than max_failures=%d; the direct assignments of failed rows are in place "
+        "(or listed in the journal to restore). First: %s" % (len(failures), max_failures, failures[0]["reason"])
+    )
+
+
 class MaxFailuresExceeded(Exception):
     """Raised internally to stop the run once failures exceed max_failures."""
 

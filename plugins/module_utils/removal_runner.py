@@ -34,7 +34,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.plan import (
     read_removal_rows,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.powershell import rollback_script_path, write_rollback_script
-from ansible_collections.entraops.licensing.plugins.module_utils.removal import SAMPLE_SIZE, RemovalEngine, run_diff
+from ansible_collections.entraops.licensing.plugins.module_utils.removal import SAMPLE_SIZE, RemovalEngine, max_failures_message, run_diff
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import RecordsError
 from ansible_collections.entraops.licensing.plugins.module_utils.verified_batches import BatchesStopped, VerifiedBatches
 
@@ -267,11 +267,7 @@ def _exit(module, params, result, plan_header, script, verified=None):
         if verified.stop:
             module.fail_json(msg=verified.stop, **output)
     if result["stopped"]:
-        module.fail_json(
-            msg="Stopped after %d failure(s), more than max_failures=%d; the direct assignments of failed rows are in place "
-            "(or listed in the journal to restore). First: %s" % (len(result["failures"]), params["max_failures"], result["failures"][0]["reason"]),
-            **output,
-        )
+        module.fail_json(msg=max_failures_message(result["failures"], params["max_failures"]), **output)
     if result["failures"]:
         module.warn("%d row(s) failed (within max_failures=%d); see failures" % (len(result["failures"]), params["max_failures"]))
     module.exit_json(**output)

@@ -30,10 +30,9 @@ import json
 import os
 
 from ansible_collections.entraops.licensing.plugins.module_utils.assignments import MembershipIndex, iter_records
-from ansible_collections.entraops.licensing.plugins.module_utils.audit_log import AuditInputError, audit_queries, summarise, time_window
-from ansible_collections.entraops.licensing.plugins.module_utils.audit_reader import FORBIDDEN_MESSAGE, read_audit_events
+from ansible_collections.entraops.licensing.plugins.module_utils.audit_log import AuditInputError, summarise, time_window
+from ansible_collections.entraops.licensing.plugins.module_utils.audit_reader import FORBIDDEN_MESSAGE, read_window
 from ansible_collections.entraops.licensing.plugins.module_utils.graph import GraphError
-from ansible_collections.entraops.licensing.plugins.module_utils.guid import canonical_guid
 from ansible_collections.entraops.licensing.plugins.module_utils.journal import JournalReader
 from ansible_collections.entraops.licensing.plugins.module_utils.migration_report import iter_assignment_records
 from ansible_collections.entraops.licensing.plugins.module_utils.readds import (
@@ -44,6 +43,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.readds import (
     removed_by_journal,
     writers_summary,
 )
+from ansible_collections.entraops.licensing.plugins.module_utils.removal import max_failures_message
 from ansible_collections.entraops.licensing.plugins.module_utils.reports import write_report
 from ansible_collections.entraops.licensing.plugins.module_utils.verification import Collector, plan_names
 
@@ -186,7 +186,6 @@ class VerifiedBatches:
         self.stop = None  # why the run stopped before the next batch (set by the caller from BatchesStopped)
         self.reading_before = None
         self.readings = 0
-        self.audit_requests = 0
         self._baseline = None
         self._plan_names = None
         pacer = getattr(client, "pacer", None)
@@ -250,16 +249,13 @@ class VerifiedBatches:
         except AuditInputError as exc:
             self.warn("the writers of the re-added direct assignments are not named: %s" % exc)
             return None
-        guids = [canonical_guid(user) for user in users]
-        queries = audit_queries(window, None, None if any(guid is None for guid in guids) else guids, False, True)
         try:
-            events, requests, complete = read_audit_events(self.client, queries, self.options["audit_max_requests"])
+            events, dummy, complete = read_window(self.client, window, None, users, self.options["audit_max_requests"])
         except GraphError as exc:
             if exc.status == 403:
                 self.warn(FORBIDDEN_MESSAGE)
                 return None
             raise
-        self.audit_requests += requests
         if not complete:
             self.warn("the audit read stopped after audit_max_requests=%d requests: the writers named are partial" % self.options["audit_max_requests"])
         return summarise(events, users=users, own_app_ids=self.own_app_ids)["users"]
@@ -319,13 +315,7 @@ class VerifiedBatches:
         failures = engine.failures[failures_before:]
         removed = engine.removed_total - removed_before
         if engine.stopped:
-            self._stopped(
-                batch,
-                removed_before,
-                failures_before,
-                "Stopped after %d failure(s), more than max_failures=%d; the direct assignments of failed rows are in place (or listed in "
-                "the journal to restore). First: %s" % (len(engine.failures), engine.max_failures, engine.failures[0]["reason"]),
-            )
+            self._stopped(batch, removed_before, failures_before, max_failures_message(engine.failures, engine.max_failures))
             raise BatchesStopped(self.records[-1]["detail"])
         skipped = counts_delta(engine.skipped_by_verdict, skipped_before)
         try:
