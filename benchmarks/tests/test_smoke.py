@@ -48,3 +48,18 @@ def test_group_side_at_1000_users(tmp_path, capsys):
     assert rows["licensing_group"]["members_added"] == 1000 and rows["licensing_group"]["writes"] == 51
     assert all(row["throttled_429"] == 0 and row["loss_ledger"] == 0 and row["peak_rss_mb"] > 0 for row in rows.values())
     assert "license_processing_wait" in printed and "JSON:" in printed
+
+
+def test_journal_reads_follow_parses_each_line_once(tmp_path, capsys):
+    import journal_reads  # noqa: E402 (beside run.py)
+
+    out = tmp_path / "journal.json"
+    assert journal_reads.main(["--users", "2000", "--batch-size", "100", "--out", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert document["readings"] == 20 and document["removals"] == 2000
+    # a run line, then an intent and a result per removal
+    assert document["journal_lines"] == 4001
+    assert document["new_lines_only"]["lines_parsed"] == document["journal_lines"]
+    # the whole journal at every reading: sum over the readings of 1 + 200 * batches so far
+    assert document["whole_journal_each_reading"]["lines_parsed"] == sum(1 + 200 * batch for batch in range(1, 21))
+    assert "cpu_ratio" in capsys.readouterr().out

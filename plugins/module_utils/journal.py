@@ -447,6 +447,11 @@ class JournalReader:
 
     Same checks as read_journal (which collects it): after the iteration ``truncated_last_line``,
     ``warnings`` and ``entries`` (the count) are set. Memory stays flat in the journal's length.
+
+    ``new_entries()`` follows a journal that grows: each call yields only the entries appended since the
+    previous call (the first from the start), so a run that reads its own journal after every batch parses
+    each line once instead of the whole journal each time. It takes complete lines only: a last line without
+    its newline waits for the next call (the writer, which holds the journal's lock, ends or repairs it).
     """
 
     def __init__(self, path):
@@ -456,24 +461,41 @@ class JournalReader:
         self.warnings = []
         self.truncated_last_line = False
         self.entries = 0
+        self.offset = 0  # bytes read so far (new_entries resumes here)
+        self._line_number = 0
+        self._bad_line = None  # (line number, problem, ended with a newline) awaiting a repair line or the end
 
     def __iter__(self):
+        self.warnings, self.truncated_last_line, self.entries = [], False, 0
+        self.offset, self._line_number, self._bad_line = 0, 0, None
+        return self._read(complete_lines_only=False)
+
+    def new_entries(self):
+        """The entries appended since the last call (the first call: all), complete lines only."""
+        return self._read(complete_lines_only=True)
+
+    def _read(self, complete_lines_only):
         absolute_path = self.path
-        bad_line = None  # (line number, problem, ended with a newline) awaiting a repair line or EOF
         try:
             with open(absolute_path, "rb") as stream:
-                for line_number, raw in enumerate(stream, start=1):
+                stream.seek(self.offset)
+                for raw in stream:
+                    if complete_lines_only and not raw.endswith(b"\n"):
+                        break  # still being written: read again from its start next time
+                    self.offset += len(raw)
+                    self._line_number += 1
                     if not raw.strip():
                         continue
                     entry, problem = _parse_line(raw)
+                    bad_line = self._bad_line
                     if bad_line is not None:
                         if entry is not None and entry["type"] == "repair" and entry["ignored_line"] == bad_line[0]:
                             self.warnings.append("journal %s line %d was cut short by a stopped run and is ignored" % (absolute_path, bad_line[0]))
-                            bad_line = None
+                            self._bad_line = None
                         else:
                             raise RecordsError("journal %s line %d %s" % (absolute_path, bad_line[0], bad_line[1]))
                     if problem:
-                        bad_line = (line_number, problem, raw.endswith(b"\n"))
+                        self._bad_line = (self._line_number, problem, raw.endswith(b"\n"))
                         continue
                     self.entries += 1
                     yield entry
@@ -483,7 +505,9 @@ class JournalReader:
             raise RecordsError("journal path %s is a directory, not a journal file" % absolute_path)
         except OSError as exc:
             raise RecordsError("cannot read journal %s: %s" % (absolute_path, exc.strerror or exc))
+        bad_line = self._bad_line
         if bad_line is not None:
+            # A bad line with its newline is followed by its repair line (the writer appends both at once).
             if bad_line[2]:
                 raise RecordsError("journal %s line %d %s" % (absolute_path, bad_line[0], bad_line[1]))
             self.truncated_last_line = True

@@ -31,35 +31,46 @@ def _key(user_id, sku_id):
     return ((user_id or "").lower(), (sku_id or "").lower())
 
 
+class JournalRemovals:
+    """removed_by_journal folded step by step: ``feed`` the entries as the journal grows (JournalReader.new_entries),
+    ``removed`` is the same as removed_by_journal over every entry fed so far."""
+
+    def __init__(self):
+        self.intents = {}  # intents still waiting for their result line
+        self.removed = {}
+
+    def feed(self, entries):
+        intents, removed = self.intents, self.removed
+        for entry in entries:
+            kind = entry.get("type")
+            if kind == "intent":
+                intents[entry.get("op_id")] = entry
+                continue
+            if kind != "result":
+                continue
+            intent = intents.pop(entry.get("op_id"), None) or {}
+            key = _key(entry.get("user_id") or intent.get("user_id"), entry.get("sku_id") or intent.get("sku_id"))
+            op = entry.get("op") or intent.get("op")
+            if op == "remove_direct" and entry.get("outcome") == "ok":
+                removed[key] = {
+                    "user_id": key[0],
+                    "user_principal_name": intent.get("user_principal_name"),
+                    "sku_id": key[1],
+                    "sku_part_number": intent.get("sku_part_number"),
+                    "batch": intent.get("batch"),
+                    "removed_at": entry.get("time"),
+                    # When the removal was about to be sent (its intent): a writer that re-licensed the user between the write
+                    # and its journaled result (the check after the write takes a moment) is still after it.
+                    "sent_at": intent.get("time") or entry.get("time"),
+                }
+            elif op != "remove_direct" and entry.get("outcome") in ("ok", "skipped"):
+                removed.pop(key, None)  # put back by this collection: not somebody else's re-add
+        return self
+
+
 def removed_by_journal(entries):
     """{(user_id, sku_id): {user_id, user_principal_name, sku_id, sku_part_number, batch, removed_at}} of removals that stand."""
-    intents = {}
-    removed = {}
-    for entry in entries:
-        kind = entry.get("type")
-        if kind == "intent":
-            intents[entry.get("op_id")] = entry
-            continue
-        if kind != "result":
-            continue
-        intent = intents.pop(entry.get("op_id"), None) or {}
-        key = _key(entry.get("user_id") or intent.get("user_id"), entry.get("sku_id") or intent.get("sku_id"))
-        op = entry.get("op") or intent.get("op")
-        if op == "remove_direct" and entry.get("outcome") == "ok":
-            removed[key] = {
-                "user_id": key[0],
-                "user_principal_name": intent.get("user_principal_name"),
-                "sku_id": key[1],
-                "sku_part_number": intent.get("sku_part_number"),
-                "batch": intent.get("batch"),
-                "removed_at": entry.get("time"),
-                # When the removal was about to be sent (its intent): a writer that re-licensed the user between the write
-                # and its journaled result (the check after the write takes a moment) is still after it.
-                "sent_at": intent.get("time") or entry.get("time"),
-            }
-        elif op != "remove_direct" and entry.get("outcome") in ("ok", "skipped"):
-            removed.pop(key, None)  # put back by this collection: not somebody else's re-add
-    return removed
+    return JournalRemovals().feed(entries).removed
 
 
 def direct_keys(records):

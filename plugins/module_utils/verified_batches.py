@@ -40,7 +40,7 @@ from ansible_collections.entraops.licensing.plugins.module_utils.readds import (
     direct_keys,
     earliest_removal,
     name_writers,
-    removed_by_journal,
+    JournalRemovals,
     writers_summary,
 )
 from ansible_collections.entraops.licensing.plugins.module_utils.removal import max_failures_message
@@ -188,6 +188,8 @@ class VerifiedBatches:
         self.readings = 0
         self._baseline = None
         self._plan_names = None
+        self._journal = None  # JournalReader following the journal: each reading parses only the lines since the last one
+        self._removals = JournalRemovals()
         pacer = getattr(client, "pacer", None)
         if pacer is not None and getattr(pacer, "rate", 0):
             pacer.ensure_burst(READING_REFILL)
@@ -208,7 +210,9 @@ class VerifiedBatches:
         memory does not grow with the tenant."""
         removed = None
         if not self.check_mode and self.journal_path and os.path.exists(self.journal_path):
-            removed = removed_by_journal(JournalReader(self.journal_path))
+            if self._journal is None:
+                self._journal = JournalReader(self.journal_path)
+            removed = dict(self._removals.feed(self._journal.new_entries()).removed)
         baseline = self.baseline_direct() if removed is not None else None
         index = MembershipIndex(self.client).start_loading()
         collector = Collector(0, keep_all=False)

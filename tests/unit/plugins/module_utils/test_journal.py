@@ -538,3 +538,72 @@ def test_rollback_script_refuses_bad_rows_and_leaves_no_file(tmp_path):
     with pytest.raises(RecordsError, match="tenant_id must be a tenant GUID or domain name"):
         write_rollback_script([], path, tenant_id="contoso'; evil")
     assert os.listdir(str(tmp_path)) == []
+
+
+# -- following a journal that grows (JournalReader.new_entries): each line parsed once
+
+
+def test_new_entries_yields_only_what_was_appended_since_the_last_call(tmp_path):
+    path = str(tmp_path / "journal.jsonl")
+    reader = journal_module.JournalReader(path)
+    with Journal(path, run_id="run-1") as journal:
+        first = remove(journal)
+        assert [entry["type"] for entry in reader.new_entries()] == ["run", "intent"]
+        journal.result(first, "ok")
+        second = remove(journal, user_id=OBRIEN)
+        assert [(entry["type"], entry["op_id"]) for entry in reader.new_entries()] == [("result", first), ("intent", second)]
+        assert list(reader.new_entries()) == []
+        journal.result(second, "failed")
+        assert [entry["outcome"] for entry in reader.new_entries()] == ["failed"]
+    assert reader.entries == 5
+    assert reader.offset == os.path.getsize(path)
+    # A full pass starts again from the beginning and sees the same entries.
+    assert [entry["type"] for entry in reader] == ["run", "intent", "result", "intent", "result"]
+
+
+def test_new_entries_leaves_a_line_without_its_newline_for_the_next_call(tmp_path):
+    path = str(tmp_path / "journal.jsonl")
+    with Journal(path) as journal:
+        remove(journal)
+    reader = journal_module.JournalReader(path)
+    assert len(list(reader.new_entries())) == 2
+    scratch = str(tmp_path / "scratch.jsonl")
+    with Journal(scratch) as other:
+        op_id = remove(other, user_id=OBRIEN)
+    line = json.dumps(lines_of(scratch)[-1])
+    with open(path, "a", encoding="utf-8") as stream:
+        stream.write(line[:20])  # half written
+    assert list(reader.new_entries()) == []
+    offset = reader.offset
+    with open(path, "a", encoding="utf-8") as stream:
+        stream.write(line[20:] + "\n")
+    assert [entry["op_id"] for entry in reader.new_entries()] == [op_id]
+    assert reader.offset == os.path.getsize(path) > offset
+
+
+def test_new_entries_accepts_a_cut_line_and_its_repair_read_in_different_calls(tmp_path):
+    path = str(tmp_path / "journal.jsonl")
+    with Journal(path) as journal:
+        remove(journal)
+        remove(journal, user_id=OBRIEN)
+    with open(path, "rb+") as stream:
+        stream.truncate(os.path.getsize(path) - 25)
+    reader = journal_module.JournalReader(path)
+    assert [entry["type"] for entry in reader.new_entries()] == ["run", "intent"]  # the cut line waits
+    with Journal(path, run_id="run-2") as journal:  # ends the cut line and repairs it
+        op_id = remove(journal, user_id=ZOE)
+        journal.result(op_id, "ok")
+    assert [entry["type"] for entry in reader.new_entries()] == ["repair", "run", "intent", "result"]
+    assert "line 3 was cut short" in reader.warnings[0]
+
+
+def test_new_entries_refuses_a_malformed_line_without_its_repair(tmp_path):
+    path = str(tmp_path / "journal.jsonl")
+    with Journal(path) as journal:
+        remove(journal)
+    reader = journal_module.JournalReader(path)
+    list(reader.new_entries())
+    with open(path, "a", encoding="utf-8") as stream:
+        stream.write('{"type": "intent", "op_id": \n')
+    with pytest.raises(RecordsError, match="line 3 is not valid JSON"):
+        list(reader.new_entries())

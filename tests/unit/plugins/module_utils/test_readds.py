@@ -148,3 +148,19 @@ def test_a_re_add_between_the_write_and_its_journaled_result_is_named():
     assert readds.earliest_removal(readded) == "2026-03-01T10:00:00.000Z"
     named = readds.name_writers(readded, [{"id": uid(1), "changes": [{"time": "2026-03-01T10:00:01.000Z", "initiated_by": LEGACY}]}])
     assert named[0]["writer"] == LEGACY
+
+
+def test_removals_folded_step_by_step_equal_the_whole_fold_at_every_split():
+    entries = journal()
+    whole = readds.removed_by_journal(entries)
+    for split in range(len(entries) + 1):
+        for second in range(split, len(entries) + 1):
+            removals = readds.JournalRemovals()
+            removals.feed(entries[:split]).feed(entries[split:second])
+            assert removals.removed == readds.removed_by_journal(entries[:second])
+            removals.feed(entries[second:])
+            assert removals.removed == whole
+    # An intent read in one step, its result in the next: the removal keeps the intent's names.
+    removals = readds.JournalRemovals().feed(entries[:2])
+    assert removals.removed == {}
+    assert removals.feed(entries[2:3]).removed[(uid(1), SKU)]["user_principal_name"] == "u1@contoso.com"
