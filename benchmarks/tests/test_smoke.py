@@ -63,3 +63,21 @@ def test_journal_reads_follow_parses_each_line_once(tmp_path, capsys):
     # the whole journal at every reading: sum over the readings of 1 + 200 * batches so far
     assert document["whole_journal_each_reading"]["lines_parsed"] == sum(1 + 200 * batch for batch in range(1, 21))
     assert "cpu_ratio" in capsys.readouterr().out
+
+
+def test_ansible_overhead_measures_each_kind_of_task(tmp_path, capsys):
+    import ansible_overhead  # noqa: E402 (beside run.py)
+
+    out = tmp_path / "overhead.json"
+    assert ansible_overhead.main(["--hosts", "2", "--forks", "2", "--tasks", "4", "--out", str(out)]) == 0
+    document = json.loads(out.read_text())
+    kinds = document["kinds"]
+    assert sorted(kinds) == ["builtin_module", "collection_module", "controller"]
+    for figures in kinds.values():
+        assert figures["cpu_s_all_tasks"] > 0 and figures["wall_s_one_task"] > 0
+    # a module task starts a process (a few hundred ms of CPU); a controller-only task does not (tens of ms, within
+    # the noise at this size)
+    for kind in ("builtin_module", "collection_module"):
+        assert kinds[kind]["cpu_ms_per_task_and_host"] > 50
+        assert kinds[kind]["cpu_ms_per_task_and_host"] > kinds["controller"]["cpu_ms_per_task_and_host"]
+    assert "cpu_ms_per_task_and_host" in capsys.readouterr().out
