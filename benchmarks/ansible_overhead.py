@@ -30,6 +30,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from results_file import emit  # noqa: E402
 
 KINDS = {
     "controller": lambda index: {"ansible.builtin.set_fact": {"fact_%d" % index: "{{ inventory_hostname }}-%d" % index}},
@@ -105,11 +108,7 @@ def main(argv=None):
         parser.error("--hosts and --forks must be at least 1 and --tasks at least 2, got %d, %d, %d" % (args.hosts, args.forks, args.tasks))
     figures = measure(args.hosts, args.forks, args.tasks)
     figures["command"] = "ansible_overhead.py --hosts %d --forks %d --tasks %d" % (args.hosts, args.forks, args.tasks)
-    text = json.dumps(figures, indent=2, sort_keys=True)
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    emit(figures, args.out)
     return 0
 
 

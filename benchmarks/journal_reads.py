@@ -28,9 +28,11 @@ ROOT = os.path.dirname(HERE)
 COLLECTIONS = os.path.join(ROOT, ".venv", "collections")
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
+sys.path.insert(0, HERE)
 
 from ansible_collections.entraops.licensing.plugins.module_utils.journal import Journal, JournalReader  # noqa: E402
 from ansible_collections.entraops.licensing.plugins.module_utils.readds import JournalRemovals, removed_by_journal  # noqa: E402
+from results_file import emit  # noqa: E402
 
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"  # Office 365 E3 (shared/fixtures/skus.json)
 
@@ -94,11 +96,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="entraops-journal-reads-", dir=base) as directory:
         figures = measure(args.users, args.batch_size, directory)
     figures["command"] = "journal_reads.py --users %d --batch-size %d" % (args.users, args.batch_size)
-    text = json.dumps(figures, indent=2, sort_keys=True)
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    emit(figures, args.out)
     return 0
 
 

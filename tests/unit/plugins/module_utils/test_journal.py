@@ -49,6 +49,17 @@ def restore(journal, row):
     return journal.intent("restore_direct", row["user_id"], row["user_principal_name"], row["sku_id"], row["sku_part_number"], row["disabled_plans"])
 
 
+def journal_killed_mid_second_intent(tmp_path):
+    """A journal whose run was killed while writing its second intent (the last line cut short)."""
+    path = str(tmp_path / "journal.jsonl")
+    with Journal(path) as journal:
+        remove(journal)
+        remove(journal, user_id=OBRIEN)
+    with open(path, "rb+") as stream:
+        stream.truncate(os.path.getsize(path) - 25)
+    return path
+
+
 def test_intent_and_result_lines_hold_the_documented_fields(tmp_path):
     path = str(tmp_path / "journal.jsonl")
     with Journal(path, run_id="run-1") as journal:
@@ -140,12 +151,7 @@ def test_truncated_last_line_is_ignored_with_a_warning(tmp_path):
 
 
 def test_appending_after_a_kill_repairs_the_tail_and_keeps_the_journal_readable(tmp_path):
-    path = str(tmp_path / "journal.jsonl")
-    with Journal(path) as journal:
-        remove(journal)
-        remove(journal, user_id=OBRIEN)
-    with open(path, "rb+") as stream:
-        stream.truncate(os.path.getsize(path) - 25)
+    path = journal_killed_mid_second_intent(tmp_path)
     with Journal(path, run_id="run-2") as journal:
         op_id = remove(journal, user_id=ZOE)
         journal.result(op_id, "ok")
@@ -582,12 +588,7 @@ def test_new_entries_leaves_a_line_without_its_newline_for_the_next_call(tmp_pat
 
 
 def test_new_entries_accepts_a_cut_line_and_its_repair_read_in_different_calls(tmp_path):
-    path = str(tmp_path / "journal.jsonl")
-    with Journal(path) as journal:
-        remove(journal)
-        remove(journal, user_id=OBRIEN)
-    with open(path, "rb+") as stream:
-        stream.truncate(os.path.getsize(path) - 25)
+    path = journal_killed_mid_second_intent(tmp_path)
     reader = journal_module.JournalReader(path)
     assert [entry["type"] for entry in reader.new_entries()] == ["run", "intent"]  # the cut line waits
     with Journal(path, run_id="run-2") as journal:  # ends the cut line and repairs it
