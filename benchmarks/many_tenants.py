@@ -317,6 +317,7 @@ def run_playbook(tenants, args, workdir, log):
         ANSIBLE_ASYNC_DIR=os.path.join(workdir, "ansible-async"),
         BENCH_REAL_PYTHON=sys.executable,
         BENCH_MODULE_LOG=module_log,
+        ANSIBLE_STRATEGY=args.strategy,
     )
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", os.path.join(ROOT, ".venv", "collections"))
     playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
@@ -548,6 +549,12 @@ def main(argv=None):
         default="auto",
         help="migrate_direct_to_group_background (default: the role's default, auto; never shows the linear strategy's waves)",
     )
+    parser.add_argument(
+        "--strategy",
+        choices=["linear", "free"],
+        default="linear",
+        help="the play's strategy (ANSIBLE_STRATEGY; default linear, Ansible's): free lets each tenant go on without waiting for the others at every task",
+    )
     parser.add_argument("--bad-credential", type=int, default=0, help="tenants (the last ones) given a wrong client secret")
     parser.add_argument("--storm", type=int, default=0, help="tenants (before the bad ones) in a throttling storm")
     parser.add_argument("--storm-skip", type=int, default=100, help="user assignLicense calls answered before the storm starts (default 100)")
@@ -629,6 +636,7 @@ def summarize(args, run, results, problems):
         "latency_ms": args.latency_ms,
         "batch_size": args.batch_size,
         "background": args.background,
+        "strategy": args.strategy,
         "cpu_count": os.cpu_count(),
         "load_average_after": os.getloadavg(),
         "ansible_returncode": run["returncode"],
@@ -669,11 +677,12 @@ def argv_is_cli():
 
 def table(document):
     lines = [
-        "%d tenants x %d users, forks %d, background %s, time scale %s: wall %.1f s (emulated %.1f s), largest tenant bound %.1f s, ratio %.3f (target <= %.1f)"
+        "%d tenants x %d users, forks %d, strategy %s, background %s, time scale %s: wall %.1f s (emulated %.1f s), largest tenant bound %.1f s, ratio %.3f (target <= %.1f)"
         % (
             document["tenants"],
             document["users_per_tenant"],
             document["forks"],
+            document.get("strategy", "linear"),
             document["background"],
             document["time_scale"],
             document["wall_s"],

@@ -101,9 +101,23 @@ class RoleRun:
 
     def run(self, playbook="migrate", *extra):
         completed = subprocess.run(
-            self.command(playbook, *extra), env=self.env, cwd=str(self.folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600, check=False
+            self.command(playbook, *extra),
+            env=self.env,
+            cwd=str(self.folder),
+            stdin=subprocess.DEVNULL,  # not interactive: a prompt between batches is not waited for
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=600,
+            check=False,
         )
         return completed.returncode, completed.stdout.decode("utf-8", "replace"), completed.stderr.decode("utf-8", "replace")
+
+    def set_vars(self, **variables):
+        """Add role variables to the run's extra vars."""
+        with open(self.variables, "r", encoding="utf-8") as stream:
+            content = json.load(stream)
+        content.update(variables)
+        self._private_file("vars.json", content)
 
     def journal_path(self):
         return os.path.join(self.out_dir, "%s-journal.jsonl" % HOST)
@@ -151,6 +165,42 @@ def test_role_at_vvvv_leaks_no_secret_and_keeps_user_data_private(campaign_emula
     assert leaks == []
     assert any(path.endswith(".html") for path in data_files) and any(path.endswith(".ps1") for path in data_files)
     assert too_open == [], "files holding user data readable by others: %s" % too_open
+
+
+def remove_tasks_run(stdout):
+    """The batch groups the remove phase ran, one per direct_license task, from its task banners."""
+    marker = "Remove - direct assignments the rule allows, each batch verified, batches "
+    return [line.split(marker, 1)[1].split("]", 1)[0] for line in stdout.splitlines() if line.startswith("TASK [") and marker in line]
+
+
+def test_role_under_the_free_strategy_and_with_a_prompt_between_batches(campaign_emulator, tmp_path, figures):
+    """strategy free (ANSIBLE_STRATEGY) runs the whole role: the pauses, which it refuses even when skipped, are only
+    loaded when asked for. With a prompt between batches (the linear strategy) each batch is its own task and the
+    prompt, not interactive here, is passed."""
+    emu = campaign_emulator
+    reset(emu, build_tenant(ROLE_USERS, seed=31))
+    before = holders_of_direct_e3(emu)
+    (tmp_path / "free").mkdir()
+    free = RoleRun(emu, tmp_path / "free")
+    free.env["ANSIBLE_STRATEGY"] = "free"
+    status, stdout, stderr = free.run("migrate")
+    assert status == 0, stdout[-3000:] + stderr[-2000:]
+    assert remove_tasks_run(stdout) == ["0, 1, 2, 3"]  # canary and three batches of 40 in one task
+    assert table_row(figures, "role: strategy free", emu, before, free.journal_path()) == before
+
+    reset(emu, build_tenant(ROLE_USERS, seed=37))
+    before = holders_of_direct_e3(emu)
+    (tmp_path / "prompted").mkdir()
+    prompted = RoleRun(emu, tmp_path / "prompted")
+    prompted.set_vars(migrate_direct_to_group_prompt_between_batches=True)
+    status, stdout, stderr = prompted.run("migrate")
+    assert status == 0, stdout[-3000:] + stderr[-2000:]
+    assert remove_tasks_run(stdout) == ["0", "1", "2", "3"]
+    # a prompt after each batch but the last (its text, naming the next batch, rendered without error); without a
+    # terminal ansible-core does not wait for it
+    assert stdout.count("TASK [entraops.licensing.migrate_direct_to_group : Remove - ask for approval of the next batch]") == 3
+    assert "Not waiting for response to prompt as stdin is not interactive" in stdout + stderr
+    assert table_row(figures, "role: a prompt between batches", emu, before, prompted.journal_path()) == before
 
 
 def test_role_under_storms_and_5xx_stops_then_the_rerun_finishes(campaign_emulator, tmp_path, figures):
