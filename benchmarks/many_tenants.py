@@ -551,7 +551,7 @@ def main(argv=None):
     )
     parser.add_argument(
         "--strategy",
-        choices=["linear", "free"],
+        choices=["linear", "free", "host_pinned"],
         default="linear",
         help="the play's strategy (ANSIBLE_STRATEGY; default linear, Ansible's): free lets each tenant go on without waiting for the others at every task",
     )
