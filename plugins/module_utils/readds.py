@@ -69,7 +69,7 @@ class JournalRemovals:
 
 
 def removed_by_journal(entries):
-    """{(user_id, sku_id): {user_id, user_principal_name, sku_id, sku_part_number, batch, removed_at}} of removals that stand."""
+    """{(user_id, sku_id): {user_id, user_principal_name, sku_id, sku_part_number, batch, removed_at, sent_at}} of removals that stand."""
     return JournalRemovals().feed(entries).removed
 
 
@@ -139,9 +139,14 @@ def direct_only_drift(records, baseline_inherited=None):
     return found
 
 
+def sent_time(row):
+    """When a removal was sent (``sent_at``, else ``removed_at`` for rows without it), or None: re-adds count from there."""
+    return row.get("sent_at") or row.get("removed_at")
+
+
 def earliest_removal(readded):
-    """The oldest removal among the re-added pairs, as sent (``sent_at``, else ``removed_at``): the audit window to read from; or None."""
-    times = [row.get("sent_at") or row["removed_at"] for row in readded if row.get("sent_at") or row.get("removed_at")]
+    """The oldest removal among the re-added pairs, as sent (sent_time): the audit window to read from; or None."""
+    times = [sent for sent in map(sent_time, readded) if sent]
     return min(times) if times else None
 
 
@@ -158,7 +163,7 @@ def name_writers(readded, audit_users):
     named = []
     for row in readded:
         changes = (by_user.get(row["user_id"]) or {}).get("changes") or []
-        since = row.get("sent_at") or row.get("removed_at") or ""
+        since = sent_time(row) or ""
         after = [c for c in changes if (c.get("time") or "") >= since and c["initiated_by"]["kind"] == "other"]
         writer = after[-1]["initiated_by"] if after else None
         named.append(
